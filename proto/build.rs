@@ -1,0 +1,28 @@
+//! Compiles `keygate/v1/*.proto` with protox (pure Rust, no `protoc`) and generates
+//! prost messages plus tonic clients and servers. The encoded descriptor set is kept
+//! for gRPC server reflection.
+use prost::Message;
+use std::path::PathBuf;
+
+const FILES: &[&str] = &[
+    "keygate/v1/common.proto",
+    "keygate/v1/token.proto",
+    "keygate/v1/route.proto",
+    "keygate/v1/team.proto",
+    "keygate/v1/audit.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    for f in FILES {
+        println!("cargo:rerun-if-changed={}", root.join(f).display());
+    }
+    let fds = protox::compile(FILES, [&root])?;
+    std::fs::write(out.join("keygate_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
