@@ -1,0 +1,396 @@
+//! `keygate audit ...`: list, export and verify the hash-chained audit log.
+//!
+//! Owns: turning audit filters into `AuditService` requests, the event's table row and JSON
+//! shape, streaming an export to stdout or a file, and turning a broken chain into a
+//! failing exit code. Must not: reformat exported bytes (they are written exactly as the
+//! server streams them) or check hashes itself (the server recomputes the chain).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use keygate_proto::v1::{
+    AuditEvent, AuditFilter, ExportAuditEventsRequest, ExportAuditEventsResponse, ExportFormat,
+    ListAuditEventsRequest, VerifyAuditChainRequest, VerifyAuditChainResponse,
+};
+use serde_json::{Value, json};
+
+use crate::Context;
+use crate::args::{AuditCommand, AuditExportArgs, AuditFilterArgs, AuditListArgs, ExportFormatArg};
+use crate::client::{CliError, Connection};
+use crate::output::{self, NONE};
+
+const HEADER: [&str; 7] = [
+    "SEQ",
+    "TIME",
+    "ACTOR",
+    "ACTION",
+    "ENTITY",
+    "TEAM",
+    "REQUEST ID",
+];
+
+pub(crate) async fn run(command: AuditCommand, ctx: &mut Context<'_>) -> Result<(), CliError> {
+    match command {
+        AuditCommand::List(args) => list(args, ctx).await,
+        AuditCommand::Export(args) => export(args, ctx).await,
+        AuditCommand::Verify => {
+            let conn = ctx.connect().await?;
+            let response = conn
+                .call(conn.audit().verify_audit_chain(VerifyAuditChainRequest {}))
+                .await?;
+            if ctx.json {
+                ctx.print_json(&verify_json(&response))?;
+            } else {
+                writeln!(ctx.out, "{}", verify_summary(&response))?;
+            }
+            if response.ok {
+                Ok(())
+            } else {
+                Err(CliError::Failed(format!(
+                    "audit chain verification failed at seq {}",
+                    response.first_bad_seq
+                )))
+            }
+        }
+    }
+}
+
+fn filter(args: &AuditFilterArgs) -> AuditFilter {
+    AuditFilter {
+        actor_id: args.actor.clone().unwrap_or_default(),
+        action: args.action.clone().unwrap_or_default(),
+        entity_type: args.entity_type.clone().unwrap_or_default(),
+        entity_id: args.entity_id.clone().unwrap_or_default(),
+        team_id: args.team.clone().unwrap_or_default(),
+        start_time: args.since,
+        end_time: args.until,
+    }
+}
+
+async fn list(args: AuditListArgs, ctx: &mut Context<'_>) -> Result<(), CliError> {
+    let mut request = ListAuditEventsRequest {
+        filter: Some(filter(&args.filter)),
+        page_size: args.page.page_size.unwrap_or(0),
+        page_token: args.page.page_token.clone().unwrap_or_default(),
+    };
+    let conn = ctx.connect().await?;
+    let mut events = Vec::new();
+    let (next_page_token, total) = loop {
+        let page = conn
+            .call(conn.audit().list_audit_events(request.clone()))
+            .await?;
+        events.extend(page.events);
+        if !args.page.all || page.next_page_token.is_empty() {
+            break (page.next_page_token, page.total_size);
+        }
+        request.page_token = page.next_page_token;
+    };
+
+    if ctx.json {
+        let value = json!({
+            "events": events.iter().map(event_json).collect::<Vec<_>>(),
+            "next_page_token": next_page_token,
+            "total_size": total,
+        });
+        return ctx.print_json(&value);
+    }
+    if !events.is_empty() {
+        ctx.out.write_all(event_table(&events).as_bytes())?;
+        ctx.out.flush()?;
+    }
+    writeln!(ctx.err, "{} of {total} matching events", events.len())?;
+    ctx.next_page_hint(&next_page_token)
+}
+
+async fn export(args: AuditExportArgs, ctx: &mut Context<'_>) -> Result<(), CliError> {
+    let format = match args.format {
+        ExportFormatArg::Ndjson => ExportFormat::Ndjson,
+        ExportFormatArg::Csv => ExportFormat::Csv,
+    };
+    let request = ExportAuditEventsRequest {
+        filter: Some(filter(&args.filter)),
+        format: format as i32,
+    };
+    // Open the destination before calling, so a bad path fails fast.
+    let mut file = match &args.output {
+        Some(path) => Some(PartialFile::create(path)?),
+        None => None,
+    };
+    let conn = ctx.connect().await?;
+    let stream = conn.call(conn.audit().export_audit_events(request)).await;
+    let result = match (stream, &mut file) {
+        (Err(e), _) => Err(e),
+        (Ok(mut stream), Some(file)) => {
+            let path = file.path.clone();
+            copy_stream(&conn, &mut stream, &mut file.file, |e| {
+                CliError::io(format!("cannot write {}", path.display()), e)
+            })
+            .await
+        }
+        (Ok(mut stream), None) => copy_stream(&conn, &mut stream, ctx.out, CliError::Output).await,
+    };
+    match (result, file) {
+        (Ok(bytes), Some(file)) => {
+            let path = file.finish()?;
+            writeln!(ctx.err, "wrote {bytes} bytes to {}", path.display())?;
+            Ok(())
+        }
+        (Ok(_), None) => Ok(()),
+        (Err(e), file) => {
+            if let Some(file) = file {
+                file.discard();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Writes every chunk of the export stream to `dest` in order; returns the byte count.
+async fn copy_stream(
+    conn: &Connection,
+    stream: &mut tonic::Streaming<ExportAuditEventsResponse>,
+    dest: &mut dyn Write,
+    write_error: impl Fn(io::Error) -> CliError,
+) -> Result<u64, CliError> {
+    let mut bytes = 0u64;
+    while let Some(chunk) = conn.next(stream).await? {
+        dest.write_all(&chunk.data).map_err(&write_error)?;
+        bytes += chunk.data.len() as u64;
+    }
+    dest.flush().map_err(&write_error)?;
+    Ok(bytes)
+}
+
+/// An export file written as `<path>.partial` and renamed into place only when complete,
+/// so that a failed export never leaves a truncated file under the requested name.
+struct PartialFile {
+    file: File,
+    /// The `.partial` path being written.
+    path: PathBuf,
+    target: PathBuf,
+}
+
+impl PartialFile {
+    fn create(target: &Path) -> Result<Self, CliError> {
+        let mut name = OsString::from(target.as_os_str());
+        name.push(".partial");
+        let path = PathBuf::from(name);
+        let file = File::create(&path)
+            .map_err(|e| CliError::io(format!("cannot create {}", path.display()), e))?;
+        Ok(PartialFile {
+            file,
+            path,
+            target: target.to_owned(),
+        })
+    }
+
+    fn finish(self) -> Result<PathBuf, CliError> {
+        self.file
+            .sync_all()
+            .map_err(|e| CliError::io(format!("cannot write {}", self.path.display()), e))?;
+        std::fs::rename(&self.path, &self.target).map_err(|e| {
+            CliError::io(
+                format!(
+                    "cannot move {} to {}",
+                    self.path.display(),
+                    self.target.display()
+                ),
+                e,
+            )
+        })?;
+        Ok(self.target)
+    }
+
+    fn discard(self) {
+        drop(self.file);
+        // Best effort: the export already failed, and that error is the one to report.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `key:mk_1` style actor, preferring the display name when there is one.
+fn actor_label(e: &AuditEvent) -> String {
+    if !e.actor_name.is_empty() {
+        e.actor_name.clone()
+    } else if e.actor_type.is_empty() {
+        output::or_none(&e.actor_id)
+    } else {
+        format!("{}:{}", e.actor_type, e.actor_id)
+    }
+}
+
+/// The audit table: one row per event.
+pub fn event_table(events: &[AuditEvent]) -> String {
+    output::table(
+        &HEADER,
+        events.iter().map(|e| {
+            vec![
+                e.seq.to_string(),
+                output::time_or(e.time.as_ref(), NONE),
+                actor_label(e),
+                e.action.clone(),
+                format!("{} {}", e.entity_type, e.entity_id)
+                    .trim()
+                    .to_owned(),
+                output::or_none(&e.team_id),
+                output::or_none(&e.request_id),
+            ]
+        }),
+    )
+}
+
+/// An audit event as JSON: proto field names, `time` as RFC 3339 (`null` when absent),
+/// `diff_json` as the string the server sent.
+pub fn event_json(e: &AuditEvent) -> Value {
+    json!({
+        "seq": e.seq,
+        "time": output::time_json(e.time.as_ref()),
+        "actor_type": e.actor_type,
+        "actor_id": e.actor_id,
+        "actor_name": e.actor_name,
+        "action": e.action,
+        "entity_type": e.entity_type,
+        "entity_id": e.entity_id,
+        "team_id": e.team_id,
+        "diff_json": e.diff_json,
+        "source_ip": e.source_ip,
+        "user_agent": e.user_agent,
+        "request_id": e.request_id,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    })
+}
+
+fn verify_json(r: &VerifyAuditChainResponse) -> Value {
+    json!({
+        "ok": r.ok,
+        "events_checked": r.events_checked,
+        "first_bad_seq": r.first_bad_seq,
+        "message": r.message,
+    })
+}
+
+fn verify_summary(r: &VerifyAuditChainResponse) -> String {
+    if r.ok {
+        format!("audit chain ok: {} events checked", r.events_checked)
+    } else {
+        let detail = if r.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.message)
+        };
+        format!(
+            "audit chain broken at seq {}{detail} ({} events checked)",
+            r.first_bad_seq, r.events_checked
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::Timestamp;
+
+    fn sample() -> AuditEvent {
+        AuditEvent {
+            seq: 7,
+            time: Some(Timestamp {
+                seconds: 1_738_324_800,
+                nanos: 120_000_000,
+            }),
+            actor_type: "key".into(),
+            actor_id: "mk_1".into(),
+            actor_name: String::new(),
+            action: "token.create".into(),
+            entity_type: "token".into(),
+            entity_id: "tok_1".into(),
+            team_id: "core".into(),
+            diff_json: r#"{"name":[null,"ci"]}"#.into(),
+            source_ip: "127.0.0.1".into(),
+            user_agent: "keygate-cli/0.1.0".into(),
+            request_id: "req-1".into(),
+            prev_hash: "0".repeat(64),
+            hash: "a".repeat(64),
+        }
+    }
+
+    #[test]
+    fn table_and_json() {
+        let text = event_table(&[sample()]);
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "7    2025-01-31T12:00:00Z  key:mk_1  token.create  token tok_1  core  req-1"
+        );
+        let value = event_json(&sample());
+        assert_eq!(value["time"], "2025-01-31T12:00:00Z");
+        assert_eq!(value["seq"], 7);
+        assert_eq!(value["diff_json"], r#"{"name":[null,"ci"]}"#);
+
+        let mut timeless = sample();
+        timeless.time = None;
+        assert_eq!(event_json(&timeless)["time"], Value::Null);
+    }
+
+    #[test]
+    fn filters() {
+        let args = AuditFilterArgs {
+            actor: Some("mk_1".into()),
+            action: None,
+            entity_type: Some("route".into()),
+            entity_id: None,
+            team: None,
+            since: Some(Timestamp {
+                seconds: 10,
+                nanos: 0,
+            }),
+            until: None,
+        };
+        let f = filter(&args);
+        assert_eq!(f.actor_id, "mk_1");
+        assert_eq!(f.entity_type, "route");
+        assert_eq!(f.action, "");
+        assert_eq!(f.start_time.map(|t| t.seconds), Some(10));
+        assert_eq!(f.end_time, None);
+    }
+
+    #[test]
+    fn verify_messages() {
+        let ok = VerifyAuditChainResponse {
+            ok: true,
+            events_checked: 12,
+            first_bad_seq: 0,
+            message: String::new(),
+        };
+        assert_eq!(verify_summary(&ok), "audit chain ok: 12 events checked");
+        let bad = VerifyAuditChainResponse {
+            ok: false,
+            events_checked: 5,
+            first_bad_seq: 5,
+            message: "hash mismatch".into(),
+        };
+        assert_eq!(
+            verify_summary(&bad),
+            "audit chain broken at seq 5: hash mismatch (5 events checked)"
+        );
+        assert_eq!(verify_json(&bad)["first_bad_seq"], 5);
+    }
+
+    #[test]
+    fn partial_file_is_renamed_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("audit.ndjson");
+        let mut file = PartialFile::create(&target).unwrap();
+        file.file.write_all(b"{}\n").unwrap();
+        assert!(!target.exists());
+        assert_eq!(file.finish().unwrap(), target);
+        assert_eq!(std::fs::read(&target).unwrap(), b"{}\n");
+
+        let other = dir.path().join("failed.csv");
+        let file = PartialFile::create(&other).unwrap();
+        let partial = file.path.clone();
+        file.discard();
+        assert!(!other.exists() && !partial.exists());
+    }
+}

@@ -1,0 +1,608 @@
+//! The connection to the control plane and the CLI's error type.
+//!
+//! Owns: the typed `Config` (address, management key, timeout) resolved once from flags and
+//! environment; the gRPC channel and the interceptor that adds `authorization: Bearer <key>`
+//! to every call; the per-call timeout; and `exit_code`, the single mapping from a gRPC status
+//! code to a process exit code. Must not: build requests or render output (resource modules
+//! and `output` do), or ever print the management key.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keygate_proto::v1::audit_service_client::AuditServiceClient;
+use keygate_proto::v1::route_service_client::RouteServiceClient;
+use keygate_proto::v1::team_service_client::TeamServiceClient;
+use keygate_proto::v1::token_service_client::TokenServiceClient;
+use tonic::Code;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::args::GlobalArgs;
+
+/// Metadata key of the id the control plane gives every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Exit code of a usage error (clap uses the same).
+pub const EXIT_USAGE: u8 = 2;
+
+/// The process exit code for a failed call with this gRPC status code.
+///
+/// This is the one mapping; `args::EXIT_CODES_HELP` documents it for `--help` and a test
+/// checks that the two agree.
+pub fn exit_code(code: Code) -> u8 {
+    match code {
+        Code::Unauthenticated | Code::PermissionDenied => 3,
+        Code::NotFound => 4,
+        Code::InvalidArgument
+        | Code::AlreadyExists
+        | Code::FailedPrecondition
+        | Code::OutOfRange => 5,
+        Code::Unavailable | Code::DeadlineExceeded => 6,
+        Code::Ok
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::DataLoss => 1,
+    }
+}
+
+/// Everything that can make a `keygate` invocation fail. `Display` is the message after
+/// `error: `; `exit_code` is the process exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The control plane answered with an error status.
+    #[error("{message} (code: {code:?}, request id: {request_id})")]
+    Rpc {
+        code: Code,
+        message: String,
+        request_id: String,
+    },
+    /// No answer: connection refused, DNS failure, timeout.
+    #[error("cannot reach control plane at {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The command line or its inputs (key, secret sources, confirmation) are not usable.
+    #[error("{0}")]
+    Usage(String),
+    /// Reading a local file failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the output failed (a closed pipe, a full disk).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The command ran but its outcome is a failure, e.g. a broken audit chain.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Rpc { code, .. } => exit_code(*code),
+            CliError::Unreachable { .. } => exit_code(Code::Unavailable),
+            CliError::Usage(_) => EXIT_USAGE,
+            CliError::Io { .. } | CliError::Output(_) | CliError::Failed(_) => 1,
+        }
+    }
+
+    /// True when stdout was closed early (`keygate ... | head`): not worth a message.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        CliError::Usage(message.into())
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        CliError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A response field that the API always sets was missing.
+    pub(crate) fn missing(field: &str) -> Self {
+        CliError::Failed(format!(
+            "malformed response from control plane: no `{field}`"
+        ))
+    }
+}
+
+/// A management key. Its `Debug` never shows the value.
+#[derive(Clone)]
+pub struct ManagementKey(String);
+
+impl ManagementKey {
+    /// Wraps a key, trimming surrounding whitespace (a key file usually ends in a newline).
+    pub fn new(raw: &str) -> Self {
+        ManagementKey(raw.trim().to_owned())
+    }
+
+    /// The key itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The `authorization` metadata value, marked sensitive.
+    fn bearer_value(&self) -> Result<MetadataValue<Ascii>, CliError> {
+        if self.0.is_empty() {
+            return Err(CliError::usage("the management key is empty"));
+        }
+        let mut value = MetadataValue::try_from(format!("Bearer {}", self.0)).map_err(|_| {
+            CliError::usage("the management key contains characters not allowed in a header")
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl fmt::Debug for ManagementKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ManagementKey(<redacted>)")
+    }
+}
+
+/// The typed configuration of one invocation, resolved once from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: String,
+    pub key: ManagementKey,
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// Resolves the configuration from the global flags and the process environment.
+    pub fn from_args(global: &GlobalArgs) -> Result<Self, CliError> {
+        Self::resolve(
+            global,
+            std::env::var_os("KEYGATE_KEY"),
+            std::env::var_os("KEYGATE_KEY_FILE"),
+        )
+    }
+
+    /// Key precedence: `--key`, `--key-file`, `KEYGATE_KEY`, `KEYGATE_KEY_FILE`.
+    fn resolve(
+        global: &GlobalArgs,
+        env_key: Option<OsString>,
+        env_key_file: Option<OsString>,
+    ) -> Result<Self, CliError> {
+        let non_empty = |v: Option<OsString>| v.filter(|v| !v.is_empty());
+        let key = if let Some(key) = &global.key {
+            key.clone()
+        } else if let Some(path) = &global.key_file {
+            read_key_file(path)?
+        } else if let Some(key) = non_empty(env_key) {
+            let key = key
+                .into_string()
+                .map_err(|_| CliError::usage("KEYGATE_KEY is not valid UTF-8"))?;
+            ManagementKey::new(&key)
+        } else if let Some(path) = non_empty(env_key_file) {
+            read_key_file(&PathBuf::from(path))?
+        } else {
+            return Err(CliError::usage(
+                "no management key: pass --key-file PATH or --key KEY, or set KEYGATE_KEY_FILE \
+                 or KEYGATE_KEY",
+            ));
+        };
+        // Fail early, before any network traffic, on a key that cannot be sent.
+        key.bearer_value()?;
+
+        let addr = global.addr.trim().trim_end_matches('/').to_owned();
+        match addr.split_once("://") {
+            Some(("http", rest)) if !rest.is_empty() => {}
+            Some(("https", _)) => {
+                return Err(CliError::usage(format!(
+                    "--addr {addr}: this build of keygate speaks plain HTTP/2 only; use an \
+                     http:// address"
+                )));
+            }
+            _ => {
+                return Err(CliError::usage(format!(
+                    "--addr {addr}: expected an address such as {}",
+                    crate::args::DEFAULT_ADDR
+                )));
+            }
+        }
+
+        Ok(Config {
+            addr,
+            key,
+            timeout: Duration::from_secs(global.timeout),
+        })
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<ManagementKey, CliError> {
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("cannot read key file {}: {e}", path.display())))?;
+    Ok(ManagementKey::new(&raw))
+}
+
+/// Adds `authorization: Bearer <management key>` to every request.
+#[derive(Clone)]
+pub struct AuthInterceptor {
+    value: MetadataValue<Ascii>,
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.value.clone());
+        Ok(request)
+    }
+}
+
+/// The channel type every generated client runs on.
+pub type AuthedChannel = InterceptedService<Channel, AuthInterceptor>;
+
+/// An open connection to the control plane, handing out typed clients.
+pub struct Connection {
+    channel: Channel,
+    auth: AuthInterceptor,
+    addr: String,
+    timeout: Duration,
+}
+
+impl Connection {
+    /// Connects (HTTP/2, no TLS), giving up after the configured timeout.
+    pub async fn connect(config: &Config) -> Result<Self, CliError> {
+        let auth = AuthInterceptor {
+            value: config.key.bearer_value()?,
+        };
+        let endpoint = Endpoint::from_shared(config.addr.clone())
+            .map_err(|e| CliError::usage(format!("--addr {}: {e}", config.addr)))?
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("keygate-cli/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        let unreachable = |reason: String| CliError::Unreachable {
+            addr: config.addr.clone(),
+            reason,
+        };
+        let channel = match tokio::time::timeout(config.timeout, endpoint.connect()).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(e)) => return Err(unreachable(error_chain(&e))),
+            Err(_) => return Err(unreachable(timeout_reason(config.timeout))),
+        };
+        Ok(Connection {
+            channel,
+            auth,
+            addr: config.addr.clone(),
+            timeout: config.timeout,
+        })
+    }
+
+    pub fn tokens(&self) -> TokenServiceClient<AuthedChannel> {
+        TokenServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn routes(&self) -> RouteServiceClient<AuthedChannel> {
+        RouteServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn teams(&self) -> TeamServiceClient<AuthedChannel> {
+        TeamServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn audit(&self) -> AuditServiceClient<AuthedChannel> {
+        AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// Awaits one call under the timeout and maps its error.
+    pub async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, CliError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(self.status_error(status)),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// Reads the next message of a server stream; the timeout applies to each message.
+    pub async fn next<T>(&self, stream: &mut tonic::Streaming<T>) -> Result<Option<T>, CliError> {
+        match tokio::time::timeout(self.timeout, stream.message()).await {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(status)) => Err(self.status_error(status)),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> CliError {
+        CliError::Unreachable {
+            addr: self.addr.clone(),
+            reason: timeout_reason(self.timeout),
+        }
+    }
+
+    fn status_error(&self, status: tonic::Status) -> CliError {
+        status_error(&self.addr, status)
+    }
+}
+
+fn timeout_reason(timeout: Duration) -> String {
+    format!("no answer within {}s", timeout.as_secs())
+}
+
+/// Turns a failed call into a `CliError`. A status without a request id and with code
+/// Unavailable never reached the control plane: it is the client's own transport failure.
+pub fn status_error(addr: &str, status: tonic::Status) -> CliError {
+    let request_id = status
+        .metadata()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match request_id {
+        None if status.code() == Code::Unavailable => CliError::Unreachable {
+            addr: addr.to_owned(),
+            reason: error_chain(&status),
+        },
+        request_id => {
+            let message = if status.message().is_empty() {
+                status.code().description().to_owned()
+            } else {
+                status.message().to_owned()
+            };
+            CliError::Rpc {
+                code: status.code(),
+                message,
+                request_id: request_id.unwrap_or_else(|| "none".to_owned()),
+            }
+        }
+    }
+}
+
+/// An error and its sources, joined with `: `, skipping repeats and tonic's bare
+/// "transport error" wrapper.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = match e.downcast_ref::<tonic::Status>() {
+            Some(status) => status.message().to_owned(),
+            None => e.to_string(),
+        };
+        let redundant = text.is_empty()
+            || text == "transport error"
+            || parts.last().is_some_and(|last| last.contains(&text));
+        if !redundant {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    if parts.is_empty() {
+        "connection failed".to_owned()
+    } else {
+        parts.join(": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, EXIT_CODES_HELP};
+    use clap::Parser;
+
+    const ALL_CODES: [Code; 17] = [
+        Code::Ok,
+        Code::Cancelled,
+        Code::Unknown,
+        Code::InvalidArgument,
+        Code::DeadlineExceeded,
+        Code::NotFound,
+        Code::AlreadyExists,
+        Code::PermissionDenied,
+        Code::ResourceExhausted,
+        Code::FailedPrecondition,
+        Code::Aborted,
+        Code::OutOfRange,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::DataLoss,
+        Code::Unauthenticated,
+    ];
+
+    #[test]
+    fn exit_codes_by_status_code() {
+        let cases = [
+            (Code::Unauthenticated, 3),
+            (Code::PermissionDenied, 3),
+            (Code::NotFound, 4),
+            (Code::InvalidArgument, 5),
+            (Code::AlreadyExists, 5),
+            (Code::FailedPrecondition, 5),
+            (Code::OutOfRange, 5),
+            (Code::Unavailable, 6),
+            (Code::DeadlineExceeded, 6),
+            (Code::Internal, 1),
+            (Code::Unknown, 1),
+            (Code::Unimplemented, 1),
+            (Code::ResourceExhausted, 1),
+            (Code::Ok, 1),
+        ];
+        for (code, want) in cases {
+            assert_eq!(exit_code(code), want, "{code:?}");
+        }
+    }
+
+    /// Every status code appears on the `--help` line of the exit code it maps to.
+    #[test]
+    fn help_text_matches_the_mapping() {
+        let line_of = |exit: u8| -> String {
+            let mut lines = EXIT_CODES_HELP
+                .lines()
+                .skip_while(|l| !l.trim_start().starts_with(&format!("{exit} ")));
+            let mut text = lines.next().expect("a line per exit code").to_owned();
+            // Continuation lines are indented deeper than the code column.
+            for more in lines.take_while(|l| l.starts_with("     ")) {
+                text.push_str(more);
+            }
+            text
+        };
+        for code in ALL_CODES.into_iter().filter(|c| *c != Code::Ok) {
+            let name = format!("{code:?}");
+            assert!(
+                line_of(exit_code(code)).contains(&name),
+                "{name} should be documented under exit code {}",
+                exit_code(code)
+            );
+        }
+    }
+
+    #[test]
+    fn error_exit_codes() {
+        assert_eq!(CliError::usage("x").exit_code(), 2);
+        let unreachable = CliError::Unreachable {
+            addr: "a".into(),
+            reason: "b".into(),
+        };
+        assert_eq!(unreachable.exit_code(), 6);
+        assert_eq!(CliError::Failed("x".into()).exit_code(), 1);
+        let pipe = CliError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(pipe.is_broken_pipe());
+        assert_eq!(pipe.exit_code(), 1);
+    }
+
+    #[test]
+    fn rpc_error_message_has_code_and_request_id() {
+        let mut status = tonic::Status::not_found("token tok_1 not found");
+        status
+            .metadata_mut()
+            .insert(REQUEST_ID_HEADER, "req-42".parse().unwrap());
+        let err = status_error("http://cp:7000", status);
+        assert_eq!(err.exit_code(), 4);
+        assert_eq!(
+            err.to_string(),
+            "token tok_1 not found (code: NotFound, request id: req-42)"
+        );
+    }
+
+    #[test]
+    fn unavailable_without_request_id_is_unreachable() {
+        let err = status_error(
+            "http://cp:7000",
+            tonic::Status::unavailable("tcp connect error"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot reach control plane at http://cp:7000: tcp connect error"
+        );
+        assert_eq!(err.exit_code(), 6);
+
+        // From the server itself (it has a request id): a normal RPC error, still exit 6.
+        let mut status = tonic::Status::unavailable("database down");
+        status
+            .metadata_mut()
+            .insert(REQUEST_ID_HEADER, "r1".parse().unwrap());
+        let err = status_error("http://cp:7000", status);
+        assert!(matches!(err, CliError::Rpc { .. }));
+        assert_eq!(err.exit_code(), 6);
+    }
+
+    fn global(args: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["keygate"];
+        argv.extend_from_slice(args);
+        argv.extend(["team", "list"]);
+        Cli::try_parse_from(argv).unwrap().global
+    }
+
+    #[test]
+    fn key_precedence_and_file_trimming() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, "  mk_from_file\n").unwrap();
+        let file_arg = file.to_str().unwrap();
+
+        let c =
+            Config::resolve(&global(&["--key", "mk_flag"]), Some("mk_env".into()), None).unwrap();
+        assert_eq!(c.key.expose(), "mk_flag");
+
+        let c = Config::resolve(
+            &global(&["--key-file", file_arg]),
+            Some("mk_env".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.key.expose(), "mk_from_file");
+
+        let c = Config::resolve(
+            &global(&[]),
+            Some("mk_env".into()),
+            Some(file.clone().into()),
+        )
+        .unwrap();
+        assert_eq!(c.key.expose(), "mk_env");
+
+        let c = Config::resolve(&global(&[]), None, Some(file.into())).unwrap();
+        assert_eq!(c.key.expose(), "mk_from_file");
+        assert_eq!(c.addr, crate::args::DEFAULT_ADDR);
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert!(!format!("{c:?}").contains("mk_from_file"));
+
+        let err = Config::resolve(&global(&[]), None, None).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = Config::resolve(&global(&["--key", "  "]), None, None).unwrap_err();
+        assert_eq!(err.to_string(), "the management key is empty");
+        let missing = dir.path().join("absent");
+        let err = Config::resolve(
+            &global(&["--key-file", missing.to_str().unwrap()]),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn bad_keys_are_rejected_without_echoing_them() {
+        let err = Config::resolve(&global(&["--key", "mk_\u{7f}secret"]), None, None).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn addresses() {
+        let ok = |addr: &str| Config::resolve(&global(&["--addr", addr, "--key", "k"]), None, None);
+        assert_eq!(ok("http://cp:7000/").unwrap().addr, "http://cp:7000");
+        assert_eq!(ok("https://cp").unwrap_err().exit_code(), 2);
+        assert_eq!(ok("cp:7000").unwrap_err().exit_code(), 2);
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_unreachable() {
+        // Bind then drop a listener to get a local port that refuses connections.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr = format!("http://127.0.0.1:{port}");
+        let config =
+            Config::resolve(&global(&["--addr", &addr, "--key", "k"]), None, None).unwrap();
+        let Err(err) = Connection::connect(&config).await else {
+            panic!("connected to a closed port")
+        };
+        assert_eq!(err.exit_code(), 6);
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot reach control plane at {addr}: ")),
+            "{text}"
+        );
+    }
+}
