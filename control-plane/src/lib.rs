@@ -1,1 +1,29 @@
+//! Keygate control plane: the gRPC (and grpc-web) API over tokens, routes, teams and audit,
+//! backed by SQLite or PostgreSQL.
+//!
+//! Owns: validation of management input, the storage schema, the audit chain and the change
+//! outbox. Must not depend on gateway or kv-sync code; the edge learns state only through the
+//! change feed and snapshots this crate serves.
+//!
+//! Codemap: [`server`] wires services and layers; [`auth`] is the one layer that assigns
+//! request ids and resolves the caller; [`tokens`], [`routes`], [`teams`], [`audit`] each hold
+//! a resource's domain types and its RPC handlers; [`store`] is the `Store` trait with its
+//! SQLite and PostgreSQL implementations; [`error`] maps every failure to one client-visible
+//! error code.
 
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod ids;
+pub mod pagination;
+pub mod secrets;
+pub mod server;
+pub mod store;
+pub mod time;
+
+pub mod audit;
+pub mod routes;
+pub mod teams;
+pub mod tokens;

@@ -1,1 +1,92 @@
-fn main() {}
+//! `keygate-control-plane`: parse config, open storage, bootstrap, serve.
+
+use anyhow::Context;
+use clap::Parser;
+use keygate_control_plane::bootstrap::{Bootstrap, ensure_admin_key};
+use keygate_control_plane::config::Config;
+use keygate_control_plane::secrets::MasterKey;
+use keygate_control_plane::server::{ServerParts, serve};
+use keygate_control_plane::store;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    init_tracing(&config.log_format);
+    config.validate().map_err(anyhow::Error::msg)?;
+    tracing::info!(config = ?config, "starting");
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let master_key = match &config.master_key {
+        Some(b64) => MasterKey::from_base64(b64).context("KEYGATE_MASTER_KEY")?,
+        None => {
+            let (key, created) = MasterKey::load_or_create(&config.data_dir)?;
+            if created {
+                tracing::warn!(
+                    path = %config.data_dir.join("master.key").display(),
+                    "generated a new master key; back it up: sealed route secrets cannot be opened without it"
+                );
+            }
+            key
+        }
+    };
+    let store = store::open(&config.database_url())
+        .await
+        .with_context(|| format!("opening database {}", config.database_display()))?;
+
+    if let Bootstrap::Created { key, file } = ensure_admin_key(&store, &config.data_dir).await? {
+        println!("================================================================");
+        println!(" Keygate first start: bootstrap admin management key (shown once)");
+        println!();
+        println!("   {}", key.expose());
+        println!();
+        println!(" Also saved to {} (mode 0600).", file.display());
+        println!(" Use it as: export KEYGATE_KEY=$(cat {})", file.display());
+        println!("================================================================");
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening (gRPC over HTTP/2, grpc-web over HTTP/1.1)");
+    println!("keygate control plane listening on http://{addr} (gRPC, grpc-web)");
+
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+    };
+    serve(
+        listener,
+        ServerParts {
+            store,
+            master_key,
+            cors_origins: config.cors(),
+        },
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

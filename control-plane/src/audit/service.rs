@@ -1,0 +1,128 @@
+//! `AuditService` RPCs.
+
+use super::export::{csv_header, csv_row, ndjson_line};
+use super::model::{AuditFilter, AuditPage, PAGE_KIND};
+use crate::error::ApiError;
+use crate::pagination;
+use crate::store::DynStore;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use keygate_proto::v1 as pb;
+use keygate_proto::v1::audit_service_server::AuditService;
+use tonic::{Request, Response, Status};
+
+/// Bytes buffered per export chunk.
+const CHUNK: usize = 64 * 1024;
+
+pub struct AuditApi {
+    store: DynStore,
+}
+
+impl AuditApi {
+    pub fn new(store: DynStore) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let page = AuditPage::try_from(req.into_inner()).map_err(ApiError::from)?;
+        let (items, total) = self.store.list_audit(&page).await.map_err(ApiError::from)?;
+        let next_page_token = match (items.more, items.items.last()) {
+            (true, Some(last)) => pagination::encode(PAGE_KIND, &[last.seq.to_string()]),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: items.items.into_iter().map(Into::into).collect(),
+            next_page_token,
+            total_size: total,
+        }))
+    }
+
+    type ExportAuditEventsStream =
+        BoxStream<'static, Result<pb::ExportAuditEventsResponse, Status>>;
+
+    async fn export_audit_events(
+        &self,
+        req: Request<pb::ExportAuditEventsRequest>,
+    ) -> Result<Response<Self::ExportAuditEventsStream>, Status> {
+        let r = req.into_inner();
+        let filter = AuditFilter::try_from(r.filter).map_err(ApiError::from)?;
+        let csv = match pb::ExportFormat::try_from(r.format) {
+            Ok(pb::ExportFormat::Unspecified | pb::ExportFormat::Ndjson) => false,
+            Ok(pb::ExportFormat::Csv) => true,
+            Err(_) => return Err(ApiError::invalid("format", "must be NDJSON or CSV").into()),
+        };
+        let header = csv.then(csv_header);
+        let rows = self.store.export_audit(filter).map(move |r| {
+            r.map(|e| if csv { csv_row(&e) } else { ndjson_line(&e) })
+                .map_err(|e| Status::from(ApiError::from(e)))
+        });
+        let lines = futures::stream::iter(header.map(Ok)).chain(rows);
+        // Group lines into chunks of about CHUNK bytes.
+        let chunks = lines
+            .ready_chunks(256)
+            .flat_map(|batch| {
+                let mut out: Vec<Result<pb::ExportAuditEventsResponse, Status>> = Vec::new();
+                let mut buf = String::new();
+                for line in batch {
+                    match line {
+                        Ok(l) => {
+                            buf.push_str(&l);
+                            if buf.len() >= CHUNK {
+                                out.push(Ok(pb::ExportAuditEventsResponse {
+                                    data: std::mem::take(&mut buf).into_bytes(),
+                                }));
+                            }
+                        }
+                        Err(e) => {
+                            if !buf.is_empty() {
+                                out.push(Ok(pb::ExportAuditEventsResponse {
+                                    data: std::mem::take(&mut buf).into_bytes(),
+                                }));
+                            }
+                            out.push(Err(e));
+                            break;
+                        }
+                    }
+                }
+                if !buf.is_empty() {
+                    out.push(Ok(pb::ExportAuditEventsResponse {
+                        data: buf.into_bytes(),
+                    }));
+                }
+                futures::stream::iter(out)
+            })
+            .boxed();
+        Ok(Response::new(chunks))
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        _req: Request<pb::VerifyAuditChainRequest>,
+    ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
+        let report = self
+            .store
+            .verify_audit_chain()
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(match report.first_bad {
+            None => pb::VerifyAuditChainResponse {
+                ok: true,
+                events_checked: report.checked,
+                first_bad_seq: 0,
+                message: format!("audit chain intact: {} events verified", report.checked),
+            },
+            Some((seq, reason)) => pb::VerifyAuditChainResponse {
+                ok: false,
+                events_checked: report.checked,
+                first_bad_seq: seq,
+                message: format!("audit chain broken at seq {seq}: {reason}"),
+            },
+        }))
+    }
+}

@@ -1,0 +1,159 @@
+//! The control plane's one typed configuration, parsed once from flags and environment,
+//! validated, and logged with secrets redacted.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "keygate-control-plane",
+    version,
+    about = "Keygate control plane: gRPC + grpc-web API over SQLite or PostgreSQL"
+)]
+pub struct Config {
+    /// Address to listen on for gRPC, grpc-web (HTTP/1.1) and health checks.
+    #[arg(long, env = "KEYGATE_LISTEN", default_value = "127.0.0.1:7000")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite database, the generated master key and the bootstrap key file.
+    #[arg(long, env = "KEYGATE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://...` for PostgreSQL; default `sqlite://<data-dir>/keygate.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Base64 of 32 bytes sealing backend secrets at rest. Default: `<data-dir>/master.key`,
+    /// generated on first start (mode 0600).
+    #[arg(long, env = "KEYGATE_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Origins allowed to call grpc-web from a browser, comma-separated, or `*`. Empty: none.
+    #[arg(
+        long,
+        env = "KEYGATE_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "KEYGATE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database_display())
+            .field("master_key", &self.master_key.as_ref().map(|_| "<set>"))
+            .field("cors_origins", &self.cors_origins)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl Config {
+    /// The database URL to open.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) if !u.is_empty() => u.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("keygate.db").display()),
+        }
+    }
+
+    /// The database URL without any password, for logs.
+    pub fn database_display(&self) -> String {
+        redact_url(&self.database_url())
+    }
+
+    /// Non-empty CORS origins.
+    pub fn cors(&self) -> Vec<String> {
+        self.cors_origins
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Checks combinations clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(
+                "DATABASE_URL: must start with sqlite:, postgres:// or postgresql://".into(),
+            );
+        }
+        for o in self.cors() {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(format!(
+                    "KEYGATE_CORS_ORIGINS: \"{o}\" must be \"*\" or an http(s) origin"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `***`.
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => u.to_owned(),
+    }
+}
+
+/// Writes `contents` to a new file readable only by its owner (0600 on Unix). Fails if the
+/// file exists, so a secret is never silently replaced.
+pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_and_defaults_to_sqlite() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        let c = Config::parse_from(["x", "--data-dir", "/tmp/kg"]);
+        assert_eq!(c.database_url(), "sqlite:///tmp/kg/keygate.db");
+        assert!(c.validate().is_ok());
+        let c = Config::parse_from([
+            "x",
+            "--master-key",
+            "c2VjcmV0",
+            "--database-url",
+            "postgres://u:pw@h/d",
+        ]);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("pw@"),
+            "{shown}"
+        );
+        let c = Config::parse_from(["x", "--database-url", "mysql://x"]);
+        assert!(c.validate().unwrap_err().starts_with("DATABASE_URL"));
+    }
+}

@@ -1,0 +1,599 @@
+//! Route domain types and input validation (wire -> domain).
+
+use crate::ids::{RouteId, TeamId};
+use crate::pagination;
+use crate::secrets::SecretString;
+use crate::time::{Millis, to_timestamp};
+use keygate_contracts::{FieldError, names, route as rules};
+use keygate_proto::v1 as pb;
+use serde::Serialize;
+
+/// Most tags and methods per route.
+pub const MAX_TAGS: usize = 20;
+
+/// Which credential the gateway injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    None,
+    Bearer,
+    ApiKey,
+    Basic,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Bearer => "bearer",
+            Self::ApiKey => "api_key",
+            Self::Basic => "basic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "bearer" => Self::Bearer,
+            "api_key" => Self::ApiKey,
+            "basic" => Self::Basic,
+            _ => return None,
+        })
+    }
+
+    /// Name of the secret slot this kind stores, if any.
+    pub fn secret_slot(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Bearer => Some("bearer_token"),
+            Self::ApiKey => Some("api_key"),
+            Self::Basic => Some("basic_password"),
+        }
+    }
+}
+
+/// What can be read back about a route's credential: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendAuthInfo {
+    pub kind: AuthKind,
+    pub header_name: String,
+    pub username: String,
+    pub secret_set: bool,
+}
+
+impl BackendAuthInfo {
+    pub fn none() -> Self {
+        Self {
+            kind: AuthKind::None,
+            header_name: String::new(),
+            username: String::new(),
+            secret_set: false,
+        }
+    }
+}
+
+/// A route as stored. Its secret values live in `route_secrets`, sealed, and are not here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub id: RouteId,
+    pub team_id: TeamId,
+    pub name: String,
+    pub path_prefix: String,
+    pub backend_url: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub methods: Vec<String>,
+    pub strip_prefix: bool,
+    pub timeout_ms: u32,
+    pub backend_auth: BackendAuthInfo,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub created_by: String,
+}
+
+impl From<Route> for pb::Route {
+    fn from(r: Route) -> Self {
+        let auth_type = match r.backend_auth.kind {
+            AuthKind::None => pb::BackendAuthType::None,
+            AuthKind::Bearer => pb::BackendAuthType::Bearer,
+            AuthKind::ApiKey => pb::BackendAuthType::ApiKey,
+            AuthKind::Basic => pb::BackendAuthType::Basic,
+        };
+        Self {
+            id: r.id.0,
+            name: r.name,
+            team_id: r.team_id.0,
+            path_prefix: r.path_prefix,
+            backend_url: r.backend_url,
+            description: r.description,
+            tags: r.tags,
+            methods: r.methods,
+            strip_prefix: r.strip_prefix,
+            timeout_ms: r.timeout_ms,
+            backend_auth: Some(pb::BackendAuthInfo {
+                r#type: auth_type as i32,
+                header_name: r.backend_auth.header_name,
+                username: r.backend_auth.username,
+                secret_set: r.backend_auth.secret_set,
+            }),
+            created_at: Some(to_timestamp(r.created_at)),
+            updated_at: Some(to_timestamp(r.updated_at)),
+            created_by: r.created_by,
+        }
+    }
+}
+
+/// Validated credential input. An empty secret means "keep the stored one" (update only).
+#[derive(Debug, Clone)]
+pub struct AuthInput {
+    pub kind: AuthKind,
+    pub header_name: String,
+    pub username: String,
+    pub secret: SecretString,
+}
+
+/// A sealed secret ready to store.
+#[derive(Debug, Clone)]
+pub struct SealedSecret {
+    pub slot: &'static str,
+    pub sealed: String,
+    pub key_id: String,
+}
+
+/// Credential change as the store applies it.
+#[derive(Debug, Clone)]
+pub struct AuthChange {
+    pub kind: AuthKind,
+    pub header_name: String,
+    pub username: String,
+    /// `None`: keep the stored secret (only valid when the kind is unchanged).
+    pub secret: Option<SealedSecret>,
+}
+
+fn parse_auth(field: &str, a: pb::BackendAuth) -> Result<AuthInput, FieldError> {
+    use pb::backend_auth::Kind;
+    let max_secret = 4096;
+    let check_secret = |f: String, s: &str| -> Result<SecretString, FieldError> {
+        if s.len() > max_secret {
+            return Err(FieldError::new(
+                f,
+                format!("must be at most {max_secret} bytes"),
+            ));
+        }
+        if s.chars().any(|c| c.is_control()) {
+            return Err(FieldError::new(f, "must not contain control characters"));
+        }
+        Ok(SecretString::new(s))
+    };
+    Ok(match a.kind {
+        None => {
+            return Err(FieldError::new(
+                field,
+                "must set one of none, bearer, api_key, basic",
+            ));
+        }
+        Some(Kind::None(_)) => AuthInput {
+            kind: AuthKind::None,
+            header_name: String::new(),
+            username: String::new(),
+            secret: SecretString::default(),
+        },
+        Some(Kind::Bearer(b)) => AuthInput {
+            kind: AuthKind::Bearer,
+            header_name: String::new(),
+            username: String::new(),
+            secret: check_secret(format!("{field}.bearer.token"), &b.token)?,
+        },
+        Some(Kind::ApiKey(k)) => {
+            rules::validate_header_name(&format!("{field}.api_key.header_name"), &k.header_name)?;
+            AuthInput {
+                kind: AuthKind::ApiKey,
+                header_name: k.header_name,
+                username: String::new(),
+                secret: check_secret(format!("{field}.api_key.value"), &k.value)?,
+            }
+        }
+        Some(Kind::Basic(b)) => {
+            let f = format!("{field}.basic.username");
+            if b.username.is_empty() || b.username.contains(':') || b.username.len() > 200 {
+                return Err(FieldError::new(f, "must be 1-200 characters without ':'"));
+            }
+            names::validate_text(&f, &b.username, 200, true, false)?;
+            AuthInput {
+                kind: AuthKind::Basic,
+                header_name: String::new(),
+                username: b.username,
+                secret: check_secret(format!("{field}.basic.password"), &b.password)?,
+            }
+        }
+    })
+}
+
+/// Name of the secret field of each kind, for error messages.
+pub fn secret_field(kind: AuthKind) -> &'static str {
+    match kind {
+        AuthKind::None => "backend_auth",
+        AuthKind::Bearer => "backend_auth.bearer.token",
+        AuthKind::ApiKey => "backend_auth.api_key.value",
+        AuthKind::Basic => "backend_auth.basic.password",
+    }
+}
+
+fn validate_tags(field: &str, raw: &[String]) -> Result<Vec<String>, FieldError> {
+    if raw.len() > MAX_TAGS {
+        return Err(FieldError::new(
+            field,
+            format!("at most {MAX_TAGS} tags are allowed"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        names::validate_tag(&format!("{field}[{i}]"), t)?;
+        if out.contains(t) {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                format!("duplicate tag \"{t}\""),
+            ));
+        }
+        out.push(t.clone());
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn validate_methods(field: &str, raw: &[String]) -> Result<Vec<String>, FieldError> {
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let m = rules::validate_method(&format!("{field}[{i}]"), m)?;
+        if out.contains(&m) {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                format!("duplicate method \"{m}\""),
+            ));
+        }
+        out.push(m);
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn validate_url(v: &str) -> Result<String, FieldError> {
+    Ok(rules::validate_backend_url("backend_url", v)?.to_string())
+}
+
+/// Validated CreateRoute input (secret still in plaintext: the service seals it).
+#[derive(Debug, Clone)]
+pub struct CreateRouteInput {
+    pub team_id: TeamId,
+    pub name: String,
+    pub path_prefix: String,
+    pub backend_url: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub methods: Vec<String>,
+    pub strip_prefix: bool,
+    pub timeout_ms: u32,
+    pub auth: AuthInput,
+}
+
+impl TryFrom<pb::CreateRouteRequest> for CreateRouteInput {
+    type Error = FieldError;
+
+    fn try_from(r: pb::CreateRouteRequest) -> Result<Self, FieldError> {
+        names::validate_route_name("name", &r.name)?;
+        names::validate_team_id("team_id", &r.team_id)?;
+        rules::validate_path_prefix("path_prefix", &r.path_prefix)?;
+        names::validate_text("description", &r.description, 1000, false, true)?;
+        let auth = match r.backend_auth {
+            None => AuthInput {
+                kind: AuthKind::None,
+                header_name: String::new(),
+                username: String::new(),
+                secret: SecretString::default(),
+            },
+            Some(a) => parse_auth("backend_auth", a)?,
+        };
+        if auth.kind != AuthKind::None && auth.secret.is_empty() {
+            return Err(FieldError::new(secret_field(auth.kind), "is required"));
+        }
+        Ok(Self {
+            team_id: TeamId(r.team_id),
+            name: r.name,
+            path_prefix: r.path_prefix,
+            backend_url: validate_url(&r.backend_url)?,
+            description: r.description,
+            tags: validate_tags("tags", &r.tags)?,
+            methods: validate_methods("methods", &r.methods)?,
+            strip_prefix: r.strip_prefix,
+            timeout_ms: rules::validate_timeout_ms("timeout_ms", r.timeout_ms)?,
+            auth,
+        })
+    }
+}
+
+/// A route row to insert (secret already sealed).
+#[derive(Debug, Clone)]
+pub struct NewRoute {
+    pub id: RouteId,
+    pub team_id: TeamId,
+    pub name: String,
+    pub path_prefix: String,
+    pub backend_url: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub methods: Vec<String>,
+    pub strip_prefix: bool,
+    pub timeout_ms: u32,
+    pub auth: AuthChange,
+}
+
+/// Validated UpdateRoute input (secret still in plaintext).
+#[derive(Debug, Clone, Default)]
+pub struct UpdateRouteInput {
+    pub name: Option<String>,
+    pub path_prefix: Option<String>,
+    pub backend_url: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub strip_prefix: Option<bool>,
+    pub timeout_ms: Option<u32>,
+    pub auth: Option<AuthInput>,
+}
+
+/// Validates UpdateRoute input; returns the route id or name and the changes.
+pub fn parse_update(r: pb::UpdateRouteRequest) -> Result<(String, UpdateRouteInput), FieldError> {
+    {
+        if r.id.is_empty() {
+            return Err(FieldError::new("id", "is required (route id or name)"));
+        }
+        let input = UpdateRouteInput {
+            name: r
+                .name
+                .map(|n| names::validate_route_name("name", &n).map(|_| n))
+                .transpose()?,
+            path_prefix: r
+                .path_prefix
+                .map(|p| rules::validate_path_prefix("path_prefix", &p).map(|_| p))
+                .transpose()?,
+            backend_url: r.backend_url.as_deref().map(validate_url).transpose()?,
+            description: r
+                .description
+                .map(|d| names::validate_text("description", &d, 1000, false, true).map(|_| d))
+                .transpose()?,
+            tags: r
+                .tags
+                .map(|t| validate_tags("tags", &t.values))
+                .transpose()?,
+            methods: r
+                .methods
+                .map(|m| validate_methods("methods", &m.values))
+                .transpose()?,
+            strip_prefix: r.strip_prefix,
+            timeout_ms: r
+                .timeout_ms
+                .map(|t| rules::validate_timeout_ms("timeout_ms", t))
+                .transpose()?,
+            auth: r
+                .backend_auth
+                .map(|a| parse_auth("backend_auth", a))
+                .transpose()?,
+        };
+        let empty = input.name.is_none()
+            && input.path_prefix.is_none()
+            && input.backend_url.is_none()
+            && input.description.is_none()
+            && input.tags.is_none()
+            && input.methods.is_none()
+            && input.strip_prefix.is_none()
+            && input.timeout_ms.is_none()
+            && input.auth.is_none();
+        if empty {
+            return Err(FieldError::new(
+                "update",
+                "nothing to change: set at least one field",
+            ));
+        }
+        Ok((r.id, input))
+    }
+}
+
+/// A validated patch as the store applies it (secret sealed).
+#[derive(Debug, Clone, Default)]
+pub struct RoutePatch {
+    pub name: Option<String>,
+    pub path_prefix: Option<String>,
+    pub backend_url: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub strip_prefix: Option<bool>,
+    pub timeout_ms: Option<u32>,
+    pub auth: Option<AuthChange>,
+}
+
+/// Sort order of ListRoutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteSort {
+    #[default]
+    Name,
+    PathPrefix,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl RouteSort {
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::PathPrefix => "path_prefix",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+        }
+    }
+
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Self::CreatedAt | Self::UpdatedAt)
+    }
+}
+
+/// Filters, order and page position for ListRoutes.
+#[derive(Debug, Clone, Default)]
+pub struct RouteFilter {
+    pub team_id: Option<TeamId>,
+    pub tag: Option<String>,
+    pub query: Option<String>,
+    pub sort: RouteSort,
+    pub descending: bool,
+    pub limit: u32,
+    /// Sort-key value (as text) and id of the last row of the previous page.
+    pub after: Option<(String, RouteId)>,
+}
+
+pub const PAGE_KIND: &str = "routes";
+
+impl TryFrom<pb::ListRoutesRequest> for RouteFilter {
+    type Error = FieldError;
+
+    fn try_from(r: pb::ListRoutesRequest) -> Result<Self, FieldError> {
+        let sort = match pb::RouteSortField::try_from(r.sort_by) {
+            Ok(pb::RouteSortField::Unspecified | pb::RouteSortField::Name) => RouteSort::Name,
+            Ok(pb::RouteSortField::PathPrefix) => RouteSort::PathPrefix,
+            Ok(pb::RouteSortField::CreatedAt) => RouteSort::CreatedAt,
+            Ok(pb::RouteSortField::UpdatedAt) => RouteSort::UpdatedAt,
+            Err(_) => return Err(FieldError::new("sort_by", "is not a known sort field")),
+        };
+        if !r.team_id.is_empty() {
+            names::validate_team_id("team_id", &r.team_id)?;
+        }
+        if !r.tag.is_empty() {
+            names::validate_tag("tag", &r.tag)?;
+        }
+        names::validate_text("query", &r.query, 100, false, false)?;
+        let kind = format!("{PAGE_KIND}:{}:{}", sort.column(), r.descending);
+        let after = pagination::decode(&kind, &r.page_token, 2)?
+            .map(|p| (p[0].clone(), RouteId(p[1].clone())));
+        if let (Some((v, _)), true) = (&after, sort.is_numeric()) {
+            pagination::int_part(v)?;
+        }
+        Ok(Self {
+            team_id: (!r.team_id.is_empty()).then(|| TeamId(r.team_id)),
+            tag: (!r.tag.is_empty()).then_some(r.tag),
+            query: (!r.query.trim().is_empty()).then(|| r.query.trim().to_owned()),
+            sort,
+            descending: r.descending,
+            limit: pagination::page_size(r.page_size)?,
+            after,
+        })
+    }
+}
+
+impl RouteFilter {
+    /// The page token that continues after `last`.
+    pub fn next_token(&self, last: &Route) -> String {
+        let v = match self.sort {
+            RouteSort::Name => last.name.clone(),
+            RouteSort::PathPrefix => last.path_prefix.clone(),
+            RouteSort::CreatedAt => last.created_at.to_string(),
+            RouteSort::UpdatedAt => last.updated_at.to_string(),
+        };
+        let kind = format!("{PAGE_KIND}:{}:{}", self.sort.column(), self.descending);
+        pagination::encode(&kind, &[v, last.id.0.clone()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> pb::CreateRouteRequest {
+        pb::CreateRouteRequest {
+            name: "payments".into(),
+            team_id: "core".into(),
+            path_prefix: "/api/payments".into(),
+            backend_url: "https://pay.internal:8443/v2".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_validation() {
+        assert!(CreateRouteInput::try_from(req()).is_ok());
+        let cases: Vec<(pb::CreateRouteRequest, &str)> = vec![
+            (
+                pb::CreateRouteRequest {
+                    path_prefix: "api".into(),
+                    ..req()
+                },
+                "path_prefix",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    backend_url: "http://u:p@evil.com".into(),
+                    ..req()
+                },
+                "backend_url",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    backend_url: "file:///etc".into(),
+                    ..req()
+                },
+                "backend_url",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    name: "Pay".into(),
+                    ..req()
+                },
+                "name",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    tags: vec!["a".into(), "a".into()],
+                    ..req()
+                },
+                "tags[1]",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    methods: vec!["FETCH".into()],
+                    ..req()
+                },
+                "methods[0]",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    timeout_ms: 400_000,
+                    ..req()
+                },
+                "timeout_ms",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    backend_auth: Some(pb::BackendAuth {
+                        kind: Some(pb::backend_auth::Kind::Bearer(pb::BearerAuth::default())),
+                    }),
+                    ..req()
+                },
+                "backend_auth.bearer.token",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    backend_auth: Some(pb::BackendAuth {
+                        kind: Some(pb::backend_auth::Kind::ApiKey(pb::ApiKeyAuth {
+                            header_name: "Host".into(),
+                            value: "x".into(),
+                        })),
+                    }),
+                    ..req()
+                },
+                "backend_auth.api_key.header_name",
+            ),
+        ];
+        for (r, field) in cases {
+            let e = CreateRouteInput::try_from(r).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+}

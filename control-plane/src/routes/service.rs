@@ -1,0 +1,178 @@
+//! `RouteService` RPCs: validate, seal secrets, call the store, map the error.
+
+use super::model::{
+    AuthChange, AuthInput, CreateRouteInput, NewRoute, RouteFilter, RoutePatch, SealedSecret,
+};
+use crate::context;
+use crate::error::ApiError;
+use crate::ids::RouteId;
+use crate::secrets::MasterKey;
+use crate::store::DynStore;
+use keygate_proto::v1 as pb;
+use keygate_proto::v1::route_service_server::RouteService;
+use tonic::{Request, Response, Status};
+
+pub struct RouteApi {
+    store: DynStore,
+    key: MasterKey,
+}
+
+impl RouteApi {
+    pub fn new(store: DynStore, key: MasterKey) -> Self {
+        Self { store, key }
+    }
+
+    /// Seals the secret (if one was given) to this route and slot.
+    fn seal(&self, route: &RouteId, a: AuthInput) -> AuthChange {
+        let secret = match a.kind.secret_slot() {
+            Some(slot) if !a.secret.is_empty() => Some(SealedSecret {
+                slot,
+                sealed: self.key.seal(&format!("{route}/{slot}"), &a.secret),
+                key_id: self.key.id().to_owned(),
+            }),
+            _ => None,
+        };
+        AuthChange {
+            kind: a.kind,
+            header_name: a.header_name,
+            username: a.username,
+            secret,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl RouteService for RouteApi {
+    async fn create_route(
+        &self,
+        req: Request<pb::CreateRouteRequest>,
+    ) -> Result<Response<pb::CreateRouteResponse>, Status> {
+        let ctx = context::from_request(&req)?;
+        let input = CreateRouteInput::try_from(req.into_inner()).map_err(ApiError::from)?;
+        let id = RouteId::generate();
+        let auth = self.seal(&id, input.auth);
+        let route = NewRoute {
+            id,
+            team_id: input.team_id,
+            name: input.name,
+            path_prefix: input.path_prefix,
+            backend_url: input.backend_url,
+            description: input.description,
+            tags: input.tags,
+            methods: input.methods,
+            strip_prefix: input.strip_prefix,
+            timeout_ms: input.timeout_ms,
+            auth,
+        };
+        let route = self
+            .store
+            .create_route(&ctx, route)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(route = %route.name, path = %route.path_prefix, "route created");
+        Ok(Response::new(pb::CreateRouteResponse {
+            route: Some(route.into()),
+        }))
+    }
+
+    async fn get_route(
+        &self,
+        req: Request<pb::GetRouteRequest>,
+    ) -> Result<Response<pb::GetRouteResponse>, Status> {
+        let id = &req.get_ref().id;
+        if id.is_empty() {
+            return Err(ApiError::invalid("id", "is required (route id or name)").into());
+        }
+        let route = self.store.get_route(id).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::GetRouteResponse {
+            route: Some(route.into()),
+        }))
+    }
+
+    async fn list_routes(
+        &self,
+        req: Request<pb::ListRoutesRequest>,
+    ) -> Result<Response<pb::ListRoutesResponse>, Status> {
+        let filter = RouteFilter::try_from(req.into_inner()).map_err(ApiError::from)?;
+        let page = self
+            .store
+            .list_routes(&filter)
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = match (page.more, page.items.last()) {
+            (true, Some(last)) => filter.next_token(last),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListRoutesResponse {
+            routes: page.items.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_route(
+        &self,
+        req: Request<pb::UpdateRouteRequest>,
+    ) -> Result<Response<pb::UpdateRouteResponse>, Status> {
+        let ctx = context::from_request(&req)?;
+        let (id_or_name, input) =
+            super::model::parse_update(req.into_inner()).map_err(ApiError::from)?;
+        let current = self
+            .store
+            .get_route(&id_or_name)
+            .await
+            .map_err(ApiError::from)?;
+        let patch = RoutePatch {
+            name: input.name,
+            path_prefix: input.path_prefix,
+            backend_url: input.backend_url,
+            description: input.description,
+            tags: input.tags,
+            methods: input.methods,
+            strip_prefix: input.strip_prefix,
+            timeout_ms: input.timeout_ms,
+            auth: input.auth.map(|a| self.seal(&current.id, a)),
+        };
+        let route = self
+            .store
+            .update_route(&ctx, &current.id, patch)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::UpdateRouteResponse {
+            route: Some(route.into()),
+        }))
+    }
+
+    async fn delete_route(
+        &self,
+        req: Request<pb::DeleteRouteRequest>,
+    ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
+        let ctx = context::from_request(&req)?;
+        let id = &req.get_ref().id;
+        if id.is_empty() {
+            return Err(ApiError::invalid("id", "is required (route id or name)").into());
+        }
+        let current = self.store.get_route(id).await.map_err(ApiError::from)?;
+        let route = self
+            .store
+            .delete_route(&ctx, &current.id)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(route = %route.name, "route deleted");
+        Ok(Response::new(pb::DeleteRouteResponse {
+            route: Some(route.into()),
+        }))
+    }
+
+    async fn list_route_tags(
+        &self,
+        _req: Request<pb::ListRouteTagsRequest>,
+    ) -> Result<Response<pb::ListRouteTagsResponse>, Status> {
+        let tags = self.store.list_route_tags().await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListRouteTagsResponse {
+            tags: tags
+                .into_iter()
+                .map(|(tag, route_count)| pb::RouteTag { tag, route_count })
+                .collect(),
+        }))
+    }
+}

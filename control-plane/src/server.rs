@@ -1,0 +1,106 @@
+//! Wiring: the four Keygate services, health and reflection on one port, with grpc-web
+//! (HTTP/1.1) translation, CORS, and the [`AuthLayer`] around all of them.
+
+use crate::audit::AuditApi;
+use crate::auth::{AuthLayer, REQUEST_ID};
+use crate::routes::RouteApi;
+use crate::secrets::MasterKey;
+use crate::store::DynStore;
+use crate::teams::TeamApi;
+use crate::tokens::TokenApi;
+use http::{HeaderName, HeaderValue, Method};
+use keygate_proto::v1::audit_service_server::AuditServiceServer;
+use keygate_proto::v1::route_service_server::RouteServiceServer;
+use keygate_proto::v1::team_service_server::TeamServiceServer;
+use keygate_proto::v1::token_service_server::TokenServiceServer;
+use std::future::Future;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// What the server needs.
+#[derive(Clone)]
+pub struct ServerParts {
+    pub store: DynStore,
+    pub master_key: MasterKey,
+    /// Browser origins allowed for grpc-web; empty: no CORS headers; `*`: any.
+    pub cors_origins: Vec<String>,
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let h = |s: &'static str| HeaderName::from_static(s);
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            h("authorization"),
+            h("content-type"),
+            h("x-grpc-web"),
+            h("x-user-agent"),
+            h("grpc-timeout"),
+            h(REQUEST_ID),
+        ])
+        .expose_headers([
+            h("grpc-status"),
+            h("grpc-message"),
+            h("grpc-status-details-bin"),
+            h(REQUEST_ID),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    parts: ServerParts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<TokenServiceServer<TokenApi>>()
+        .await;
+    health_reporter
+        .set_serving::<RouteServiceServer<RouteApi>>()
+        .await;
+    health_reporter
+        .set_serving::<TeamServiceServer<TeamApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AuditServiceServer<AuditApi>>()
+        .await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(keygate_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("embedded descriptor sets are valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(keygate_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("embedded descriptor sets are valid");
+
+    let store = parts.store.clone();
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(cors_layer(&parts.cors_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(AuthLayer::new(store.clone()))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(TokenServiceServer::new(TokenApi::new(store.clone())))
+        .add_service(RouteServiceServer::new(RouteApi::new(
+            store.clone(),
+            parts.master_key.clone(),
+        )))
+        .add_service(TeamServiceServer::new(TeamApi::new(store.clone())))
+        .add_service(AuditServiceServer::new(AuditApi::new(store)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

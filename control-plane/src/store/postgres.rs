@@ -1,0 +1,32 @@
+//! The PostgreSQL store (production): one pool; several control-plane replicas may share the
+//! database. Appends to the audit chain and change feed serialise on the `log_head` row lock,
+//! so revision order equals commit order across replicas.
+
+use super::{StoreError, StoreResult};
+use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
+
+/// The driver that `sql/` is compiled against in this module.
+pub type Db = sqlx::Postgres;
+
+#[path = "sql/mod.rs"]
+mod sql;
+
+pub use sql::SqlStore as PgStore;
+
+impl PgStore {
+    /// Connects to `url` (`postgres://...`) and applies migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(sql::db_err)?;
+        sqlx::migrate!("../migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("postgres migrations: {e}")))?;
+        Ok(Self::new(pool.clone(), pool))
+    }
+}

@@ -1,0 +1,82 @@
+//! SQL shared by both dialects. This module is compiled twice, once inside
+//! `store::sqlite` and once inside `store::postgres`, each time against that parent's `Db`
+//! driver type; the text of every statement is valid in both dialects (`$n` placeholders,
+//! `RETURNING`, row-value comparisons, `ON CONFLICT`).
+
+use super::Db;
+use crate::store::StoreError;
+use sqlx::{Pool, Transaction};
+
+mod audit;
+mod feed;
+mod keys;
+mod log;
+mod routes;
+mod rows;
+mod teams;
+mod tokens;
+
+/// A SQL-backed [`crate::store::Store`].
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    write: Pool<Db>,
+    read: Pool<Db>,
+}
+
+type Tx = Transaction<'static, Db>;
+
+impl SqlStore {
+    pub(super) fn new(write: Pool<Db>, read: Pool<Db>) -> Self {
+        Self { write, read }
+    }
+
+    async fn begin(&self) -> Result<Tx, StoreError> {
+        self.write.begin().await.map_err(db_err)
+    }
+
+    /// The writer pool, for tests and benchmarks that seed data in bulk.
+    pub fn write_pool(&self) -> &Pool<Db> {
+        &self.write
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Maps a driver error to a [`StoreError`]; the text goes to logs only.
+pub(super) fn db_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::AlreadyExists("a record with the same unique value already exists".into())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// `%needle%` for a case-insensitive `LIKE ... ESCAPE '\'`, with wildcards escaped.
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings serialise")
+}
+
+fn snapshot<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("domain types serialise")
+}

@@ -1,0 +1,424 @@
+//! Tokens in SQL.
+
+use super::log::{Entry, Op, append};
+use super::rows::{TOKEN_COLUMNS, TokenRow};
+use super::teams::require_team;
+use super::{SqlStore, Tx, db_err, like_pattern, snapshot};
+use crate::audit::diff;
+use crate::context::RequestContext;
+use crate::ids::TokenId;
+use crate::store::{Page, RotatedToken, StoreError, StoreResult, TokenStore};
+use crate::time::now_ms;
+use crate::tokens::{NewTokenRecord, Token, TokenFilter, TokenPatch, TokenStatus};
+use keygate_contracts::FieldError;
+use keygate_contracts::scope::Scope;
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, QueryBuilder};
+
+fn not_found(id: &TokenId) -> StoreError {
+    StoreError::NotFound {
+        entity: "token",
+        id: id.0.clone(),
+    }
+}
+
+async fn fetch<'e, E>(exec: E, id: &TokenId) -> StoreResult<Option<Token>>
+where
+    E: sqlx::Executor<'e, Database = super::Db>,
+{
+    let row: Option<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"
+    )))
+    .bind(id.as_str())
+    .fetch_optional(exec)
+    .await
+    .map_err(db_err)?;
+    row.map(Token::try_from).transpose()
+}
+
+async fn hash_of(tx: &mut Tx, id: &TokenId) -> StoreResult<String> {
+    let (h,): (String,) = sqlx::query_as("SELECT token_hash FROM tokens WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(h)
+}
+
+/// Every route named by a scope must exist (checked in the writing transaction).
+async fn check_route_scopes(tx: &mut Tx, scopes: &[Scope]) -> StoreResult<()> {
+    for s in scopes {
+        if let Scope::Route(name) = s {
+            let found: Option<(String,)> = sqlx::query_as("SELECT id FROM routes WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            if found.is_none() {
+                return Err(StoreError::Invalid(FieldError::new(
+                    "scopes",
+                    format!("no route named \"{name}\" (use a route name, \"tag:<tag>\" or \"*\")"),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_scopes(tx: &mut Tx, id: &TokenId, scopes: &[String]) -> StoreResult<()> {
+    sqlx::query("DELETE FROM token_scopes WHERE token_id = $1")
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    for s in scopes {
+        sqlx::query("INSERT INTO token_scopes (token_id, scope) VALUES ($1, $2)")
+            .bind(id.as_str())
+            .bind(s)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+async fn insert(
+    tx: &mut Tx,
+    ctx: &RequestContext,
+    t: &NewTokenRecord,
+    scopes: &[String],
+    rotated_from: Option<&TokenId>,
+) -> StoreResult<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO tokens (id, team_id, name, description, scopes, token_hash, preview, \
+         created_at, updated_at, expires_at, created_by, rotated_from_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11)",
+    )
+    .bind(t.id.as_str())
+    .bind(t.team_id.as_str())
+    .bind(&t.name)
+    .bind(&t.description)
+    .bind(super::json_list(scopes))
+    .bind(&t.token_hash)
+    .bind(&t.preview)
+    .bind(now)
+    .bind(t.expires_at)
+    .bind(ctx.actor.reference())
+    .bind(rotated_from.map(TokenId::as_str))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    write_scopes(tx, &t.id, scopes).await
+}
+
+/// Audit diff without bookkeeping noise.
+fn token_diff(before: Option<&Token>, after: Option<&Token>) -> Value {
+    let mut d = diff(before.map(snapshot).as_ref(), after.map(snapshot).as_ref());
+    if before.is_some() && after.is_some() {
+        if let Some(o) = d.as_object_mut() {
+            o.remove("updated_at");
+        }
+    }
+    d
+}
+
+#[async_trait::async_trait]
+impl TokenStore for SqlStore {
+    async fn create_token(&self, ctx: &RequestContext, t: NewTokenRecord) -> StoreResult<Token> {
+        let mut tx = self.begin().await?;
+        require_team(&mut tx, &t.team_id).await?;
+        check_route_scopes(&mut tx, &t.scopes).await?;
+        let scopes: Vec<String> = t.scopes.iter().map(Scope::to_string).collect();
+        insert(&mut tx, ctx, &t, &scopes, None).await?;
+        let token = fetch(&mut *tx, &t.id)
+            .await?
+            .ok_or_else(|| not_found(&t.id))?;
+        append(
+            &mut tx,
+            ctx,
+            vec![Entry {
+                action: "token.create",
+                entity_type: "token",
+                entity_id: t.id.0.clone(),
+                team_id: t.team_id.0.clone(),
+                diff: token_diff(None, Some(&token)),
+                op: Op::Upsert,
+                payload: json!({"token_hash": t.token_hash}),
+            }],
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(token)
+    }
+
+    async fn get_token(&self, id: &TokenId) -> StoreResult<Token> {
+        fetch(&self.read, id).await?.ok_or_else(|| not_found(id))
+    }
+
+    async fn list_tokens(&self, f: &TokenFilter) -> StoreResult<Page<Token>> {
+        let now = now_ms();
+        let mut qb = QueryBuilder::<super::Db>::new(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE 1 = 1"
+        ));
+        if let Some(team) = &f.team_id {
+            qb.push(" AND team_id = ");
+            qb.push_bind(team.as_str());
+        }
+        if let Some(scope) = &f.scope {
+            qb.push(" AND id IN (SELECT token_id FROM token_scopes WHERE scope = ");
+            qb.push_bind(scope.as_str());
+            qb.push(")");
+        }
+        match f.status {
+            None => {}
+            Some(TokenStatus::Active) => {
+                qb.push(" AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ");
+                qb.push_bind(now);
+                qb.push(")");
+            }
+            Some(TokenStatus::Expired) => {
+                qb.push(" AND revoked_at IS NULL AND expires_at <= ");
+                qb.push_bind(now);
+            }
+            Some(TokenStatus::Revoked) => {
+                qb.push(" AND revoked_at IS NOT NULL");
+            }
+        }
+        if let Some(before) = f.expiring_before {
+            qb.push(" AND expires_at < ");
+            qb.push_bind(before);
+        }
+        if let Some(q) = &f.query {
+            qb.push(" AND lower(name || ' ' || description) LIKE ");
+            qb.push_bind(like_pattern(q));
+            qb.push(" ESCAPE '\\'");
+        }
+        if let Some((created, id)) = &f.after {
+            qb.push(" AND (created_at, id) < (");
+            qb.push_bind(*created);
+            qb.push(", ");
+            qb.push_bind(id.as_str());
+            qb.push(")");
+        }
+        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ");
+        qb.push_bind(i64::from(f.limit) + 1);
+        let rows: Vec<TokenRow> = qb
+            .build_query_as()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        let more = rows.len() > f.limit as usize;
+        let items = rows
+            .into_iter()
+            .take(f.limit as usize)
+            .map(Token::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, more })
+    }
+
+    async fn update_token(
+        &self,
+        ctx: &RequestContext,
+        id: &TokenId,
+        p: TokenPatch,
+    ) -> StoreResult<Token> {
+        let mut tx = self.begin().await?;
+        let before = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
+        if before.revoked_at.is_some() {
+            return Err(StoreError::Precondition(format!(
+                "token \"{id}\" is revoked and cannot be changed"
+            )));
+        }
+        if let Some(scopes) = &p.scopes {
+            check_route_scopes(&mut tx, scopes).await?;
+        }
+        let name = p.name.unwrap_or_else(|| before.name.clone());
+        let description = p.description.unwrap_or_else(|| before.description.clone());
+        let scopes: Vec<String> = match &p.scopes {
+            Some(s) => s.iter().map(Scope::to_string).collect(),
+            None => before.scopes.clone(),
+        };
+        let expires_at = p.expires_at.unwrap_or(before.expires_at);
+        if name == before.name
+            && description == before.description
+            && scopes == before.scopes
+            && expires_at == before.expires_at
+        {
+            return Ok(before);
+        }
+        sqlx::query(
+            "UPDATE tokens SET name = $1, description = $2, scopes = $3, expires_at = $4, updated_at = $5 \
+             WHERE id = $6",
+        )
+        .bind(&name)
+        .bind(&description)
+        .bind(super::json_list(&scopes))
+        .bind(expires_at)
+        .bind(now_ms())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if scopes != before.scopes {
+            write_scopes(&mut tx, id, &scopes).await?;
+        }
+        let after = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
+        let hash = hash_of(&mut tx, id).await?;
+        append(
+            &mut tx,
+            ctx,
+            vec![Entry {
+                action: "token.update",
+                entity_type: "token",
+                entity_id: id.0.clone(),
+                team_id: after.team_id.0.clone(),
+                diff: token_diff(Some(&before), Some(&after)),
+                op: Op::Upsert,
+                payload: json!({"token_hash": hash}),
+            }],
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(after)
+    }
+
+    async fn revoke_token(
+        &self,
+        ctx: &RequestContext,
+        id: &TokenId,
+        reason: &str,
+    ) -> StoreResult<Token> {
+        let mut tx = self.begin().await?;
+        let before = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
+        if before.revoked_at.is_some() {
+            return Ok(before);
+        }
+        let now = now_ms();
+        sqlx::query("UPDATE tokens SET revoked_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let after = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
+        let hash = hash_of(&mut tx, id).await?;
+        let mut d = token_diff(Some(&before), Some(&after));
+        if !reason.is_empty() {
+            d["revoke_reason"] = json!([null, reason]);
+        }
+        append(
+            &mut tx,
+            ctx,
+            vec![Entry {
+                action: "token.revoke",
+                entity_type: "token",
+                entity_id: id.0.clone(),
+                team_id: after.team_id.0.clone(),
+                diff: d,
+                op: Op::Delete,
+                payload: json!({"token_hash": hash}),
+            }],
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(after)
+    }
+
+    async fn rotate_token(
+        &self,
+        ctx: &RequestContext,
+        id: &TokenId,
+        new: RotatedToken,
+    ) -> StoreResult<(Token, Token)> {
+        let mut tx = self.begin().await?;
+        let old = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
+        let now = now_ms();
+        match old.status(now) {
+            TokenStatus::Revoked => {
+                return Err(StoreError::Precondition(format!(
+                    "token \"{id}\" is revoked; create a new token instead"
+                )));
+            }
+            TokenStatus::Expired => {
+                return Err(StoreError::Precondition(format!(
+                    "token \"{id}\" has expired; create a new token instead"
+                )));
+            }
+            TokenStatus::Active => {}
+        }
+        if let Some(next) = &old.replaced_by_id {
+            return Err(StoreError::Precondition(format!(
+                "token \"{id}\" was already rotated to \"{next}\"; rotate that one instead"
+            )));
+        }
+        let scopes: Vec<Scope> = old
+            .scopes
+            .iter()
+            .map(|s| Scope::parse("scopes", s))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::Invalid)?;
+        let record = NewTokenRecord {
+            id: new.id.clone(),
+            team_id: old.team_id.clone(),
+            name: old.name.clone(),
+            description: old.description.clone(),
+            scopes,
+            token_hash: new.token_hash.clone(),
+            preview: new.preview,
+            expires_at: old.expires_at,
+        };
+        insert(&mut tx, ctx, &record, &old.scopes, Some(id)).await?;
+        let cut = old
+            .expires_at
+            .map_or(new.grace_until, |e| e.min(new.grace_until));
+        let revoke_now = new.grace_until <= now;
+        sqlx::query(
+            "UPDATE tokens SET replaced_by_id = $1, expires_at = $2, revoked_at = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(new.id.as_str())
+        .bind(if revoke_now { old.expires_at } else { Some(cut) })
+        .bind(revoke_now.then_some(now))
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let new_token = fetch(&mut *tx, &new.id)
+            .await?
+            .ok_or_else(|| not_found(&new.id))?;
+        let old_after = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
+        let old_hash = hash_of(&mut tx, id).await?;
+        append(
+            &mut tx,
+            ctx,
+            vec![
+                Entry {
+                    action: "token.rotate",
+                    entity_type: "token",
+                    entity_id: new.id.0.clone(),
+                    team_id: new_token.team_id.0.clone(),
+                    diff: token_diff(None, Some(&new_token)),
+                    op: Op::Upsert,
+                    payload: json!({"token_hash": new.token_hash}),
+                },
+                Entry {
+                    action: if revoke_now {
+                        "token.revoke"
+                    } else {
+                        "token.update"
+                    },
+                    entity_type: "token",
+                    entity_id: id.0.clone(),
+                    team_id: old_after.team_id.0.clone(),
+                    diff: token_diff(Some(&old), Some(&old_after)),
+                    op: if revoke_now { Op::Delete } else { Op::Upsert },
+                    payload: json!({"token_hash": old_hash}),
+                },
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((new_token, old_after))
+    }
+}

@@ -1,0 +1,395 @@
+//! Token domain types and input validation (wire -> domain).
+
+use crate::ids::{TeamId, TokenId};
+use crate::pagination;
+use crate::time::{Millis, from_timestamp, now_ms, to_timestamp, to_timestamp_opt};
+use keygate_contracts::scope::{Scope, parse_scopes};
+use keygate_contracts::{FieldError, names};
+use keygate_proto::v1 as pb;
+use serde::Serialize;
+
+/// Longest token lifetime, in days.
+pub const MAX_EXPIRY_DAYS: u32 = 3650;
+/// Longest rotation grace period, in seconds (30 days).
+pub const MAX_GRACE_SECONDS: u32 = 30 * 86_400;
+
+/// A token as stored (never its plaintext or hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Token {
+    pub id: TokenId,
+    pub team_id: TeamId,
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub preview: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+    pub created_by: String,
+    pub rotated_from_id: Option<TokenId>,
+    pub replaced_by_id: Option<TokenId>,
+}
+
+/// Lifecycle state, derived at read time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TokenStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl Token {
+    pub fn status(&self, now: Millis) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Active
+        }
+    }
+}
+
+impl From<TokenStatus> for pb::TokenStatus {
+    fn from(s: TokenStatus) -> Self {
+        match s {
+            TokenStatus::Active => Self::Active,
+            TokenStatus::Expired => Self::Expired,
+            TokenStatus::Revoked => Self::Revoked,
+        }
+    }
+}
+
+impl From<Token> for pb::Token {
+    fn from(t: Token) -> Self {
+        let status = pb::TokenStatus::from(t.status(now_ms())) as i32;
+        Self {
+            id: t.id.0,
+            name: t.name,
+            team_id: t.team_id.0,
+            description: t.description,
+            scopes: t.scopes,
+            status,
+            preview: t.preview,
+            created_at: Some(to_timestamp(t.created_at)),
+            updated_at: Some(to_timestamp(t.updated_at)),
+            expires_at: to_timestamp_opt(t.expires_at),
+            revoked_at: to_timestamp_opt(t.revoked_at),
+            last_used_at: to_timestamp_opt(t.last_used_at),
+            created_by: t.created_by,
+            rotated_from_id: t.rotated_from_id.map(|i| i.0).unwrap_or_default(),
+            replaced_by_id: t.replaced_by_id.map(|i| i.0).unwrap_or_default(),
+        }
+    }
+}
+
+/// Everything the store needs to insert a token. The plaintext is not here.
+#[derive(Debug, Clone)]
+pub struct NewTokenRecord {
+    pub id: TokenId,
+    pub team_id: TeamId,
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<Scope>,
+    pub token_hash: String,
+    pub preview: String,
+    pub expires_at: Option<Millis>,
+}
+
+/// Validated CreateToken input.
+#[derive(Debug, Clone)]
+pub struct CreateTokenInput {
+    pub team_id: TeamId,
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<Millis>,
+}
+
+/// Expiry choice on the wire.
+pub enum ExpiryChoice {
+    Days(u32),
+    Never(bool),
+}
+
+/// `expires_in_days` / `never_expires` -> absolute expiry (None = never).
+pub fn expiry_from(
+    choice: Option<ExpiryChoice>,
+    now: Millis,
+) -> Result<Option<Millis>, FieldError> {
+    match choice {
+        None => Err(FieldError::new(
+            "expiry",
+            "is required: set expires_in_days (1-3650) or never_expires",
+        )),
+        Some(ExpiryChoice::Never(true)) => Ok(None),
+        Some(ExpiryChoice::Never(false)) => Err(FieldError::new(
+            "never_expires",
+            "must be true when set; use expires_in_days for an expiring token",
+        )),
+        Some(ExpiryChoice::Days(d)) if (1..=MAX_EXPIRY_DAYS).contains(&d) => {
+            Ok(Some(now + i64::from(d) * 86_400_000))
+        }
+        Some(ExpiryChoice::Days(_)) => Err(FieldError::new(
+            "expires_in_days",
+            format!("must be between 1 and {MAX_EXPIRY_DAYS}"),
+        )),
+    }
+}
+
+fn validate_name(v: &str) -> Result<String, FieldError> {
+    names::validate_text("name", v, 100, true, false)?;
+    Ok(v.trim().to_owned())
+}
+
+fn validate_description(v: &str) -> Result<String, FieldError> {
+    names::validate_text("description", v, 1000, false, true)?;
+    Ok(v.to_owned())
+}
+
+fn validate_team(v: &str) -> Result<TeamId, FieldError> {
+    names::validate_team_id("team_id", v)?;
+    Ok(TeamId(v.to_owned()))
+}
+
+impl TryFrom<pb::CreateTokenRequest> for CreateTokenInput {
+    type Error = FieldError;
+
+    fn try_from(r: pb::CreateTokenRequest) -> Result<Self, FieldError> {
+        use pb::create_token_request::Expiry;
+        let choice = r.expiry.map(|e| match e {
+            Expiry::ExpiresInDays(d) => ExpiryChoice::Days(d),
+            Expiry::NeverExpires(b) => ExpiryChoice::Never(b),
+        });
+        Ok(Self {
+            name: validate_name(&r.name)?,
+            team_id: validate_team(&r.team_id)?,
+            description: validate_description(&r.description)?,
+            scopes: parse_scopes("scopes", &r.scopes)?,
+            expires_at: expiry_from(choice, now_ms())?,
+        })
+    }
+}
+
+/// Validated UpdateToken input; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct TokenPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+    /// `Some(None)`: never expires.
+    pub expires_at: Option<Option<Millis>>,
+}
+
+impl TokenPatch {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.scopes.is_none()
+            && self.expires_at.is_none()
+    }
+}
+
+/// Parses a token id field.
+pub fn parse_token_id(field: &str, v: &str) -> Result<TokenId, FieldError> {
+    let ok =
+        v.len() == 36 && v.starts_with("tok_") && v[4..].bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(TokenId(v.to_owned()))
+    } else {
+        Err(FieldError::new(
+            field,
+            "must be a token id (tok_ followed by 32 hex digits)",
+        ))
+    }
+}
+
+/// Validates UpdateToken input.
+pub fn parse_update(r: pb::UpdateTokenRequest) -> Result<(TokenId, TokenPatch), FieldError> {
+    {
+        use pb::update_token_request::Expiry;
+        let id = parse_token_id("id", &r.id)?;
+        let patch = TokenPatch {
+            name: r.name.as_deref().map(validate_name).transpose()?,
+            description: r
+                .description
+                .as_deref()
+                .map(validate_description)
+                .transpose()?,
+            scopes: r
+                .scopes
+                .map(|l| parse_scopes("scopes", &l.values))
+                .transpose()?,
+            expires_at: r
+                .expiry
+                .map(|e| {
+                    let choice = match e {
+                        Expiry::ExpiresInDays(d) => ExpiryChoice::Days(d),
+                        Expiry::NeverExpires(b) => ExpiryChoice::Never(b),
+                    };
+                    expiry_from(Some(choice), now_ms())
+                })
+                .transpose()?,
+        };
+        if patch.is_empty() {
+            return Err(FieldError::new(
+                "update",
+                "nothing to change: set at least one of name, description, scopes, expiry",
+            ));
+        }
+        Ok((id, patch))
+    }
+}
+
+/// Filters and page position for ListTokens.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub team_id: Option<TeamId>,
+    pub scope: Option<String>,
+    pub status: Option<TokenStatus>,
+    pub expiring_before: Option<Millis>,
+    pub query: Option<String>,
+    pub limit: u32,
+    /// `(created_at, id)` of the last row of the previous page.
+    pub after: Option<(Millis, TokenId)>,
+}
+
+pub const PAGE_KIND: &str = "tokens";
+
+impl TryFrom<pb::ListTokensRequest> for TokenFilter {
+    type Error = FieldError;
+
+    fn try_from(r: pb::ListTokensRequest) -> Result<Self, FieldError> {
+        let team_id = (!r.team_id.is_empty())
+            .then(|| validate_team(&r.team_id))
+            .transpose()?;
+        if !r.scope.is_empty() && !r.tag.is_empty() {
+            return Err(FieldError::new("tag", "cannot be combined with scope"));
+        }
+        let scope = if !r.scope.is_empty() {
+            Some(Scope::parse("scope", &r.scope)?.to_string())
+        } else if !r.tag.is_empty() {
+            names::validate_tag("tag", &r.tag)?;
+            Some(format!("tag:{}", r.tag))
+        } else {
+            None
+        };
+        let status = match pb::TokenStatus::try_from(r.status) {
+            Ok(pb::TokenStatus::Unspecified) => None,
+            Ok(pb::TokenStatus::Active) => Some(TokenStatus::Active),
+            Ok(pb::TokenStatus::Expired) => Some(TokenStatus::Expired),
+            Ok(pb::TokenStatus::Revoked) => Some(TokenStatus::Revoked),
+            Err(_) => return Err(FieldError::new("status", "is not a known token status")),
+        };
+        names::validate_text("query", &r.query, 100, false, false)?;
+        let after = pagination::decode(PAGE_KIND, &r.page_token, 2)?
+            .map(|p| -> Result<_, FieldError> {
+                Ok((pagination::int_part(&p[0])?, TokenId(p[1].clone())))
+            })
+            .transpose()?;
+        Ok(Self {
+            team_id,
+            scope,
+            status,
+            expiring_before: r.expiring_before.as_ref().map(from_timestamp),
+            query: (!r.query.trim().is_empty()).then(|| r.query.trim().to_owned()),
+            limit: pagination::page_size(r.page_size)?,
+            after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(f: impl FnOnce(&mut pb::CreateTokenRequest)) -> Result<CreateTokenInput, FieldError> {
+        let mut r = pb::CreateTokenRequest {
+            name: "ci".into(),
+            team_id: "payments".into(),
+            description: String::new(),
+            scopes: vec!["*".into()],
+            expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(30)),
+        };
+        f(&mut r);
+        CreateTokenInput::try_from(r)
+    }
+
+    #[test]
+    fn create_validation_names_field_and_rule() {
+        assert!(create(|_| {}).is_ok());
+        let cases: Vec<(Box<dyn Fn(&mut pb::CreateTokenRequest)>, &str)> = vec![
+            (Box::new(|r| r.name = String::new()), "name"),
+            (Box::new(|r| r.name = "x".repeat(101)), "name"),
+            (Box::new(|r| r.team_id = "Bad Team".into()), "team_id"),
+            (Box::new(|r| r.scopes = vec![]), "scopes"),
+            (Box::new(|r| r.scopes = vec!["tag:".into()]), "scopes[0]"),
+            (Box::new(|r| r.expiry = None), "expiry"),
+            (
+                Box::new(|r| r.expiry = Some(pb::create_token_request::Expiry::ExpiresInDays(0))),
+                "expires_in_days",
+            ),
+            (
+                Box::new(|r| {
+                    r.expiry = Some(pb::create_token_request::Expiry::ExpiresInDays(3651))
+                }),
+                "expires_in_days",
+            ),
+            (
+                Box::new(|r| {
+                    r.expiry = Some(pb::create_token_request::Expiry::NeverExpires(false))
+                }),
+                "never_expires",
+            ),
+            (
+                Box::new(|r| r.description = "d".repeat(1001)),
+                "description",
+            ),
+        ];
+        for (mutate, field) in cases {
+            let e = create(|r| mutate(r)).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
+    fn status_is_derived() {
+        let mut t = Token {
+            id: TokenId("tok_1".into()),
+            team_id: TeamId("t".into()),
+            name: "n".into(),
+            description: String::new(),
+            scopes: vec![],
+            preview: String::new(),
+            created_at: 0,
+            updated_at: 0,
+            expires_at: Some(100),
+            revoked_at: None,
+            last_used_at: None,
+            created_by: String::new(),
+            rotated_from_id: None,
+            replaced_by_id: None,
+        };
+        assert_eq!(t.status(99), TokenStatus::Active);
+        assert_eq!(t.status(100), TokenStatus::Expired);
+        t.revoked_at = Some(50);
+        assert_eq!(t.status(99), TokenStatus::Revoked);
+    }
+
+    #[test]
+    fn update_needs_a_change_and_valid_id() {
+        let r = pb::UpdateTokenRequest {
+            id: "tok_0123456789abcdef0123456789abcdef".into(),
+            ..Default::default()
+        };
+        assert_eq!(parse_update(r).unwrap_err().field, "update");
+        let r = pb::UpdateTokenRequest {
+            id: "nope".into(),
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(parse_update(r).unwrap_err().field, "id");
+    }
+}
