@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::Context;
 use crate::args::{AuditCommand, AuditExportArgs, AuditFilterArgs, AuditListArgs, ExportFormatArg};
-use crate::client::{CliError, Connection};
+use crate::client::{CliError, Connection, ServerStream};
 use crate::output::{self, NONE};
 
 const HEADER: [&str; 7] = [
@@ -98,9 +98,8 @@ async fn list(args: AuditListArgs, ctx: &mut Context<'_>) -> Result<(), CliError
     }
     if !events.is_empty() {
         ctx.out.write_all(event_table(&events).as_bytes())?;
-        ctx.out.flush()?;
     }
-    writeln!(ctx.err, "{} of {total} matching events", events.len())?;
+    ctx.note(format_args!("{} of {total} matching events", events.len()))?;
     ctx.next_page_hint(&next_page_token)
 }
 
@@ -119,7 +118,9 @@ async fn export(args: AuditExportArgs, ctx: &mut Context<'_>) -> Result<(), CliE
         None => None,
     };
     let conn = ctx.connect().await?;
-    let stream = conn.call(conn.audit().export_audit_events(request)).await;
+    let stream = conn
+        .open_stream(conn.audit().export_audit_events(request))
+        .await;
     let result = match (stream, &mut file) {
         (Err(e), _) => Err(e),
         (Ok(mut stream), Some(file)) => {
@@ -134,7 +135,7 @@ async fn export(args: AuditExportArgs, ctx: &mut Context<'_>) -> Result<(), CliE
     match (result, file) {
         (Ok(bytes), Some(file)) => {
             let path = file.finish()?;
-            writeln!(ctx.err, "wrote {bytes} bytes to {}", path.display())?;
+            ctx.note(format_args!("wrote {bytes} bytes to {}", path.display()))?;
             Ok(())
         }
         (Ok(_), None) => Ok(()),
@@ -150,7 +151,7 @@ async fn export(args: AuditExportArgs, ctx: &mut Context<'_>) -> Result<(), CliE
 /// Writes every chunk of the export stream to `dest` in order; returns the byte count.
 async fn copy_stream(
     conn: &Connection,
-    stream: &mut tonic::Streaming<ExportAuditEventsResponse>,
+    stream: &mut ServerStream<ExportAuditEventsResponse>,
     dest: &mut dyn Write,
     write_error: impl Fn(io::Error) -> CliError,
 ) -> Result<u64, CliError> {

@@ -316,11 +316,31 @@ impl Connection {
         }
     }
 
-    /// Reads the next message of a server stream; the timeout applies to each message.
-    pub async fn next<T>(&self, stream: &mut tonic::Streaming<T>) -> Result<Option<T>, CliError> {
-        match tokio::time::timeout(self.timeout, stream.message()).await {
-            Ok(Ok(message)) => Ok(message),
+    /// Awaits the start of a server-streaming call under the timeout, keeping the request id
+    /// of its response headers.
+    pub async fn open_stream<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+    ) -> Result<ServerStream<T>, CliError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(response)) => Ok(ServerStream {
+                request_id: request_id(response.metadata()),
+                messages: response.into_inner(),
+            }),
             Ok(Err(status)) => Err(self.status_error(status)),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// Reads the next message of a server stream; the timeout applies to each message.
+    pub async fn next<T>(&self, stream: &mut ServerStream<T>) -> Result<Option<T>, CliError> {
+        match tokio::time::timeout(self.timeout, stream.messages.message()).await {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(status)) => Err(status_error_in(
+                &self.addr,
+                status,
+                stream.request_id.as_deref(),
+            )),
             Err(_) => Err(self.timed_out()),
         }
     }
@@ -337,6 +357,13 @@ impl Connection {
     }
 }
 
+/// A server stream and the request id of its response headers, for an error that arrives
+/// mid-stream in trailers that do not repeat it.
+pub struct ServerStream<T> {
+    messages: tonic::Streaming<T>,
+    request_id: Option<String>,
+}
+
 fn timeout_reason(timeout: Duration) -> String {
     format!("no answer within {}s", timeout.as_secs())
 }
@@ -344,17 +371,18 @@ fn timeout_reason(timeout: Duration) -> String {
 /// Turns a failed call into a `CliError`. A status without a request id and with code
 /// Unavailable never reached the control plane: it is the client's own transport failure.
 pub fn status_error(addr: &str, status: tonic::Status) -> CliError {
-    let request_id = status
-        .metadata()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    match request_id {
+    status_error_in(addr, status, None)
+}
+
+/// `status_error` for a call whose response headers already carried `call_request_id`.
+fn status_error_in(addr: &str, status: tonic::Status, call_request_id: Option<&str>) -> CliError {
+    match request_id(status.metadata()) {
         None if status.code() == Code::Unavailable => CliError::Unreachable {
             addr: addr.to_owned(),
             reason: error_chain(&status),
         },
         request_id => {
+            let request_id = request_id.or_else(|| call_request_id.map(str::to_owned));
             let message = if status.message().is_empty() {
                 status.code().description().to_owned()
             } else {
@@ -367,6 +395,13 @@ pub fn status_error(addr: &str, status: tonic::Status) -> CliError {
             }
         }
     }
+}
+
+fn request_id(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// An error and its sources, joined with `: `, skipping repeats and tonic's bare
@@ -493,6 +528,14 @@ mod tests {
             err.to_string(),
             "token tok_1 not found (code: NotFound, request id: req-42)"
         );
+    }
+
+    #[test]
+    fn mid_stream_errors_use_the_call_request_id() {
+        let err = status_error_in("a", tonic::Status::internal("broke"), Some("req-7"));
+        assert_eq!(err.to_string(), "broke (code: Internal, request id: req-7)");
+        let err = status_error("a", tonic::Status::internal("broke"));
+        assert_eq!(err.to_string(), "broke (code: Internal, request id: none)");
     }
 
     #[test]

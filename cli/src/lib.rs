@@ -58,8 +58,10 @@ pub async fn run_with_stderr(
         Command::Team(command) => teams::run(command, &mut ctx).await,
         Command::Audit(command) => audit::run(command, &mut ctx).await,
     };
-    ctx.out.flush()?;
-    result
+    // The command's own error matters more than a failed flush after it.
+    let flushed = ctx.out.flush();
+    result?;
+    Ok(flushed?)
 }
 
 /// What every command needs: the configuration and where to write.
@@ -83,22 +85,31 @@ impl Context<'_> {
         Ok(())
     }
 
-    /// Tells on stderr how to get the next page, if there is one.
-    pub fn next_page_hint(&mut self, next_page_token: &str) -> Result<(), CliError> {
-        if !next_page_token.is_empty() {
-            writeln!(
-                self.err,
-                "more results: repeat with --page-token {next_page_token} (or use --all)"
-            )?;
-        }
+    /// Writes a line to stderr, after flushing stdout so that the two stay in order on a
+    /// terminal.
+    pub fn note(&mut self, text: impl std::fmt::Display) -> Result<(), CliError> {
+        self.out.flush()?;
+        writeln!(self.err, "{text}")?;
+        self.err.flush()?;
         Ok(())
     }
 
-    /// Asks before a destructive change; see [`output::confirm`].
-    pub fn confirm(&mut self, question: &str, yes: bool) -> Result<(), CliError> {
+    /// Tells on stderr how to get the next page, if there is one.
+    pub fn next_page_hint(&mut self, next_page_token: &str) -> Result<(), CliError> {
+        if next_page_token.is_empty() {
+            return Ok(());
+        }
+        self.note(format_args!(
+            "more results: repeat with --page-token {next_page_token} (or use --all)"
+        ))
+    }
+
+    /// Asks before a destructive change such as `delete route billing`; see
+    /// [`output::confirm`].
+    pub fn confirm(&mut self, action: &str, yes: bool) -> Result<(), CliError> {
         let stdin = std::io::stdin();
         let is_terminal = stdin.is_terminal();
         self.out.flush()?;
-        output::confirm(question, yes, is_terminal, &mut stdin.lock(), self.err)
+        output::confirm(action, yes, is_terminal, &mut stdin.lock(), self.err)
     }
 }

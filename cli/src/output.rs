@@ -99,13 +99,13 @@ pub fn write_json(out: &mut dyn Write, value: &Value) -> io::Result<()> {
     writeln!(out)
 }
 
-/// Asks `question [y/N]` on `err` and reads the answer from `input`.
+/// Asks `Really <action>? [y/N]` on `err` and reads the answer from `input`.
 ///
-/// `yes` skips the question. Without it, a non-terminal stdin is refused (exit 2) rather
+/// `action` reads like `delete route billing`. `yes` skips the question. Without it, a non-terminal stdin is refused (exit 2) rather
 /// than read, so that a script never deletes on a stray `y` in its input; any answer other
 /// than `y`/`yes` aborts (exit 1).
 pub fn confirm(
-    question: &str,
+    action: &str,
     yes: bool,
     is_terminal: bool,
     input: &mut dyn BufRead,
@@ -116,10 +116,10 @@ pub fn confirm(
     }
     if !is_terminal {
         return Err(CliError::usage(format!(
-            "{question}: refusing without --yes because stdin is not a terminal"
+            "refusing to {action} without --yes: stdin is not a terminal"
         )));
     }
-    write!(err, "{question} [y/N] ")?;
+    write!(err, "Really {action}? [y/N] ")?;
     err.flush()?;
     let mut answer = String::new();
     input
@@ -204,9 +204,13 @@ mod tests {
 
         let refused = confirm("delete x", false, false, &mut &b"y\n"[..], &mut err).unwrap_err();
         assert_eq!(refused.exit_code(), 2);
+        assert_eq!(
+            refused.to_string(),
+            "refusing to delete x without --yes: stdin is not a terminal"
+        );
 
         assert!(confirm("delete x", false, true, &mut &b"yes\n"[..], &mut err).is_ok());
-        assert_eq!(String::from_utf8(err).unwrap(), "delete x [y/N] ");
+        assert_eq!(String::from_utf8(err).unwrap(), "Really delete x? [y/N] ");
 
         let aborted =
             confirm("delete x", false, true, &mut &b"\n"[..], &mut Vec::new()).unwrap_err();

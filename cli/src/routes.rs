@@ -59,7 +59,7 @@ pub(crate) async fn run(command: RouteCommand, ctx: &mut Context<'_>) -> Result<
             show_one(ctx, response.route)
         }
         RouteCommand::Delete(args) => {
-            ctx.confirm(&format!("Delete route {}?", args.id_or_name), args.yes.yes)?;
+            ctx.confirm(&format!("delete route {}", args.id_or_name), args.yes.yes)?;
             let conn = ctx.connect().await?;
             let request = DeleteRouteRequest {
                 id: args.id_or_name,
@@ -82,7 +82,7 @@ pub(crate) async fn run(command: RouteCommand, ctx: &mut Context<'_>) -> Result<
                 return ctx.print_json(&json!({ "tags": tags }));
             }
             if response.tags.is_empty() {
-                writeln!(ctx.err, "no tags in use")?;
+                ctx.note("no tags in use")?;
                 return Ok(());
             }
             ctx.out.write_all(tag_table(&response.tags).as_bytes())?;
@@ -286,7 +286,7 @@ async fn list(args: RouteListArgs, ctx: &mut Context<'_>) -> Result<(), CliError
         return ctx.print_json(&value);
     }
     if routes.is_empty() {
-        writeln!(ctx.err, "no routes found")?;
+        ctx.note("no routes found")?;
     } else {
         ctx.out.write_all(route_table(&routes).as_bytes())?;
     }

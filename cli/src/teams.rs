@@ -52,15 +52,15 @@ pub(crate) async fn run(command: TeamCommand, ctx: &mut Context<'_>) -> Result<(
             show_one(ctx, response.team)
         }
         TeamCommand::Delete(args) => {
-            let question = if args.cascade {
+            let action = if args.cascade {
                 format!(
-                    "Delete team {} and revoke its tokens and delete its routes?",
+                    "delete team {}, revoking its tokens and deleting its routes",
                     args.id
                 )
             } else {
-                format!("Delete team {}?", args.id)
+                format!("delete team {}", args.id)
             };
-            ctx.confirm(&question, args.yes.yes)?;
+            ctx.confirm(&action, args.yes.yes)?;
             let conn = ctx.connect().await?;
             let request = DeleteTeamRequest {
                 id: args.id.clone(),
@@ -102,7 +102,7 @@ async fn list(args: TeamListArgs, ctx: &mut Context<'_>) -> Result<(), CliError>
         return ctx.print_json(&value);
     }
     if teams.is_empty() {
-        writeln!(ctx.err, "no teams found")?;
+        ctx.note("no teams found")?;
     } else {
         ctx.out.write_all(team_table(&teams).as_bytes())?;
     }

@@ -40,7 +40,7 @@ pub(crate) async fn run(command: TokenCommand, ctx: &mut Context<'_>) -> Result<
             let conn = ctx.connect().await?;
             let response = conn.call(conn.tokens().create_token(request)).await?;
             let token = response.token.ok_or_else(|| CliError::missing("token"))?;
-            show_issued(ctx, &token, &response.plaintext, quiet, None)
+            show_issued(ctx, &token, &response.plaintext, quiet, Issued::Created)
         }
         TokenCommand::List(args) => list(args, ctx).await,
         TokenCommand::Get(args) => {
@@ -78,7 +78,9 @@ pub(crate) async fn run(command: TokenCommand, ctx: &mut Context<'_>) -> Result<
                 &token,
                 &response.plaintext,
                 args.quiet,
-                Some(response.previous.as_ref()),
+                Issued::Rotated {
+                    previous: response.previous.as_ref(),
+                },
             )
         }
     }
@@ -160,7 +162,7 @@ async fn list(args: TokenListArgs, ctx: &mut Context<'_>) -> Result<(), CliError
         return ctx.print_json(&value);
     }
     if tokens.is_empty() {
-        writeln!(ctx.err, "no tokens found")?;
+        ctx.note("no tokens found")?;
     } else {
         ctx.out.write_all(token_table(&tokens).as_bytes())?;
     }
@@ -177,14 +179,23 @@ fn show_one(ctx: &mut Context<'_>, token: Option<Token>) -> Result<(), CliError>
     Ok(())
 }
 
+/// Which call issued the token that `show_issued` prints.
+enum Issued<'a> {
+    Created,
+    /// `previous` is the token the rotation replaced.
+    Rotated {
+        previous: Option<&'a Token>,
+    },
+}
+
 /// Prints a newly issued token: its row, then the plaintext alone on its own stdout line,
-/// with the shown-once notice on stderr. `previous` is set for a rotation.
+/// with the shown-once notice on stderr.
 fn show_issued(
     ctx: &mut Context<'_>,
     token: &Token,
     plaintext: &str,
     quiet: bool,
-    previous: Option<Option<&Token>>,
+    issued: Issued<'_>,
 ) -> Result<(), CliError> {
     if quiet {
         writeln!(ctx.out, "{plaintext}")?;
@@ -192,19 +203,20 @@ fn show_issued(
     }
     if ctx.json {
         let mut value = json!({ "token": token_json(token), "plaintext": plaintext });
-        if let Some(previous) = previous {
+        if let Issued::Rotated { previous } = issued {
             value["previous"] = previous.map_or(Value::Null, token_json);
         }
         return ctx.print_json(&value);
     }
     ctx.out
         .write_all(token_table(std::slice::from_ref(token)).as_bytes())?;
-    ctx.out.flush()?;
-    if let Some(Some(previous)) = previous {
-        writeln!(ctx.err, "{}", previous_notice(previous))?;
+    if let Issued::Rotated {
+        previous: Some(previous),
+    } = issued
+    {
+        ctx.note(previous_notice(previous))?;
     }
-    writeln!(ctx.err, "\n{SHOWN_ONCE}")?;
-    ctx.err.flush()?;
+    ctx.note(format_args!("\n{SHOWN_ONCE}"))?;
     writeln!(ctx.out, "{plaintext}")?;
     Ok(())
 }
