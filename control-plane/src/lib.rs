@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod testing;
 pub mod time;
 
 pub mod audit;

@@ -73,8 +73,10 @@ impl TryFrom<Option<pb::AuditFilter>> for AuditFilter {
         };
         let start = f.start_time.as_ref().map(from_timestamp);
         let end = f.end_time.as_ref().map(from_timestamp);
-        if let (Some(s), Some(e)) = (start, end) {
-            if e < s {
+        if let (Some(s), Some(e)) = (start, end)
+            && e < s
+        {
+            {
                 return Err(FieldError::new(
                     "filter.end_time",
                     "must not be before start_time",

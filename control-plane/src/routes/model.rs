@@ -477,7 +477,7 @@ impl TryFrom<pb::ListRoutesRequest> for RouteFilter {
             pagination::int_part(v)?;
         }
         Ok(Self {
-            team_id: (!r.team_id.is_empty()).then(|| TeamId(r.team_id)),
+            team_id: (!r.team_id.is_empty()).then_some(TeamId(r.team_id)),
             tag: (!r.tag.is_empty()).then_some(r.tag),
             query: (!r.query.trim().is_empty()).then(|| r.query.trim().to_owned()),
             sort,

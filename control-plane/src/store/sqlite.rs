@@ -10,6 +10,8 @@ use std::time::Duration;
 /// The driver that `sql/` is compiled against in this module.
 pub type Db = sqlx::Sqlite;
 
+// The same SQL module is compiled once per dialect on purpose (see sql/mod.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 

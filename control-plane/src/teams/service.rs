@@ -67,7 +67,7 @@ impl TeamService for TeamApi {
             .await
             .map_err(ApiError::from)?;
         let next_page_token = match (page.more, page.items.last()) {
-            (true, Some(last)) => pagination::encode(PAGE_KIND, &[last.id.0.clone()]),
+            (true, Some(last)) => pagination::encode(PAGE_KIND, std::slice::from_ref(&last.id.0)),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListTeamsResponse {

@@ -320,7 +320,8 @@ mod tests {
     #[test]
     fn create_validation_names_field_and_rule() {
         assert!(create(|_| {}).is_ok());
-        let cases: Vec<(Box<dyn Fn(&mut pb::CreateTokenRequest)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut pb::CreateTokenRequest)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|r| r.name = String::new()), "name"),
             (Box::new(|r| r.name = "x".repeat(101)), "name"),
             (Box::new(|r| r.team_id = "Bad Team".into()), "team_id"),

@@ -115,10 +115,8 @@ async fn insert(
 /// Audit diff without bookkeeping noise.
 fn token_diff(before: Option<&Token>, after: Option<&Token>) -> Value {
     let mut d = diff(before.map(snapshot).as_ref(), after.map(snapshot).as_ref());
-    if before.is_some() && after.is_some() {
-        if let Some(o) = d.as_object_mut() {
-            o.remove("updated_at");
-        }
+    if let (Some(_), Some(_), Some(o)) = (before, after, d.as_object_mut()) {
+        o.remove("updated_at");
     }
     d
 }

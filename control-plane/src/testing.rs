@@ -1,0 +1,171 @@
+//! Helpers for tests and benchmarks: throwaway databases (a SQLite file in a temp dir, or a
+//! fresh database on the PostgreSQL server named by `KEYGATE_TEST_PG_URL`) and a real control
+//! plane on `127.0.0.1:0`. Not used by the binary.
+
+use crate::bootstrap::{Bootstrap, ensure_admin_key};
+use crate::secrets::MasterKey;
+use crate::server::{ServerParts, serve};
+use crate::store::{self, DynStore};
+use std::net::SocketAddr;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Environment variable naming the PostgreSQL server tests create databases on.
+pub const PG_ENV: &str = "KEYGATE_TEST_PG_URL";
+
+/// Which storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    /// Holds the SQLite file (or nothing) until the test ends.
+    pub dir: TempDir,
+}
+
+/// The admin URL of the test PostgreSQL server. Panics with instructions when unset: the
+/// PostgreSQL half of the suite must not pass by being skipped.
+pub fn pg_admin_url() -> String {
+    std::env::var(PG_ENV).unwrap_or_else(|_| {
+        panic!(
+            "{PG_ENV} is not set. Run ./scripts/test.sh (it starts a throwaway PostgreSQL), \
+             or set {PG_ENV}=postgres://user@127.0.0.1:port/postgres"
+        )
+    })
+}
+
+/// Creates a fresh, empty database for one test.
+pub async fn test_db(backend: Backend) -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("keygate.db").display()),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let admin = pg_admin_url();
+            let name = format!("kg_test_{}", uuid::Uuid::now_v7().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let mut u = url::Url::parse(&admin).expect("valid postgres url");
+            u.set_path(&format!("/{name}"));
+            u.to_string()
+        }
+    };
+    TestDb { url, backend, dir }
+}
+
+/// A control plane serving on `127.0.0.1:<ephemeral>` until dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// The bootstrap admin management key.
+    pub admin_key: String,
+    pub store: DynStore,
+    pub db: TestDb,
+    pub master_key: MasterKey,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh database of `backend`.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, vec!["http://admin.test".into()]).await
+    }
+
+    /// Starts a server with the given CORS origins.
+    pub async fn start_with(backend: Backend, cors_origins: Vec<String>) -> Self {
+        let db = test_db(backend).await;
+        let store = store::open(&db.url).await.expect("open store");
+        let admin_key = match ensure_admin_key(&store, db.dir.path())
+            .await
+            .expect("bootstrap")
+        {
+            Bootstrap::Created { key, .. } => key.expose().to_owned(),
+            Bootstrap::Existing => unreachable!("fresh database has no keys"),
+        };
+        let master_key = MasterKey::from_bytes(&[42; 32]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let parts = ServerParts {
+            store: store.clone(),
+            master_key: master_key.clone(),
+            cors_origins,
+        };
+        let handle = tokio::spawn(async move {
+            serve(listener, parts, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        Self {
+            addr,
+            admin_key,
+            store,
+            db,
+            master_key,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected HTTP/2 channel.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Wraps `msg` in a request carrying the admin key.
+    pub fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        with_key(&self.admin_key, msg)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Wraps `msg` in a request with `authorization: Bearer <key>`.
+pub fn with_key<T>(key: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("ascii key"),
+    );
+    r
+}

@@ -1,0 +1,984 @@
+//! L2: the storage conformance suite. Every test runs against SQLite and against a real
+//! PostgreSQL (`KEYGATE_TEST_PG_URL`, started by `./scripts/test.sh`), through the same
+//! `Store` trait the services use.
+
+use keygate_contracts::scope::Scope;
+use keygate_contracts::token::{API_TOKEN_PREFIX, NewToken};
+use keygate_control_plane::audit::{AuditFilter, AuditPage};
+use keygate_control_plane::context::{Actor, RequestContext};
+use keygate_control_plane::ids::{RouteId, TeamId, TokenId};
+use keygate_control_plane::routes::{
+    AuthChange, AuthKind, NewRoute, RouteFilter, RoutePatch, RouteSort, SealedSecret,
+};
+use keygate_control_plane::store::{self, DynStore, RotatedToken, StoreError};
+use keygate_control_plane::teams::{NewTeam, TeamFilter, TeamPatch};
+use keygate_control_plane::testing::{Backend, TestDb, test_db};
+use keygate_control_plane::time::now_ms;
+use keygate_control_plane::tokens::{NewTokenRecord, TokenFilter, TokenPatch, TokenStatus};
+use std::collections::HashSet;
+
+const DAY: i64 = 86_400_000;
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        request_id: "req-test".into(),
+        actor: Actor {
+            kind: "key",
+            id: "mk_test".into(),
+            name: "tester".into(),
+        },
+        source_ip: "127.0.0.1".into(),
+        user_agent: "conformance".into(),
+    }
+}
+
+struct Fixture {
+    store: DynStore,
+    db: TestDb,
+}
+
+async fn fixture(b: Backend) -> Fixture {
+    let db = test_db(b).await;
+    let store = store::open(&db.url).await.expect("open");
+    Fixture { store, db }
+}
+
+/// Raw SQL access for checks the API must not offer (tampering, counting secret rows).
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Pg(sqlx::PgPool),
+}
+
+impl Raw {
+    async fn open(db: &TestDb) -> Self {
+        match db.backend {
+            Backend::Sqlite => Raw::Sqlite(sqlx::SqlitePool::connect(&db.url).await.unwrap()),
+            Backend::Postgres => Raw::Pg(sqlx::PgPool::connect(&db.url).await.unwrap()),
+        }
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Raw::Pg(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    async fn exec(&self, sql: &'static str) {
+        match self {
+            Raw::Sqlite(p) => {
+                sqlx::query(sql).execute(p).await.unwrap();
+            }
+            Raw::Pg(p) => {
+                sqlx::query(sql).execute(p).await.unwrap();
+            }
+        }
+    }
+
+    /// Revisions with `revision > after`, in order.
+    async fn revisions_after(&self, after: i64) -> Vec<i64> {
+        let sql = "SELECT revision FROM change_events WHERE revision > $1 ORDER BY revision";
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(sql)
+                .bind(after)
+                .fetch_all(p)
+                .await
+                .unwrap(),
+            Raw::Pg(p) => sqlx::query_scalar(sql)
+                .bind(after)
+                .fetch_all(p)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+async fn team(s: &DynStore, id: &str) {
+    s.create_team(
+        &ctx(),
+        NewTeam {
+            id: TeamId(id.into()),
+            name: format!("Team {id}"),
+            description: String::new(),
+            color: String::new(),
+            icon: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn token_record(
+    team: &str,
+    name: &str,
+    scopes: &[&str],
+    expires_at: Option<i64>,
+) -> (NewTokenRecord, NewToken) {
+    let secret = NewToken::generate(API_TOKEN_PREFIX);
+    let rec = NewTokenRecord {
+        id: TokenId::generate(),
+        team_id: TeamId(team.into()),
+        name: name.into(),
+        description: format!("{name} description"),
+        scopes: scopes
+            .iter()
+            .map(|s| Scope::parse("scopes", s).unwrap())
+            .collect(),
+        token_hash: secret.hash(),
+        preview: secret.preview(),
+        expires_at,
+    };
+    (rec, secret)
+}
+
+fn new_route(team: &str, name: &str, path: &str, tags: &[&str], auth: AuthChange) -> NewRoute {
+    NewRoute {
+        id: RouteId::generate(),
+        team_id: TeamId(team.into()),
+        name: name.into(),
+        path_prefix: path.into(),
+        backend_url: format!("http://127.0.0.1:9/{name}"),
+        description: String::new(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        methods: vec![],
+        strip_prefix: false,
+        timeout_ms: 30_000,
+        auth,
+    }
+}
+
+fn no_auth() -> AuthChange {
+    AuthChange {
+        kind: AuthKind::None,
+        header_name: String::new(),
+        username: String::new(),
+        secret: None,
+    }
+}
+
+fn bearer(sealed: &str) -> AuthChange {
+    AuthChange {
+        kind: AuthKind::Bearer,
+        header_name: String::new(),
+        username: String::new(),
+        secret: Some(SealedSecret {
+            slot: "bearer_token",
+            sealed: sealed.into(),
+            key_id: "k1".into(),
+        }),
+    }
+}
+
+/// `(audit rows, head revision)`: a failed mutation must change neither.
+async fn log_position(s: &DynStore) -> (u64, i64) {
+    let (_, total) = s
+        .list_audit(&AuditPage {
+            filter: AuditFilter::default(),
+            limit: 1,
+            before_seq: None,
+        })
+        .await
+        .unwrap();
+    (total, s.head_revision().await.unwrap())
+}
+
+async fn teams_crud(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "payments").await;
+    let dup = s
+        .create_team(
+            &ctx(),
+            NewTeam {
+                id: TeamId("payments".into()),
+                name: "x".into(),
+                description: String::new(),
+                color: String::new(),
+                icon: String::new(),
+            },
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::AlreadyExists(m)) if m.contains("payments")));
+    for i in 0..7 {
+        team(s, &format!("team-{i}")).await;
+    }
+    // Pages of 3 walk every team exactly once, in id order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .list_teams(&TeamFilter {
+                query: None,
+                limit: 3,
+                after: after.clone(),
+            })
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|t| t.id.0.clone()));
+        if !page.more {
+            break;
+        }
+        after = page.items.last().map(|t| t.id.clone());
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    assert_eq!(seen.len(), 8);
+    let found = s
+        .list_teams(&TeamFilter {
+            query: Some("PAYM".into()),
+            limit: 10,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    let updated = s
+        .update_team(
+            &ctx(),
+            &TeamId("payments".into()),
+            TeamPatch {
+                name: Some("Payments Squad".into()),
+                color: Some("#112233".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "Payments Squad");
+    assert_eq!(updated.color, "#112233");
+    let missing = s.get_team(&TeamId("nope".into())).await;
+    assert!(matches!(
+        missing,
+        Err(StoreError::NotFound { entity: "team", .. })
+    ));
+}
+
+async fn token_lifecycle(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "core").await;
+    s.create_route(
+        &ctx(),
+        new_route("core", "billing", "/api/billing", &["money"], no_auth()),
+    )
+    .await
+    .unwrap();
+    let (rec, _) = token_record(
+        "core",
+        "ci",
+        &["billing", "tag:money"],
+        Some(now_ms() + 30 * DAY),
+    );
+    let t = s.create_token(&ctx(), rec.clone()).await.unwrap();
+    assert_eq!(t.scopes, vec!["billing", "tag:money"]);
+    assert_eq!(t.status(now_ms()), TokenStatus::Active);
+    assert_eq!(s.get_token(&t.id).await.unwrap(), t);
+
+    // Unknown route scope: refused with the field named, nothing written.
+    let before = log_position(s).await;
+    let (bad, _) = token_record("core", "bad", &["no-such-route"], None);
+    let e = s.create_token(&ctx(), bad).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Invalid(fe) if fe.field == "scopes"),
+        "{e:?}"
+    );
+    let (orphan, _) = token_record("ghost-team", "x", &["*"], None);
+    assert!(matches!(
+        s.create_token(&ctx(), orphan).await,
+        Err(StoreError::NotFound { entity: "team", .. })
+    ));
+    assert_eq!(
+        log_position(s).await,
+        before,
+        "failed mutations must leave no audit row or change"
+    );
+
+    let u = s
+        .update_token(
+            &ctx(),
+            &t.id,
+            TokenPatch {
+                name: Some("ci-renamed".into()),
+                scopes: Some(vec![Scope::All]),
+                expires_at: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.name, "ci-renamed");
+    assert_eq!(u.scopes, vec!["*"]);
+    assert_eq!(u.expires_at, None);
+    let by_scope = s
+        .list_tokens(&TokenFilter {
+            scope: Some("billing".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(by_scope.items.is_empty(), "scope index must follow updates");
+
+    let r = s.revoke_token(&ctx(), &t.id, "leaked").await.unwrap();
+    assert_eq!(r.status(now_ms()), TokenStatus::Revoked);
+    let pos = log_position(s).await;
+    let again = s.revoke_token(&ctx(), &t.id, "again").await.unwrap();
+    assert_eq!(again.revoked_at, r.revoked_at, "revoke is idempotent");
+    assert_eq!(log_position(s).await, pos, "a no-op revoke writes nothing");
+    let e = s
+        .update_token(
+            &ctx(),
+            &t.id,
+            TokenPatch {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Precondition(_)));
+    assert_eq!(log_position(s).await, pos);
+}
+
+async fn token_rotation(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "core").await;
+    let now = now_ms();
+    let (rec, _) = token_record("core", "svc", &["*"], Some(now + 10 * DAY));
+    let old = s.create_token(&ctx(), rec).await.unwrap();
+    let secret = NewToken::generate(API_TOKEN_PREFIX);
+    // Grace longer than the old token's own expiry: capped at its expiry.
+    let (new, old_after) = s
+        .rotate_token(
+            &ctx(),
+            &old.id,
+            RotatedToken {
+                id: TokenId::generate(),
+                token_hash: secret.hash(),
+                preview: secret.preview(),
+                grace_until: now + 20 * DAY,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(new.rotated_from_id.as_ref(), Some(&old.id));
+    assert_eq!(old_after.replaced_by_id.as_ref(), Some(&new.id));
+    assert_eq!(
+        old_after.expires_at, old.expires_at,
+        "never past its own expiry"
+    );
+    assert_eq!(new.expires_at, old.expires_at);
+    assert_eq!(
+        (new.name.as_str(), &new.scopes),
+        (old.name.as_str(), &old.scopes)
+    );
+    // Rotating the old one again is refused.
+    let s2 = NewToken::generate(API_TOKEN_PREFIX);
+    let e = s
+        .rotate_token(
+            &ctx(),
+            &old.id,
+            RotatedToken {
+                id: TokenId::generate(),
+                token_hash: s2.hash(),
+                preview: s2.preview(),
+                grace_until: now,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Precondition(m) if m.contains("already rotated")));
+    // Short grace shortens; zero grace revokes at once.
+    let s3 = NewToken::generate(API_TOKEN_PREFIX);
+    let (newer, prev) = s
+        .rotate_token(
+            &ctx(),
+            &new.id,
+            RotatedToken {
+                id: TokenId::generate(),
+                token_hash: s3.hash(),
+                preview: s3.preview(),
+                grace_until: now + 3_600_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(prev.expires_at, Some(now + 3_600_000));
+    assert_eq!(prev.status(now_ms()), TokenStatus::Active);
+    let s4 = NewToken::generate(API_TOKEN_PREFIX);
+    let (_, prev2) = s
+        .rotate_token(
+            &ctx(),
+            &newer.id,
+            RotatedToken {
+                id: TokenId::generate(),
+                token_hash: s4.hash(),
+                preview: s4.preview(),
+                grace_until: now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(prev2.status(now_ms()), TokenStatus::Revoked);
+    let changes = s.list_changes(0, 100).await.unwrap();
+    let last = changes.last().unwrap();
+    assert_eq!(
+        (last.entity_id.as_str(), last.op.as_str()),
+        (newer.id.as_str(), "delete")
+    );
+}
+
+async fn token_list_filters_and_pages(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "a").await;
+    team(s, "b").await;
+    let now = now_ms();
+    let mut ids = HashSet::new();
+    for i in 0..23 {
+        let team_id = if i % 2 == 0 { "a" } else { "b" };
+        let scopes: &[&str] = if i % 3 == 0 { &["tag:blue"] } else { &["*"] };
+        let expires = if i % 5 == 0 {
+            Some(now + 2 * DAY)
+        } else {
+            None
+        };
+        let name = if i == 7 {
+            "Needle_Token 100%".to_string()
+        } else {
+            format!("token {i}")
+        };
+        let (rec, _) = token_record(team_id, &name, scopes, expires);
+        ids.insert(s.create_token(&ctx(), rec).await.unwrap().id);
+    }
+    let mut seen = Vec::new();
+    let mut filter = TokenFilter {
+        limit: 5,
+        ..Default::default()
+    };
+    loop {
+        let page = s.list_tokens(&filter).await.unwrap();
+        for t in &page.items {
+            seen.push((t.created_at, t.id.clone()));
+        }
+        if !page.more {
+            break;
+        }
+        let last = page.items.last().unwrap();
+        filter.after = Some((last.created_at, last.id.clone()));
+    }
+    assert_eq!(seen.len(), 23);
+    assert_eq!(
+        seen.iter().map(|(_, i)| i.clone()).collect::<HashSet<_>>(),
+        ids
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first, strictly ordered"
+    );
+
+    let count = |f: TokenFilter| {
+        let s = s.clone();
+        async move {
+            s.list_tokens(&TokenFilter { limit: 100, ..f })
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    assert_eq!(
+        count(TokenFilter {
+            team_id: Some(TeamId("a".into())),
+            ..Default::default()
+        })
+        .await,
+        12
+    );
+    assert_eq!(
+        count(TokenFilter {
+            scope: Some("tag:blue".into()),
+            ..Default::default()
+        })
+        .await,
+        8
+    );
+    assert_eq!(
+        count(TokenFilter {
+            expiring_before: Some(now + 3 * DAY),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    assert_eq!(
+        count(TokenFilter {
+            query: Some("needle_token 100%".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(TokenFilter {
+            query: Some("_".into()),
+            ..Default::default()
+        })
+        .await,
+        1,
+        "LIKE wildcards are literal"
+    );
+    assert_eq!(
+        count(TokenFilter {
+            status: Some(TokenStatus::Active),
+            ..Default::default()
+        })
+        .await,
+        23
+    );
+    let first = s
+        .list_tokens(&TokenFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    s.revoke_token(&ctx(), &first.id, "").await.unwrap();
+    assert_eq!(
+        count(TokenFilter {
+            status: Some(TokenStatus::Revoked),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(TokenFilter {
+            status: Some(TokenStatus::Active),
+            ..Default::default()
+        })
+        .await,
+        22
+    );
+}
+
+async fn routes_and_secrets(b: Backend) {
+    let f = fixture(b).await;
+    let raw = Raw::open(&f.db).await;
+    let s = &f.store;
+    team(s, "core").await;
+    let r = s
+        .create_route(
+            &ctx(),
+            new_route(
+                "core",
+                "pay",
+                "/api/pay",
+                &["money", "v2"],
+                bearer("v1.k1.sealed-a"),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(r.backend_auth.secret_set);
+    assert_eq!(
+        s.route_secrets(&r.id).await.unwrap(),
+        vec![("bearer_token".into(), "v1.k1.sealed-a".into())]
+    );
+    let before = log_position(s).await;
+    let dup_name = s
+        .create_route(
+            &ctx(),
+            new_route("core", "pay", "/api/other", &[], no_auth()),
+        )
+        .await;
+    assert!(matches!(dup_name, Err(StoreError::AlreadyExists(m)) if m.starts_with("name:")));
+    let dup_path = s
+        .create_route(
+            &ctx(),
+            new_route("core", "pay2", "/api/pay", &[], no_auth()),
+        )
+        .await;
+    assert!(
+        matches!(dup_path, Err(StoreError::AlreadyExists(m)) if m.starts_with("path_prefix:") && m.contains("\"pay\""))
+    );
+    assert_eq!(log_position(s).await, before);
+
+    // Same kind, no new secret: kept. Other kind without secret: refused.
+    let kept = s
+        .update_route(
+            &ctx(),
+            &r.id,
+            RoutePatch {
+                description: Some("desc".into()),
+                auth: Some(AuthChange {
+                    secret: None,
+                    ..bearer("")
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(kept.backend_auth.secret_set);
+    assert_eq!(s.route_secrets(&r.id).await.unwrap()[0].1, "v1.k1.sealed-a");
+    let e = s
+        .update_route(
+            &ctx(),
+            &r.id,
+            RoutePatch {
+                auth: Some(AuthChange {
+                    kind: AuthKind::ApiKey,
+                    header_name: "X-Key".into(),
+                    username: String::new(),
+                    secret: None,
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(fe) if fe.field == "backend_auth.api_key.value"));
+    let switched = s
+        .update_route(
+            &ctx(),
+            &r.id,
+            RoutePatch {
+                auth: Some(no_auth()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!switched.backend_auth.secret_set);
+    assert_eq!(raw.count("SELECT count(*) FROM route_secrets").await, 0);
+
+    s.update_route(
+        &ctx(),
+        &r.id,
+        RoutePatch {
+            auth: Some(bearer("v1.k1.sealed-b")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.create_route(
+        &ctx(),
+        new_route("core", "ledger", "/api/ledger", &["money"], no_auth()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.list_route_tags().await.unwrap(),
+        vec![("money".to_string(), 2), ("v2".to_string(), 1)]
+    );
+    let by_tag = s
+        .list_routes(&RouteFilter {
+            tag: Some("v2".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_tag.items.len(), 1);
+    let desc = s
+        .list_routes(&RouteFilter {
+            sort: RouteSort::Name,
+            descending: true,
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(desc.items[0].name, "pay");
+    assert!(desc.more);
+    let next = s
+        .list_routes(&RouteFilter {
+            sort: RouteSort::Name,
+            descending: true,
+            limit: 1,
+            after: Some(("pay".into(), desc.items[0].id.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.items[0].name, "ledger");
+    assert_eq!(s.get_route("pay").await.unwrap().id, r.id);
+
+    s.delete_route(&ctx(), &r.id).await.unwrap();
+    assert_eq!(
+        raw.count("SELECT count(*) FROM route_secrets").await,
+        0,
+        "secrets go with their route"
+    );
+    assert!(matches!(
+        s.get_route(r.id.as_str()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn team_delete_refuses_then_cascades(b: Backend) {
+    let f = fixture(b).await;
+    let raw = Raw::open(&f.db).await;
+    let s = &f.store;
+    team(s, "doomed").await;
+    team(s, "other").await;
+    let (a, _) = token_record("doomed", "alpha", &["*"], None);
+    let (bb, _) = token_record("doomed", "beta", &["*"], None);
+    let (c, _) = token_record("other", "gamma", &["*"], None);
+    let a = s.create_token(&ctx(), a).await.unwrap();
+    let bb = s.create_token(&ctx(), bb).await.unwrap();
+    s.create_token(&ctx(), c).await.unwrap();
+    s.create_route(
+        &ctx(),
+        new_route("doomed", "svc", "/svc", &[], bearer("v1.k1.s")),
+    )
+    .await
+    .unwrap();
+
+    let before = log_position(s).await;
+    let e = s
+        .delete_team(&ctx(), &TeamId("doomed".into()), false)
+        .await
+        .unwrap_err();
+    match e {
+        StoreError::Precondition(m) => {
+            assert!(
+                m.contains("alpha") && m.contains("beta") && m.contains("svc"),
+                "{m}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log_position(s).await, before);
+
+    let done = s
+        .delete_team(&ctx(), &TeamId("doomed".into()), true)
+        .await
+        .unwrap();
+    let revoked: HashSet<_> = done.revoked_token_ids.into_iter().collect();
+    assert_eq!(revoked, HashSet::from([a.id.clone(), bb.id.clone()]));
+    assert_eq!(done.deleted_route_ids.len(), 1);
+    // Every revoked token has a delete change carrying its hash, in the same commit.
+    let changes = s.list_changes(before.1, 100).await.unwrap();
+    let deleted: HashSet<_> = changes
+        .iter()
+        .filter(|c| c.entity_type == "token" && c.op == "delete")
+        .map(|c| TokenId(c.entity_id.clone()))
+        .collect();
+    assert_eq!(deleted, revoked);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.entity_type != "token" || c.payload.contains("token_hash"))
+    );
+    assert_eq!(raw.count("SELECT count(*) FROM route_secrets").await, 0);
+    assert_eq!(
+        raw.count("SELECT count(*) FROM tokens WHERE team_id = 'doomed'")
+            .await,
+        0
+    );
+    assert_eq!(raw.count("SELECT count(*) FROM tokens").await, 1);
+    assert!(matches!(
+        s.get_team(&TeamId("doomed".into())).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn audit_chain_and_filters(b: Backend) {
+    let f = fixture(b).await;
+    let raw = Raw::open(&f.db).await;
+    let s = &f.store;
+    team(s, "core").await;
+    for i in 0..5 {
+        let (rec, _) = token_record("core", &format!("t{i}"), &["*"], None);
+        s.create_token(&ctx(), rec).await.unwrap();
+    }
+    let report = s.verify_audit_chain().await.unwrap();
+    assert_eq!((report.checked, report.first_bad.clone()), (6, None));
+    let (page, total) = s
+        .list_audit(&AuditPage {
+            filter: AuditFilter {
+                action: Some("token.create".into()),
+                ..Default::default()
+            },
+            limit: 2,
+            before_seq: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(page.items.len(), 2);
+    assert!(page.more);
+    let e = &page.items[0];
+    assert_eq!(
+        (
+            e.actor_id.as_str(),
+            e.request_id.as_str(),
+            e.source_ip.as_str()
+        ),
+        ("mk_test", "req-test", "127.0.0.1")
+    );
+    assert!(e.diff.contains("\"name\""));
+    assert!(
+        !e.diff.contains("token_hash"),
+        "hashes stay out of the audit diff"
+    );
+    let (next, _) = s
+        .list_audit(&AuditPage {
+            filter: AuditFilter {
+                action: Some("token.create".into()),
+                ..Default::default()
+            },
+            limit: 10,
+            before_seq: Some(page.items[1].seq),
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.items.len(), 3);
+    use futures::StreamExt;
+    let all: Vec<_> = s.export_audit(AuditFilter::default()).collect().await;
+    let seqs: Vec<i64> = all.into_iter().map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+
+    // Tampering with any row breaks the chain at that row.
+    raw.exec("UPDATE audit_events SET actor_name = 'mallory' WHERE seq = 3")
+        .await;
+    let report = s.verify_audit_chain().await.unwrap();
+    assert_eq!(report.first_bad.map(|(seq, _)| seq), Some(3));
+    raw.exec("UPDATE audit_events SET actor_name = 'tester' WHERE seq = 3")
+        .await;
+    assert!(s.verify_audit_chain().await.unwrap().first_bad.is_none());
+    // Removing the newest row is caught by the head.
+    raw.exec("DELETE FROM audit_events WHERE seq = 6").await;
+    assert!(s.verify_audit_chain().await.unwrap().first_bad.is_some());
+}
+
+/// Revision order must equal commit order: a follower polling "revisions after N" must never
+/// see a gap that is filled later (it would skip that change forever).
+async fn revisions_follow_commit_order(b: Backend) {
+    let f = fixture(b).await;
+    let raw = Raw::open(&f.db).await;
+    let s = f.store.clone();
+    team(&s, "core").await;
+    let writers = 8;
+    let per_writer = 40;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut last = 0i64;
+            let mut polls = 0u64;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let revs = raw.revisions_after(last).await;
+                for r in &revs {
+                    assert_eq!(
+                        *r,
+                        last + 1,
+                        "gap observed: saw {r} while {} was not yet visible",
+                        last + 1
+                    );
+                    last = *r;
+                }
+                polls += 1;
+                if finished && revs.is_empty() {
+                    return (last, polls);
+                }
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let (rec, _) = token_record("core", &format!("w{w}-{i}"), &["*"], None);
+                s.create_token(&ctx(), rec).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (last, polls) = watcher.await.unwrap();
+    assert_eq!(
+        last,
+        1 + writers * per_writer,
+        "every revision seen exactly once"
+    );
+    assert!(polls > 1);
+    assert!(s.verify_audit_chain().await.unwrap().first_bad.is_none());
+}
+
+async fn management_keys(b: Backend) {
+    use keygate_contracts::token::MANAGEMENT_KEY_PREFIX;
+    use keygate_control_plane::ids::KeyId;
+    use keygate_control_plane::store::NewManagementKey;
+    let f = fixture(b).await;
+    let s = &f.store;
+    assert_eq!(s.count_management_keys().await.unwrap(), 0);
+    let k = NewToken::generate(MANAGEMENT_KEY_PREFIX);
+    s.create_management_key(
+        &ctx(),
+        NewManagementKey {
+            id: KeyId::generate(),
+            name: "ops".into(),
+            key_hash: k.hash(),
+            preview: k.preview(),
+            is_bootstrap: false,
+            expires_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.count_management_keys().await.unwrap(), 1);
+    assert_eq!(
+        s.find_management_key(&k.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "ops"
+    );
+    assert!(s.find_management_key("00").await.unwrap().is_none());
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    teams_crud,
+    token_lifecycle,
+    token_rotation,
+    token_list_filters_and_pages,
+    routes_and_secrets,
+    team_delete_refuses_then_cascades,
+    audit_chain_and_filters,
+    revisions_follow_commit_order,
+    management_keys,
+);
