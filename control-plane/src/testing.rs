@@ -3,9 +3,13 @@
 //! plane on `127.0.0.1:0`. Not used by the binary.
 
 use crate::bootstrap::{Bootstrap, ensure_admin_key};
+use crate::context::RequestContext;
+use crate::ids::KeyId;
 use crate::secrets::MasterKey;
 use crate::server::{ServerParts, serve};
+use crate::store::NewManagementKey;
 use crate::store::{self, DynStore};
+use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, NewToken};
 use std::net::SocketAddr;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -84,14 +88,37 @@ impl TestServer {
 
     /// Starts a server with the given CORS origins.
     pub async fn start_with(backend: Backend, cors_origins: Vec<String>) -> Self {
-        let db = test_db(backend).await;
+        Self::start_on(test_db(backend).await, cors_origins).await
+    }
+
+    /// Starts a server on an existing database (for example one a benchmark seeded). A
+    /// bootstrap admin key is created if the database has none; otherwise a new key named
+    /// `test-admin` is added.
+    pub async fn start_on(db: TestDb, cors_origins: Vec<String>) -> Self {
         let store = store::open(&db.url).await.expect("open store");
         let admin_key = match ensure_admin_key(&store, db.dir.path())
             .await
             .expect("bootstrap")
         {
             Bootstrap::Created { key, .. } => key.expose().to_owned(),
-            Bootstrap::Existing => unreachable!("fresh database has no keys"),
+            Bootstrap::Existing => {
+                let key = NewToken::generate(MANAGEMENT_KEY_PREFIX);
+                store
+                    .create_management_key(
+                        &RequestContext::system("test"),
+                        NewManagementKey {
+                            id: KeyId::generate(),
+                            name: "test-admin".into(),
+                            key_hash: key.hash(),
+                            preview: key.preview(),
+                            is_bootstrap: false,
+                            expires_at: None,
+                        },
+                    )
+                    .await
+                    .expect("create test key");
+                key.expose().to_owned()
+            }
         };
         let master_key = MasterKey::from_bytes(&[42; 32]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
