@@ -1,0 +1,822 @@
+//! L3: the real control plane on 127.0.0.1:0, called through the generated tonic clients,
+//! over grpc-web (HTTP/1.1) and through server reflection.
+
+use keygate_contracts::token::{API_TOKEN_PREFIX, TokenKind, check_format};
+use keygate_control_plane::testing::{Backend, TestServer, with_key};
+use keygate_proto::v1 as pb;
+use keygate_proto::v1::audit_service_client::AuditServiceClient;
+use keygate_proto::v1::route_service_client::RouteServiceClient;
+use keygate_proto::v1::team_service_client::TeamServiceClient;
+use keygate_proto::v1::token_service_client::TokenServiceClient;
+use prost::Message;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use tonic::Code;
+
+/// Everything the server logs during this test process, at debug level.
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static SINK: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let writer = sink.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,h2=info,hyper=info,tower=info")
+            .with_writer(move || SinkWriter(writer.clone()))
+            .with_ansi(false)
+            .try_init();
+        sink
+    })
+    .clone()
+}
+
+struct SinkWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+async fn seed_team(s: &TestServer, id: &str) {
+    TeamServiceClient::new(s.channel().await)
+        .create_team(s.request(pb::CreateTeamRequest {
+            id: id.into(),
+            name: format!("Team {id}"),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+}
+
+fn create_token_req(team: &str, name: &str, scopes: &[&str]) -> pb::CreateTokenRequest {
+    pb::CreateTokenRequest {
+        name: name.into(),
+        team_id: team.into(),
+        description: String::new(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(30)),
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_calls_are_refused_with_a_request_id() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let mut teams = TeamServiceClient::new(s.channel().await);
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (None, "missing credentials"),
+        (Some("Basic abc".into()), "Bearer"),
+        (Some("Bearer kgm_short".into()), "invalid"),
+        // Well-formed API token (wrong prefix for the management API).
+        (
+            Some(format!(
+                "Bearer {}",
+                keygate_contracts::token::NewToken::generate("kg").expose()
+            )),
+            "invalid",
+        ),
+        // Well-formed management key that does not exist.
+        (
+            Some(format!(
+                "Bearer {}",
+                keygate_contracts::token::NewToken::generate("kgm").expose()
+            )),
+            "invalid",
+        ),
+    ];
+    for (auth, expect) in cases {
+        let mut req = tonic::Request::new(pb::ListTeamsRequest::default());
+        if let Some(a) = &auth {
+            req.metadata_mut()
+                .insert("authorization", a.parse().unwrap());
+        }
+        let err = teams.list_teams(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{auth:?}");
+        assert!(
+            err.message().contains(expect),
+            "{auth:?}: {}",
+            err.message()
+        );
+        assert!(
+            err.metadata().get("x-request-id").is_some(),
+            "error carries a request id"
+        );
+    }
+    // A client-chosen request id is echoed; successful responses carry one too.
+    let mut req = s.request(pb::ListTeamsRequest::default());
+    req.metadata_mut()
+        .insert("x-request-id", "trace-abc-123".parse().unwrap());
+    let ok = teams.list_teams(req).await.unwrap();
+    assert_eq!(ok.metadata().get("x-request-id").unwrap(), "trace-abc-123");
+    // Health needs no credentials.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel().await);
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "keygate.v1.TokenService".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
+async fn plaintext_shown_once(backend: Backend) {
+    let logs = logs();
+    let s = TestServer::start(backend).await;
+    seed_team(&s, "core").await;
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let created = tokens
+        .create_token(s.request(create_token_req("core", "ci", &["*"])))
+        .await
+        .unwrap()
+        .into_inner();
+    let plaintext = created.plaintext.clone();
+    assert_eq!(
+        check_format(&plaintext, API_TOKEN_PREFIX, &[]),
+        Ok(TokenKind::Checksummed)
+    );
+    let id = created.token.as_ref().unwrap().id.clone();
+
+    // Every later RPC response, encoded, must not contain the plaintext.
+    let mut encoded: Vec<Vec<u8>> = Vec::new();
+    encoded.push(
+        tokens
+            .get_token(s.request(pb::GetTokenRequest { id: id.clone() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .encode_to_vec(),
+    );
+    encoded.push(
+        tokens
+            .list_tokens(s.request(pb::ListTokensRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .encode_to_vec(),
+    );
+    encoded.push(
+        tokens
+            .update_token(s.request(pb::UpdateTokenRequest {
+                id: id.clone(),
+                description: Some("updated".into()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .encode_to_vec(),
+    );
+    let rotated = tokens
+        .rotate_token(s.request(pb::RotateTokenRequest {
+            id: id.clone(),
+            grace_period_seconds: 60,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(rotated.plaintext, plaintext);
+    assert_eq!(
+        rotated.previous.as_ref().unwrap().replaced_by_id,
+        rotated.token.as_ref().unwrap().id
+    );
+    encoded.push(rotated.encode_to_vec());
+    encoded.push(
+        tokens
+            .revoke_token(s.request(pb::RevokeTokenRequest {
+                id: id.clone(),
+                reason: "test".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .encode_to_vec(),
+    );
+    let mut audit = AuditServiceClient::new(s.channel().await);
+    encoded.push(
+        audit
+            .list_audit_events(s.request(pb::ListAuditEventsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .encode_to_vec(),
+    );
+    let mut stream = audit
+        .export_audit_events(s.request(pb::ExportAuditEventsRequest {
+            filter: None,
+            format: pb::ExportFormat::Ndjson as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut export = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        export.extend_from_slice(&chunk.data);
+    }
+    assert!(contains(&export, &id), "the export covers the token");
+    encoded.push(export);
+    // encoded[3] is the rotate response: it carries the new plaintext (once) and only that.
+    assert!(contains(&encoded[3], &rotated.plaintext));
+    for (i, bytes) in encoded.iter().enumerate() {
+        assert!(
+            !contains(bytes, &plaintext),
+            "response {i} leaks the first plaintext"
+        );
+        if i != 3 {
+            assert!(
+                !contains(bytes, &rotated.plaintext),
+                "response {i} leaks the rotated plaintext"
+            );
+        }
+    }
+    // Nor in the database (every table, every column), nor in the logs.
+    let dump = database_dump(&s).await;
+    assert!(
+        contains(&dump, &id),
+        "the dump is real: it holds the token id"
+    );
+    for secret in [&plaintext, &rotated.plaintext, &s.admin_key] {
+        assert!(
+            !contains(&dump, secret),
+            "database holds a plaintext secret"
+        );
+    }
+    let log = logs.lock().unwrap().clone();
+    assert!(contains(&log, "token created"), "logs were captured");
+    for secret in [&plaintext, &rotated.plaintext, &s.admin_key] {
+        assert!(!contains(&log, secret), "logs hold a plaintext secret");
+    }
+}
+
+/// All rows of all tables as text (PostgreSQL), or the raw database files (SQLite).
+async fn database_dump(s: &TestServer) -> Vec<u8> {
+    match s.db.backend {
+        Backend::Sqlite => {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(s.db.dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("keygate.db")
+                {
+                    out.extend(std::fs::read(path).unwrap());
+                }
+            }
+            out
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&s.db.url).await.unwrap();
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            let mut out = Vec::new();
+            for t in tables {
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT t::text FROM \"{t}\" t"
+                )))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                for r in rows {
+                    out.extend(r.into_bytes());
+                    out.push(b'\n');
+                }
+            }
+            out
+        }
+    }
+}
+
+#[tokio::test]
+async fn plaintext_shown_once_sqlite() {
+    plaintext_shown_once(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn plaintext_shown_once_postgres() {
+    plaintext_shown_once(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field_and_rule() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    seed_team(&s, "core").await;
+    let mut routes = RouteServiceClient::new(s.channel().await);
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let base = pb::CreateRouteRequest {
+        name: "pay".into(),
+        team_id: "core".into(),
+        path_prefix: "/api/pay".into(),
+        backend_url: "https://pay.internal".into(),
+        ..Default::default()
+    };
+    let route_cases = vec![
+        (
+            pb::CreateRouteRequest {
+                path_prefix: "api/pay".into(),
+                ..base.clone()
+            },
+            Code::InvalidArgument,
+            "path_prefix: must start with \"/\"",
+        ),
+        (
+            pb::CreateRouteRequest {
+                backend_url: "https://u:p@evil.com".into(),
+                ..base.clone()
+            },
+            Code::InvalidArgument,
+            "backend_url: must not contain credentials",
+        ),
+        (
+            pb::CreateRouteRequest {
+                backend_url: "gopher://x".into(),
+                ..base.clone()
+            },
+            Code::InvalidArgument,
+            "backend_url: scheme must be http or https",
+        ),
+        (
+            pb::CreateRouteRequest {
+                description: "x".repeat(1001),
+                ..base.clone()
+            },
+            Code::InvalidArgument,
+            "description: must be at most 1000 characters",
+        ),
+        (
+            pb::CreateRouteRequest {
+                team_id: "ghost".into(),
+                ..base.clone()
+            },
+            Code::NotFound,
+            "team \"ghost\" not found",
+        ),
+    ];
+    for (req, code, msg) in route_cases {
+        let e = routes.create_route(s.request(req)).await.unwrap_err();
+        assert_eq!(
+            (e.code(), e.message().starts_with(msg)),
+            (code, true),
+            "{}",
+            e.message()
+        );
+    }
+    routes.create_route(s.request(base.clone())).await.unwrap();
+    let e = routes
+        .create_route(s.request(pb::CreateRouteRequest {
+            name: "pay2".into(),
+            ..base.clone()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+    assert_eq!(
+        e.message(),
+        "path_prefix: \"/api/pay\" is already used by route \"pay\""
+    );
+
+    let token_cases = vec![
+        (
+            create_token_req("core", "t", &["tag:"]),
+            "scopes[0]: tag scope must be",
+        ),
+        (
+            create_token_req("core", "t", &["nope"]),
+            "scopes: no route named \"nope\"",
+        ),
+        (create_token_req("core", "", &["*"]), "name: is required"),
+        (
+            pb::CreateTokenRequest {
+                expiry: None,
+                ..create_token_req("core", "t", &["*"])
+            },
+            "expiry: is required",
+        ),
+        (
+            pb::CreateTokenRequest {
+                expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(99999)),
+                ..create_token_req("core", "t", &["*"])
+            },
+            "expires_in_days: must be between 1 and 3650",
+        ),
+    ];
+    for (req, msg) in token_cases {
+        let e = tokens.create_token(s.request(req)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().starts_with(msg), "{}", e.message());
+    }
+    let e = tokens
+        .list_tokens(s.request(pb::ListTokensRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert!(e.message().starts_with("page_token:"), "{}", e.message());
+    let e = tokens
+        .rotate_token(s.request(pb::RotateTokenRequest {
+            id: "tok_x".into(),
+            grace_period_seconds: 0,
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().starts_with("id: must be a token id"),
+        "{}",
+        e.message()
+    );
+    // Nothing above reached the audit log except the team and the one route.
+    let (_, total) = {
+        let mut audit = AuditServiceClient::new(s.channel().await);
+        let r = audit
+            .list_audit_events(s.request(pb::ListAuditEventsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        (r.events, r.total_size)
+    };
+    assert_eq!(total, 3, "bootstrap key, team, route");
+}
+
+#[tokio::test]
+async fn storage_failures_do_not_leak_internals() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let raw = sqlx::SqlitePool::connect(&s.db.url).await.unwrap();
+    sqlx::query("DROP TABLE token_scopes")
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE tokens")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let e = tokens
+        .list_tokens(s.request(pb::ListTokensRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Internal);
+    assert_eq!(
+        e.message(),
+        "internal error; see server logs for this request id"
+    );
+    assert!(e.metadata().get("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn grpc_web_over_http1_with_cors() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    seed_team(&s, "web-team").await;
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let url = format!("{}/keygate.v1.TeamService/ListTeams", s.url());
+    let msg = pb::ListTeamsRequest::default().encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    body.extend_from_slice(&msg);
+
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("origin", "http://admin.test")
+        .header("authorization", format!("Bearer {}", s.admin_key))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://admin.test"
+    );
+    assert!(resp.headers().contains_key("x-request-id"));
+    let bytes = resp.bytes().await.unwrap();
+    // Frames: 0x00 = message, 0x80 = trailers.
+    let (mut i, mut teams, mut trailers) = (0usize, None, String::new());
+    while i + 5 <= bytes.len() {
+        let flag = bytes[i];
+        let len = u32::from_be_bytes(bytes[i + 1..i + 5].try_into().unwrap()) as usize;
+        let frame = &bytes[i + 5..i + 5 + len];
+        if flag & 0x80 == 0 {
+            teams = Some(pb::ListTeamsResponse::decode(frame).unwrap());
+        } else {
+            trailers = String::from_utf8_lossy(frame).to_lowercase();
+        }
+        i += 5 + len;
+    }
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    assert_eq!(teams.unwrap().teams[0].id, "web-team");
+
+    // Without credentials: the grpc-web status says so.
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/grpc-web+proto")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["grpc-status"], "16");
+
+    // Preflight from an allowed origin; a foreign origin gets no CORS grant.
+    let pre = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://admin.test")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,x-grpc-web",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "http://admin.test"
+    );
+    let foreign = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://evil.test")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !foreign
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+}
+
+#[tokio::test]
+async fn reflection_lists_keygate_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let mut client = ServerReflectionClient::new(s.channel().await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection reply");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "keygate.v1.TokenService",
+        "keygate.v1.RouteService",
+        "keygate.v1.TeamService",
+        "keygate.v1.AuditService",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    // And a symbol lookup returns its file descriptor.
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "keygate.v1.TokenService".into(),
+        )),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    assert!(
+        matches!(resp.message_response, Some(MessageResponse::FileDescriptorResponse(f)) if !f.file_descriptor_proto.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn routes_teams_audit_end_to_end() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    seed_team(&s, "core").await;
+    let mut routes = RouteServiceClient::new(s.channel().await);
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let mut teams = TeamServiceClient::new(s.channel().await);
+    let mut audit = AuditServiceClient::new(s.channel().await);
+    let route = routes
+        .create_route(s.request(pb::CreateRouteRequest {
+            name: "billing".into(),
+            team_id: "core".into(),
+            path_prefix: "/api/billing".into(),
+            backend_url: "http://127.0.0.1:9/v1".into(),
+            tags: vec!["money".into()],
+            backend_auth: Some(pb::BackendAuth {
+                kind: Some(pb::backend_auth::Kind::Bearer(pb::BearerAuth {
+                    token: "backend-secret-value".into(),
+                })),
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap();
+    let info = route.backend_auth.clone().unwrap();
+    assert_eq!(
+        (info.r#type, info.secret_set),
+        (pb::BackendAuthType::Bearer as i32, true)
+    );
+    // The secret is stored sealed, bound to the route: it opens only for it.
+    let id = keygate_control_plane::ids::RouteId(route.id.clone());
+    let sealed = s.store.route_secrets(&id).await.unwrap();
+    assert!(!sealed[0].1.contains("backend-secret-value"));
+    let opened = s
+        .master_key
+        .open(&format!("{}/bearer_token", route.id), &sealed[0].1)
+        .unwrap();
+    assert_eq!(opened.expose(), "backend-secret-value");
+    // Update keeping the secret (empty value, same type).
+    let updated = routes
+        .update_route(s.request(pb::UpdateRouteRequest {
+            id: "billing".into(),
+            timeout_ms: Some(5000),
+            backend_auth: Some(pb::BackendAuth {
+                kind: Some(pb::backend_auth::Kind::Bearer(pb::BearerAuth {
+                    token: String::new(),
+                })),
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap();
+    assert_eq!(updated.timeout_ms, 5000);
+    assert!(updated.backend_auth.unwrap().secret_set);
+
+    for i in 0..5 {
+        tokens
+            .create_token(s.request(create_token_req("core", &format!("t{i}"), &["billing"])))
+            .await
+            .unwrap();
+    }
+    // Cursor pagination over the API.
+    let mut names = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let r = tokens
+            .list_tokens(s.request(pb::ListTokensRequest {
+                page_size: 2,
+                page_token,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        names.extend(r.tokens.into_iter().map(|t| t.name));
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        page_token = r.next_page_token;
+    }
+    assert_eq!(names, vec!["t4", "t3", "t2", "t1", "t0"]);
+    let team = teams
+        .get_team(s.request(pb::GetTeamRequest { id: "core".into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert_eq!((team.token_count, team.route_count), (5, 1));
+
+    let e = teams
+        .delete_team(s.request(pb::DeleteTeamRequest {
+            id: "core".into(),
+            cascade: false,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message().contains("5 unrevoked token(s)") && e.message().contains("billing"),
+        "{}",
+        e.message()
+    );
+    let done = teams
+        .delete_team(s.request(pb::DeleteTeamRequest {
+            id: "core".into(),
+            cascade: true,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (done.revoked_token_ids.len(), done.deleted_route_ids.len()),
+        (5, 1)
+    );
+
+    // CSV export is RFC 4180 and includes the cascade's revocations.
+    let mut stream = audit
+        .export_audit_events(s.request(pb::ExportAuditEventsRequest {
+            filter: Some(pb::AuditFilter {
+                action: "token.revoke".into(),
+                ..Default::default()
+            }),
+            format: pb::ExportFormat::Csv as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut csv = Vec::new();
+    while let Some(c) = stream.message().await.unwrap() {
+        csv.extend(c.data);
+    }
+    let text = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].starts_with("seq,time,actor_type"));
+    assert_eq!(lines.len(), 1 + 5);
+    assert!(
+        lines[1].contains("\"{\"\"revoke_reason\"\""),
+        "diff JSON is quoted and escaped: {}",
+        lines[1]
+    );
+    let v = audit
+        .verify_audit_chain(s.request(pb::VerifyAuditChainRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.ok, "{}", v.message);
+    let listed = audit
+        .list_audit_events(s.request(pb::ListAuditEventsRequest {
+            filter: Some(pb::AuditFilter {
+                entity_type: "route".into(),
+                ..Default::default()
+            }),
+            page_size: 10,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 3, "create, update, delete");
+    assert!(
+        listed
+            .events
+            .iter()
+            .all(|e| !e.diff_json.contains("backend-secret-value"))
+    );
+    assert!(
+        listed
+            .events
+            .iter()
+            .any(|e| e.diff_json.contains("backend_auth_secret"))
+    );
+}
+
+#[tokio::test]
+async fn revoked_management_key_is_refused() {
+    // A key that exists but is expired is refused like an unknown one.
+    use keygate_control_plane::context::RequestContext;
+    use keygate_control_plane::ids::KeyId;
+    use keygate_control_plane::store::NewManagementKey;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let k = keygate_contracts::token::NewToken::generate("kgm");
+    s.store
+        .create_management_key(
+            &RequestContext::system("test"),
+            NewManagementKey {
+                id: KeyId::generate(),
+                name: "expired".into(),
+                key_hash: k.hash(),
+                preview: k.preview(),
+                is_bootstrap: false,
+                expires_at: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    let e = TeamServiceClient::new(s.channel().await)
+        .list_teams(with_key(k.expose(), pb::ListTeamsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+}
