@@ -50,7 +50,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database", &self.database_display())
             .field("master_key", &self.master_key.as_ref().map(|_| "<set>"))
-            .field("cors_origins", &self.cors_origins)
+            .field("cors_origins", &self.cors())
             .field("log_format", &self.log_format)
             .finish()
     }

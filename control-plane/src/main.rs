@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     tracing::info!(config = ?config, "starting");
 
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let master_key = match &config.master_key {
         Some(b64) => MasterKey::from_base64(b64).context("KEYGATE_MASTER_KEY")?,
@@ -76,6 +76,22 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Creates the data directory readable only by its owner (it holds the database, the master
+/// key and the bootstrap key).
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }
 
 fn init_tracing(format: &str) {
