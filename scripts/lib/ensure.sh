@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# scripts/lib/ensure.sh — install what Keygate's scripts need, idempotently.
+#
+# Owns: Debian packages (apt), rustup components, cargo-installed tools, and the
+# (future) setup hooks for admin-web/ and gateway/worker/.
+# Must not: build or test the project, start services.
+#
+# Every function is quiet and fast when its tool is already present, so the
+# scripts can call them on every run. apt-get update runs only when an install
+# is actually needed, and at most once per script run.
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+KG_PG_BINDIR=${KG_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+export KG_PG_BINDIR
+
+_KG_APT_UPDATED=
+
+# Prefix for commands that need root: nothing as root, sudo otherwise.
+_kg_as_root() {
+    if [[ "$(id -u)" == 0 ]]; then
+        "$@"
+    elif kg_have sudo; then
+        sudo "$@"
+    else
+        kg_die "need root to run: $* (install it by hand, or run as root)"
+    fi
+}
+
+# ensure_apt_packages PKG... — install the given Debian packages (no check;
+# callers decide what is missing).
+ensure_apt_packages() {
+    (($# > 0)) || return 0
+    kg_have apt-get || kg_die "apt-get not found; install by hand: $*"
+    kg_info "installing Debian packages: $*"
+    if [[ -z "$_KG_APT_UPDATED" ]]; then
+        _kg_as_root env DEBIAN_FRONTEND=noninteractive apt-get -qq update
+        _KG_APT_UPDATED=1
+    fi
+    _kg_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get -qq -y --no-install-recommends \
+        -o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-confold \
+        install "$@" >/dev/null
+}
+
+# ensure_system_packages GROUP... — Debian packages by group:
+#   build     pkg-config (for -sys crates)
+#   postgres  the PostgreSQL 15 server binaries the tests start (initdb, pg_ctl)
+ensure_system_packages() {
+    local want=() group
+    for group in "$@"; do
+        case "$group" in
+        build) kg_have pkg-config || want+=(pkg-config) ;;
+        postgres) [[ -x "$KG_PG_BINDIR/initdb" ]] || want+=(postgresql-15) ;;
+        *) kg_die "ensure_system_packages: unknown group $group" ;;
+        esac
+    done
+    ensure_apt_packages "${want[@]}"
+    for group in "$@"; do
+        if [[ "$group" == postgres && ! -x "$KG_PG_BINDIR/initdb" ]]; then
+            kg_die "PostgreSQL server binaries still missing at $KG_PG_BINDIR"
+        fi
+    done
+}
+
+# ensure_rust_components — rustfmt and clippy for the active toolchain.
+ensure_rust_components() {
+    kg_have cargo || kg_die "cargo not found: install Rust with rustup first"
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    if ((${#missing[@]} > 0)); then
+        kg_have rustup || kg_die "rustup not found; cannot add: ${missing[*]}"
+        kg_info "adding rustup components: ${missing[*]}"
+        rustup component add "${missing[@]}"
+    fi
+}
+
+# ensure_nextest — cargo-nextest, built from crates.io if absent.
+ensure_nextest() {
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        kg_info "installing cargo-nextest (cargo install --locked; takes a few minutes)"
+        cargo install --locked cargo-nextest
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# Hooks for components that do not exist yet. Each is a no-op while its
+# directory is absent (true today), so the scripts already call them.
+# Whoever adds the component fills in its hook; keep the detection as is.
+
+# admin-web/ — the admin UI (TypeScript). Intended: `npm ci` in admin-web/,
+# Debian's `chromium` package for Playwright (playwright-core with
+# executablePath /usr/bin/chromium; Playwright's own browser download cannot
+# work on this network).
+kg_has_admin_web() { [[ -f "$KG_ROOT/admin-web/package.json" ]]; }
+ensure_admin_web() {
+    kg_has_admin_web || return 0
+    kg_warn "admin-web/ exists but its setup hook in scripts/lib/ensure.sh is not written yet"
+}
+
+# gateway/worker — the Cloudflare Workers front end (Rust -> wasm). Intended:
+# the wasm32-unknown-unknown rustup target, worker-build and wasm-bindgen-cli
+# pinned to Cargo.lock's wasm-bindgen version, and workerd via wrangler/
+# miniflare from npm (see shared/house-style.md, "Toolchain facts").
+kg_has_gateway_worker() { [[ -f "$KG_ROOT/gateway/worker/Cargo.toml" ]]; }
+ensure_gateway_worker() {
+    kg_has_gateway_worker || return 0
+    kg_warn "gateway/worker exists but its setup hook in scripts/lib/ensure.sh is not written yet"
+}

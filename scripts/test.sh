@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# scripts/test.sh — THE test command: installs what is missing, checks
+# formatting and lints, starts a throwaway PostgreSQL unless one is given, and
+# runs every test in the workspace. CI runs it through .ci/run.
+#
+# Usage: ./scripts/test.sh [-- NEXTEST_ARGS...]
+#   ./scripts/test.sh                   everything
+#   ./scripts/test.sh -- tokens         only tests whose name matches "tokens"
+#
+# Environment:
+#   KEYGATE_TEST_PG_URL=postgres://...  use this PostgreSQL server (tests create
+#                                       their own databases in it)
+#   DATABASE_URL=postgres...            used when KEYGATE_TEST_PG_URL is unset
+#   (neither set)                       a throwaway server (scripts/lib/pg.sh)
+#   KEYGATE_TEST_SKIP_LINT=1            skip cargo fmt --check and clippy
+#   KEYGATE_TEST_SKIP_DOC=1             skip the doctests
+#
+# Every step runs even if an earlier check failed (except setup steps); the
+# exit status is non-zero if any step failed, and a summary with durations is
+# printed at the end.
+set -euo pipefail
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=scripts/lib/ensure.sh
+source "$KG_ROOT/scripts/lib/ensure.sh"
+# shellcheck source=scripts/lib/pg.sh
+source "$KG_ROOT/scripts/lib/pg.sh"
+
+usage() { sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+NEXTEST_ARGS=()
+while (($# > 0)); do
+    case "$1" in
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    --)
+        shift
+        NEXTEST_ARGS+=("$@")
+        break
+        ;;
+    *)
+        # Lenient: a bare filter also goes to nextest.
+        NEXTEST_ARGS+=("$1")
+        shift
+        ;;
+    esac
+done
+
+cd "$KG_ROOT"
+# Summary last, after every cleanup registered later (cleanups run in reverse).
+kg_on_exit 'kg_summary || true'
+
+# ------------------------------------------------------------------- steps
+
+install_tools() {
+    ensure_system_packages build postgres
+    ensure_rust_components
+    ensure_nextest
+    ensure_admin_web      # no-op until admin-web/package.json exists
+    ensure_gateway_worker # no-op until gateway/worker/Cargo.toml exists
+}
+
+choose_postgres() {
+    if [[ -n "${KEYGATE_TEST_PG_URL:-}" ]]; then
+        kg_info "using KEYGATE_TEST_PG_URL from the environment: $(kg_redact_url "$KEYGATE_TEST_PG_URL")"
+    elif [[ "${DATABASE_URL:-}" == postgres* ]]; then
+        kg_info "using DATABASE_URL from the environment: $(kg_redact_url "$DATABASE_URL")"
+        KEYGATE_TEST_PG_URL=$DATABASE_URL
+    else
+        pg_start_throwaway
+    fi
+    export KEYGATE_TEST_PG_URL
+}
+
+# Future components: test hooks. No-ops until the directories exist; whoever
+# adds the component writes the commands here (and in ensure.sh).
+test_admin_web() {
+    kg_warn "admin-web/ exists but scripts/test.sh has no test commands for it yet"
+}
+test_gateway_worker() {
+    kg_warn "gateway/worker exists but scripts/test.sh has no test commands for it yet"
+}
+
+# ------------------------------------------------------------------- run
+
+kg_step_fatal "install missing tools" install_tools
+
+if [[ "${KEYGATE_TEST_SKIP_LINT:-0}" == 1 ]]; then
+    kg_step_skip "cargo fmt --check" "KEYGATE_TEST_SKIP_LINT=1"
+    kg_step_skip "cargo clippy -D warnings" "KEYGATE_TEST_SKIP_LINT=1"
+else
+    kg_step "cargo fmt --check" cargo fmt --all -- --check
+    kg_step "cargo clippy -D warnings" \
+        cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+kg_step_fatal "PostgreSQL for tests" choose_postgres
+
+# Doctests before nextest, so the last test-runner summary in the log is
+# nextest's (it counts every test; the doctest summary may say 0).
+if [[ "${KEYGATE_TEST_SKIP_DOC:-0}" == 1 ]]; then
+    kg_step_skip "cargo test --doc" "KEYGATE_TEST_SKIP_DOC=1"
+else
+    kg_step "cargo test --doc" cargo test --workspace --doc --locked
+fi
+
+if kg_has_admin_web; then
+    kg_step "admin-web tests" test_admin_web
+fi
+if kg_has_gateway_worker; then
+    kg_step "gateway/worker tests" test_gateway_worker
+fi
+
+kg_step "cargo nextest run" \
+    cargo nextest run --workspace --locked --profile ci "${NEXTEST_ARGS[@]}"
+
+((KG_FAILED_STEPS == 0))
