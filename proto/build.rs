@@ -10,6 +10,10 @@ const FILES: &[&str] = &[
     "keygate/v1/route.proto",
     "keygate/v1/team.proto",
     "keygate/v1/audit.proto",
+    "keygate/v1/auth.proto",
+    "keygate/v1/user.proto",
+    "keygate/v1/invitation.proto",
+    "keygate/v1/service_account.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

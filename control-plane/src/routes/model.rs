@@ -119,6 +119,7 @@ impl From<Route> for pb::Route {
             created_at: Some(to_timestamp(r.created_at)),
             updated_at: Some(to_timestamp(r.updated_at)),
             created_by: r.created_by,
+            allowed_team_ids: Vec::new(),
         }
     }
 }
