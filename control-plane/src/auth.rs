@@ -1,12 +1,16 @@
 //! The one layer every request passes: assigns a request id, resolves the caller from
-//! `authorization: Bearer <management key>`, opens the request's tracing span, and stamps
+//! `authorization: Bearer <session token | management key>`, opens the request's tracing span, and stamps
 //! `x-request-id` on every response (errors included). Handlers find the caller in the
-//! request extensions as a [`RequestContext`]; they never parse credentials themselves.
+//! request extensions as a [`Caller`] (with its team roles) and [`RequestMeta`]; they never
+//! parse credentials themselves. Permission checks are [`crate::policy`]'s.
 //!
-//! Public (no credentials): `grpc.health.v1.*` and `grpc.reflection.*`.
+//! Public (no credentials): health, reflection, and `AuthService.SignIn`, `CompleteSetup`,
+//! `AcceptInvitation`.
 
-use crate::context::{Actor, RequestContext};
+use crate::context::{Actor, RequestMeta};
 use crate::error::ApiError;
+use crate::policy::{Caller, Principal};
+use crate::sessions::SESSION_PREFIX;
 use crate::store::DynStore;
 use crate::time::now_ms;
 use futures::future::BoxFuture;
@@ -73,10 +77,10 @@ fn header_str(headers: &HeaderMap, name: &str) -> String {
 }
 
 /// Resolves the caller or says why not. Messages never echo the credential.
-async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Actor, ApiError> {
+async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(raw) = headers.get(http::header::AUTHORIZATION) else {
         return Err(ApiError::unauthenticated(
-            "missing credentials: send \"authorization: Bearer <management key>\"",
+            "missing credentials: send \"authorization: Bearer <session token or management key>\"",
         ));
     };
     let presented = raw
@@ -88,27 +92,84 @@ async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Actor, Ap
         })
         .map(str::trim)
         .ok_or_else(|| {
-            ApiError::unauthenticated("authorization must be \"Bearer <management key>\"")
+            ApiError::unauthenticated("authorization must be \"Bearer <credential>\"")
         })?;
-    let invalid = || ApiError::unauthenticated("invalid, expired or revoked management key");
+    let invalid = || ApiError::unauthenticated("invalid, expired or revoked credentials");
+    let now = now_ms();
+    if check_format(presented, SESSION_PREFIX, &[]).is_ok() {
+        let (session, user) = store
+            .find_session(&sha256_hex(presented))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(invalid)?;
+        if session.revoked_at.is_some() || session.expires_at <= now || user.disabled {
+            return Err(invalid());
+        }
+        if session.last_used_at.is_none_or(|t| t < now - 60_000) {
+            if let Err(e) = store.touch_session(&session.id).await {
+                tracing::warn!(error = %e, "could not record session use");
+            }
+        }
+        let roles = store.user_roles(&user.id).await.map_err(ApiError::from)?;
+        return Ok(Caller {
+            actor: Actor {
+                kind: "user",
+                id: user.id.0.clone(),
+                name: user.email.clone(),
+            },
+            principal: Principal::User {
+                id: user.id,
+                session: session.id,
+            },
+            system_admin: user.system_admin,
+            roles: roles.into_iter().collect(),
+        });
+    }
     check_format(presented, MANAGEMENT_KEY_PREFIX, &[]).map_err(|_| invalid())?;
     let key = store
         .find_management_key(&sha256_hex(presented))
         .await
         .map_err(ApiError::from)?
         .ok_or_else(invalid)?;
-    if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now_ms()) {
+    if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now) {
         return Err(invalid());
     }
-    Ok(Actor {
-        kind: "key",
-        id: key.id.0,
-        name: key.name,
+    let sa_id = key.service_account_id.clone().ok_or_else(invalid)?;
+    let sa = match store.get_service_account(&sa_id).await {
+        Ok(sa) => sa,
+        Err(crate::store::StoreError::NotFound { .. }) => return Err(invalid()),
+        Err(e) => return Err(e.into()),
+    };
+    if key.last_used_at.is_none_or(|t| t < now - 60_000) {
+        if let Err(e) = store.touch_management_key(&key.id).await {
+            tracing::warn!(error = %e, "could not record key use");
+        }
+    }
+    Ok(Caller {
+        actor: Actor {
+            kind: "service_account",
+            id: sa.id.0.clone(),
+            name: sa.name.clone(),
+        },
+        principal: Principal::ServiceAccount {
+            id: sa.id,
+            key: key.id,
+        },
+        system_admin: false,
+        roles: [(sa.team_id, sa.role)].into_iter().collect(),
     })
 }
 
+/// RPCs that need no credentials.
 fn is_public(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+    path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.")
+        || matches!(
+            path,
+            "/keygate.v1.AuthService/SignIn"
+                | "/keygate.v1.AuthService/CompleteSetup"
+                | "/keygate.v1.AuthService/AcceptInvitation"
+        )
 }
 
 fn with_request_id(mut resp: Response<Body>, id: &str) -> Response<Body> {
@@ -150,19 +211,19 @@ where
                 .unwrap_or_default();
             let user_agent = header_str(req.headers(), "user-agent");
             let span = tracing::info_span!("rpc", method = %method, request_id = %id, actor = tracing::field::Empty);
+            req.extensions_mut().insert(RequestMeta {
+                request_id: id.clone(),
+                source_ip,
+                user_agent,
+            });
             if !is_public(&method) {
                 match authenticate(&store, req.headers())
                     .instrument(span.clone())
                     .await
                 {
-                    Ok(actor) => {
-                        span.record("actor", tracing::field::display(actor.reference()));
-                        req.extensions_mut().insert(RequestContext {
-                            request_id: id.clone(),
-                            actor,
-                            source_ip,
-                            user_agent,
-                        });
+                    Ok(caller) => {
+                        span.record("actor", tracing::field::display(caller.actor.reference()));
+                        req.extensions_mut().insert(caller);
                     }
                     Err(e) => {
                         span.in_scope(|| tracing::warn!(code = %e.code, "request refused"));

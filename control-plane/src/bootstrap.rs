@@ -1,28 +1,57 @@
-//! First start: when no management key exists, create the bootstrap admin key, show it once
-//! on stdout and write it to `<data-dir>/bootstrap-admin.key` (mode 0600).
+//! First start. When no user exists yet, either create the first system admin from
+//! configuration (`KEYGATE_ADMIN_EMAIL` + `KEYGATE_ADMIN_PASSWORD`), or issue a one-time
+//! setup code: printed once on stdout and written to `<data-dir>/setup-code` (mode 0600),
+//! stored only as its hash, valid for 24 hours, consumed by `AuthService.CompleteSetup`
+//! (`keygate setup`). There is never a default password.
 
 use crate::context::RequestContext;
-use crate::ids::KeyId;
-use crate::store::{DynStore, NewManagementKey, StoreError};
-use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, NewToken};
+use crate::ids::UserId;
+use crate::passwords;
+use crate::sessions::SETUP_PREFIX;
+use crate::store::{DynStore, StoreError};
+use crate::time::now_ms;
+use crate::users::{NewUser, User, validate_display_name, validate_email};
+use keygate_contracts::token::NewToken;
 use std::path::{Path, PathBuf};
 
-/// File name of the bootstrap key inside the data directory.
-pub const KEY_FILE: &str = "bootstrap-admin.key";
+/// File name of the setup code inside the data directory.
+pub const SETUP_FILE: &str = "setup-code";
+/// How long a setup code is valid.
+pub const SETUP_TTL_MS: i64 = 24 * 3_600_000;
+
+/// The first admin from configuration.
+#[derive(Clone)]
+pub struct FirstAdmin {
+    pub email: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for FirstAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstAdmin")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What bootstrap did.
 #[derive(Debug)]
 pub enum Bootstrap {
-    /// Keys already existed; nothing was created.
+    /// Users already exist; nothing was created.
     Existing,
-    /// A key was created; the plaintext is in the file (and returned once, here).
-    Created { key: NewToken, file: PathBuf },
+    /// The first system admin was created from configuration.
+    AdminCreated(User),
+    /// A setup code was issued (shown once, here, and in the file).
+    SetupCode { code: NewToken, file: PathBuf },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
     #[error("cannot write {path}: {source}")]
     File {
         path: String,
@@ -30,41 +59,51 @@ pub enum BootstrapError {
     },
 }
 
-/// Creates the bootstrap admin key if there is no management key yet.
-pub async fn ensure_admin_key(
+/// Ensures someone can become the first system admin.
+pub async fn ensure_first_admin(
     store: &DynStore,
     data_dir: &Path,
+    admin: Option<&FirstAdmin>,
 ) -> Result<Bootstrap, BootstrapError> {
-    if store.count_management_keys().await? > 0 {
+    let file = data_dir.join(SETUP_FILE);
+    if store.count_users().await? > 0 {
+        // A code left from before setup completed is useless now.
+        let _ = std::fs::remove_file(&file);
         return Ok(Bootstrap::Existing);
     }
-    let key = NewToken::generate(MANAGEMENT_KEY_PREFIX);
-    let file = data_dir.join(KEY_FILE);
-    // Write the file first: if that fails, no unusable key is left in the database.
-    if file.exists() {
-        std::fs::remove_file(&file).map_err(|source| BootstrapError::File {
-            path: file.display().to_string(),
-            source,
-        })?;
+    if let Some(a) = admin {
+        let email = validate_email("KEYGATE_ADMIN_EMAIL", &a.email)
+            .map_err(|e| BootstrapError::Invalid(e.to_string()))?;
+        passwords::validate("KEYGATE_ADMIN_PASSWORD", &a.password)
+            .map_err(|e| BootstrapError::Invalid(e.to_string()))?;
+        let name = validate_display_name("KEYGATE_ADMIN_NAME", &a.display_name)
+            .map_err(|e| BootstrapError::Invalid(e.to_string()))?;
+        let user = store
+            .create_user(
+                &RequestContext::system("bootstrap"),
+                NewUser {
+                    id: UserId::generate(),
+                    email,
+                    display_name: name,
+                    password_hash: passwords::hash(&a.password),
+                    system_admin: true,
+                },
+                &[],
+            )
+            .await?;
+        let _ = std::fs::remove_file(&file);
+        return Ok(Bootstrap::AdminCreated(user));
     }
-    crate::config::write_private_file(&file, &format!("{}\n", key.expose())).map_err(|source| {
-        BootstrapError::File {
+    let code = NewToken::generate(SETUP_PREFIX);
+    let _ = std::fs::remove_file(&file);
+    crate::config::write_private_file(&file, &format!("{}\n", code.expose())).map_err(
+        |source| BootstrapError::File {
             path: file.display().to_string(),
             source,
-        }
-    })?;
+        },
+    )?;
     store
-        .create_management_key(
-            &RequestContext::system("bootstrap"),
-            NewManagementKey {
-                id: KeyId::generate(),
-                name: "bootstrap-admin".into(),
-                key_hash: key.hash(),
-                preview: key.preview(),
-                is_bootstrap: true,
-                expires_at: None,
-            },
-        )
+        .set_setup_code(&code.hash(), now_ms() + SETUP_TTL_MS)
         .await?;
-    Ok(Bootstrap::Created { key, file })
+    Ok(Bootstrap::SetupCode { code, file })
 }

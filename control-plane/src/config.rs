@@ -38,6 +38,23 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Email of the first system admin, created on first start (with the password below)
+    /// instead of printing a setup code.
+    #[arg(long, env = "KEYGATE_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// Password of the first system admin (12-256 characters). Only read on first start.
+    #[arg(long, env = "KEYGATE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Display name of the first system admin.
+    #[arg(long, env = "KEYGATE_ADMIN_NAME", default_value = "Administrator")]
+    pub admin_name: String,
+
+    /// Session lifetime in hours (1-720).
+    #[arg(long, env = "KEYGATE_SESSION_TTL_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_ttl_hours: u32,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KEYGATE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -51,6 +68,12 @@ impl std::fmt::Debug for Config {
             .field("database", &self.database_display())
             .field("master_key", &self.master_key.as_ref().map(|_| "<set>"))
             .field("cors_origins", &self.cors())
+            .field("admin_email", &self.admin_email)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<set>"),
+            )
+            .field("session_ttl_hours", &self.session_ttl_hours)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -68,6 +91,18 @@ impl Config {
     /// The database URL without any password, for logs.
     pub fn database_display(&self) -> String {
         redact_url(&self.database_url())
+    }
+
+    /// The first admin from configuration, if both email and password are set.
+    pub fn first_admin(&self) -> Option<crate::bootstrap::FirstAdmin> {
+        match (&self.admin_email, &self.admin_password) {
+            (Some(email), Some(password)) => Some(crate::bootstrap::FirstAdmin {
+                email: email.clone(),
+                display_name: self.admin_name.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// Non-empty CORS origins.
@@ -88,6 +123,11 @@ impl Config {
         {
             return Err(
                 "DATABASE_URL: must start with sqlite:, postgres:// or postgresql://".into(),
+            );
+        }
+        if self.admin_email.is_some() != self.admin_password.is_some() {
+            return Err(
+                "KEYGATE_ADMIN_EMAIL and KEYGATE_ADMIN_PASSWORD must be set together".into(),
             );
         }
         for o in self.cors() {

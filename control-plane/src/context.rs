@@ -1,12 +1,13 @@
 //! Who is calling and from where: attached to every request by the [`crate::auth`] layer and
 //! copied into every audit row.
 
+use crate::policy::Caller;
 use serde::Serialize;
 
-/// The authenticated caller.
+/// The actor recorded in audit rows and `created_by`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Actor {
-    /// `key`, `user`, `service_account` or `system`.
+    /// `user`, `service_account`, `system` or `anonymous`.
     pub kind: &'static str,
     pub id: String,
     pub name: String,
@@ -19,6 +20,15 @@ impl Actor {
             kind: "system",
             id: "system".into(),
             name: "keygate".into(),
+        }
+    }
+
+    /// A caller without credentials (sign-in, setup, accepting an invitation).
+    pub fn anonymous() -> Self {
+        Self {
+            kind: "anonymous",
+            id: String::new(),
+            name: String::new(),
         }
     }
 
@@ -47,6 +57,14 @@ impl RequestContext {
             user_agent: String::new(),
         }
     }
+
+    /// The same request, acting as `actor` (e.g. the user an anonymous sign-in resolved to).
+    pub fn as_actor(&self, actor: Actor) -> Self {
+        Self {
+            actor,
+            ..self.clone()
+        }
+    }
 }
 
 /// Request id and peer facts, known before authentication.
@@ -57,10 +75,31 @@ pub struct RequestMeta {
     pub user_agent: String,
 }
 
-/// Reads the context the auth layer put in the request's extensions.
+/// The request's context: its caller as actor, or anonymous on public RPCs.
 pub fn from_request<T>(req: &tonic::Request<T>) -> Result<RequestContext, tonic::Status> {
-    req.extensions()
-        .get::<RequestContext>()
+    let meta = req
+        .extensions()
+        .get::<RequestMeta>()
+        .ok_or_else(|| tonic::Status::internal("request metadata missing"))?;
+    let actor = req
+        .extensions()
+        .get::<Caller>()
+        .map(|c| c.actor.clone())
+        .unwrap_or_else(Actor::anonymous);
+    Ok(RequestContext {
+        request_id: meta.request_id.clone(),
+        actor,
+        source_ip: meta.source_ip.clone(),
+        user_agent: meta.user_agent.clone(),
+    })
+}
+
+/// The authenticated caller and the request context, or Unauthenticated.
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<(Caller, RequestContext), tonic::Status> {
+    let caller = req
+        .extensions()
+        .get::<Caller>()
         .cloned()
-        .ok_or_else(|| tonic::Status::unauthenticated("missing credentials"))
+        .ok_or_else(|| tonic::Status::unauthenticated("missing credentials"))?;
+    Ok((caller, from_request(req)?))
 }

@@ -47,6 +47,27 @@ id_type!(
     "mk"
 );
 
+id_type!(
+    /// A person's account.
+    UserId,
+    "usr"
+);
+id_type!(
+    /// A signed-in session (not its bearer token).
+    SessionId,
+    "ses"
+);
+id_type!(
+    /// A service account.
+    ServiceAccountId,
+    "sa"
+);
+id_type!(
+    /// An invitation (not its code).
+    InvitationId,
+    "inv"
+);
+
 /// A team's id is its slug, chosen by the creator.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

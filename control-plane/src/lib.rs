@@ -12,12 +12,15 @@
 //! error code.
 
 pub mod auth;
+pub mod authz;
 pub mod bootstrap;
 pub mod config;
 pub mod context;
 pub mod error;
 pub mod ids;
 pub mod pagination;
+pub mod passwords;
+pub mod policy;
 pub mod secrets;
 pub mod server;
 pub mod store;
@@ -25,6 +28,10 @@ pub mod testing;
 pub mod time;
 
 pub mod audit;
+pub mod invitations;
 pub mod routes;
+pub mod service_accounts;
+pub mod sessions;
 pub mod teams;
 pub mod tokens;
+pub mod users;

@@ -2,10 +2,11 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keygate_control_plane::bootstrap::{Bootstrap, ensure_admin_key};
+use keygate_control_plane::bootstrap::{Bootstrap, ensure_first_admin};
 use keygate_control_plane::config::Config;
 use keygate_control_plane::secrets::MasterKey;
 use keygate_control_plane::server::{ServerParts, serve};
+use keygate_control_plane::sessions::service::AuthSettings;
 use keygate_control_plane::store;
 
 #[tokio::main]
@@ -34,15 +35,31 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening database {}", config.database_display()))?;
 
-    if let Bootstrap::Created { key, file } = ensure_admin_key(&store, &config.data_dir).await? {
-        println!("================================================================");
-        println!(" Keygate first start: bootstrap admin management key (shown once)");
-        println!();
-        println!("   {}", key.expose());
-        println!();
-        println!(" Also saved to {} (mode 0600).", file.display());
-        println!(" Use it as: export KEYGATE_KEY=$(cat {})", file.display());
-        println!("================================================================");
+    match ensure_first_admin(&store, &config.data_dir, config.first_admin().as_ref()).await? {
+        Bootstrap::Existing => {}
+        Bootstrap::AdminCreated(user) => {
+            tracing::info!(email = %user.email, "first system admin created from configuration");
+            println!(
+                "keygate: first system admin {} created; sign in with `keygate login`",
+                user.email
+            );
+        }
+        Bootstrap::SetupCode { code, file } => {
+            println!("================================================================");
+            println!(" Keygate first start: no users yet. One-time setup code (24 h):");
+            println!();
+            println!("   {}", code.expose());
+            println!();
+            println!(
+                " Also saved to {} (mode 0600). Create the first system admin:",
+                file.display()
+            );
+            println!(
+                "   keygate setup --code-file {} --email you@example.com --name \"Your Name\"",
+                file.display()
+            );
+            println!("================================================================");
+        }
     }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -71,6 +88,12 @@ async fn main() -> anyhow::Result<()> {
             store,
             master_key,
             cors_origins: config.cors(),
+            auth: AuthSettings {
+                session_ttl: std::time::Duration::from_secs(
+                    u64::from(config.session_ttl_hours) * 3600,
+                ),
+                ..AuthSettings::default()
+            },
         },
         shutdown,
     )

@@ -1,18 +1,26 @@
-//! Wiring: the four Keygate services, health and reflection on one port, with grpc-web
+//! Wiring: the Keygate services, health and reflection on one port, with grpc-web
 //! (HTTP/1.1) translation, CORS, and the [`AuthLayer`] around all of them.
 
 use crate::audit::AuditApi;
 use crate::auth::{AuthLayer, REQUEST_ID};
+use crate::invitations::InvitationApi;
 use crate::routes::RouteApi;
 use crate::secrets::MasterKey;
+use crate::service_accounts::ServiceAccountApi;
+use crate::sessions::{AuthApi, service::AuthSettings};
 use crate::store::DynStore;
 use crate::teams::TeamApi;
 use crate::tokens::TokenApi;
+use crate::users::UserApi;
 use http::{HeaderName, HeaderValue, Method};
 use keygate_proto::v1::audit_service_server::AuditServiceServer;
+use keygate_proto::v1::auth_service_server::AuthServiceServer;
+use keygate_proto::v1::invitation_service_server::InvitationServiceServer;
 use keygate_proto::v1::route_service_server::RouteServiceServer;
+use keygate_proto::v1::service_account_service_server::ServiceAccountServiceServer;
 use keygate_proto::v1::team_service_server::TeamServiceServer;
 use keygate_proto::v1::token_service_server::TokenServiceServer;
+use keygate_proto::v1::user_service_server::UserServiceServer;
 use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -25,6 +33,7 @@ pub struct ServerParts {
     pub master_key: MasterKey,
     /// Browser origins allowed for grpc-web; empty: no CORS headers; `*`: any.
     pub cors_origins: Vec<String>,
+    pub auth: AuthSettings,
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -100,7 +109,18 @@ pub async fn serve(
             parts.master_key.clone(),
         )))
         .add_service(TeamServiceServer::new(TeamApi::new(store.clone())))
-        .add_service(AuditServiceServer::new(AuditApi::new(store)))
+        .add_service(AuditServiceServer::new(AuditApi::new(store.clone())))
+        .add_service(AuthServiceServer::new(AuthApi::new(
+            store.clone(),
+            parts.auth.clone(),
+        )))
+        .add_service(UserServiceServer::new(UserApi::new(store.clone())))
+        .add_service(InvitationServiceServer::new(InvitationApi::new(
+            store.clone(),
+        )))
+        .add_service(ServiceAccountServiceServer::new(ServiceAccountApi::new(
+            store,
+        )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

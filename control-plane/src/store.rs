@@ -15,11 +15,19 @@ pub mod sqlite;
 
 use crate::audit::{AuditEvent, AuditFilter, AuditPage, ChainReport};
 use crate::context::RequestContext;
-use crate::ids::{KeyId, RouteId, TeamId, TokenId};
+use crate::ids::{
+    InvitationId, KeyId, RouteId, ServiceAccountId, SessionId, TeamId, TokenId, UserId,
+};
+use crate::invitations::{Invitation, NewInvitation};
+use crate::policy::Role;
 use crate::routes::{NewRoute, Route, RouteFilter, RoutePatch};
+use crate::service_accounts::{NewServiceAccount, ServiceAccount};
+use crate::sessions::{NewSession, Session};
+use crate::teams::Member;
 use crate::teams::{NewTeam, Team, TeamDeletion, TeamFilter, TeamPatch};
 use crate::time::Millis;
 use crate::tokens::{NewTokenRecord, Token, TokenFilter, TokenPatch};
+use crate::users::{NewUser, User, UserFilter, UserPatch};
 use futures::stream::BoxStream;
 use keygate_contracts::FieldError;
 use std::sync::Arc;
@@ -53,28 +61,7 @@ pub struct Page<T> {
     pub more: bool,
 }
 
-/// A management key row (no secret: only its hash is stored).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManagementKey {
-    pub id: KeyId,
-    pub name: String,
-    pub preview: String,
-    pub is_bootstrap: bool,
-    pub created_at: Millis,
-    pub expires_at: Option<Millis>,
-    pub revoked_at: Option<Millis>,
-}
-
-/// A new management key to insert.
-#[derive(Debug, Clone)]
-pub struct NewManagementKey {
-    pub id: KeyId,
-    pub name: String,
-    pub key_hash: String,
-    pub preview: String,
-    pub is_bootstrap: bool,
-    pub expires_at: Option<Millis>,
-}
+pub use crate::service_accounts::{ManagementKey, NewManagementKey};
 
 /// One entry of the change feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +78,45 @@ pub struct ChangeEvent {
 }
 
 /// Everything the control plane persists: one sub-trait per resource.
-pub trait Store: TeamStore + TokenStore + RouteStore + AuditStore + KeyStore + FeedStore {}
+pub trait Store:
+    TeamStore
+    + MemberStore
+    + TokenStore
+    + RouteStore
+    + AuditStore
+    + KeyStore
+    + FeedStore
+    + UserStore
+    + SessionStore
+    + InvitationStore
+    + ServiceAccountStore
+{
+}
 
-impl<T> Store for T where T: TeamStore + TokenStore + RouteStore + AuditStore + KeyStore + FeedStore {}
+impl<T> Store for T where
+    T: TeamStore
+        + MemberStore
+        + TokenStore
+        + RouteStore
+        + AuditStore
+        + KeyStore
+        + FeedStore
+        + UserStore
+        + SessionStore
+        + InvitationStore
+        + ServiceAccountStore
+{
+}
 
 #[async_trait::async_trait]
 pub trait TeamStore: Send + Sync + 'static {
-    async fn create_team(&self, ctx: &RequestContext, team: NewTeam) -> StoreResult<Team>;
+    /// Creates the team; `creator` (a user) becomes its ADMIN in the same transaction.
+    async fn create_team(
+        &self,
+        ctx: &RequestContext,
+        team: NewTeam,
+        creator: Option<&UserId>,
+    ) -> StoreResult<Team>;
     async fn get_team(&self, id: &TeamId) -> StoreResult<Team>;
     async fn list_teams(&self, filter: &TeamFilter) -> StoreResult<Page<Team>>;
     async fn update_team(
@@ -106,8 +125,8 @@ pub trait TeamStore: Send + Sync + 'static {
         id: &TeamId,
         patch: TeamPatch,
     ) -> StoreResult<Team>;
-    /// Refused while the team owns live tokens or routes unless `cascade`: then they are
-    /// revoked/deleted in the same transaction.
+    /// Refused while the team owns live tokens, routes or service accounts unless `cascade`:
+    /// then tokens and keys are revoked and routes and accounts deleted in the same transaction.
     async fn delete_team(
         &self,
         ctx: &RequestContext,
@@ -181,6 +200,19 @@ pub trait AuditStore: Send + Sync + 'static {
     /// Every matching row, oldest first, read in batches.
     fn export_audit(&self, filter: AuditFilter) -> BoxStream<'static, StoreResult<AuditEvent>>;
     async fn verify_audit_chain(&self) -> StoreResult<ChainReport>;
+    /// Appends an audit row that records no change (a refused call, a failed sign-in): no
+    /// change event, nothing else written.
+    async fn record_event(&self, ctx: &RequestContext, event: AuditRecord) -> StoreResult<()>;
+}
+
+/// An audit-only event.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub action: &'static str,
+    pub entity_type: &'static str,
+    pub entity_id: String,
+    pub team_id: String,
+    pub detail: serde_json::Value,
 }
 
 #[async_trait::async_trait]
@@ -192,7 +224,181 @@ pub trait KeyStore: Send + Sync + 'static {
     ) -> StoreResult<ManagementKey>;
     /// The key with this hash, whatever its state.
     async fn find_management_key(&self, key_hash: &str) -> StoreResult<Option<ManagementKey>>;
+    async fn get_management_key(&self, id: &KeyId) -> StoreResult<ManagementKey>;
+    async fn list_management_keys(
+        &self,
+        account: &ServiceAccountId,
+    ) -> StoreResult<Vec<ManagementKey>>;
+    /// Idempotent.
+    async fn revoke_management_key(
+        &self,
+        ctx: &RequestContext,
+        id: &KeyId,
+    ) -> StoreResult<ManagementKey>;
+    /// Inserts `new` for the same account and cuts the old key's expiry to
+    /// `min(own expiry, grace_until)` (revoking it when that is not in the future).
+    async fn rotate_management_key(
+        &self,
+        ctx: &RequestContext,
+        id: &KeyId,
+        new: NewManagementKey,
+        grace_until: Millis,
+    ) -> StoreResult<(ManagementKey, ManagementKey)>;
+    /// Records use, at most once a minute per key (no audit row).
+    async fn touch_management_key(&self, id: &KeyId) -> StoreResult<()>;
     async fn count_management_keys(&self) -> StoreResult<u64>;
+}
+
+#[async_trait::async_trait]
+pub trait MemberStore: Send + Sync + 'static {
+    async fn list_members(&self, team: &TeamId) -> StoreResult<Vec<Member>>;
+    /// A user's roles in every team.
+    async fn user_roles(&self, user: &UserId) -> StoreResult<Vec<(TeamId, Role)>>;
+    async fn add_member(
+        &self,
+        ctx: &RequestContext,
+        team: &TeamId,
+        user: &UserId,
+        role: Role,
+    ) -> StoreResult<Member>;
+    /// Refuses to demote the team's last ADMIN.
+    async fn update_member_role(
+        &self,
+        ctx: &RequestContext,
+        team: &TeamId,
+        user: &UserId,
+        role: Role,
+    ) -> StoreResult<Member>;
+    /// Refuses to remove the team's last ADMIN.
+    async fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        team: &TeamId,
+        user: &UserId,
+    ) -> StoreResult<()>;
+    /// Makes `user` ADMIN of `team` if, in the same transaction, the team has no members.
+    async fn claim_team(
+        &self,
+        ctx: &RequestContext,
+        team: &TeamId,
+        user: &UserId,
+    ) -> StoreResult<Member>;
+}
+
+#[async_trait::async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    async fn count_users(&self) -> StoreResult<u64>;
+    /// Creates a user with team roles.
+    async fn create_user(
+        &self,
+        ctx: &RequestContext,
+        user: NewUser,
+        roles: &[(TeamId, Role)],
+    ) -> StoreResult<User>;
+    async fn get_user(&self, id: &UserId) -> StoreResult<User>;
+    /// By email (case-insensitive), with the password hash.
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
+    async fn password_hash(&self, id: &UserId) -> StoreResult<String>;
+    async fn list_users(&self, filter: &UserFilter) -> StoreResult<Page<User>>;
+    async fn update_user(
+        &self,
+        ctx: &RequestContext,
+        id: &UserId,
+        patch: UserPatch,
+    ) -> StoreResult<User>;
+    /// Disabling also ends every session of the user, in the same transaction.
+    async fn set_user_disabled(
+        &self,
+        ctx: &RequestContext,
+        id: &UserId,
+        disabled: bool,
+    ) -> StoreResult<User>;
+    /// Sets the password hash and ends every session except `keep`.
+    async fn set_password(
+        &self,
+        ctx: &RequestContext,
+        id: &UserId,
+        hash: String,
+        keep: Option<&SessionId>,
+    ) -> StoreResult<()>;
+    /// Stores the hash of the one-time setup code (replacing any earlier one).
+    async fn set_setup_code(&self, code_hash: &str, expires_at: Millis) -> StoreResult<()>;
+    /// Creates the first system admin if the code matches, has not expired, and no user exists
+    /// yet, all in one transaction; the code is consumed.
+    async fn complete_setup(
+        &self,
+        ctx: &RequestContext,
+        code_hash: &str,
+        user: NewUser,
+    ) -> StoreResult<User>;
+}
+
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Inserts the session, stamps the user's last sign-in and audits `auth.sign_in`.
+    async fn create_session(
+        &self,
+        ctx: &RequestContext,
+        session: NewSession,
+    ) -> StoreResult<Session>;
+    /// The session with this token hash and its user, whatever their state.
+    async fn find_session(&self, token_hash: &str) -> StoreResult<Option<(Session, User)>>;
+    async fn list_sessions(&self, user: &UserId) -> StoreResult<Vec<Session>>;
+    /// Ends a session of `user` (NotFound for another user's session).
+    async fn revoke_session(
+        &self,
+        ctx: &RequestContext,
+        user: &UserId,
+        id: &SessionId,
+    ) -> StoreResult<()>;
+    /// Records use, at most once a minute per session (no audit row).
+    async fn touch_session(&self, id: &SessionId) -> StoreResult<()>;
+}
+
+#[async_trait::async_trait]
+pub trait InvitationStore: Send + Sync + 'static {
+    async fn create_invitation(
+        &self,
+        ctx: &RequestContext,
+        inv: NewInvitation,
+    ) -> StoreResult<Invitation>;
+    async fn get_invitation(&self, id: &InvitationId) -> StoreResult<Invitation>;
+    /// Pending (not accepted, revoked or expired) invitations, into `teams` if given.
+    async fn list_invitations(&self, teams: Option<&[TeamId]>) -> StoreResult<Vec<Invitation>>;
+    async fn revoke_invitation(
+        &self,
+        ctx: &RequestContext,
+        id: &InvitationId,
+    ) -> StoreResult<Invitation>;
+    /// Consumes a pending invitation and creates its user with its roles (skipping teams that
+    /// no longer exist), in one transaction.
+    async fn accept_invitation(
+        &self,
+        ctx: &RequestContext,
+        code_hash: &str,
+        user: NewUser,
+    ) -> StoreResult<User>;
+}
+
+#[async_trait::async_trait]
+pub trait ServiceAccountStore: Send + Sync + 'static {
+    async fn create_service_account(
+        &self,
+        ctx: &RequestContext,
+        sa: NewServiceAccount,
+    ) -> StoreResult<ServiceAccount>;
+    async fn get_service_account(&self, id: &ServiceAccountId) -> StoreResult<ServiceAccount>;
+    /// Accounts of `teams` if given, else all.
+    async fn list_service_accounts(
+        &self,
+        teams: Option<&[TeamId]>,
+    ) -> StoreResult<Vec<ServiceAccount>>;
+    /// Deletes the account and revokes its keys.
+    async fn delete_service_account(
+        &self,
+        ctx: &RequestContext,
+        id: &ServiceAccountId,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait::async_trait]

@@ -2,14 +2,17 @@
 //! fresh database on the PostgreSQL server named by `KEYGATE_TEST_PG_URL`) and a real control
 //! plane on `127.0.0.1:0`. Not used by the binary.
 
-use crate::bootstrap::{Bootstrap, ensure_admin_key};
 use crate::context::RequestContext;
-use crate::ids::KeyId;
+use crate::ids::{SessionId, TeamId, UserId};
+use crate::passwords;
+use crate::policy::Role;
 use crate::secrets::MasterKey;
 use crate::server::{ServerParts, serve};
-use crate::store::NewManagementKey;
+use crate::sessions::service::AuthSettings;
+use crate::sessions::{NewSession, SESSION_PREFIX};
 use crate::store::{self, DynStore};
-use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, NewToken};
+use crate::users::NewUser;
+use keygate_contracts::token::NewToken;
 use std::net::SocketAddr;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -71,14 +74,27 @@ pub async fn test_db(backend: Backend) -> TestDb {
 /// A control plane serving on `127.0.0.1:<ephemeral>` until dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
-    /// The bootstrap admin management key.
+    /// Bearer credential (a session token) of the system admin `admin@keygate.test`.
     pub admin_key: String,
+    pub admin_id: UserId,
     pub store: DynStore,
     pub db: TestDb,
     pub master_key: MasterKey,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
+
+/// A user made for a test, with a live session.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: UserId,
+    pub email: String,
+    /// Session token.
+    pub token: String,
+}
+
+/// Password every test user gets.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
 impl TestServer {
     /// Starts a server on a fresh database of `backend`.
@@ -91,35 +107,40 @@ impl TestServer {
         Self::start_on(test_db(backend).await, cors_origins).await
     }
 
-    /// Starts a server on an existing database (for example one a benchmark seeded). A
-    /// bootstrap admin key is created if the database has none; otherwise a new key named
-    /// `test-admin` is added.
+    /// Starts a server on an existing database (for example one a benchmark seeded), with a
+    /// system admin `admin@keygate.test` (created if missing) signed in.
     pub async fn start_on(db: TestDb, cors_origins: Vec<String>) -> Self {
+        Self::start_full(db, cors_origins, AuthSettings::default()).await
+    }
+
+    /// Starts a server with explicit sign-in settings (for rate-limit tests).
+    pub async fn start_full(db: TestDb, cors_origins: Vec<String>, auth: AuthSettings) -> Self {
         let store = store::open(&db.url).await.expect("open store");
-        let admin_key = match ensure_admin_key(&store, db.dir.path())
+        let admin = match store
+            .find_user_by_email("admin@keygate.test")
             .await
-            .expect("bootstrap")
+            .expect("lookup")
         {
-            Bootstrap::Created { key, .. } => key.expose().to_owned(),
-            Bootstrap::Existing => {
-                let key = NewToken::generate(MANAGEMENT_KEY_PREFIX);
+            Some((u, _)) => u.id,
+            None => {
                 store
-                    .create_management_key(
+                    .create_user(
                         &RequestContext::system("test"),
-                        NewManagementKey {
-                            id: KeyId::generate(),
-                            name: "test-admin".into(),
-                            key_hash: key.hash(),
-                            preview: key.preview(),
-                            is_bootstrap: false,
-                            expires_at: None,
+                        NewUser {
+                            id: UserId::generate(),
+                            email: "admin@keygate.test".into(),
+                            display_name: "Test Admin".into(),
+                            password_hash: passwords::hash(TEST_PASSWORD),
+                            system_admin: true,
                         },
+                        &[],
                     )
                     .await
-                    .expect("create test key");
-                key.expose().to_owned()
+                    .expect("create admin")
+                    .id
             }
         };
+        let admin_key = session_for(&store, &admin).await;
         let master_key = MasterKey::from_bytes(&[42; 32]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -130,6 +151,7 @@ impl TestServer {
             store: store.clone(),
             master_key: master_key.clone(),
             cors_origins,
+            auth,
         };
         let handle = tokio::spawn(async move {
             serve(listener, parts, async {
@@ -141,11 +163,40 @@ impl TestServer {
         Self {
             addr,
             admin_key,
+            admin_id: admin,
             store,
             db,
             master_key,
             shutdown: Some(tx),
             handle: Some(handle),
+        }
+    }
+
+    /// Creates a user (password [`TEST_PASSWORD`]) with team roles and a live session.
+    pub async fn user(&self, email: &str, roles: &[(&str, Role)]) -> TestUser {
+        let roles: Vec<(TeamId, Role)> = roles
+            .iter()
+            .map(|(t, r)| (TeamId((*t).into()), *r))
+            .collect();
+        let user = self
+            .store
+            .create_user(
+                &RequestContext::system("test"),
+                NewUser {
+                    id: UserId::generate(),
+                    email: email.into(),
+                    display_name: email.split('@').next().unwrap_or(email).into(),
+                    password_hash: passwords::hash(TEST_PASSWORD),
+                    system_admin: false,
+                },
+                &roles,
+            )
+            .await
+            .expect("create user");
+        TestUser {
+            token: session_for(&self.store, &user.id).await,
+            id: user.id,
+            email: email.into(),
         }
     }
 
@@ -163,7 +214,7 @@ impl TestServer {
             .expect("connect")
     }
 
-    /// Wraps `msg` in a request carrying the admin key.
+    /// Wraps `msg` in a request carrying the admin's credential.
     pub fn request<T>(&self, msg: T) -> tonic::Request<T> {
         with_key(&self.admin_key, msg)
     }
@@ -177,6 +228,24 @@ impl TestServer {
             let _ = h.await;
         }
     }
+}
+
+/// Opens a 12-hour session for `user` directly in the store; returns its bearer token.
+pub async fn session_for(store: &DynStore, user: &UserId) -> String {
+    let token = NewToken::generate(SESSION_PREFIX);
+    store
+        .create_session(
+            &RequestContext::system("test"),
+            NewSession {
+                id: SessionId::generate(),
+                user_id: user.clone(),
+                token_hash: token.hash(),
+                expires_at: crate::time::now_ms() + 12 * 3_600_000,
+            },
+        )
+        .await
+        .expect("create session");
+    token.expose().to_owned()
 }
 
 impl Drop for TestServer {

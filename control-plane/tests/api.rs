@@ -448,7 +448,8 @@ async fn validation_errors_name_the_field_and_rule() {
             .into_inner();
         (r.events, r.total_size)
     };
-    assert_eq!(total, 3, "bootstrap key, team, route");
+    // admin user + its session (test setup), team + its creator's membership, the route.
+    assert_eq!(total, 5, "nothing refused above reached the audit log");
 }
 
 #[tokio::test]
@@ -793,30 +794,59 @@ async fn routes_teams_audit_end_to_end() {
 }
 
 #[tokio::test]
-async fn revoked_management_key_is_refused() {
-    // A key that exists but is expired is refused like an unknown one.
+async fn expired_or_orphaned_management_keys_are_refused() {
     use keygate_control_plane::context::RequestContext;
-    use keygate_control_plane::ids::KeyId;
+    use keygate_control_plane::ids::{KeyId, ServiceAccountId, TeamId};
+    use keygate_control_plane::policy::Role;
+    use keygate_control_plane::service_accounts::NewServiceAccount;
     use keygate_control_plane::store::NewManagementKey;
     let s = TestServer::start(Backend::Sqlite).await;
-    let k = keygate_contracts::token::NewToken::generate("kgm");
-    s.store
-        .create_management_key(
+    seed_team(&s, "core").await;
+    let sa = s
+        .store
+        .create_service_account(
             &RequestContext::system("test"),
-            NewManagementKey {
-                id: KeyId::generate(),
-                name: "expired".into(),
-                key_hash: k.hash(),
-                preview: k.preview(),
-                is_bootstrap: false,
-                expires_at: Some(1),
+            NewServiceAccount {
+                id: ServiceAccountId::generate(),
+                team_id: TeamId("core".into()),
+                name: "ci".into(),
+                description: String::new(),
+                role: Role::Viewer,
             },
         )
         .await
         .unwrap();
-    let e = TeamServiceClient::new(s.channel().await)
-        .list_teams(with_key(k.expose(), pb::ListTeamsRequest::default()))
+    let mut keys = Vec::new();
+    for (sa_id, expires_at) in [(Some(sa.id.clone()), Some(1)), (None, None), (Some(sa.id.clone()), None)] {
+        let k = keygate_contracts::token::NewToken::generate("kgm");
+        s.store
+            .create_management_key(
+                &RequestContext::system("test"),
+                NewManagementKey {
+                    id: KeyId::generate(),
+                    service_account_id: sa_id,
+                    name: "k".into(),
+                    key_hash: k.hash(),
+                    preview: k.preview(),
+                    is_bootstrap: false,
+                    expires_at,
+                },
+            )
+            .await
+            .unwrap();
+        keys.push(k);
+    }
+    let mut teams = TeamServiceClient::new(s.channel().await);
+    for k in &keys[..2] {
+        let e = teams
+            .list_teams(with_key(k.expose(), pb::ListTeamsRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "expired key / key without account");
+    }
+    // The live key works with its account's role.
+    teams
+        .list_teams(with_key(keys[2].expose(), pb::ListTeamsRequest::default()))
         .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::Unauthenticated);
+        .unwrap();
 }

@@ -103,6 +103,7 @@ async fn team(s: &DynStore, id: &str) {
             color: String::new(),
             icon: String::new(),
         },
+        None,
     )
     .await
     .unwrap();
@@ -144,6 +145,7 @@ fn new_route(team: &str, name: &str, path: &str, tags: &[&str], auth: AuthChange
         strip_prefix: false,
         timeout_ms: 30_000,
         auth,
+        allowed_team_ids: vec![],
     }
 }
 
@@ -196,6 +198,7 @@ async fn teams_crud(b: Backend) {
                 color: String::new(),
                 icon: String::new(),
             },
+            None,
         )
         .await;
     assert!(matches!(dup, Err(StoreError::AlreadyExists(m)) if m.contains("payments")));
@@ -929,6 +932,7 @@ async fn management_keys(b: Backend) {
         &ctx(),
         NewManagementKey {
             id: KeyId::generate(),
+            service_account_id: None,
             name: "ops".into(),
             key_hash: k.hash(),
             preview: k.preview(),

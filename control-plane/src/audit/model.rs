@@ -60,6 +60,8 @@ pub struct AuditFilter {
     pub team_id: Option<String>,
     pub start: Option<Millis>,
     pub end: Option<Millis>,
+    /// Only rows of these teams (`None`: all rows). Set from the caller, not the request.
+    pub visible_teams: Option<Vec<String>>,
 }
 
 impl TryFrom<Option<pb::AuditFilter>> for AuditFilter {
@@ -91,6 +93,7 @@ impl TryFrom<Option<pb::AuditFilter>> for AuditFilter {
             team_id: opt("filter.team_id", f.team_id)?,
             start,
             end,
+            visible_teams: None,
         })
     }
 }

@@ -2,8 +2,12 @@
 
 use super::export::{csv_header, csv_row, ndjson_line};
 use super::model::{AuditFilter, AuditPage, PAGE_KIND};
+use crate::authz;
+use crate::context;
 use crate::error::ApiError;
+use crate::ids::TeamId;
 use crate::pagination;
+use crate::policy::{Action, Caller};
 use crate::store::DynStore;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -24,13 +28,26 @@ impl AuditApi {
     }
 }
 
+/// Limits a filter to what the caller may read: one of its teams, or (system admins) all.
+fn scope_filter(caller: &Caller, filter: &mut AuditFilter) -> Result<(), Status> {
+    if let Some(team) = &filter.team_id {
+        authz::read(caller, Action::ReadAudit(&TeamId(team.clone())))?;
+    }
+    filter.visible_teams = caller
+        .visible_teams()
+        .map(|teams| teams.into_iter().map(|t| t.0).collect());
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     async fn list_audit_events(
         &self,
         req: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        let page = AuditPage::try_from(req.into_inner()).map_err(ApiError::from)?;
+        let (caller, _) = context::caller(&req)?;
+        let mut page = AuditPage::try_from(req.into_inner()).map_err(ApiError::from)?;
+        scope_filter(&caller, &mut page.filter)?;
         let (items, total) = self.store.list_audit(&page).await.map_err(ApiError::from)?;
         let next_page_token = match (items.more, items.items.last()) {
             (true, Some(last)) => pagination::encode(PAGE_KIND, &[last.seq.to_string()]),
@@ -50,8 +67,10 @@ impl AuditService for AuditApi {
         &self,
         req: Request<pb::ExportAuditEventsRequest>,
     ) -> Result<Response<Self::ExportAuditEventsStream>, Status> {
+        let (caller, _) = context::caller(&req)?;
         let r = req.into_inner();
-        let filter = AuditFilter::try_from(r.filter).map_err(ApiError::from)?;
+        let mut filter = AuditFilter::try_from(r.filter).map_err(ApiError::from)?;
+        scope_filter(&caller, &mut filter)?;
         let csv = match pb::ExportFormat::try_from(r.format) {
             Ok(pb::ExportFormat::Unspecified | pb::ExportFormat::Ndjson) => false,
             Ok(pb::ExportFormat::Csv) => true,
@@ -103,8 +122,10 @@ impl AuditService for AuditApi {
 
     async fn verify_audit_chain(
         &self,
-        _req: Request<pb::VerifyAuditChainRequest>,
+        req: Request<pb::VerifyAuditChainRequest>,
     ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
+        let (caller, _) = context::caller(&req)?;
+        authz::read(&caller, Action::ReadGlobalAudit)?;
         let report = self
             .store
             .verify_audit_chain()

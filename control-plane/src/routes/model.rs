@@ -89,6 +89,15 @@ pub struct Route {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub created_by: String,
+    /// Teams whose tokens may use the route; empty: every team.
+    pub allowed_team_ids: Vec<TeamId>,
+}
+
+impl Route {
+    /// Whether a token of `team` may be granted this route.
+    pub fn allows_team(&self, team: &TeamId) -> bool {
+        self.allowed_team_ids.is_empty() || self.allowed_team_ids.contains(team)
+    }
 }
 
 impl From<Route> for pb::Route {
@@ -119,7 +128,7 @@ impl From<Route> for pb::Route {
             created_at: Some(to_timestamp(r.created_at)),
             updated_at: Some(to_timestamp(r.updated_at)),
             created_by: r.created_by,
-            allowed_team_ids: Vec::new(),
+            allowed_team_ids: r.allowed_team_ids.into_iter().map(|t| t.0).collect(),
         }
     }
 }
@@ -275,6 +284,27 @@ pub struct CreateRouteInput {
     pub strip_prefix: bool,
     pub timeout_ms: u32,
     pub auth: AuthInput,
+    pub allowed_team_ids: Vec<TeamId>,
+}
+
+fn validate_teams(field: &str, raw: &[String]) -> Result<Vec<TeamId>, FieldError> {
+    if raw.len() > 100 {
+        return Err(FieldError::new(field, "at most 100 teams are allowed"));
+    }
+    let mut out: Vec<TeamId> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        names::validate_team_id(&format!("{field}[{i}]"), t)?;
+        let t = TeamId(t.clone());
+        if out.contains(&t) {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                format!("duplicate team \"{t}\""),
+            ));
+        }
+        out.push(t);
+    }
+    out.sort();
+    Ok(out)
 }
 
 impl TryFrom<pb::CreateRouteRequest> for CreateRouteInput {
@@ -308,6 +338,7 @@ impl TryFrom<pb::CreateRouteRequest> for CreateRouteInput {
             strip_prefix: r.strip_prefix,
             timeout_ms: rules::validate_timeout_ms("timeout_ms", r.timeout_ms)?,
             auth,
+            allowed_team_ids: validate_teams("allowed_team_ids", &r.allowed_team_ids)?,
         })
     }
 }
@@ -326,6 +357,7 @@ pub struct NewRoute {
     pub strip_prefix: bool,
     pub timeout_ms: u32,
     pub auth: AuthChange,
+    pub allowed_team_ids: Vec<TeamId>,
 }
 
 /// Validated UpdateRoute input (secret still in plaintext).
@@ -340,6 +372,7 @@ pub struct UpdateRouteInput {
     pub strip_prefix: Option<bool>,
     pub timeout_ms: Option<u32>,
     pub auth: Option<AuthInput>,
+    pub allowed_team_ids: Option<Vec<TeamId>>,
 }
 
 /// Validates UpdateRoute input; returns the route id or name and the changes.
@@ -379,6 +412,10 @@ pub fn parse_update(r: pb::UpdateRouteRequest) -> Result<(String, UpdateRouteInp
                 .backend_auth
                 .map(|a| parse_auth("backend_auth", a))
                 .transpose()?,
+            allowed_team_ids: r
+                .allowed_team_ids
+                .map(|l| validate_teams("allowed_team_ids", &l.values))
+                .transpose()?,
         };
         let empty = input.name.is_none()
             && input.path_prefix.is_none()
@@ -388,7 +425,8 @@ pub fn parse_update(r: pb::UpdateRouteRequest) -> Result<(String, UpdateRouteInp
             && input.methods.is_none()
             && input.strip_prefix.is_none()
             && input.timeout_ms.is_none()
-            && input.auth.is_none();
+            && input.auth.is_none()
+            && input.allowed_team_ids.is_none();
         if empty {
             return Err(FieldError::new(
                 "update",
@@ -411,6 +449,7 @@ pub struct RoutePatch {
     pub strip_prefix: Option<bool>,
     pub timeout_ms: Option<u32>,
     pub auth: Option<AuthChange>,
+    pub allowed_team_ids: Option<Vec<TeamId>>,
 }
 
 /// Sort order of ListRoutes.

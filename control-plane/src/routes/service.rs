@@ -3,9 +3,11 @@
 use super::model::{
     AuthChange, AuthInput, CreateRouteInput, NewRoute, RouteFilter, RoutePatch, SealedSecret,
 };
+use crate::authz;
 use crate::context;
 use crate::error::ApiError;
 use crate::ids::RouteId;
+use crate::policy::Action;
 use crate::secrets::MasterKey;
 use crate::store::DynStore;
 use keygate_proto::v1 as pb;
@@ -47,8 +49,17 @@ impl RouteService for RouteApi {
         &self,
         req: Request<pb::CreateRouteRequest>,
     ) -> Result<Response<pb::CreateRouteResponse>, Status> {
-        let ctx = context::from_request(&req)?;
+        let (caller, ctx) = context::caller(&req)?;
         let input = CreateRouteInput::try_from(req.into_inner()).map_err(ApiError::from)?;
+        authz::change(
+            &self.store,
+            &ctx,
+            &caller,
+            Action::CreateRoute(&input.team_id),
+            "route.create",
+            &input.name,
+        )
+        .await?;
         let id = RouteId::generate();
         let auth = self.seal(&id, input.auth);
         let route = NewRoute {
@@ -63,6 +74,7 @@ impl RouteService for RouteApi {
             strip_prefix: input.strip_prefix,
             timeout_ms: input.timeout_ms,
             auth,
+            allowed_team_ids: input.allowed_team_ids,
         };
         let route = self
             .store
@@ -79,6 +91,8 @@ impl RouteService for RouteApi {
         &self,
         req: Request<pb::GetRouteRequest>,
     ) -> Result<Response<pb::GetRouteResponse>, Status> {
+        let (caller, _) = context::caller(&req)?;
+        authz::read(&caller, Action::ReadRoutes)?;
         let id = &req.get_ref().id;
         if id.is_empty() {
             return Err(ApiError::invalid("id", "is required (route id or name)").into());
@@ -93,6 +107,8 @@ impl RouteService for RouteApi {
         &self,
         req: Request<pb::ListRoutesRequest>,
     ) -> Result<Response<pb::ListRoutesResponse>, Status> {
+        let (caller, _) = context::caller(&req)?;
+        authz::read(&caller, Action::ReadRoutes)?;
         let filter = RouteFilter::try_from(req.into_inner()).map_err(ApiError::from)?;
         let page = self
             .store
@@ -113,7 +129,7 @@ impl RouteService for RouteApi {
         &self,
         req: Request<pb::UpdateRouteRequest>,
     ) -> Result<Response<pb::UpdateRouteResponse>, Status> {
-        let ctx = context::from_request(&req)?;
+        let (caller, ctx) = context::caller(&req)?;
         let (id_or_name, input) =
             super::model::parse_update(req.into_inner()).map_err(ApiError::from)?;
         let current = self
@@ -121,6 +137,19 @@ impl RouteService for RouteApi {
             .get_route(&id_or_name)
             .await
             .map_err(ApiError::from)?;
+        let owned = current.created_by == caller.reference();
+        authz::change(
+            &self.store,
+            &ctx,
+            &caller,
+            Action::ChangeRoute {
+                team: &current.team_id,
+                owned,
+            },
+            "route.update",
+            current.id.as_str(),
+        )
+        .await?;
         let patch = RoutePatch {
             name: input.name,
             path_prefix: input.path_prefix,
@@ -131,6 +160,7 @@ impl RouteService for RouteApi {
             strip_prefix: input.strip_prefix,
             timeout_ms: input.timeout_ms,
             auth: input.auth.map(|a| self.seal(&current.id, a)),
+            allowed_team_ids: input.allowed_team_ids,
         };
         let route = self
             .store
@@ -146,12 +176,25 @@ impl RouteService for RouteApi {
         &self,
         req: Request<pb::DeleteRouteRequest>,
     ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
-        let ctx = context::from_request(&req)?;
+        let (caller, ctx) = context::caller(&req)?;
         let id = &req.get_ref().id;
         if id.is_empty() {
             return Err(ApiError::invalid("id", "is required (route id or name)").into());
         }
         let current = self.store.get_route(id).await.map_err(ApiError::from)?;
+        let owned = current.created_by == caller.reference();
+        authz::change(
+            &self.store,
+            &ctx,
+            &caller,
+            Action::ChangeRoute {
+                team: &current.team_id,
+                owned,
+            },
+            "route.delete",
+            current.id.as_str(),
+        )
+        .await?;
         let route = self
             .store
             .delete_route(&ctx, &current.id)
@@ -165,8 +208,10 @@ impl RouteService for RouteApi {
 
     async fn list_route_tags(
         &self,
-        _req: Request<pb::ListRouteTagsRequest>,
+        req: Request<pb::ListRouteTagsRequest>,
     ) -> Result<Response<pb::ListRouteTagsResponse>, Status> {
+        let (caller, _) = context::caller(&req)?;
+        authz::read(&caller, Action::ReadRoutes)?;
         let tags = self.store.list_route_tags().await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ListRouteTagsResponse {
             tags: tags

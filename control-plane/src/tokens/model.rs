@@ -251,6 +251,8 @@ pub struct TokenFilter {
     pub status: Option<TokenStatus>,
     pub expiring_before: Option<Millis>,
     pub query: Option<String>,
+    /// Only tokens of these teams (`None`: every team). Set from the caller, not the request.
+    pub visible_teams: Option<Vec<TeamId>>,
     pub limit: u32,
     /// `(created_at, id)` of the last row of the previous page.
     pub after: Option<(Millis, TokenId)>,
@@ -295,6 +297,7 @@ impl TryFrom<pb::ListTokensRequest> for TokenFilter {
             status,
             expiring_before: r.expiring_before.as_ref().map(from_timestamp),
             query: (!r.query.trim().is_empty()).then(|| r.query.trim().to_owned()),
+            visible_teams: None,
             limit: pagination::page_size(r.page_size)?,
             after,
         })

@@ -1,13 +1,16 @@
 //! `TokenService` RPCs: validate, call the store, map the error.
 
 use super::model::{CreateTokenInput, MAX_GRACE_SECONDS, PAGE_KIND, TokenFilter, parse_token_id};
+use crate::authz;
 use crate::context;
 use crate::error::ApiError;
 use crate::ids::TokenId;
 use crate::pagination;
+use crate::policy::{Action, Caller};
 use crate::store::{DynStore, RotatedToken};
 use crate::time::now_ms;
 use crate::tokens::NewTokenRecord;
+use crate::tokens::Token;
 use keygate_contracts::names;
 use keygate_contracts::token::{API_TOKEN_PREFIX, NewToken};
 use keygate_proto::v1 as pb;
@@ -22,6 +25,31 @@ impl TokenApi {
     pub fn new(store: DynStore) -> Self {
         Self { store }
     }
+
+    /// Loads the token and asks policy whether `caller` may change it.
+    async fn may_change(
+        &self,
+        ctx: &crate::context::RequestContext,
+        caller: &Caller,
+        id: &TokenId,
+        attempted: &'static str,
+    ) -> Result<Token, Status> {
+        let token = self.store.get_token(id).await.map_err(ApiError::from)?;
+        let owned = token.created_by == caller.reference();
+        authz::change(
+            &self.store,
+            ctx,
+            caller,
+            Action::ChangeToken {
+                team: &token.team_id,
+                owned,
+            },
+            attempted,
+            id.as_str(),
+        )
+        .await?;
+        Ok(token)
+    }
 }
 
 #[tonic::async_trait]
@@ -30,8 +58,17 @@ impl TokenService for TokenApi {
         &self,
         req: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let ctx = context::from_request(&req)?;
+        let (caller, ctx) = context::caller(&req)?;
         let input = CreateTokenInput::try_from(req.into_inner()).map_err(ApiError::from)?;
+        authz::change(
+            &self.store,
+            &ctx,
+            &caller,
+            Action::CreateToken(&input.team_id),
+            "token.create",
+            input.team_id.as_str(),
+        )
+        .await?;
         let secret = NewToken::generate(API_TOKEN_PREFIX);
         let record = NewTokenRecord {
             id: TokenId::generate(),
@@ -59,8 +96,10 @@ impl TokenService for TokenApi {
         &self,
         req: Request<pb::GetTokenRequest>,
     ) -> Result<Response<pb::GetTokenResponse>, Status> {
+        let (caller, _) = context::caller(&req)?;
         let id = parse_token_id("id", &req.get_ref().id).map_err(ApiError::from)?;
         let token = self.store.get_token(&id).await.map_err(ApiError::from)?;
+        authz::read(&caller, Action::ReadTokens(&token.team_id))?;
         Ok(Response::new(pb::GetTokenResponse {
             token: Some(token.into()),
         }))
@@ -70,7 +109,12 @@ impl TokenService for TokenApi {
         &self,
         req: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
-        let filter = TokenFilter::try_from(req.into_inner()).map_err(ApiError::from)?;
+        let (caller, _) = context::caller(&req)?;
+        let mut filter = TokenFilter::try_from(req.into_inner()).map_err(ApiError::from)?;
+        if let Some(team) = &filter.team_id {
+            authz::read(&caller, Action::ReadTokens(team))?;
+        }
+        filter.visible_teams = caller.visible_teams();
         let page = self
             .store
             .list_tokens(&filter)
@@ -92,8 +136,9 @@ impl TokenService for TokenApi {
         &self,
         req: Request<pb::UpdateTokenRequest>,
     ) -> Result<Response<pb::UpdateTokenResponse>, Status> {
-        let ctx = context::from_request(&req)?;
+        let (caller, ctx) = context::caller(&req)?;
         let (id, patch) = super::model::parse_update(req.into_inner()).map_err(ApiError::from)?;
+        self.may_change(&ctx, &caller, &id, "token.update").await?;
         let token = self
             .store
             .update_token(&ctx, &id, patch)
@@ -108,10 +153,11 @@ impl TokenService for TokenApi {
         &self,
         req: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
-        let ctx = context::from_request(&req)?;
+        let (caller, ctx) = context::caller(&req)?;
         let r = req.into_inner();
         let id = parse_token_id("id", &r.id).map_err(ApiError::from)?;
         names::validate_text("reason", &r.reason, 500, false, false).map_err(ApiError::from)?;
+        self.may_change(&ctx, &caller, &id, "token.revoke").await?;
         let token = self
             .store
             .revoke_token(&ctx, &id, &r.reason)
@@ -127,9 +173,10 @@ impl TokenService for TokenApi {
         &self,
         req: Request<pb::RotateTokenRequest>,
     ) -> Result<Response<pb::RotateTokenResponse>, Status> {
-        let ctx = context::from_request(&req)?;
+        let (caller, ctx) = context::caller(&req)?;
         let r = req.into_inner();
         let id = parse_token_id("id", &r.id).map_err(ApiError::from)?;
+        self.may_change(&ctx, &caller, &id, "token.rotate").await?;
         if r.grace_period_seconds > MAX_GRACE_SECONDS {
             return Err(ApiError::invalid(
                 "grace_period_seconds",

@@ -1,10 +1,12 @@
 //! The audit log in SQL: filtered pages, batched export, chain verification.
 
+use super::log::{Entry, Op, append};
 use super::rows::{AUDIT_COLUMNS, AuditRow};
 use super::{Db, SqlStore, db_err};
 use crate::audit::chain::Verifier;
 use crate::audit::{AuditEvent, AuditFilter, AuditPage, ChainReport};
-use crate::store::{AuditStore, Page, StoreResult};
+use crate::context::RequestContext;
+use crate::store::{AuditRecord, AuditStore, Page, StoreResult};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use sqlx::{Pool, QueryBuilder};
@@ -31,6 +33,9 @@ fn push_filter(qb: &mut QueryBuilder<Db>, f: &AuditFilter) {
     if let Some(e) = f.end {
         qb.push(" AND at < ");
         qb.push_bind(e);
+    }
+    if let Some(teams) = &f.visible_teams {
+        super::push_in(qb, "team_id", teams.iter().cloned());
     }
 }
 
@@ -146,5 +151,24 @@ impl AuditStore for SqlStore {
             checked: v.checked,
             first_bad: None,
         })
+    }
+
+    async fn record_event(&self, ctx: &RequestContext, e: AuditRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        append(
+            &mut tx,
+            ctx,
+            vec![Entry {
+                action: e.action,
+                entity_type: e.entity_type,
+                entity_id: e.entity_id,
+                team_id: e.team_id,
+                diff: e.detail,
+                op: Op::NoChange,
+                payload: serde_json::Value::Null,
+            }],
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)
     }
 }

@@ -13,6 +13,8 @@ use serde_json::Value;
 pub enum Op {
     Upsert,
     Delete,
+    /// An audit-only event (a refused call, a failed sign-in): no change event is appended.
+    NoChange,
 }
 
 impl Op {
@@ -20,6 +22,7 @@ impl Op {
         match self {
             Self::Upsert => "upsert",
             Self::Delete => "delete",
+            Self::NoChange => "none",
         }
     }
 }
@@ -48,7 +51,6 @@ pub async fn append(tx: &mut Tx, ctx: &RequestContext, entries: Vec<Entry>) -> S
     let at = now_ms();
     for e in entries {
         seq += 1;
-        revision += 1;
         let diff = e.diff.to_string();
         let link = Link {
             seq,
@@ -89,6 +91,11 @@ pub async fn append(tx: &mut Tx, ctx: &RequestContext, entries: Vec<Entry>) -> S
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
+        if e.op == Op::NoChange {
+            hash = next;
+            continue;
+        }
+        revision += 1;
         sqlx::query(
             "INSERT INTO change_events (revision, at, entity_type, entity_id, op, payload, audit_seq) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -9,12 +9,17 @@ use sqlx::{Pool, Transaction};
 
 mod audit;
 mod feed;
+mod invitations;
 mod keys;
 mod log;
+mod members;
 mod routes;
 mod rows;
+mod service_accounts;
+mod sessions;
 mod teams;
 mod tokens;
+mod users;
 
 /// A SQL-backed [`crate::store::Store`].
 #[derive(Clone, Debug)]
@@ -71,6 +76,21 @@ fn like_pattern(needle: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// ` AND <col> IN (...)`; an empty set matches nothing.
+fn push_in(qb: &mut sqlx::QueryBuilder<Db>, col: &str, values: impl Iterator<Item = String>) {
+    let values: Vec<String> = values.collect();
+    if values.is_empty() {
+        qb.push(" AND 1 = 0");
+        return;
+    }
+    qb.push(format!(" AND {col} IN ("));
+    let mut sep = qb.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    qb.push(")");
 }
 
 fn json_list(v: &[String]) -> String {

@@ -6,7 +6,7 @@ use super::teams::require_team;
 use super::{SqlStore, Tx, db_err, json_list, like_pattern, snapshot};
 use crate::audit::diff;
 use crate::context::RequestContext;
-use crate::ids::RouteId;
+use crate::ids::{RouteId, TeamId};
 use crate::routes::{AuthChange, AuthKind, NewRoute, Route, RouteFilter, RoutePatch, secret_field};
 use crate::store::{Page, RouteStore, StoreError, StoreResult};
 use crate::time::now_ms;
@@ -38,6 +38,70 @@ where
     .await
     .map_err(db_err)?;
     row.map(Route::try_from).transpose()
+}
+
+/// Reads the allowed-team lists of `routes` (one query for the page).
+async fn fill_allowed<'e, E>(exec: E, routes: &mut [Route], restricted: &[bool]) -> StoreResult<()>
+where
+    E: sqlx::Executor<'e, Database = super::Db>,
+{
+    let ids: Vec<&str> = routes
+        .iter()
+        .zip(restricted)
+        .filter(|(_, r)| **r)
+        .map(|(route, _)| route.id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut qb = QueryBuilder::<super::Db>::new(
+        "SELECT route_id, team_id FROM route_allowed_teams WHERE route_id IN (",
+    );
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(id);
+    }
+    qb.push(") ORDER BY team_id");
+    let pairs: Vec<(String, String)> = qb.build_query_as().fetch_all(exec).await.map_err(db_err)?;
+    for (rid, team) in pairs {
+        if let Some(r) = routes.iter_mut().find(|r| r.id.0 == rid) {
+            r.allowed_team_ids.push(TeamId(team));
+        }
+    }
+    Ok(())
+}
+
+/// A route with its allowed teams, inside a transaction.
+async fn load(tx: &mut Tx, id_or_name: &str) -> StoreResult<Option<Route>> {
+    let Some(mut route) = fetch(&mut **tx, id_or_name).await? else {
+        return Ok(None);
+    };
+    let routes = std::slice::from_mut(&mut route);
+    fill_allowed(&mut **tx, routes, &[true]).await?;
+    Ok(Some(route))
+}
+
+async fn write_allowed(tx: &mut Tx, id: &RouteId, teams: &[TeamId]) -> StoreResult<()> {
+    sqlx::query("DELETE FROM route_allowed_teams WHERE route_id = $1")
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    for t in teams {
+        require_team(tx, t).await.map_err(|_| {
+            StoreError::Invalid(FieldError::new(
+                "allowed_team_ids",
+                format!("no team \"{t}\""),
+            ))
+        })?;
+        sqlx::query("INSERT INTO route_allowed_teams (route_id, team_id) VALUES ($1, $2)")
+            .bind(id.as_str())
+            .bind(t.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// Name and path prefix must be unique; say which route holds them.
@@ -189,8 +253,9 @@ impl RouteStore for SqlStore {
         .await
         .map_err(db_err)?;
         write_tags(&mut tx, &r.id, &r.tags).await?;
+        write_allowed(&mut tx, &r.id, &r.allowed_team_ids).await?;
         let secret_changed = apply_auth(&mut tx, &r.id, Some(r.auth.kind), &r.auth).await?;
-        let route = fetch(&mut *tx, r.id.as_str())
+        let route = load(&mut tx, r.id.as_str())
             .await?
             .ok_or_else(|| not_found(r.id.as_str()))?;
         append(
@@ -212,9 +277,11 @@ impl RouteStore for SqlStore {
     }
 
     async fn get_route(&self, id_or_name: &str) -> StoreResult<Route> {
-        fetch(&self.read, id_or_name)
+        let mut route = fetch(&self.read, id_or_name)
             .await?
-            .ok_or_else(|| not_found(id_or_name))
+            .ok_or_else(|| not_found(id_or_name))?;
+        fill_allowed(&self.read, std::slice::from_mut(&mut route), &[true]).await?;
+        Ok(route)
     }
 
     async fn list_routes(&self, f: &RouteFilter) -> StoreResult<Page<Route>> {
@@ -260,11 +327,13 @@ impl RouteStore for SqlStore {
             .await
             .map_err(db_err)?;
         let more = rows.len() > f.limit as usize;
-        let items = rows
+        let rows: Vec<RouteRow> = rows.into_iter().take(f.limit as usize).collect();
+        let restricted: Vec<bool> = rows.iter().map(RouteRow::restricted).collect();
+        let mut items: Vec<Route> = rows
             .into_iter()
-            .take(f.limit as usize)
             .map(Route::try_from)
             .collect::<Result<_, _>>()?;
+        fill_allowed(&self.read, &mut items, &restricted).await?;
         Ok(Page { items, more })
     }
 
@@ -275,7 +344,7 @@ impl RouteStore for SqlStore {
         p: RoutePatch,
     ) -> StoreResult<Route> {
         let mut tx = self.begin().await?;
-        let before = fetch(&mut *tx, id.as_str())
+        let before = load(&mut tx, id.as_str())
             .await?
             .ok_or_else(|| not_found(id.as_str()))?;
         let name = p.name.unwrap_or_else(|| before.name.clone());
@@ -317,11 +386,16 @@ impl RouteStore for SqlStore {
         if tags != before.tags {
             write_tags(&mut tx, id, &tags).await?;
         }
+        if let Some(allowed) = &p.allowed_team_ids {
+            if *allowed != before.allowed_team_ids {
+                write_allowed(&mut tx, id, allowed).await?;
+            }
+        }
         let secret_changed = match &p.auth {
             Some(a) => apply_auth(&mut tx, id, Some(before.backend_auth.kind), a).await?,
             None => false,
         };
-        let after = fetch(&mut *tx, id.as_str())
+        let after = load(&mut tx, id.as_str())
             .await?
             .ok_or_else(|| not_found(id.as_str()))?;
         let mut unchanged = before.clone();
@@ -351,10 +425,11 @@ impl RouteStore for SqlStore {
 
     async fn delete_route(&self, ctx: &RequestContext, id: &RouteId) -> StoreResult<Route> {
         let mut tx = self.begin().await?;
-        let before = fetch(&mut *tx, id.as_str())
+        let before = load(&mut tx, id.as_str())
             .await?
             .ok_or_else(|| not_found(id.as_str()))?;
         for stmt in [
+            "DELETE FROM route_allowed_teams WHERE route_id = $1",
             "DELETE FROM route_secrets WHERE route_id = $1",
             "DELETE FROM route_tags WHERE route_id = $1",
             "DELETE FROM routes WHERE id = $1",

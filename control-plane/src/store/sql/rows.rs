@@ -1,11 +1,19 @@
 //! Typed rows as the database returns them, and their conversion to domain types.
 
 use crate::audit::AuditEvent;
-use crate::ids::{KeyId, RouteId, TeamId, TokenId};
+use crate::ids::{
+    InvitationId, KeyId, RouteId, ServiceAccountId, SessionId, TeamId, TokenId, UserId,
+};
+use crate::invitations::Invitation;
+use crate::policy::Role;
 use crate::routes::{AuthKind, BackendAuthInfo, Route};
+use crate::service_accounts::ServiceAccount;
+use crate::sessions::Session;
 use crate::store::{ChangeEvent, ManagementKey, StoreError};
+use crate::teams::Member;
 use crate::teams::Team;
 use crate::tokens::Token;
+use crate::users::User;
 
 fn json_vec(field: &str, s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s)
@@ -59,7 +67,8 @@ impl TryFrom<TokenRow> for Token {
 pub const ROUTE_COLUMNS: &str = "r.id, r.team_id, r.name, r.path_prefix, r.backend_url, \
     r.description, r.tags, r.methods, r.strip_prefix, r.timeout_ms, r.auth_type, \
     r.auth_header_name, r.auth_username, r.created_at, r.updated_at, r.created_by, \
-    (SELECT count(*) FROM route_secrets s WHERE s.route_id = r.id) AS secret_count";
+    (SELECT count(*) FROM route_secrets s WHERE s.route_id = r.id) AS secret_count, \
+    (SELECT count(*) FROM route_allowed_teams a WHERE a.route_id = r.id) AS allowed_count";
 
 #[derive(sqlx::FromRow)]
 pub struct RouteRow {
@@ -80,6 +89,18 @@ pub struct RouteRow {
     updated_at: i64,
     created_by: String,
     secret_count: i64,
+    allowed_count: i64,
+}
+
+impl RouteRow {
+    /// Whether the route restricts which teams' tokens may use it (the list is read apart).
+    pub fn restricted(&self) -> bool {
+        self.allowed_count > 0
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl TryFrom<RouteRow> for Route {
@@ -109,6 +130,7 @@ impl TryFrom<RouteRow> for Route {
             created_at: r.created_at,
             updated_at: r.updated_at,
             created_by: r.created_by,
+            allowed_team_ids: Vec::new(),
         })
     }
 }
@@ -191,28 +213,204 @@ impl From<AuditRow> for AuditEvent {
     }
 }
 
+pub const KEY_COLUMNS: &str = "id, service_account_id, name, preview, is_bootstrap, created_at, \
+    expires_at, revoked_at, last_used_at, replaced_by_id";
+
 #[derive(sqlx::FromRow)]
 pub struct KeyRow {
     id: String,
+    service_account_id: Option<String>,
     name: String,
     preview: String,
     is_bootstrap: bool,
     created_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+    replaced_by_id: Option<String>,
 }
 
 impl From<KeyRow> for ManagementKey {
     fn from(r: KeyRow) -> Self {
         Self {
             id: KeyId(r.id),
+            service_account_id: r.service_account_id.map(ServiceAccountId),
             name: r.name,
             preview: r.preview,
             is_bootstrap: r.is_bootstrap,
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+            replaced_by_id: r.replaced_by_id.map(KeyId),
         }
+    }
+}
+
+pub const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.is_system_admin, u.disabled, \
+    u.last_sign_in_at, u.created_at, u.updated_at";
+
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    id: String,
+    email: String,
+    display_name: String,
+    is_system_admin: bool,
+    disabled: bool,
+    last_sign_in_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: UserId(r.id),
+            email: r.email,
+            display_name: r.display_name,
+            system_admin: r.is_system_admin,
+            disabled: r.disabled,
+            last_sign_in_at: r.last_sign_in_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+pub const SESSION_COLUMNS: &str = "s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
+    s.last_used_at, s.source_ip, s.user_agent";
+
+#[derive(sqlx::FromRow)]
+pub struct SessionRow {
+    id: String,
+    user_id: String,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+    source_ip: String,
+    user_agent: String,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Self {
+            id: SessionId(r.id),
+            user_id: UserId(r.user_id),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+            source_ip: r.source_ip,
+            user_agent: r.user_agent,
+        }
+    }
+}
+
+pub fn parse_role(s: &str) -> Result<Role, StoreError> {
+    Role::parse(s).ok_or_else(|| StoreError::Internal(format!("corrupt role {s:?}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub struct MemberRow {
+    user_id: String,
+    email: String,
+    display_name: String,
+    role: String,
+    created_at: i64,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = StoreError;
+
+    fn try_from(r: MemberRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            user_id: UserId(r.user_id),
+            email: r.email,
+            display_name: r.display_name,
+            role: parse_role(&r.role)?,
+            added_at: r.created_at,
+        })
+    }
+}
+
+pub const SA_COLUMNS: &str = "id, team_id, name, description, role, created_at, created_by";
+
+#[derive(sqlx::FromRow)]
+pub struct ServiceAccountRow {
+    id: String,
+    team_id: String,
+    name: String,
+    description: String,
+    role: String,
+    created_at: i64,
+    created_by: String,
+}
+
+impl TryFrom<ServiceAccountRow> for ServiceAccount {
+    type Error = StoreError;
+
+    fn try_from(r: ServiceAccountRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: ServiceAccountId(r.id),
+            team_id: TeamId(r.team_id),
+            name: r.name,
+            description: r.description,
+            role: parse_role(&r.role)?,
+            created_at: r.created_at,
+            created_by: r.created_by,
+        })
+    }
+}
+
+pub const INVITATION_COLUMNS: &str =
+    "id, email, roles, created_at, expires_at, created_by, accepted_at, revoked_at";
+
+#[derive(sqlx::FromRow)]
+pub struct InvitationRow {
+    id: String,
+    email: String,
+    roles: String,
+    created_at: i64,
+    expires_at: i64,
+    created_by: String,
+    accepted_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+/// `[{"team_id": ..., "role": ...}]` <-> role pairs.
+pub fn roles_json(roles: &[(TeamId, Role)]) -> String {
+    let v: Vec<serde_json::Value> = roles
+        .iter()
+        .map(|(t, r)| serde_json::json!({"team_id": t.0, "role": r.as_str()}))
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = StoreError;
+
+    fn try_from(r: InvitationRow) -> Result<Self, StoreError> {
+        let raw: Vec<serde_json::Value> = serde_json::from_str(&r.roles)
+            .map_err(|e| StoreError::Internal(format!("corrupt invitations.roles: {e}")))?;
+        let mut roles = Vec::with_capacity(raw.len());
+        for v in raw {
+            let team = v["team_id"].as_str().unwrap_or_default().to_owned();
+            roles.push((
+                TeamId(team),
+                parse_role(v["role"].as_str().unwrap_or_default())?,
+            ));
+        }
+        Ok(Self {
+            id: InvitationId(r.id),
+            email: r.email,
+            roles,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            created_by: r.created_by,
+            accepted_at: r.accepted_at,
+            revoked_at: r.revoked_at,
+        })
     }
 }
 

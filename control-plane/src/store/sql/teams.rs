@@ -5,7 +5,9 @@ use super::rows::TeamRow;
 use super::{SqlStore, Tx, db_err, like_pattern, snapshot};
 use crate::audit::diff;
 use crate::context::RequestContext;
-use crate::ids::{RouteId, TeamId, TokenId};
+use crate::ids::{RouteId, TeamId, TokenId, UserId};
+use crate::policy::Role;
+use crate::service_accounts::ServiceAccount;
 use crate::store::{Page, StoreError, StoreResult, TeamStore};
 use crate::teams::{NewTeam, Team, TeamDeletion, TeamFilter, TeamPatch};
 use crate::time::now_ms;
@@ -71,7 +73,12 @@ fn name_list(items: &[String]) -> String {
 
 #[async_trait::async_trait]
 impl TeamStore for SqlStore {
-    async fn create_team(&self, ctx: &RequestContext, t: NewTeam) -> StoreResult<Team> {
+    async fn create_team(
+        &self,
+        ctx: &RequestContext,
+        t: NewTeam,
+        creator: Option<&UserId>,
+    ) -> StoreResult<Team> {
         let mut tx = self.begin().await?;
         if fetch_team(&mut *tx, &t.id).await?.is_some() {
             return Err(StoreError::AlreadyExists(format!(
@@ -94,23 +101,33 @@ impl TeamStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        if let Some(user) = creator {
+            super::members::insert_member(&mut tx, &t.id, user, Role::Admin).await?;
+        }
         let team = fetch_team(&mut *tx, &t.id)
             .await?
             .ok_or_else(|| not_found(&t.id))?;
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "team.create",
-                entity_type: "team",
-                entity_id: t.id.0.clone(),
+        let mut entries = vec![Entry {
+            action: "team.create",
+            entity_type: "team",
+            entity_id: t.id.0.clone(),
+            team_id: t.id.0.clone(),
+            diff: diff(None, Some(&snapshot(&team))),
+            op: Op::Upsert,
+            payload: json!({}),
+        }];
+        if let Some(user) = creator {
+            entries.push(Entry {
+                action: "member.add",
+                entity_type: "member",
+                entity_id: user.0.clone(),
                 team_id: t.id.0.clone(),
-                diff: diff(None, Some(&snapshot(&team))),
+                diff: json!({"role": [null, "ADMIN"], "reason": [null, "team creator"]}),
                 op: Op::Upsert,
                 payload: json!({}),
-            }],
-        )
-        .await?;
+            });
+        }
+        append(&mut tx, ctx, entries).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(team)
     }
@@ -234,7 +251,21 @@ impl TeamStore for SqlStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        if !cascade && (!live.is_empty() || !routes.is_empty()) {
+        let accounts: Vec<ServiceAccount> = {
+            let rows: Vec<super::rows::ServiceAccountRow> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM service_accounts WHERE team_id = $1 ORDER BY name",
+                    super::rows::SA_COLUMNS
+                )))
+                .bind(id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            rows.into_iter()
+                .map(ServiceAccount::try_from)
+                .collect::<Result<_, _>>()?
+        };
+        if !cascade && (!live.is_empty() || !routes.is_empty() || !accounts.is_empty()) {
             let mut parts = Vec::new();
             if !live.is_empty() {
                 let names: Vec<String> =
@@ -248,6 +279,14 @@ impl TeamStore for SqlStore {
             if !routes.is_empty() {
                 let names: Vec<String> = routes.iter().map(|(_, n)| n.clone()).collect();
                 parts.push(format!("{} route(s): {}", routes.len(), name_list(&names)));
+            }
+            if !accounts.is_empty() {
+                let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+                parts.push(format!(
+                    "{} service account(s): {}",
+                    accounts.len(),
+                    name_list(&names)
+                ));
             }
             return Err(StoreError::Precondition(format!(
                 "team \"{id}\" still owns {}; revoke and delete them first, or delete with cascade",
@@ -278,15 +317,23 @@ impl TeamStore for SqlStore {
                 payload: json!({"name": name}),
             });
         }
+        for sa in &accounts {
+            entries.extend(
+                super::service_accounts::remove(&mut tx, sa, &format!("team {id} deleted")).await?,
+            );
+        }
         // Secrets, tags and scopes go with their parents (ON DELETE CASCADE); the explicit
         // deletes keep that true even where foreign keys were disabled by an operator.
         for stmt in [
             "DELETE FROM route_secrets WHERE route_id IN (SELECT id FROM routes WHERE team_id = $1)",
+            "DELETE FROM route_allowed_teams WHERE route_id IN (SELECT id FROM routes WHERE team_id = $1)",
             "DELETE FROM route_tags WHERE route_id IN (SELECT id FROM routes WHERE team_id = $1)",
             "DELETE FROM routes WHERE team_id = $1",
             "DELETE FROM token_scopes WHERE token_id IN (SELECT id FROM tokens WHERE team_id = $1)",
             "DELETE FROM tokens WHERE team_id = $1",
             "DELETE FROM team_members WHERE team_id = $1",
+            "DELETE FROM route_allowed_teams WHERE team_id = $1",
+            "DELETE FROM invitation_teams WHERE team_id = $1",
             "DELETE FROM teams WHERE id = $1",
         ] {
             sqlx::query(stmt)

@@ -6,7 +6,7 @@ use super::teams::require_team;
 use super::{SqlStore, Tx, db_err, like_pattern, snapshot};
 use crate::audit::diff;
 use crate::context::RequestContext;
-use crate::ids::TokenId;
+use crate::ids::{TeamId, TokenId};
 use crate::store::{Page, RotatedToken, StoreError, StoreResult, TokenStore};
 use crate::time::now_ms;
 use crate::tokens::{NewTokenRecord, Token, TokenFilter, TokenPatch, TokenStatus};
@@ -45,8 +45,9 @@ async fn hash_of(tx: &mut Tx, id: &TokenId) -> StoreResult<String> {
     Ok(h)
 }
 
-/// Every route named by a scope must exist (checked in the writing transaction).
-async fn check_route_scopes(tx: &mut Tx, scopes: &[Scope]) -> StoreResult<()> {
+/// Every route named by a scope must exist and allow tokens of `team` (checked in the
+/// writing transaction).
+async fn check_route_scopes(tx: &mut Tx, team: &TeamId, scopes: &[Scope]) -> StoreResult<()> {
     for s in scopes {
         if let Scope::Route(name) = s {
             let found: Option<(String,)> = sqlx::query_as("SELECT id FROM routes WHERE name = $1")
@@ -54,10 +55,22 @@ async fn check_route_scopes(tx: &mut Tx, scopes: &[Scope]) -> StoreResult<()> {
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(db_err)?;
-            if found.is_none() {
+            let Some((route_id,)) = found else {
                 return Err(StoreError::Invalid(FieldError::new(
                     "scopes",
                     format!("no route named \"{name}\" (use a route name, \"tag:<tag>\" or \"*\")"),
+                )));
+            };
+            let allowed: Vec<(String,)> =
+                sqlx::query_as("SELECT team_id FROM route_allowed_teams WHERE route_id = $1")
+                    .bind(&route_id)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            if !allowed.is_empty() && !allowed.iter().any(|(t,)| t == team.as_str()) {
+                return Err(StoreError::Invalid(FieldError::new(
+                    "scopes",
+                    format!("route \"{name}\" does not allow tokens of team \"{team}\""),
                 )));
             }
         }
@@ -126,7 +139,7 @@ impl TokenStore for SqlStore {
     async fn create_token(&self, ctx: &RequestContext, t: NewTokenRecord) -> StoreResult<Token> {
         let mut tx = self.begin().await?;
         require_team(&mut tx, &t.team_id).await?;
-        check_route_scopes(&mut tx, &t.scopes).await?;
+        check_route_scopes(&mut tx, &t.team_id, &t.scopes).await?;
         let scopes: Vec<String> = t.scopes.iter().map(Scope::to_string).collect();
         insert(&mut tx, ctx, &t, &scopes, None).await?;
         let token = fetch(&mut *tx, &t.id)
@@ -162,6 +175,9 @@ impl TokenStore for SqlStore {
         if let Some(team) = &f.team_id {
             qb.push(" AND team_id = ");
             qb.push_bind(team.as_str());
+        }
+        if let Some(teams) = &f.visible_teams {
+            super::push_in(&mut qb, "team_id", teams.iter().map(|t| t.0.clone()));
         }
         if let Some(scope) = &f.scope {
             qb.push(" AND id IN (SELECT token_id FROM token_scopes WHERE scope = ");
@@ -229,7 +245,7 @@ impl TokenStore for SqlStore {
             )));
         }
         if let Some(scopes) = &p.scopes {
-            check_route_scopes(&mut tx, scopes).await?;
+            check_route_scopes(&mut tx, &before.team_id, scopes).await?;
         }
         let name = p.name.unwrap_or_else(|| before.name.clone());
         let description = p.description.unwrap_or_else(|| before.description.clone());

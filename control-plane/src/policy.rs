@@ -1,0 +1,511 @@
+//! The one place that answers "may this caller do this action on this resource". Every RPC
+//! handler asks [`check`] before it changes or reveals anything; the UI only hides what this
+//! would refuse.
+//!
+//! The rules (per-team roles ADMIN > MANAGER > DEVELOPER > VIEWER, as in the old system's
+//! matrix, with its escalation holes closed):
+//! - a system admin may do everything;
+//! - ADMIN manages the team, its members, invitations, service accounts and all its resources;
+//! - MANAGER manages DEVELOPER/VIEWER members (never an ADMIN or MANAGER, never granting
+//!   those roles) and all the team's resources;
+//! - DEVELOPER creates tokens and routes and changes only its own;
+//! - VIEWER reads;
+//! - routes are a shared catalogue every signed-in caller may read (never secrets);
+//! - service accounts act with their role in their one team on resources only: they never
+//!   manage people, invitations, other service accounts, or create teams.
+
+use crate::context::Actor;
+use crate::ids::{KeyId, ServiceAccountId, SessionId, TeamId, UserId};
+use keygate_contracts::FieldError;
+use keygate_proto::v1 as pb;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A per-team role, ordered so that `Admin > Manager > Developer > Viewer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Role {
+    Viewer,
+    Developer,
+    Manager,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "VIEWER",
+            Self::Developer => "DEVELOPER",
+            Self::Manager => "MANAGER",
+            Self::Admin => "ADMIN",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "VIEWER" => Self::Viewer,
+            "DEVELOPER" => Self::Developer,
+            "MANAGER" => Self::Manager,
+            "ADMIN" => Self::Admin,
+            _ => return None,
+        })
+    }
+
+    /// From the wire enum; `field` names it in the error.
+    pub fn from_pb(field: &str, v: i32) -> Result<Self, FieldError> {
+        match pb::Role::try_from(v) {
+            Ok(pb::Role::Viewer) => Ok(Self::Viewer),
+            Ok(pb::Role::Developer) => Ok(Self::Developer),
+            Ok(pb::Role::Manager) => Ok(Self::Manager),
+            Ok(pb::Role::Admin) => Ok(Self::Admin),
+            _ => Err(FieldError::new(
+                field,
+                "must be ADMIN, MANAGER, DEVELOPER or VIEWER",
+            )),
+        }
+    }
+
+    pub fn to_pb(self) -> pb::Role {
+        match self {
+            Self::Viewer => pb::Role::Viewer,
+            Self::Developer => pb::Role::Developer,
+            Self::Manager => pb::Role::Manager,
+            Self::Admin => pb::Role::Admin,
+        }
+    }
+
+    /// Roles a MANAGER may hand out or touch.
+    fn below_manager(self) -> bool {
+        self <= Self::Developer
+    }
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User { id: UserId, session: SessionId },
+    ServiceAccount { id: ServiceAccountId, key: KeyId },
+}
+
+/// The authenticated caller with everything policy needs.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    pub principal: Principal,
+    pub system_admin: bool,
+    pub roles: BTreeMap<TeamId, Role>,
+}
+
+impl Caller {
+    pub fn role(&self, team: &TeamId) -> Option<Role> {
+        self.roles.get(team).copied()
+    }
+
+    /// The user id, if a person is calling.
+    pub fn user_id(&self) -> Option<&UserId> {
+        match &self.principal {
+            Principal::User { id, .. } => Some(id),
+            Principal::ServiceAccount { .. } => None,
+        }
+    }
+
+    fn is_user(&self) -> bool {
+        self.user_id().is_some()
+    }
+
+    /// Teams whose tokens and audit rows the caller may read; `None` means all (system admin).
+    pub fn visible_teams(&self) -> Option<Vec<TeamId>> {
+        (!self.system_admin).then(|| self.roles.keys().cloned().collect())
+    }
+
+    /// Teams where the caller holds at least `min`.
+    pub fn teams_with(&self, min: Role) -> Vec<TeamId> {
+        self.roles
+            .iter()
+            .filter(|(_, r)| **r >= min)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// `created_by` value of things this caller creates.
+    pub fn reference(&self) -> String {
+        self.actor.reference()
+    }
+}
+
+/// Something a caller wants to do, with the facts about the target that the rules need.
+#[derive(Debug, Clone)]
+pub enum Action<'a> {
+    // Teams and membership
+    ReadTeams,
+    CreateTeam,
+    UpdateTeam(&'a TeamId),
+    DeleteTeam(&'a TeamId),
+    ClaimTeam {
+        team: &'a TeamId,
+        has_members: bool,
+    },
+    ListMembers(&'a TeamId),
+    AddMember {
+        team: &'a TeamId,
+        role: Role,
+    },
+    ChangeMemberRole {
+        team: &'a TeamId,
+        current: Role,
+        new: Role,
+    },
+    RemoveMember {
+        team: &'a TeamId,
+        current: Role,
+        is_self: bool,
+    },
+    // Tokens (owned: created by this caller)
+    ReadTokens(&'a TeamId),
+    CreateToken(&'a TeamId),
+    ChangeToken {
+        team: &'a TeamId,
+        owned: bool,
+    },
+    // Routes
+    ReadRoutes,
+    CreateRoute(&'a TeamId),
+    ChangeRoute {
+        team: &'a TeamId,
+        owned: bool,
+    },
+    // Audit
+    ReadAudit(&'a TeamId),
+    ReadGlobalAudit,
+    // People
+    ListUsers,
+    ReadUser {
+        is_self: bool,
+        manages_them: bool,
+    },
+    RenameUser {
+        is_self: bool,
+    },
+    SetSystemAdmin,
+    DisableUser,
+    // Invitations
+    Invite {
+        team: &'a TeamId,
+        role: Role,
+    },
+    ListInvitations(&'a TeamId),
+    // Service accounts
+    ManageServiceAccount {
+        team: &'a TeamId,
+        role: Role,
+    },
+    ReadServiceAccounts(&'a TeamId),
+}
+
+/// Why a call was refused. The text is safe for clients (no secrets, no token scopes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("permission denied: {0}")]
+pub struct Denied(pub String);
+
+fn deny<T>(why: impl Into<String>) -> Result<T, Denied> {
+    Err(Denied(why.into()))
+}
+
+/// The rules. Returns `Ok(())` when allowed.
+pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
+    use Action::*;
+    if c.system_admin {
+        return Ok(());
+    }
+    let need = |team: &TeamId, min: Role| -> Result<(), Denied> {
+        match c.role(team) {
+            Some(r) if r >= min => Ok(()),
+            Some(_) => deny(format!("requires {} in team \"{team}\"", min.as_str())),
+            None => deny(format!("not a member of team \"{team}\"")),
+        }
+    };
+    let people_manager = |what: &str| -> Result<(), Denied> {
+        if c.is_user() {
+            Ok(())
+        } else {
+            deny(format!("service accounts cannot {what}"))
+        }
+    };
+    match action {
+        ReadTeams | ReadRoutes => Ok(()),
+        CreateTeam => {
+            people_manager("create teams")?;
+            if c.roles.values().any(|r| *r == Role::Admin) {
+                Ok(())
+            } else {
+                deny("creating a team requires ADMIN in some team")
+            }
+        }
+        UpdateTeam(t) | DeleteTeam(t) => need(t, Role::Admin),
+        ClaimTeam { team, has_members } => {
+            people_manager("claim teams")?;
+            if *has_members {
+                return deny(format!("team \"{team}\" has members and cannot be claimed"));
+            }
+            if c.roles.iter().any(|(t, r)| t != *team && *r == Role::Admin) {
+                Ok(())
+            } else {
+                deny("claiming a team requires ADMIN in another team")
+            }
+        }
+        ListMembers(t) | ReadTokens(t) | ReadAudit(t) => need(t, Role::Viewer),
+        AddMember { team, role } | Invite { team, role } => {
+            people_manager("manage members")?;
+            need(team, Role::Manager)?;
+            if c.role(team) == Some(Role::Admin) || role.below_manager() {
+                Ok(())
+            } else {
+                deny(format!("only an ADMIN may grant {}", role.as_str()))
+            }
+        }
+        ChangeMemberRole { team, current, new } => {
+            people_manager("manage members")?;
+            need(team, Role::Manager)?;
+            if c.role(team) == Some(Role::Admin) || (current.below_manager() && new.below_manager())
+            {
+                Ok(())
+            } else {
+                deny("a MANAGER may only change DEVELOPER and VIEWER members between those roles")
+            }
+        }
+        RemoveMember {
+            team,
+            current,
+            is_self,
+        } => {
+            people_manager("manage members")?;
+            if *is_self && c.role(team).is_some() {
+                return Ok(());
+            }
+            need(team, Role::Manager)?;
+            if c.role(team) == Some(Role::Admin) || current.below_manager() {
+                Ok(())
+            } else {
+                deny("a MANAGER may only remove DEVELOPER and VIEWER members")
+            }
+        }
+        CreateToken(t) | CreateRoute(t) => need(t, Role::Developer),
+        ChangeToken { team, owned } | ChangeRoute { team, owned } => match c.role(team) {
+            Some(r) if r >= Role::Manager => Ok(()),
+            Some(Role::Developer) if *owned => Ok(()),
+            Some(Role::Developer) => deny("a DEVELOPER may only change what it created"),
+            Some(_) => deny(format!("requires DEVELOPER in team \"{team}\"")),
+            None => deny(format!("not a member of team \"{team}\"")),
+        },
+        ReadGlobalAudit | SetSystemAdmin | DisableUser => deny("requires a system admin"),
+        ListUsers => {
+            people_manager("list users")?;
+            if c.roles.values().any(|r| *r >= Role::Manager) {
+                Ok(())
+            } else {
+                deny("listing users requires ADMIN or MANAGER in some team")
+            }
+        }
+        ReadUser {
+            is_self,
+            manages_them,
+        } => {
+            if *is_self || *manages_them {
+                Ok(())
+            } else {
+                deny("you may only see yourself and members of teams you manage")
+            }
+        }
+        RenameUser { is_self } => {
+            if *is_self {
+                Ok(())
+            } else {
+                deny("you may only rename yourself")
+            }
+        }
+        ListInvitations(t) => {
+            people_manager("manage invitations")?;
+            need(t, Role::Manager)
+        }
+        ManageServiceAccount { team, role } => {
+            people_manager("manage service accounts")?;
+            need(team, Role::Manager)?;
+            if c.role(team) == Some(Role::Admin) || role.below_manager() {
+                Ok(())
+            } else {
+                deny(format!(
+                    "only an ADMIN may manage {} service accounts",
+                    role.as_str()
+                ))
+            }
+        }
+        ReadServiceAccounts(t) => need(t, Role::Manager),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(roles: &[(&str, Role)]) -> Caller {
+        Caller {
+            actor: Actor {
+                kind: "user",
+                id: "usr_1".into(),
+                name: "u".into(),
+            },
+            principal: Principal::User {
+                id: UserId("usr_1".into()),
+                session: SessionId("ses_1".into()),
+            },
+            system_admin: false,
+            roles: roles
+                .iter()
+                .map(|(t, r)| (TeamId((*t).into()), *r))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn escalation_paths_are_closed() {
+        let a = TeamId("a".into());
+        let b = TeamId("b".into());
+        let manager = user(&[("a", Role::Manager)]);
+        // MANAGER cannot demote or remove an ADMIN, nor grant MANAGER/ADMIN.
+        assert!(
+            check(
+                &manager,
+                &Action::ChangeMemberRole {
+                    team: &a,
+                    current: Role::Admin,
+                    new: Role::Viewer
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &manager,
+                &Action::RemoveMember {
+                    team: &a,
+                    current: Role::Admin,
+                    is_self: false
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &manager,
+                &Action::RemoveMember {
+                    team: &a,
+                    current: Role::Manager,
+                    is_self: false
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &manager,
+                &Action::AddMember {
+                    team: &a,
+                    role: Role::Manager
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &manager,
+                &Action::Invite {
+                    team: &a,
+                    role: Role::Admin
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &manager,
+                &Action::AddMember {
+                    team: &a,
+                    role: Role::Developer
+                }
+            )
+            .is_ok()
+        );
+        // An ADMIN of one team has no power in another.
+        let admin_a = user(&[("a", Role::Admin)]);
+        assert!(
+            check(
+                &admin_a,
+                &Action::Invite {
+                    team: &b,
+                    role: Role::Admin
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &admin_a,
+                &Action::Invite {
+                    team: &a,
+                    role: Role::Admin
+                }
+            )
+            .is_ok()
+        );
+        // VIEWER cannot change tokens; DEVELOPER only its own.
+        let viewer = user(&[("a", Role::Viewer)]);
+        assert!(
+            check(
+                &viewer,
+                &Action::ChangeToken {
+                    team: &a,
+                    owned: true
+                }
+            )
+            .is_err()
+        );
+        let dev = user(&[("a", Role::Developer)]);
+        assert!(
+            check(
+                &dev,
+                &Action::ChangeToken {
+                    team: &a,
+                    owned: false
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                &dev,
+                &Action::ChangeToken {
+                    team: &a,
+                    owned: true
+                }
+            )
+            .is_ok()
+        );
+        // No membership at all: nothing but the shared catalogue.
+        let outsider = user(&[("b", Role::Admin)]);
+        assert!(check(&outsider, &Action::ReadTokens(&a)).is_err());
+        assert!(check(&outsider, &Action::ReadRoutes).is_ok());
+    }
+
+    #[test]
+    fn roles_order_and_parse() {
+        assert!(
+            Role::Admin > Role::Manager
+                && Role::Manager > Role::Developer
+                && Role::Developer > Role::Viewer
+        );
+        for r in [Role::Viewer, Role::Developer, Role::Manager, Role::Admin] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert_eq!(Role::from_pb("role", r.to_pb() as i32).unwrap(), r);
+        }
+        assert!(Role::from_pb("role", 0).is_err());
+    }
+}
