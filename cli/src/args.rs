@@ -11,7 +11,19 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use prost_types::Timestamp;
 
-use crate::client::ManagementKey;
+use crate::client::Credential;
+
+mod auth;
+mod invitations;
+mod members;
+mod service_accounts;
+mod users;
+
+pub use auth::*;
+pub use invitations::*;
+pub use members::*;
+pub use service_accounts::*;
+pub use users::*;
 
 /// Where the control plane listens unless `--addr` / `KEYGATE_ADDR` says otherwise.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7000";
@@ -21,13 +33,14 @@ macro_rules! exit_codes_text {
     () => {
         "Exit codes:
   0  success
-  1  Internal, Unknown, Cancelled, ResourceExhausted, Aborted, Unimplemented, DataLoss,
+  1  Internal, Unknown, Cancelled, Aborted, Unimplemented, DataLoss,
      a broken audit chain, or any other local failure
-  2  usage error: bad flags, no management key, a refused confirmation
+  2  usage error: bad flags, no credentials, a refused confirmation
   3  Unauthenticated, PermissionDenied
   4  NotFound
   5  InvalidArgument, AlreadyExists, FailedPrecondition, OutOfRange
-  6  Unavailable, DeadlineExceeded, or the control plane cannot be reached"
+  6  Unavailable, DeadlineExceeded, or the control plane cannot be reached
+  7  ResourceExhausted: rate limited (e.g. too many sign-in attempts); retry later"
     };
 }
 
@@ -36,12 +49,13 @@ macro_rules! exit_codes_text {
 pub const EXIT_CODES_HELP: &str = exit_codes_text!();
 
 const LONG_ABOUT: &str = concat!(
-    "Manage Keygate API tokens, routes, teams and the audit log through the control plane's \
-gRPC API.
+    "Manage Keygate API tokens, routes, teams, users, invitations, service accounts and the \
+audit log through the control plane's gRPC API.
 
-Every call authenticates with a management key, taken from --key, --key-file, or the \
-environment variables KEYGATE_KEY and KEYGATE_KEY_FILE (flags win over the environment, \
-and a key wins over a key file). The key is never printed.
+Every call authenticates with a bearer credential: a management key from --key, --key-file, \
+KEYGATE_KEY or KEYGATE_KEY_FILE (in that order), else the session stored by `keygate login` \
+in $KEYGATE_CONFIG_DIR, $XDG_CONFIG_HOME/keygate or ~/.config/keygate (credentials.json), if \
+it was signed in at the same --addr. Credentials and passwords are never printed.
 
 Human-readable tables and `key: value` blocks go to stdout; notices, page hints and \
 errors go to stderr. --json prints the response message as JSON instead. Errors read \
@@ -56,7 +70,7 @@ errors go to stderr. --json prints the response message as JSON instead. Errors 
 #[command(
     name = "keygate",
     version,
-    about = "Manage Keygate API tokens, routes, teams and the audit log.",
+    about = "Manage Keygate API tokens, routes, teams, users, service accounts and the audit log.",
     long_about = LONG_ABOUT,
     propagate_version = true
 )]
@@ -81,8 +95,8 @@ pub struct GlobalArgs {
     )]
     pub addr: String,
 
-    /// Management key [env: KEYGATE_KEY]. Prefer --key-file or the environment: a flag
-    /// lands in shell history.
+    /// Management key or session token [env: KEYGATE_KEY]. Prefer --key-file or the
+    /// environment: a flag lands in shell history.
     #[arg(
         long,
         global = true,
@@ -90,9 +104,10 @@ pub struct GlobalArgs {
         conflicts_with = "key_file",
         value_parser = parse_key
     )]
-    pub key: Option<ManagementKey>,
+    pub key: Option<Credential>,
 
-    /// File holding the management key, surrounding whitespace trimmed [env: KEYGATE_KEY_FILE].
+    /// File holding the management key (or a session token), surrounding whitespace trimmed
+    /// [env: KEYGATE_KEY_FILE].
     #[arg(long, global = true, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
@@ -126,6 +141,46 @@ pub enum Command {
     /// Read, export and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Sign in with email and password and store the session for later commands.
+    Login(LoginArgs),
+    /// End the stored session and delete it.
+    Logout,
+    /// Show whom the current credential belongs to, and its roles.
+    Whoami,
+    /// Create the first system admin with the one-time setup code, and sign in.
+    Setup(SetupArgs),
+    /// List and end your sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Change your password.
+    #[command(subcommand)]
+    Password(PasswordCommand),
+    /// List, inspect, change, disable and enable users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage who is in a team, and with which role.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Invite people into teams, and accept an invitation.
+    #[command(subcommand)]
+    Invite(InviteCommand),
+    /// Manage service accounts and their management keys.
+    #[command(subcommand, name = "service-account", alias = "sa")]
+    ServiceAccount(ServiceAccountCommand),
+}
+
+impl Command {
+    /// False for the commands that work without a credential: they sign in (`login`,
+    /// `setup`, `invite accept`) or use only the stored session (`logout`).
+    pub fn needs_credentials(&self) -> bool {
+        !matches!(
+            self,
+            Command::Login(_)
+                | Command::Logout
+                | Command::Setup(_)
+                | Command::Invite(InviteCommand::Accept(_))
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,6 +452,10 @@ pub struct RouteAddArgs {
     /// Backend timeout in milliseconds (1-300000; server default 30000).
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u32>,
+    /// A team whose tokens may be granted this route (repeat for several); none: every
+    /// team.
+    #[arg(long = "allowed-team", value_name = "TEAM_ID")]
+    pub allowed_teams: Vec<String>,
     #[command(flatten)]
     pub auth: AuthArgs,
 }
@@ -437,7 +496,8 @@ pub struct RouteListArgs {
         .multiple(true)
         .args([
             "name", "path", "backend", "description", "tags", "clear_tags", "methods",
-            "clear_methods", "strip_prefix", "no_strip_prefix", "timeout_ms", "auth",
+            "clear_methods", "strip_prefix", "no_strip_prefix", "timeout_ms", "allowed_teams",
+            "clear_allowed_teams", "auth",
         ])
 ))]
 pub struct RouteUpdateArgs {
@@ -480,6 +540,17 @@ pub struct RouteUpdateArgs {
     /// Backend timeout in milliseconds.
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u32>,
+    /// Replace the teams whose tokens may be granted this route with these (repeat for
+    /// several).
+    #[arg(
+        long = "allowed-team",
+        value_name = "TEAM_ID",
+        conflicts_with = "clear_allowed_teams"
+    )]
+    pub allowed_teams: Vec<String>,
+    /// Open the route to every team's tokens.
+    #[arg(long)]
+    pub clear_allowed_teams: bool,
     /// Replace the backend credential; with the same kind, a left-out secret keeps the
     /// stored one.
     #[command(flatten)]
@@ -509,6 +580,9 @@ pub enum TeamCommand {
     Update(TeamUpdateArgs),
     /// Delete a team (refused while it owns live tokens or routes, unless --cascade).
     Delete(TeamDeleteArgs),
+    /// Become ADMIN of a team that has no members (needs ADMIN of another team, or system
+    /// admin).
+    Claim(TeamIdArg),
 }
 
 #[derive(Debug, Args)]
@@ -650,8 +724,8 @@ pub struct AuditExportArgs {
 // Value parsers
 
 /// Wraps `--key` at once so that neither `Debug` nor a clap error can show it.
-fn parse_key(raw: &str) -> Result<ManagementKey, Infallible> {
-    Ok(ManagementKey::new(raw))
+fn parse_key(raw: &str) -> Result<Credential, Infallible> {
+    Ok(Credential::new(raw))
 }
 
 /// `--grace`: whole seconds (`3600`) or a humantime duration (`30m`, `1h`, `7d`, `1h30m`).
@@ -1043,5 +1117,113 @@ mod tests {
             panic!("wrong command")
         };
         assert!(args.cascade && args.yes.yes);
+    }
+
+    #[test]
+    fn login_setup_session_and_password_commands() {
+        use clap::error::ErrorKind;
+        let cli = parse(&["login", "--email", "ada@example.com", "--password-stdin"]).unwrap();
+        let Command::Login(args) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(args.email.as_deref(), Some("ada@example.com"));
+        assert!(args.password_stdin);
+        let Command::Login(args) = parse(&["login"]).unwrap().command else {
+            panic!("wrong command")
+        };
+        assert_eq!((args.email, args.password_stdin), (None, false));
+        // stdin cannot carry both the email and the password.
+        assert_eq!(
+            kind(&["login", "--password-stdin"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["login", "--password", "hunter2"]),
+            ErrorKind::UnknownArgument
+        );
+
+        let cli = parse(&[
+            "setup",
+            "--code",
+            "SETUP-SECRET-42",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("SETUP-SECRET"), "{cli:?}");
+        let Command::Setup(args) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(args.code.code.unwrap().expose(), "SETUP-SECRET-42");
+        assert!(!args.password.password_stdin);
+        let Command::Setup(args) = parse(&[
+            "setup",
+            "--code-file",
+            "/run/code",
+            "--email",
+            "e",
+            "--name",
+            "n",
+            "--password-stdin",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("wrong command")
+        };
+        assert_eq!(
+            args.code.code_file.as_deref(),
+            Some(std::path::Path::new("/run/code"))
+        );
+        assert!(args.password.password_stdin);
+        assert_eq!(
+            kind(&["setup", "--email", "e", "--name", "n"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["setup", "--code", "c", "--name", "n"]),
+            ErrorKind::MissingRequiredArgument
+        );
+
+        assert!(matches!(
+            parse(&["session", "list"]).unwrap().command,
+            Command::Session(SessionCommand::List)
+        ));
+        let Command::Session(SessionCommand::Revoke(args)) =
+            parse(&["session", "revoke", "ses_1"]).unwrap().command
+        else {
+            panic!("wrong command")
+        };
+        assert_eq!(args.id, "ses_1");
+        assert!(matches!(
+            parse(&["password", "change"]).unwrap().command,
+            Command::Password(PasswordCommand::Change)
+        ));
+        assert!(matches!(
+            parse(&["logout"]).unwrap().command,
+            Command::Logout
+        ));
+        assert!(matches!(
+            parse(&["whoami", "--json"]).unwrap().command,
+            Command::Whoami
+        ));
+    }
+
+    #[test]
+    fn which_commands_need_credentials() {
+        let needs = |args: &[&str]| parse(args).unwrap().command.needs_credentials();
+        assert!(!needs(&["login"]));
+        assert!(!needs(&["logout"]));
+        assert!(!needs(&[
+            "setup", "--code", "c", "--email", "e", "--name", "n"
+        ]));
+        assert!(!needs(&["invite", "accept", "--code", "c", "--name", "n"]));
+        assert!(needs(&["invite", "list"]));
+        assert!(needs(&["whoami"]));
+        assert!(needs(&["session", "list"]));
+        assert!(needs(&["password", "change"]));
+        assert!(needs(&["team", "list"]));
     }
 }

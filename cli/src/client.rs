@@ -1,28 +1,32 @@
 //! The connection to the control plane and the CLI's error type.
 //!
-//! Owns: the typed `Config` (address, management key, timeout) resolved once from flags and
-//! environment; the gRPC channel and the interceptor that adds `authorization: Bearer <key>`
-//! to every call; the per-call timeout; and `exit_code`, the single mapping from a gRPC status
-//! code to a process exit code. Must not: build requests or render output (resource modules
-//! and `output` do), or ever print the management key.
+//! Owns: the `Credential` newtype (a management key or a session token); the gRPC channel
+//! and the interceptor that adds `authorization: Bearer <credential>` to every call (none for
+//! the calls that need no credentials); the per-call timeout; and `exit_code`, the single
+//! mapping from a gRPC status code to a process exit code. Must not: resolve the
+//! configuration (`config` does), build requests or render output (resource modules and
+//! `output` do), or ever print a credential.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keygate_proto::v1::audit_service_client::AuditServiceClient;
+use keygate_proto::v1::auth_service_client::AuthServiceClient;
+use keygate_proto::v1::invitation_service_client::InvitationServiceClient;
 use keygate_proto::v1::route_service_client::RouteServiceClient;
+use keygate_proto::v1::service_account_service_client::ServiceAccountServiceClient;
 use keygate_proto::v1::team_service_client::TeamServiceClient;
 use keygate_proto::v1::token_service_client::TokenServiceClient;
+use keygate_proto::v1::user_service_client::UserServiceClient;
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::GlobalArgs;
+use crate::config::Config;
+use crate::secret::Secret;
 
 /// Metadata key of the id the control plane gives every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -43,10 +47,10 @@ pub fn exit_code(code: Code) -> u8 {
         | Code::FailedPrecondition
         | Code::OutOfRange => 5,
         Code::Unavailable | Code::DeadlineExceeded => 6,
+        Code::ResourceExhausted => 7,
         Code::Ok
         | Code::Cancelled
         | Code::Unknown
-        | Code::ResourceExhausted
         | Code::Aborted
         | Code::Unimplemented
         | Code::Internal
@@ -121,120 +125,56 @@ impl CliError {
     }
 }
 
-/// A management key. Its `Debug` never shows the value.
+/// A bearer credential: a management key (`kgm_...`) or a session token (`kgs_...`). Its
+/// `Debug` never shows the value.
 #[derive(Clone)]
-pub struct ManagementKey(String);
+pub struct Credential(Secret);
 
-impl ManagementKey {
-    /// Wraps a key, trimming surrounding whitespace (a key file usually ends in a newline).
+impl Credential {
+    /// Wraps a credential, trimming surrounding whitespace (a key file usually ends in a
+    /// newline).
     pub fn new(raw: &str) -> Self {
-        ManagementKey(raw.trim().to_owned())
+        Credential(Secret::new(raw.trim()))
     }
 
-    /// The key itself, for the one place that sends it.
+    /// The credential itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
+    }
+
+    /// Checks that the credential can be sent; `what` names it in the error (e.g. "the
+    /// management key from --key"), which never contains the value.
+    pub fn check(&self, what: &str) -> Result<(), CliError> {
+        self.bearer_value(what).map(drop)
     }
 
     /// The `authorization` metadata value, marked sensitive.
-    fn bearer_value(&self) -> Result<MetadataValue<Ascii>, CliError> {
+    fn bearer_value(&self, what: &str) -> Result<MetadataValue<Ascii>, CliError> {
         if self.0.is_empty() {
-            return Err(CliError::usage("the management key is empty"));
+            return Err(CliError::usage(format!("{what} is empty")));
         }
-        let mut value = MetadataValue::try_from(format!("Bearer {}", self.0)).map_err(|_| {
-            CliError::usage("the management key contains characters not allowed in a header")
-        })?;
+        let mut value =
+            MetadataValue::try_from(format!("Bearer {}", self.expose())).map_err(|_| {
+                CliError::usage(format!(
+                    "{what} contains characters not allowed in a header"
+                ))
+            })?;
         value.set_sensitive(true);
         Ok(value)
     }
 }
 
-impl fmt::Debug for ManagementKey {
+impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ManagementKey(<redacted>)")
+        f.write_str("Credential(<redacted>)")
     }
 }
 
-/// The typed configuration of one invocation, resolved once from flags and environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub addr: String,
-    pub key: ManagementKey,
-    pub timeout: Duration,
-}
-
-impl Config {
-    /// Resolves the configuration from the global flags and the process environment.
-    pub fn from_args(global: &GlobalArgs) -> Result<Self, CliError> {
-        Self::resolve(
-            global,
-            std::env::var_os("KEYGATE_KEY"),
-            std::env::var_os("KEYGATE_KEY_FILE"),
-        )
-    }
-
-    /// Key precedence: `--key`, `--key-file`, `KEYGATE_KEY`, `KEYGATE_KEY_FILE`.
-    fn resolve(
-        global: &GlobalArgs,
-        env_key: Option<OsString>,
-        env_key_file: Option<OsString>,
-    ) -> Result<Self, CliError> {
-        let non_empty = |v: Option<OsString>| v.filter(|v| !v.is_empty());
-        let key = if let Some(key) = &global.key {
-            key.clone()
-        } else if let Some(path) = &global.key_file {
-            read_key_file(path)?
-        } else if let Some(key) = non_empty(env_key) {
-            let key = key
-                .into_string()
-                .map_err(|_| CliError::usage("KEYGATE_KEY is not valid UTF-8"))?;
-            ManagementKey::new(&key)
-        } else if let Some(path) = non_empty(env_key_file) {
-            read_key_file(&PathBuf::from(path))?
-        } else {
-            return Err(CliError::usage(
-                "no management key: pass --key-file PATH or --key KEY, or set KEYGATE_KEY_FILE \
-                 or KEYGATE_KEY",
-            ));
-        };
-        // Fail early, before any network traffic, on a key that cannot be sent.
-        key.bearer_value()?;
-
-        let addr = global.addr.trim().trim_end_matches('/').to_owned();
-        match addr.split_once("://") {
-            Some(("http", rest)) if !rest.is_empty() => {}
-            Some(("https", _)) => {
-                return Err(CliError::usage(format!(
-                    "--addr {addr}: this build of keygate speaks plain HTTP/2 only; use an \
-                     http:// address"
-                )));
-            }
-            _ => {
-                return Err(CliError::usage(format!(
-                    "--addr {addr}: expected an address such as {}",
-                    crate::args::DEFAULT_ADDR
-                )));
-            }
-        }
-
-        Ok(Config {
-            addr,
-            key,
-            timeout: Duration::from_secs(global.timeout),
-        })
-    }
-}
-
-fn read_key_file(path: &Path) -> Result<ManagementKey, CliError> {
-    let raw = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("cannot read key file {}: {e}", path.display())))?;
-    Ok(ManagementKey::new(&raw))
-}
-
-/// Adds `authorization: Bearer <management key>` to every request.
+/// Adds `authorization: Bearer <credential>` to every request, or nothing for the calls
+/// that need no credentials (SignIn, CompleteSetup, AcceptInvitation).
 #[derive(Clone)]
 pub struct AuthInterceptor {
-    value: MetadataValue<Ascii>,
+    value: Option<MetadataValue<Ascii>>,
 }
 
 impl Interceptor for AuthInterceptor {
@@ -242,9 +182,11 @@ impl Interceptor for AuthInterceptor {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.value.clone());
+        if let Some(value) = &self.value {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
         Ok(request)
     }
 }
@@ -261,30 +203,48 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects (HTTP/2, no TLS), giving up after the configured timeout.
+    /// Connects (HTTP/2, no TLS) with the configured credential, giving up after the
+    /// configured timeout.
     pub async fn connect(config: &Config) -> Result<Self, CliError> {
+        let credential = config.require_credential()?;
+        Self::open(&config.addr, config.timeout, Some(credential)).await
+    }
+
+    /// Connects without a credential, for SignIn, CompleteSetup and AcceptInvitation.
+    pub async fn connect_anonymous(config: &Config) -> Result<Self, CliError> {
+        Self::open(&config.addr, config.timeout, None).await
+    }
+
+    /// Connects to `addr`, sending `credential` (if any) with every call.
+    pub async fn open(
+        addr: &str,
+        timeout: Duration,
+        credential: Option<&Credential>,
+    ) -> Result<Self, CliError> {
         let auth = AuthInterceptor {
-            value: config.key.bearer_value()?,
+            value: credential
+                .map(|c| c.bearer_value("the credential"))
+                .transpose()?,
         };
-        let endpoint = Endpoint::from_shared(config.addr.clone())
-            .map_err(|e| CliError::usage(format!("--addr {}: {e}", config.addr)))?
-            .connect_timeout(config.timeout)
+        let endpoint = Endpoint::from_shared(addr.to_owned())
+            .map_err(|e| CliError::usage(format!("--addr {addr}: {e}")))?
+            .connect_timeout(timeout)
             .user_agent(concat!("keygate-cli/", env!("CARGO_PKG_VERSION")))
             .map_err(|e| CliError::Failed(e.to_string()))?;
         let unreachable = |reason: String| CliError::Unreachable {
-            addr: config.addr.clone(),
+            addr: addr.to_owned(),
             reason,
         };
-        let channel = match tokio::time::timeout(config.timeout, endpoint.connect()).await {
+        let channel = match tokio::time::timeout(timeout, endpoint.connect()).await {
             Ok(Ok(channel)) => channel,
             Ok(Err(e)) => return Err(unreachable(error_chain(&e))),
-            Err(_) => return Err(unreachable(timeout_reason(config.timeout))),
+            Err(_) => return Err(unreachable(timeout_reason(timeout))),
         };
         Ok(Connection {
             channel,
             auth,
-            addr: config.addr.clone(),
-            timeout: config.timeout,
+            addr: addr.to_owned(),
+            timeout,
         })
     }
 
@@ -302,6 +262,22 @@ impl Connection {
 
     pub fn audit(&self) -> AuditServiceClient<AuthedChannel> {
         AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn auth(&self) -> AuthServiceClient<AuthedChannel> {
+        AuthServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn users(&self) -> UserServiceClient<AuthedChannel> {
+        UserServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn invitations(&self) -> InvitationServiceClient<AuthedChannel> {
+        InvitationServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn service_accounts(&self) -> ServiceAccountServiceClient<AuthedChannel> {
+        ServiceAccountServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// Awaits one call under the timeout and maps its error.
@@ -432,8 +408,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::{Cli, EXIT_CODES_HELP};
-    use clap::Parser;
+    use crate::args::EXIT_CODES_HELP;
 
     const ALL_CODES: [Code; 17] = [
         Code::Ok,
@@ -470,7 +445,7 @@ mod tests {
             (Code::Internal, 1),
             (Code::Unknown, 1),
             (Code::Unimplemented, 1),
-            (Code::ResourceExhausted, 1),
+            (Code::ResourceExhausted, 7),
             (Code::Ok, 1),
         ];
         for (code, want) in cases {
@@ -500,6 +475,30 @@ mod tests {
                 exit_code(code)
             );
         }
+    }
+
+    #[test]
+    fn rate_limited_sign_in_exits_7() {
+        let err = status_error(
+            "http://cp:7000",
+            tonic::Status::resource_exhausted("too many sign-in attempts"),
+        );
+        assert_eq!(err.exit_code(), 7);
+        assert!(EXIT_CODES_HELP.contains("7  ResourceExhausted: rate limited"));
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        let credential = Credential::new(" kgs_session_secret\n");
+        assert_eq!(credential.expose(), "kgs_session_secret");
+        assert_eq!(format!("{credential:?}"), "Credential(<redacted>)");
+        let err = Credential::new("kgs_\u{7f}session_secret")
+            .check("the session token")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the session token contains characters not allowed in a header"
+        );
     }
 
     #[test]
@@ -560,74 +559,6 @@ mod tests {
         assert_eq!(err.exit_code(), 6);
     }
 
-    fn global(args: &[&str]) -> GlobalArgs {
-        let mut argv = vec!["keygate"];
-        argv.extend_from_slice(args);
-        argv.extend(["team", "list"]);
-        Cli::try_parse_from(argv).unwrap().global
-    }
-
-    #[test]
-    fn key_precedence_and_file_trimming() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("key");
-        std::fs::write(&file, "  mk_from_file\n").unwrap();
-        let file_arg = file.to_str().unwrap();
-
-        let c =
-            Config::resolve(&global(&["--key", "mk_flag"]), Some("mk_env".into()), None).unwrap();
-        assert_eq!(c.key.expose(), "mk_flag");
-
-        let c = Config::resolve(
-            &global(&["--key-file", file_arg]),
-            Some("mk_env".into()),
-            None,
-        )
-        .unwrap();
-        assert_eq!(c.key.expose(), "mk_from_file");
-
-        let c = Config::resolve(
-            &global(&[]),
-            Some("mk_env".into()),
-            Some(file.clone().into()),
-        )
-        .unwrap();
-        assert_eq!(c.key.expose(), "mk_env");
-
-        let c = Config::resolve(&global(&[]), None, Some(file.into())).unwrap();
-        assert_eq!(c.key.expose(), "mk_from_file");
-        assert_eq!(c.addr, crate::args::DEFAULT_ADDR);
-        assert_eq!(c.timeout, Duration::from_secs(30));
-        assert!(!format!("{c:?}").contains("mk_from_file"));
-
-        let err = Config::resolve(&global(&[]), None, None).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-        let err = Config::resolve(&global(&["--key", "  "]), None, None).unwrap_err();
-        assert_eq!(err.to_string(), "the management key is empty");
-        let missing = dir.path().join("absent");
-        let err = Config::resolve(
-            &global(&["--key-file", missing.to_str().unwrap()]),
-            None,
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-    }
-
-    #[test]
-    fn bad_keys_are_rejected_without_echoing_them() {
-        let err = Config::resolve(&global(&["--key", "mk_\u{7f}secret"]), None, None).unwrap_err();
-        assert!(!err.to_string().contains("secret"), "{err}");
-    }
-
-    #[test]
-    fn addresses() {
-        let ok = |addr: &str| Config::resolve(&global(&["--addr", addr, "--key", "k"]), None, None);
-        assert_eq!(ok("http://cp:7000/").unwrap().addr, "http://cp:7000");
-        assert_eq!(ok("https://cp").unwrap_err().exit_code(), 2);
-        assert_eq!(ok("cp:7000").unwrap_err().exit_code(), 2);
-    }
-
     #[tokio::test]
     async fn connection_refused_is_unreachable() {
         // Bind then drop a listener to get a local port that refuses connections.
@@ -636,9 +567,8 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let addr = format!("http://127.0.0.1:{port}");
-        let config =
-            Config::resolve(&global(&["--addr", &addr, "--key", "k"]), None, None).unwrap();
-        let Err(err) = Connection::connect(&config).await else {
+        let key = Credential::new("k");
+        let Err(err) = Connection::open(&addr, Duration::from_secs(30), Some(&key)).await else {
             panic!("connected to a closed port")
         };
         assert_eq!(err.exit_code(), 6);

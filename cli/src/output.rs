@@ -52,6 +52,11 @@ pub fn or_none(text: &str) -> String {
     }
 }
 
+/// `yes` or `no`.
+pub fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
 /// Items joined with `,`, or `-` when there are none.
 pub fn list(items: &[String]) -> String {
     if items.is_empty() {

@@ -23,8 +23,16 @@ use crate::args::{
 use crate::client::CliError;
 use crate::output::{self, NONE};
 
-const HEADER: [&str; 8] = [
-    "ID", "NAME", "TEAM", "PATH", "BACKEND", "METHODS", "TAGS", "AUTH",
+const HEADER: [&str; 9] = [
+    "ID",
+    "NAME",
+    "TEAM",
+    "PATH",
+    "BACKEND",
+    "METHODS",
+    "TAGS",
+    "ALLOWED TEAMS",
+    "AUTH",
 ];
 
 /// Whether a backend credential is being set on a new route or replaced on an existing one.
@@ -103,6 +111,7 @@ fn create_request(args: RouteAddArgs, err: &mut dyn Write) -> Result<CreateRoute
         methods: args.methods,
         strip_prefix: args.strip_prefix,
         timeout_ms: args.timeout_ms.unwrap_or(0),
+        allowed_team_ids: args.allowed_teams,
     })
 }
 
@@ -129,6 +138,7 @@ fn update_request(
         methods: replacement(args.methods, args.clear_methods),
         strip_prefix,
         timeout_ms: args.timeout_ms,
+        allowed_team_ids: replacement(args.allowed_teams, args.clear_allowed_teams),
     })
 }
 
@@ -354,6 +364,15 @@ fn auth_info_summary(info: Option<&BackendAuthInfo>) -> String {
     }
 }
 
+/// The teams whose tokens may use a route: `all` when the list is empty.
+fn allowed_teams_label(teams: &[String]) -> String {
+    if teams.is_empty() {
+        "all".to_owned()
+    } else {
+        teams.join(",")
+    }
+}
+
 fn methods_label(methods: &[String]) -> String {
     if methods.is_empty() {
         "all".to_owned()
@@ -375,6 +394,7 @@ pub fn route_table(routes: &[Route]) -> String {
                 r.backend_url.clone(),
                 methods_label(&r.methods),
                 output::list(&r.tags),
+                allowed_teams_label(&r.allowed_team_ids),
                 auth_info_label(r.backend_auth.as_ref()).to_owned(),
             ]
         }),
@@ -391,6 +411,7 @@ fn route_fields(r: &Route) -> Vec<(&'static str, String)> {
         ("description", output::or_none(&r.description)),
         ("tags", output::list(&r.tags)),
         ("methods", methods_label(&r.methods)),
+        ("allowed teams", allowed_teams_label(&r.allowed_team_ids)),
         (
             "strip prefix",
             if r.strip_prefix { "yes" } else { "no" }.to_owned(),
@@ -430,6 +451,7 @@ pub fn route_json(r: &Route) -> Value {
         "methods": r.methods,
         "strip_prefix": r.strip_prefix,
         "timeout_ms": r.timeout_ms,
+        "allowed_team_ids": r.allowed_team_ids,
         "backend_auth": r.backend_auth.as_ref().map_or(Value::Null, auth_info_json),
         "created_at": output::time_json(r.created_at.as_ref()),
         "updated_at": output::time_json(r.updated_at.as_ref()),
@@ -480,6 +502,7 @@ mod tests {
             }),
             updated_at: None,
             created_by: "key:mk_1".into(),
+            allowed_team_ids: vec![],
         }
     }
 
@@ -538,10 +561,10 @@ mod tests {
 
         let block = output::fields(&route_fields(&sample()));
         assert!(
-            block.contains("backend auth: api-key (header X-API-Key, secret set)\n"),
+            block.contains("backend auth:  api-key (header X-API-Key, secret set)\n"),
             "{block}"
         );
-        assert!(block.contains("strip prefix: yes\n"), "{block}");
+        assert!(block.contains("strip prefix:  yes\n"), "{block}");
     }
 
     #[test]
@@ -691,6 +714,72 @@ mod tests {
         assert_eq!(request.strip_prefix, None);
         assert_eq!(request.timeout_ms, Some(5));
         assert_eq!(request.backend_auth, None);
+        assert_eq!(request.allowed_team_ids, None);
+    }
+
+    #[test]
+    fn allowed_teams_on_add_and_update() {
+        let request = create_request(
+            add(&["--allowed-team", "core", "--allowed-team", "ops"]),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(request.allowed_team_ids, ["core", "ops"]);
+        assert!(
+            create_request(add(&[]), &mut Vec::new())
+                .unwrap()
+                .allowed_team_ids
+                .is_empty()
+        );
+
+        let update = |args: &[&str]| {
+            let RouteCommand::Update(args) = route_command(args) else {
+                panic!()
+            };
+            update_request(args, &mut Vec::new()).unwrap()
+        };
+        assert_eq!(
+            update(&["update", "billing", "--allowed-team", "ops"]).allowed_team_ids,
+            Some(StringList {
+                values: vec!["ops".into()]
+            })
+        );
+        assert_eq!(
+            update(&["update", "billing", "--clear-allowed-teams"]).allowed_team_ids,
+            Some(StringList { values: vec![] })
+        );
+        let conflict = Cli::try_parse_from([
+            "keygate",
+            "route",
+            "update",
+            "billing",
+            "--allowed-team",
+            "ops",
+            "--clear-allowed-teams",
+        ])
+        .unwrap_err();
+        assert_eq!(conflict.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn allowed_teams_in_output() {
+        let mut route = sample();
+        assert_eq!(route_json(&route)["allowed_team_ids"], json!([]));
+        let block = output::fields(&route_fields(&route));
+        assert!(block.contains("allowed teams: all\n"), "{block}");
+
+        route.allowed_team_ids = vec!["core".into(), "ops".into()];
+        assert_eq!(
+            route_json(&route)["allowed_team_ids"],
+            json!(["core", "ops"])
+        );
+        let block = output::fields(&route_fields(&route));
+        assert!(block.contains("allowed teams: core,ops\n"), "{block}");
+        let text = route_table(&[route]);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        let row = lines.next().unwrap();
+        assert_eq!(header.find("ALLOWED TEAMS"), row.find("core,ops"));
     }
 
     #[test]

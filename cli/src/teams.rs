@@ -1,4 +1,5 @@
-//! `keygate team ...`: create, list, show, change and delete teams.
+//! `keygate team ...`: create, list, show, change and delete teams (`team claim` lives with
+//! the members, in `members`).
 //!
 //! Owns: turning team arguments into `TeamService` requests, and the team's table row,
 //! `key: value` block and JSON shape. Must not: decide what a cascade deletes (the server
@@ -51,6 +52,7 @@ pub(crate) async fn run(command: TeamCommand, ctx: &mut Context<'_>) -> Result<(
             let response = conn.call(conn.teams().update_team(request)).await?;
             show_one(ctx, response.team)
         }
+        TeamCommand::Claim(args) => crate::members::claim(args, ctx).await,
         TeamCommand::Delete(args) => {
             let action = if args.cascade {
                 format!(
