@@ -817,7 +817,11 @@ async fn expired_or_orphaned_management_keys_are_refused() {
         .await
         .unwrap();
     let mut keys = Vec::new();
-    for (sa_id, expires_at) in [(Some(sa.id.clone()), Some(1)), (None, None), (Some(sa.id.clone()), None)] {
+    for (sa_id, expires_at) in [
+        (Some(sa.id.clone()), Some(1)),
+        (None, None),
+        (Some(sa.id.clone()), None),
+    ] {
         let k = keygate_contracts::token::NewToken::generate("kgm");
         s.store
             .create_management_key(
@@ -842,7 +846,11 @@ async fn expired_or_orphaned_management_keys_are_refused() {
             .list_teams(with_key(k.expose(), pb::ListTeamsRequest::default()))
             .await
             .unwrap_err();
-        assert_eq!(e.code(), Code::Unauthenticated, "expired key / key without account");
+        assert_eq!(
+            e.code(),
+            Code::Unauthenticated,
+            "expired key / key without account"
+        );
     }
     // The live key works with its account's role.
     teams
