@@ -172,6 +172,41 @@ impl TestServer {
         }
     }
 
+    /// Starts a server with no users at all (first-start setup tests). `admin_key` is empty.
+    pub async fn start_empty(backend: Backend) -> Self {
+        let db = test_db(backend).await;
+        let store = store::open(&db.url).await.expect("open store");
+        let master_key = MasterKey::from_bytes(&[42; 32]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let parts = ServerParts {
+            store: store.clone(),
+            master_key: master_key.clone(),
+            cors_origins: vec![],
+            auth: AuthSettings::default(),
+        };
+        let handle = tokio::spawn(async move {
+            serve(listener, parts, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        Self {
+            addr,
+            admin_key: String::new(),
+            admin_id: UserId(String::new()),
+            store,
+            db,
+            master_key,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
     /// Creates a user (password [`TEST_PASSWORD`]) with team roles and a live session.
     pub async fn user(&self, email: &str, roles: &[(&str, Role)]) -> TestUser {
         let roles: Vec<(TeamId, Role)> = roles

@@ -1010,3 +1010,437 @@ fn matrix_covers_every_rpc() {
         "RPCs missing from permission-matrix.txt: {missing:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Named escalation paths (design brief, item 7, and the list). Each fails if the
+// hole reopens.
+
+struct Two {
+    s: TestServer,
+}
+
+impl Two {
+    async fn new() -> Self {
+        let s = TestServer::start(Backend::Sqlite).await;
+        for t in ["alpha", "beta"] {
+            TeamServiceClient::new(s.channel().await)
+                .create_team(s.request(pb::CreateTeamRequest {
+                    id: t.into(),
+                    name: t.into(),
+                    ..Default::default()
+                }))
+                .await
+                .unwrap();
+        }
+        Self { s }
+    }
+
+    fn req<T>(&self, who: &TestUser, msg: T) -> Request<T> {
+        keygate_control_plane::testing::with_key(&who.token, msg)
+    }
+}
+
+#[tokio::test]
+async fn escalation_manager_cannot_demote_or_remove_an_admin() {
+    let w = Two::new().await;
+    let admin = w.s.user("a@x.test", &[("alpha", Role::Admin)]).await;
+    let manager = w.s.user("m@x.test", &[("alpha", Role::Manager)]).await;
+    let mut teams = TeamServiceClient::new(w.s.channel().await);
+    let e = teams
+        .update_member_role(w.req(
+            &manager,
+            pb::UpdateMemberRoleRequest {
+                team_id: "alpha".into(),
+                user_id: admin.id.0.clone(),
+                role: pb::Role::Viewer as i32,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = teams
+        .remove_member(w.req(
+            &manager,
+            pb::RemoveMemberRequest {
+                team_id: "alpha".into(),
+                user_id: admin.id.0.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let members = teams
+        .list_members(w.req(
+            &admin,
+            pb::ListMembersRequest {
+                team_id: "alpha".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    let a = members
+        .iter()
+        .find(|m| m.user_id == admin.id.0)
+        .expect("admin still a member");
+    assert_eq!(a.role, pb::Role::Admin as i32);
+}
+
+#[tokio::test]
+async fn escalation_inviting_into_a_team_without_power() {
+    let w = Two::new().await;
+    let admin_alpha = w.s.user("a@x.test", &[("alpha", Role::Admin)]).await;
+    let mut inv = InvitationServiceClient::new(w.s.channel().await);
+    // The old hole: any team admin could invite anyone as ADMIN of any team.
+    let e = inv
+        .create_invitation(w.req(
+            &admin_alpha,
+            pb::CreateInvitationRequest {
+                email: "eve@x.test".into(),
+                roles: vec![World::tr("beta", pb::Role::Admin)],
+                expires_in_hours: 0,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    // Mixing a team where they have power with one where they have none is refused whole.
+    let e = inv
+        .create_invitation(w.req(
+            &admin_alpha,
+            pb::CreateInvitationRequest {
+                email: "eve@x.test".into(),
+                roles: vec![
+                    World::tr("alpha", pb::Role::Viewer),
+                    World::tr("beta", pb::Role::Viewer),
+                ],
+                expires_in_hours: 0,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(w.s.store.list_invitations(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn escalation_granting_a_role_above_the_granters() {
+    let w = Two::new().await;
+    let manager = w.s.user("m@x.test", &[("alpha", Role::Manager)]).await;
+    let newbie = w.s.user("n@x.test", &[]).await;
+    let dev = w.s.user("d@x.test", &[("alpha", Role::Developer)]).await;
+    let mut teams = TeamServiceClient::new(w.s.channel().await);
+    for role in [pb::Role::Admin, pb::Role::Manager] {
+        let e = teams
+            .add_member(w.req(
+                &manager,
+                pb::AddMemberRequest {
+                    team_id: "alpha".into(),
+                    user: newbie.email.clone(),
+                    role: role as i32,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{role:?}");
+        let e = teams
+            .update_member_role(w.req(
+                &manager,
+                pb::UpdateMemberRoleRequest {
+                    team_id: "alpha".into(),
+                    user_id: dev.id.0.clone(),
+                    role: role as i32,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{role:?}");
+        let e = InvitationServiceClient::new(w.s.channel().await)
+            .create_invitation(w.req(
+                &manager,
+                pb::CreateInvitationRequest {
+                    email: "x@x.test".into(),
+                    roles: vec![World::tr("alpha", role)],
+                    expires_in_hours: 0,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{role:?}");
+        let e = ServiceAccountServiceClient::new(w.s.channel().await)
+            .create_service_account(w.req(
+                &manager,
+                pb::CreateServiceAccountRequest {
+                    team_id: "alpha".into(),
+                    name: "bot".into(),
+                    description: String::new(),
+                    role: role as i32,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{role:?}");
+    }
+    // And a manager cannot raise themselves.
+    let e = teams
+        .update_member_role(w.req(
+            &manager,
+            pb::UpdateMemberRoleRequest {
+                team_id: "alpha".into(),
+                user_id: manager.id.0.clone(),
+                role: pb::Role::Admin as i32,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+}
+
+async fn alpha_token(w: &Two, creator: &TestUser) -> String {
+    TokenServiceClient::new(w.s.channel().await)
+        .create_token(w.req(
+            creator,
+            pb::CreateTokenRequest {
+                name: "t".into(),
+                team_id: "alpha".into(),
+                scopes: vec!["*".into()],
+                expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(1)),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn escalation_viewer_revoking_a_token() {
+    let w = Two::new().await;
+    let dev = w.s.user("d@x.test", &[("alpha", Role::Developer)]).await;
+    let viewer = w.s.user("v@x.test", &[("alpha", Role::Viewer)]).await;
+    let id = alpha_token(&w, &dev).await;
+    let mut tokens = TokenServiceClient::new(w.s.channel().await);
+    let e = tokens
+        .revoke_token(w.req(
+            &viewer,
+            pb::RevokeTokenRequest {
+                id: id.clone(),
+                reason: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let t = tokens
+        .get_token(w.req(&viewer, pb::GetTokenRequest { id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(t.status, pb::TokenStatus::Active as i32);
+}
+
+#[tokio::test]
+async fn escalation_developer_editing_another_members_token() {
+    let w = Two::new().await;
+    let dev1 = w.s.user("d1@x.test", &[("alpha", Role::Developer)]).await;
+    let dev2 = w.s.user("d2@x.test", &[("alpha", Role::Developer)]).await;
+    let id = alpha_token(&w, &dev1).await;
+    let mut tokens = TokenServiceClient::new(w.s.channel().await);
+    let e = tokens
+        .update_token(w.req(
+            &dev2,
+            pb::UpdateTokenRequest {
+                id: id.clone(),
+                name: Some("mine now".into()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    for call in ["revoke", "rotate"] {
+        let e = match call {
+            "revoke" => tokens
+                .revoke_token(w.req(
+                    &dev2,
+                    pb::RevokeTokenRequest {
+                        id: id.clone(),
+                        reason: String::new(),
+                    },
+                ))
+                .await
+                .map(drop),
+            _ => tokens
+                .rotate_token(w.req(
+                    &dev2,
+                    pb::RotateTokenRequest {
+                        id: id.clone(),
+                        grace_period_seconds: 0,
+                    },
+                ))
+                .await
+                .map(drop),
+        }
+        .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{call}");
+    }
+    // Its creator may.
+    tokens
+        .update_token(w.req(
+            &dev1,
+            pb::UpdateTokenRequest {
+                id,
+                name: Some("renamed".into()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn escalation_removed_member_keeps_no_access() {
+    let w = Two::new().await;
+    let admin = w.s.user("a@x.test", &[("alpha", Role::Admin)]).await;
+    let dev = w.s.user("d@x.test", &[("alpha", Role::Developer)]).await;
+    let id = alpha_token(&w, &dev).await;
+    let mut tokens = TokenServiceClient::new(w.s.channel().await);
+    tokens
+        .get_token(w.req(&dev, pb::GetTokenRequest { id: id.clone() }))
+        .await
+        .unwrap();
+    TeamServiceClient::new(w.s.channel().await)
+        .remove_member(w.req(
+            &admin,
+            pb::RemoveMemberRequest {
+                team_id: "alpha".into(),
+                user_id: dev.id.0.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    // Same session, next call: roles are resolved per request, so access is gone at once.
+    let e = tokens
+        .get_token(w.req(&dev, pb::GetTokenRequest { id: id.clone() }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = tokens
+        .revoke_token(w.req(
+            &dev,
+            pb::RevokeTokenRequest {
+                id,
+                reason: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "not even their own token");
+    let listed = tokens
+        .list_tokens(w.req(&dev, pb::ListTokensRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens;
+    assert!(listed.is_empty(), "list shows nothing of teams they left");
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_removed_or_demoted() {
+    let w = Two::new().await;
+    let admin = w.s.user("a@x.test", &[("alpha", Role::Admin)]).await;
+    let mut teams = TeamServiceClient::new(w.s.channel().await);
+    // alpha was created by the system admin, who is its other ADMIN; remove them first.
+    teams
+        .remove_member(w.s.request(pb::RemoveMemberRequest {
+            team_id: "alpha".into(),
+            user_id: w.s.admin_id.0.clone(),
+        }))
+        .await
+        .unwrap();
+    let e = teams
+        .remove_member(w.req(
+            &admin,
+            pb::RemoveMemberRequest {
+                team_id: "alpha".into(),
+                user_id: admin.id.0.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("last ADMIN"), "{}", e.message());
+    let e = teams
+        .update_member_role(w.req(
+            &admin,
+            pb::UpdateMemberRoleRequest {
+                team_id: "alpha".into(),
+                user_id: admin.id.0.clone(),
+                role: pb::Role::Viewer as i32,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn route_team_restriction_is_enforced_on_token_scopes() {
+    let w = Two::new().await;
+    let mut routes = RouteServiceClient::new(w.s.channel().await);
+    routes
+        .create_route(w.s.request(pb::CreateRouteRequest {
+            name: "ledger".into(),
+            team_id: "beta".into(),
+            path_prefix: "/ledger".into(),
+            backend_url: "http://127.0.0.1:9".into(),
+            allowed_team_ids: vec!["beta".into()],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let mut tokens = TokenServiceClient::new(w.s.channel().await);
+    let mk = |team: &str| pb::CreateTokenRequest {
+        name: "t".into(),
+        team_id: team.into(),
+        scopes: vec!["ledger".into()],
+        expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(1)),
+        ..Default::default()
+    };
+    let e = tokens
+        .create_token(w.s.request(mk("alpha")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(
+        e.message(),
+        "scopes: route \"ledger\" does not allow tokens of team \"alpha\""
+    );
+    tokens.create_token(w.s.request(mk("beta"))).await.unwrap();
+    let r = routes
+        .get_route(w.s.request(pb::GetRouteRequest {
+            id: "ledger".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap();
+    assert_eq!(r.allowed_team_ids, vec!["beta"]);
+    // Opening it up again allows alpha.
+    routes
+        .update_route(w.s.request(pb::UpdateRouteRequest {
+            id: "ledger".into(),
+            allowed_team_ids: Some(pb::StringList { values: vec![] }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    tokens.create_token(w.s.request(mk("alpha"))).await.unwrap();
+}
