@@ -105,10 +105,10 @@ async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Caller, A
         if session.revoked_at.is_some() || session.expires_at <= now || user.disabled {
             return Err(invalid());
         }
-        if session.last_used_at.is_none_or(|t| t < now - 60_000) {
-            if let Err(e) = store.touch_session(&session.id).await {
-                tracing::warn!(error = %e, "could not record session use");
-            }
+        if session.last_used_at.is_none_or(|t| t < now - 60_000)
+            && let Err(e) = store.touch_session(&session.id).await
+        {
+            tracing::warn!(error = %e, "could not record session use");
         }
         let roles = store.user_roles(&user.id).await.map_err(ApiError::from)?;
         return Ok(Caller {
@@ -140,10 +140,10 @@ async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Caller, A
         Err(crate::store::StoreError::NotFound { .. }) => return Err(invalid()),
         Err(e) => return Err(e.into()),
     };
-    if key.last_used_at.is_none_or(|t| t < now - 60_000) {
-        if let Err(e) = store.touch_management_key(&key.id).await {
-            tracing::warn!(error = %e, "could not record key use");
-        }
+    if key.last_used_at.is_none_or(|t| t < now - 60_000)
+        && let Err(e) = store.touch_management_key(&key.id).await
+    {
+        tracing::warn!(error = %e, "could not record key use");
     }
     Ok(Caller {
         actor: Actor {

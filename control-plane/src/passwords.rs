@@ -22,7 +22,7 @@ pub fn verification_count() -> u64 {
 /// Checks the password rules.
 pub fn validate(field: &str, p: &str) -> Result<(), FieldError> {
     let n = p.chars().count();
-    if n < MIN_LEN || n > MAX_LEN {
+    if !(MIN_LEN..=MAX_LEN).contains(&n) {
         return Err(FieldError::new(
             field,
             format!("must be {MIN_LEN}-{MAX_LEN} characters"),
@@ -60,11 +60,7 @@ pub fn verify(password: &str, phc: &str) -> bool {
 /// A hash of a random password, verified against when the email is unknown so that the
 /// answer takes as long as for a known email.
 pub fn dummy_hash() -> String {
-    hash(
-        &keygate_contracts::token::NewToken::generate("dummy")
-            .expose()
-            .to_owned(),
-    )
+    hash(keygate_contracts::token::NewToken::generate("dummy").expose())
 }
 
 #[cfg(test)]

@@ -58,8 +58,8 @@ fn sys_ctx() -> RequestContext {
 }
 
 impl World {
-    async fn build() -> Self {
-        let s = TestServer::start(Backend::Sqlite).await;
+    async fn build(backend: Backend) -> Self {
+        let s = TestServer::start(backend).await;
         let ch = s.channel().await;
         for t in ["alpha", "beta"] {
             s.store
@@ -897,8 +897,17 @@ fn is_setup(request_id: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permission_matrix() {
-    let w = World::build().await;
+async fn permission_matrix_sqlite() {
+    permission_matrix(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_matrix_postgres() {
+    permission_matrix(Backend::Postgres).await
+}
+
+async fn permission_matrix(backend: Backend) {
+    let w = World::build(backend).await;
     let mut failures = Vec::new();
     let mut cells = 0;
     for row in matrix() {

@@ -63,25 +63,30 @@ impl AuthApi {
         }
     }
 
-    /// Refuses when either the account or the address is over its quota.
+    /// Refuses when either the account or the address is over its quota. Every attempt counts
+    /// against both, so spraying many accounts from one address is throttled too.
     fn throttle(&self, email: &str, ip: &str) -> Result<(), Status> {
+        let mut wait = None;
         for (limiter, key) in [(&self.per_account, email), (&self.per_address, ip)] {
             if limiter.len() > 100_000 {
                 limiter.retain_recent();
             }
             if let Err(not_until) = limiter.check_key(&key.to_owned()) {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Err(ApiError::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "too many sign-in attempts; retry in {} s",
-                        wait.as_secs().max(1)
-                    ),
-                )
-                .into());
+                let w = not_until.wait_time_from(DefaultClock::default().now());
+                wait = Some(wait.map_or(w, |old: Duration| old.max(w)));
             }
         }
-        Ok(())
+        match wait {
+            None => Ok(()),
+            Some(w) => Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many sign-in attempts; retry in {} s",
+                    w.as_secs().max(1)
+                ),
+            )
+            .into()),
+        }
     }
 
     /// Argon2 off the async runtime.

@@ -386,10 +386,10 @@ impl RouteStore for SqlStore {
         if tags != before.tags {
             write_tags(&mut tx, id, &tags).await?;
         }
-        if let Some(allowed) = &p.allowed_team_ids {
-            if *allowed != before.allowed_team_ids {
-                write_allowed(&mut tx, id, allowed).await?;
-            }
+        if let Some(allowed) = &p.allowed_team_ids
+            && *allowed != before.allowed_team_ids
+        {
+            write_allowed(&mut tx, id, allowed).await?;
         }
         let secret_changed = match &p.auth {
             Some(a) => apply_auth(&mut tx, id, Some(before.backend_auth.kind), a).await?,
