@@ -7,6 +7,8 @@ use std::process::{Output, Stdio};
 
 struct Cli<'a> {
     server: &'a TestServer,
+    /// Private config dir, so a stored session never leaks between tests or into $HOME.
+    config: tempfile::TempDir,
 }
 
 impl Cli<'_> {
@@ -16,10 +18,16 @@ impl Cli<'_> {
         cmd.args(args)
             .env("KEYGATE_ADDR", self.server.url())
             .env("KEYGATE_KEY", &self.server.admin_key)
+            .env("KEYGATE_CONFIG_DIR", self.config.path())
             .env_remove("KEYGATE_KEY_FILE")
+            .env_remove("KEYGATE_PASSWORD")
             .stdin(Stdio::null());
         for (k, v) in env {
-            cmd.env(k, v);
+            if k.starts_with('-') {
+                cmd.env_remove(&k[1..]);
+            } else {
+                cmd.env(k, v);
+            }
         }
         tokio::time::timeout(std::time::Duration::from_secs(30), cmd.output())
             .await
@@ -49,7 +57,10 @@ impl Cli<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_walkthrough_and_exit_codes() {
     let server = TestServer::start(Backend::Sqlite).await;
-    let cli = Cli { server: &server };
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
     cli.ok(&["team", "create", "core", "--name", "Core"]).await;
     let out = cli
         .run(
@@ -151,4 +162,197 @@ async fn cli_walkthrough_and_exit_codes() {
     assert!(err.contains("billing"), "{err}");
     cli.ok(&["team", "delete", "core", "--cascade", "--yes"])
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_identity_login_invite_and_service_account_keys() {
+    use keygate_control_plane::testing::TEST_PASSWORD;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    // `-KEYGATE_KEY` removes the variable: these commands use the stored session.
+    let no_key = [("-KEYGATE_KEY", "")];
+    let out = cli
+        .run(
+            &["login", "--email", "admin@keygate.test"],
+            &[("-KEYGATE_KEY", ""), ("KEYGATE_PASSWORD", TEST_PASSWORD)],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let creds = std::fs::read_dir(cli.config.path()).unwrap().count();
+    assert_eq!(creds, 1, "login stored one credentials file");
+    let who = cli.run(&["--json", "whoami"], &no_key).await;
+    assert!(
+        who.status.success(),
+        "{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    assert!(String::from_utf8_lossy(&who.stdout).contains("admin@keygate.test"));
+
+    let out = cli
+        .run(&["team", "create", "ops", "--name", "Ops"], &no_key)
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = cli
+        .run(
+            &[
+                "invite",
+                "create",
+                "--email",
+                "new@example.test",
+                "--role",
+                "ops:developer",
+                "--quiet",
+            ],
+            &no_key,
+        )
+        .await;
+    assert!(
+        code.status.success(),
+        "{}",
+        String::from_utf8_lossy(&code.stderr)
+    );
+    let code = String::from_utf8(code.stdout).unwrap().trim().to_owned();
+    assert!(code.starts_with("kginv_"), "{code}");
+    // The invitee accepts in their own config dir.
+    let invitee = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    let out = invitee
+        .run(
+            &["invite", "accept", "--code", &code, "--name", "New Person"],
+            &[
+                ("-KEYGATE_KEY", ""),
+                ("KEYGATE_PASSWORD", "welcome aboard friend"),
+            ],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = invitee.run(&["--json", "whoami"], &no_key).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("new@example.test") && text.contains("developer"),
+        "{text}"
+    );
+    // The invitee (DEVELOPER) may not add members: exit 3.
+    let out = invitee
+        .run(
+            &[
+                "member",
+                "add",
+                "ops",
+                "admin@keygate.test",
+                "--role",
+                "viewer",
+            ],
+            &no_key,
+        )
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A service account key created by the admin authenticates the CLI.
+    let sa = cli
+        .run(
+            &[
+                "--json",
+                "service-account",
+                "create",
+                "--team",
+                "ops",
+                "--name",
+                "deployer",
+                "--role",
+                "developer",
+            ],
+            &no_key,
+        )
+        .await;
+    assert!(
+        sa.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sa.stderr)
+    );
+    let sa: serde_json::Value = serde_json::from_slice(&sa.stdout).unwrap();
+    let sa_id = sa["service_account"]["id"]
+        .as_str()
+        .or_else(|| sa["id"].as_str())
+        .expect("service account id")
+        .to_owned();
+    let key = cli
+        .run(
+            &[
+                "service-account",
+                "key",
+                "create",
+                &sa_id,
+                "--name",
+                "ci",
+                "--never-expires",
+                "--quiet",
+            ],
+            &no_key,
+        )
+        .await;
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let machine = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    let out = machine
+        .run(
+            &[
+                "token",
+                "create",
+                "--name",
+                "from-ci",
+                "--team",
+                "ops",
+                "--scope",
+                "*",
+                "--expires-in-days",
+                "1",
+                "--quiet",
+            ],
+            &[("KEYGATE_KEY", key.as_str())],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = cli.run(&["logout"], &no_key).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli.run(&["team", "list"], &no_key).await;
+    assert_ne!(out.status.code(), Some(0), "no credentials after logout");
 }
