@@ -6,7 +6,7 @@
 #
 # Environment:
 #   KEYGATE_DATA_DIR   data directory (default ./data): keygate.db, the
-#                      bootstrap admin key, logs/ (one log file per service)
+#                      first-start setup code, logs/ (one log file per service)
 #   KEYGATE_LISTEN     control plane gRPC + grpc-web address (default 127.0.0.1:7000)
 #
 # Services run in the background, each with its PID recorded; on exit, Ctrl-C
@@ -161,7 +161,7 @@ BIN_DIR=${TARGET_DIR:-$KG_ROOT/target}/release
 BIN_DIR_SHOWN=${BIN_DIR#"$KG_ROOT"/}
 
 # The data dir holds the database and key files, and a first start prints the
-# bootstrap key to the control plane's log: keep all of it private to the user.
+# one-time setup code to the control plane's log: keep all of it private to the user.
 umask 077
 mkdir -p "$KEYGATE_DATA_DIR" "$LOG_DIR"
 kg_on_exit stop_services
@@ -174,7 +174,7 @@ start_service control-plane "$BIN_DIR/keygate-control-plane"
 wait_for_tcp control-plane "$KEYGATE_LISTEN"
 
 DATA_ABS=$(cd "$KEYGATE_DATA_DIR" && pwd)
-KEY_FILE=$DATA_ABS/bootstrap-admin.key
+SETUP_FILE=$DATA_ABS/setup-code
 URL_HOST=$KEYGATE_LISTEN
 case "$URL_HOST" in 0.0.0.0:*) URL_HOST=127.0.0.1:${URL_HOST##*:} ;; esac
 if [[ -n "${DATABASE_URL:-}" ]]; then
@@ -187,6 +187,19 @@ ADDR_HINT=
 if [[ "$URL_HOST" != 127.0.0.1:7000 ]]; then
     ADDR_HINT="export KEYGATE_ADDR=http://$URL_HOST"$'\n      '
 fi
+CLI=$BIN_DIR_SHOWN/keygate
+# How the first admin signs in: a setup code exists only until the first admin is created.
+if [[ -f "$SETUP_FILE" ]]; then
+    SIGN_IN="First start: create the first system admin with the one-time setup code
+    (valid 24 h, saved in $SETUP_FILE, mode 0600):
+      ${ADDR_HINT}$CLI setup --code-file $SETUP_FILE --email you@example.com --name \"Your Name\"
+    then:
+      $CLI team create my-team --name \"My Team\""
+else
+    SIGN_IN="Sign in (the first admin exists):
+      ${ADDR_HINT}$CLI login --email you@example.com
+      $CLI whoami"
+fi
 
 cat >&2 <<BANNER
 
@@ -195,17 +208,11 @@ cat >&2 <<BANNER
     data            $DATA_ABS
     database        $DB_SHOWN
     logs            $(cd "$LOG_DIR" && pwd)/
-    admin key       $KEY_FILE  (written on first start only, mode 0600)
-    CLI             $BIN_DIR_SHOWN/keygate
+    CLI             $CLI
 
-    First steps:
-      ${ADDR_HINT}export KEYGATE_KEY=\$(cat $KEY_FILE)
-      $BIN_DIR_SHOWN/keygate team list
+    $SIGN_IN
 
 BANNER
-if [[ ! -f "$KEY_FILE" ]]; then
-    kg_warn "$KEY_FILE does not exist (yet); the control plane writes it on its first start with an empty data dir"
-fi
 
 # Wait until any service exits (or Ctrl-C, which runs stop_services via the trap).
 rc=0
