@@ -14,6 +14,7 @@ const FILES: &[&str] = &[
     "keygate/v1/user.proto",
     "keygate/v1/invitation.proto",
     "keygate/v1/service_account.proto",
+    "keygate/v1/sync.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -171,6 +171,15 @@ fn create_request(args: ServiceAccountCreateArgs) -> CreateServiceAccountRequest
         name: args.name,
         description: args.description.unwrap_or_default(),
         role: roles::wire(args.role),
+        capability: match args.capability {
+            None => keygate_proto::v1::ServiceAccountCapability::Unspecified,
+            Some(crate::args::CapabilityArg::Sync) => {
+                keygate_proto::v1::ServiceAccountCapability::Sync
+            }
+            Some(crate::args::CapabilityArg::Gateway) => {
+                keygate_proto::v1::ServiceAccountCapability::Gateway
+            }
+        } as i32,
     }
 }
 
@@ -397,6 +406,7 @@ mod tests {
             role: Role::Developer as i32,
             created_at: ts(T0),
             created_by: "usr_1".into(),
+            capability: 0,
         }
     }
 

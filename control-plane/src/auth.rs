@@ -123,6 +123,7 @@ async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Caller, A
             },
             system_admin: user.system_admin,
             roles: roles.into_iter().collect(),
+            capability: crate::service_accounts::Capability::None,
         });
     }
     check_format(presented, MANAGEMENT_KEY_PREFIX, &[]).map_err(|_| invalid())?;
@@ -156,6 +157,7 @@ async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Caller, A
             key: key.id,
         },
         system_admin: false,
+        capability: sa.capability,
         roles: [(sa.team_id, sa.role)].into_iter().collect(),
     })
 }

@@ -16,6 +16,7 @@
 
 use crate::context::Actor;
 use crate::ids::{KeyId, ServiceAccountId, SessionId, TeamId, UserId};
+use crate::service_accounts::Capability;
 use keygate_contracts::FieldError;
 use keygate_proto::v1 as pb;
 use serde::Serialize;
@@ -93,6 +94,8 @@ pub struct Caller {
     pub principal: Principal,
     pub system_admin: bool,
     pub roles: BTreeMap<TeamId, Role>,
+    /// A service account's capability (`None` for people).
+    pub capability: Capability,
 }
 
 impl Caller {
@@ -199,6 +202,11 @@ pub enum Action<'a> {
         role: Role,
     },
     ReadServiceAccounts(&'a TeamId),
+    /// Creating a service account with a capability (sync, gateway).
+    GrantCapability,
+    // The change feed
+    FollowFeed,
+    ManageSync,
 }
 
 /// Why a call was refused. The text is safe for clients (no secrets, no token scopes).
@@ -339,6 +347,16 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
             }
         }
         ReadServiceAccounts(t) => need(t, Role::Manager),
+        GrantCapability | ManageSync => deny("requires a system admin"),
+        FollowFeed => {
+            if c.capability == Capability::Sync {
+                Ok(())
+            } else {
+                deny(
+                    "following the change feed requires a service account with the SYNC capability",
+                )
+            }
+        }
     }
 }
 
@@ -362,6 +380,7 @@ mod tests {
                 .iter()
                 .map(|(t, r)| (TeamId((*t).into()), *r))
                 .collect(),
+            capability: Capability::None,
         }
     }
 

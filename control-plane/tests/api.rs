@@ -812,6 +812,7 @@ async fn expired_or_orphaned_management_keys_are_refused() {
                 name: "ci".into(),
                 description: String::new(),
                 role: Role::Viewer,
+                capability: keygate_control_plane::service_accounts::Capability::None,
             },
         )
         .await

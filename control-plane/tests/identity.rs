@@ -644,6 +644,7 @@ async fn service_accounts_act_with_their_team_role_only(backend: Backend) {
             name: "deployer".into(),
             description: String::new(),
             role: pb::Role::Developer as i32,
+            capability: 0,
         }))
         .await
         .unwrap()
@@ -812,6 +813,7 @@ async fn identity_secrets_never_leak() {
             name: "bot".into(),
             description: String::new(),
             role: pb::Role::Viewer as i32,
+            capability: 0,
         }))
         .await
         .unwrap()

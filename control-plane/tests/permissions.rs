@@ -124,6 +124,7 @@ impl World {
                     name: "robot".into(),
                     description: String::new(),
                     role: Role::Admin,
+                    capability: keygate_control_plane::service_accounts::Capability::None,
                 },
             )
             .await
@@ -300,6 +301,7 @@ impl World {
                     name: format!("sa{}", self.fresh()),
                     description: String::new(),
                     role,
+                    capability: keygate_control_plane::service_accounts::Capability::None,
                 },
             )
             .await
@@ -765,6 +767,7 @@ impl World {
                             name: "bot".into(),
                             description: String::new(),
                             role: role as i32,
+                            capability: 0,
                         },
                     ))
                     .await
@@ -1185,6 +1188,7 @@ async fn escalation_granting_a_role_above_the_granters() {
                     name: "bot".into(),
                     description: String::new(),
                     role: role as i32,
+                    capability: 0,
                 },
             ))
             .await

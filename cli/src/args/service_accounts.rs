@@ -39,6 +39,16 @@ pub struct ServiceAccountCreateArgs {
     /// Free text.
     #[arg(long)]
     pub description: Option<String>,
+    /// Extra capability (system admins only): `sync` for kv-sync, `gateway` for gateways.
+    #[arg(long, value_enum)]
+    pub capability: Option<CapabilityArg>,
+}
+
+/// A service account capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CapabilityArg {
+    Sync,
+    Gateway,
 }
 
 #[derive(Debug, Args)]

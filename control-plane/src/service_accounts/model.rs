@@ -6,6 +6,56 @@ use crate::time::{Millis, to_timestamp, to_timestamp_opt};
 use keygate_proto::v1 as pb;
 use serde::Serialize;
 
+/// What a service account may do beyond its team role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum Capability {
+    #[default]
+    None,
+    /// May follow the change feed (kv-sync).
+    Sync,
+    /// May report gateway usage.
+    Gateway,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Sync => "sync",
+            Self::Gateway => "gateway",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "" => Self::None,
+            "sync" => Self::Sync,
+            "gateway" => Self::Gateway,
+            _ => return None,
+        })
+    }
+
+    pub fn from_pb(v: i32) -> Result<Self, keygate_contracts::FieldError> {
+        match pb::ServiceAccountCapability::try_from(v) {
+            Ok(pb::ServiceAccountCapability::Unspecified) => Ok(Self::None),
+            Ok(pb::ServiceAccountCapability::Sync) => Ok(Self::Sync),
+            Ok(pb::ServiceAccountCapability::Gateway) => Ok(Self::Gateway),
+            Err(_) => Err(keygate_contracts::FieldError::new(
+                "capability",
+                "must be UNSPECIFIED, SYNC or GATEWAY",
+            )),
+        }
+    }
+
+    pub fn to_pb(self) -> pb::ServiceAccountCapability {
+        match self {
+            Self::None => pb::ServiceAccountCapability::Unspecified,
+            Self::Sync => pb::ServiceAccountCapability::Sync,
+            Self::Gateway => pb::ServiceAccountCapability::Gateway,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceAccount {
     pub id: ServiceAccountId,
@@ -13,6 +63,7 @@ pub struct ServiceAccount {
     pub name: String,
     pub description: String,
     pub role: Role,
+    pub capability: Capability,
     pub created_at: Millis,
     pub created_by: String,
 }
@@ -27,6 +78,7 @@ impl From<ServiceAccount> for pb::ServiceAccount {
             role: s.role.to_pb() as i32,
             created_at: Some(to_timestamp(s.created_at)),
             created_by: s.created_by,
+            capability: s.capability.to_pb() as i32,
         }
     }
 }
@@ -38,6 +90,7 @@ pub struct NewServiceAccount {
     pub name: String,
     pub description: String,
     pub role: Role,
+    pub capability: Capability,
 }
 
 /// A management key row (only its hash is stored).

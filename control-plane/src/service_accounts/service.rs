@@ -1,6 +1,6 @@
 //! `ServiceAccountService` RPCs: accounts and their management keys.
 
-use super::model::{NewManagementKey, NewServiceAccount, ServiceAccount};
+use super::model::{Capability, NewManagementKey, NewServiceAccount, ServiceAccount};
 use crate::authz;
 use crate::context::{self, RequestContext};
 use crate::error::ApiError;
@@ -112,7 +112,19 @@ impl ServiceAccountService for ServiceAccountApi {
         names::validate_text("description", &r.description, 1000, false, true)
             .map_err(ApiError::from)?;
         let role = Role::from_pb("role", r.role).map_err(ApiError::from)?;
+        let capability = Capability::from_pb(r.capability).map_err(ApiError::from)?;
         let team = TeamId(r.team_id);
+        if capability != Capability::None {
+            authz::change(
+                &self.store,
+                &ctx,
+                &caller,
+                Action::GrantCapability,
+                "service_account.create",
+                &r.name,
+            )
+            .await?;
+        }
         authz::change(
             &self.store,
             &ctx,
@@ -132,6 +144,7 @@ impl ServiceAccountService for ServiceAccountApi {
                     name: r.name.trim().to_owned(),
                     description: r.description,
                     role,
+                    capability,
                 },
             )
             .await

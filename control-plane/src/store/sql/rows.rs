@@ -334,7 +334,8 @@ impl TryFrom<MemberRow> for Member {
     }
 }
 
-pub const SA_COLUMNS: &str = "id, team_id, name, description, role, created_at, created_by";
+pub const SA_COLUMNS: &str =
+    "id, team_id, name, description, role, capability, created_at, created_by";
 
 #[derive(sqlx::FromRow)]
 pub struct ServiceAccountRow {
@@ -343,6 +344,7 @@ pub struct ServiceAccountRow {
     name: String,
     description: String,
     role: String,
+    capability: String,
     created_at: i64,
     created_by: String,
 }
@@ -357,6 +359,9 @@ impl TryFrom<ServiceAccountRow> for ServiceAccount {
             name: r.name,
             description: r.description,
             role: parse_role(&r.role)?,
+            capability: crate::service_accounts::Capability::parse(&r.capability).ok_or_else(
+                || StoreError::Internal(format!("corrupt capability {:?}", r.capability)),
+            )?,
             created_at: r.created_at,
             created_by: r.created_by,
         })

@@ -100,8 +100,8 @@ impl ServiceAccountStore for SqlStore {
         super::teams::require_team(&mut tx, &s.team_id).await?;
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO service_accounts (id, team_id, name, description, role, created_at, updated_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+            "INSERT INTO service_accounts (id, team_id, name, description, role, capability, created_at, updated_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $8, $6, $6, $7)",
         )
         .bind(s.id.as_str())
         .bind(s.team_id.as_str())
@@ -110,6 +110,7 @@ impl ServiceAccountStore for SqlStore {
         .bind(s.role.as_str())
         .bind(now)
         .bind(ctx.actor.reference())
+        .bind(s.capability.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -124,7 +125,7 @@ impl ServiceAccountStore for SqlStore {
                 entity_type: "service_account",
                 entity_id: s.id.0.clone(),
                 team_id: s.team_id.0.clone(),
-                diff: json!({"name": [null, s.name], "role": [null, s.role.as_str()]}),
+                diff: json!({"name": [null, s.name], "role": [null, s.role.as_str()], "capability": [null, s.capability.as_str()]}),
                 op: Op::Upsert,
                 payload: json!({}),
             }],
