@@ -29,6 +29,15 @@ pub struct Config {
     #[arg(long, env = "KEYGATE_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 
+    /// Base64 of 32 bytes: the edge key, to which backend secrets are sealed for the gateways
+    /// (they hold the same key). Default: `<data-dir>/edge.key`, generated on first start.
+    #[arg(long, env = "KEYGATE_EDGE_KEY", hide_env_values = true)]
+    pub edge_key: Option<String>,
+
+    /// How long change events stay in the outbox; followers further behind resync.
+    #[arg(long, env = "KEYGATE_OUTBOX_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub outbox_retention_hours: u32,
+
     /// Origins allowed to call grpc-web from a browser, comma-separated, or `*`. Empty: none.
     #[arg(
         long,
@@ -67,6 +76,8 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database", &self.database_display())
             .field("master_key", &self.master_key.as_ref().map(|_| "<set>"))
+            .field("edge_key", &self.edge_key.as_ref().map(|_| "<set>"))
+            .field("outbox_retention_hours", &self.outbox_retention_hours)
             .field("cors_origins", &self.cors())
             .field("admin_email", &self.admin_email)
             .field(

@@ -32,6 +32,7 @@ pub mod invitations;
 pub mod routes;
 pub mod service_accounts;
 pub mod sessions;
+pub mod sync;
 pub mod teams;
 pub mod tokens;
 pub mod users;

@@ -31,6 +31,17 @@ async fn main() -> anyhow::Result<()> {
             key
         }
     };
+    let edge_key = match &config.edge_key {
+        Some(b64) => MasterKey::from_base64(b64).context("KEYGATE_EDGE_KEY")?,
+        None => {
+            let path = config.data_dir.join("edge.key");
+            let (key, created) = MasterKey::load_or_create_file(&path)?;
+            if created {
+                tracing::info!(path = %path.display(), "generated a new edge key; gateways need the same key");
+            }
+            key
+        }
+    };
     let store = store::open(&config.database_url())
         .await
         .with_context(|| format!("opening database {}", config.database_display()))?;
@@ -82,12 +93,29 @@ async fn main() -> anyhow::Result<()> {
         let _ = ctrl_c.await;
         tracing::info!("shutting down");
     };
+    // Outbox compaction: followers further behind than the retention resync from a snapshot.
+    {
+        let store = store.clone();
+        let retention_ms = i64::from(config.outbox_retention_hours) * 3_600_000;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                let before = keygate_control_plane::time::now_ms() - retention_ms;
+                match store.compact_changes(before).await {
+                    Ok(rev) => tracing::debug!(compacted_revision = rev, "outbox compacted"),
+                    Err(e) => tracing::warn!(error = %e, "outbox compaction failed"),
+                }
+            }
+        });
+    }
     serve(
         listener,
         ServerParts {
             store,
             master_key,
             cors_origins: config.cors(),
+            edge_key,
             auth: AuthSettings {
                 session_ttl: std::time::Duration::from_secs(
                     u64::from(config.session_ttl_hours) * 3600,

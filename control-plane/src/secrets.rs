@@ -87,7 +87,12 @@ impl MasterKey {
     /// Loads `<dir>/master.key`, creating it (mode 0600) with a random key on first start.
     /// Returns the key and whether it was created.
     pub fn load_or_create(dir: &Path) -> Result<(Self, bool), SecretError> {
-        let path = dir.join("master.key");
+        Self::load_or_create_file(&dir.join("master.key"))
+    }
+
+    /// Loads a key file, creating it (mode 0600) with a random key if missing.
+    pub fn load_or_create_file(path: &Path) -> Result<(Self, bool), SecretError> {
+        let path = path.to_path_buf();
         let err = |source| SecretError::KeyFile {
             path: path.display().to_string(),
             source,

@@ -9,6 +9,7 @@ use crate::secrets::MasterKey;
 use crate::service_accounts::ServiceAccountApi;
 use crate::sessions::{AuthApi, service::AuthSettings};
 use crate::store::DynStore;
+use crate::sync::SyncApi;
 use crate::teams::TeamApi;
 use crate::tokens::TokenApi;
 use crate::users::UserApi;
@@ -18,6 +19,7 @@ use keygate_proto::v1::auth_service_server::AuthServiceServer;
 use keygate_proto::v1::invitation_service_server::InvitationServiceServer;
 use keygate_proto::v1::route_service_server::RouteServiceServer;
 use keygate_proto::v1::service_account_service_server::ServiceAccountServiceServer;
+use keygate_proto::v1::sync_service_server::SyncServiceServer;
 use keygate_proto::v1::team_service_server::TeamServiceServer;
 use keygate_proto::v1::token_service_server::TokenServiceServer;
 use keygate_proto::v1::user_service_server::UserServiceServer;
@@ -34,6 +36,8 @@ pub struct ServerParts {
     /// Browser origins allowed for grpc-web; empty: no CORS headers; `*`: any.
     pub cors_origins: Vec<String>,
     pub auth: AuthSettings,
+    /// Seals backend secrets for the edge (the gateways hold it too).
+    pub edge_key: MasterKey,
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -82,6 +86,21 @@ pub async fn serve(
     health_reporter
         .set_serving::<AuditServiceServer<AuditApi>>()
         .await;
+    health_reporter
+        .set_serving::<AuthServiceServer<AuthApi>>()
+        .await;
+    health_reporter
+        .set_serving::<UserServiceServer<UserApi>>()
+        .await;
+    health_reporter
+        .set_serving::<InvitationServiceServer<InvitationApi>>()
+        .await;
+    health_reporter
+        .set_serving::<ServiceAccountServiceServer<ServiceAccountApi>>()
+        .await;
+    health_reporter
+        .set_serving::<SyncServiceServer<SyncApi>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(keygate_proto::FILE_DESCRIPTOR_SET)
@@ -119,7 +138,12 @@ pub async fn serve(
             store.clone(),
         )))
         .add_service(ServiceAccountServiceServer::new(ServiceAccountApi::new(
+            store.clone(),
+        )))
+        .add_service(SyncServiceServer::new(SyncApi::new(
             store,
+            parts.master_key.clone(),
+            parts.edge_key.clone(),
         )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

@@ -23,6 +23,7 @@ use crate::policy::Role;
 use crate::routes::{NewRoute, Route, RouteFilter, RoutePatch};
 use crate::service_accounts::{NewServiceAccount, ServiceAccount};
 use crate::sessions::{NewSession, Session};
+use crate::sync::{EdgeRouteSource, EdgeToken, Follower, SnapshotPart};
 use crate::teams::Member;
 use crate::teams::{NewTeam, Team, TeamDeletion, TeamFilter, TeamPatch};
 use crate::time::Millis;
@@ -407,6 +408,25 @@ pub trait FeedStore: Send + Sync + 'static {
     async fn list_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>>;
     /// The newest committed revision.
     async fn head_revision(&self) -> StoreResult<i64>;
+    /// Revisions at or below this were compacted away; following from below needs a resync.
+    async fn compacted_revision(&self) -> StoreResult<i64>;
+    /// Deletes change events committed before `before` (epoch ms), never the newest one.
+    /// Returns the new compacted revision. Safe while followers are behind: they resync.
+    async fn compact_changes(&self, before: Millis) -> StoreResult<i64>;
+    /// A receiver that changes after every commit (here, or on another replica sharing the
+    /// PostgreSQL database): wait on it instead of polling.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The token's edge record if it is live (not revoked); `None` otherwise.
+    async fn edge_token(&self, id: &TokenId) -> StoreResult<Option<EdgeToken>>;
+    /// Every route with its (master-key) sealed secrets.
+    async fn edge_routes(&self) -> StoreResult<Vec<EdgeRouteSource>>;
+    /// The edge state at one revision, read in one consistent transaction.
+    fn snapshot(&self, page: u32) -> BoxStream<'static, StoreResult<SnapshotPart>>;
+    /// Records a follower's report; returns (and clears) whether a resync was requested.
+    async fn report_follower(&self, f: &Follower) -> StoreResult<bool>;
+    async fn list_followers(&self) -> StoreResult<Vec<Follower>>;
+    /// Flags one follower (or all when `None`) to resync; returns how many.
+    async fn request_resync(&self, follower: Option<&str>) -> StoreResult<u32>;
 }
 
 /// A shared handle to the configured store.

@@ -152,6 +152,7 @@ impl TestServer {
             master_key: master_key.clone(),
             cors_origins,
             auth,
+            edge_key: MasterKey::from_bytes(&[7; 32]),
         };
         let handle = tokio::spawn(async move {
             serve(listener, parts, async {
@@ -187,6 +188,7 @@ impl TestServer {
             master_key: master_key.clone(),
             cors_origins: vec![],
             auth: AuthSettings::default(),
+            edge_key: MasterKey::from_bytes(&[7; 32]),
         };
         let handle = tokio::spawn(async move {
             serve(listener, parts, async {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// The driver that `sql/` is compiled against in this module.
 pub type Db = sqlx::Postgres;
+/// Dialect switch for the few statements that differ.
+const IS_POSTGRES: bool = true;
 
 // The same SQL module is compiled once per dialect on purpose (see sql/mod.rs).
 #[allow(clippy::duplicate_mod)]
@@ -29,6 +31,28 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Internal(format!("postgres migrations: {e}")))?;
-        Ok(Self::new(pool.clone(), pool))
+        let store = Self::new(pool.clone(), pool.clone());
+        // Wake local change-feed watchers on commits made by any replica.
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+            .await
+            .map_err(sql::db_err)?;
+        listener
+            .listen("keygate_changes")
+            .await
+            .map_err(sql::db_err)?;
+        let waker = store.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => waker.wake(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change notification listener failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        waker.wake();
+                    }
+                }
+            }
+        });
+        Ok(store)
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// The driver that `sql/` is compiled against in this module.
 pub type Db = sqlx::Sqlite;
+/// Dialect switch for the few statements that differ.
+const IS_POSTGRES: bool = false;
 
 // The same SQL module is compiled once per dialect on purpose (see sql/mod.rs).
 #[allow(clippy::duplicate_mod)]

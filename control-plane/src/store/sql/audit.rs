@@ -169,6 +169,6 @@ impl AuditStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)
+        self.commit(tx).await
     }
 }

@@ -26,4 +26,46 @@ impl FeedStore for SqlStore {
             .map_err(db_err)?;
         Ok(r)
     }
+
+    async fn compacted_revision(&self) -> StoreResult<i64> {
+        self.compacted_revision_impl().await
+    }
+
+    async fn compact_changes(&self, before: i64) -> StoreResult<i64> {
+        self.compact_changes_impl(before).await
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    async fn edge_token(
+        &self,
+        id: &crate::ids::TokenId,
+    ) -> StoreResult<Option<crate::sync::EdgeToken>> {
+        self.edge_token_impl(id).await
+    }
+
+    async fn edge_routes(&self) -> StoreResult<Vec<crate::sync::EdgeRouteSource>> {
+        self.edge_routes_impl().await
+    }
+
+    fn snapshot(
+        &self,
+        page: u32,
+    ) -> futures::stream::BoxStream<'static, StoreResult<crate::sync::SnapshotPart>> {
+        self.snapshot_impl(page)
+    }
+
+    async fn report_follower(&self, f: &crate::sync::Follower) -> StoreResult<bool> {
+        self.report_follower_impl(f).await
+    }
+
+    async fn list_followers(&self) -> StoreResult<Vec<crate::sync::Follower>> {
+        self.list_followers_impl().await
+    }
+
+    async fn request_resync(&self, follower: Option<&str>) -> StoreResult<u32> {
+        self.request_resync_impl(follower).await
+    }
 }

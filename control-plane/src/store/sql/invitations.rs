@@ -107,7 +107,7 @@ impl InvitationStore for SqlStore {
             vec![entry("invitation.create", &inv, json!({"email": [null, inv.email], "roles": [null, roles], "expires_at": [null, inv.expires_at]}), Op::Upsert)],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(inv)
     }
 
@@ -186,7 +186,7 @@ impl InvitationStore for SqlStore {
             )],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -248,7 +248,7 @@ impl InvitationStore for SqlStore {
             )],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(user)
     }
 }

@@ -106,7 +106,7 @@ impl KeyStore for SqlStore {
             vec![key_entry("management_key.create", &key, team, diff)],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(key)
     }
 
@@ -176,7 +176,7 @@ impl KeyStore for SqlStore {
             )],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -233,7 +233,7 @@ impl KeyStore for SqlStore {
             ],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok((created, previous))
     }
 

@@ -112,6 +112,13 @@ pub async fn append(tx: &mut Tx, ctx: &RequestContext, entries: Vec<Entry>) -> S
         .map_err(db_err)?;
         hash = next;
     }
+    if super::IS_POSTGRES {
+        // Delivered to every listening replica when this transaction commits.
+        sqlx::query("SELECT pg_notify('keygate_changes', '')")
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
     sqlx::query("UPDATE log_head SET revision = $1, audit_seq = $2, audit_hash = $3 WHERE id = 1")
         .bind(revision)
         .bind(seq)

@@ -163,7 +163,7 @@ impl MemberStore for SqlStore {
             )],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(m)
     }
 
@@ -211,7 +211,7 @@ impl MemberStore for SqlStore {
             )],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -250,7 +250,7 @@ impl MemberStore for SqlStore {
             )],
         )
         .await?;
-        tx.commit().await.map_err(db_err)
+        self.commit(tx).await
     }
 
     async fn claim_team(
@@ -287,7 +287,7 @@ impl MemberStore for SqlStore {
             )],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(m)
     }
 }

@@ -3,11 +3,12 @@
 //! driver type; the text of every statement is valid in both dialects (`$n` placeholders,
 //! `RETURNING`, row-value comparisons, `ON CONFLICT`).
 
-use super::Db;
+use super::{Db, IS_POSTGRES};
 use crate::store::StoreError;
 use sqlx::{Pool, Transaction};
 
 mod audit;
+mod edge;
 mod feed;
 mod invitations;
 mod keys;
@@ -26,13 +27,32 @@ mod users;
 pub struct SqlStore {
     write: Pool<Db>,
     read: Pool<Db>,
+    /// Bumped after every commit (and, on PostgreSQL, on every NOTIFY from any replica):
+    /// change-feed watchers wake on it instead of polling.
+    commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 type Tx = Transaction<'static, Db>;
 
 impl SqlStore {
     pub(super) fn new(write: Pool<Db>, read: Pool<Db>) -> Self {
-        Self { write, read }
+        Self {
+            write,
+            read,
+            commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    /// Commits and wakes change-feed watchers.
+    async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        tx.commit().await.map_err(db_err)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes change-feed watchers (something may have committed).
+    pub(super) fn wake(&self) {
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     async fn begin(&self) -> Result<Tx, StoreError> {

@@ -272,7 +272,7 @@ impl RouteStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(route)
     }
 
@@ -419,7 +419,7 @@ impl RouteStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -454,7 +454,7 @@ impl RouteStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(before)
     }
 

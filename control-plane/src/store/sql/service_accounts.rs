@@ -131,7 +131,7 @@ impl ServiceAccountStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(sa)
     }
 
@@ -167,6 +167,6 @@ impl ServiceAccountStore for SqlStore {
         let sa = load(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
         let entries = remove(&mut tx, &sa, "service account deleted").await?;
         append(&mut tx, ctx, entries).await?;
-        tx.commit().await.map_err(db_err)
+        self.commit(tx).await
     }
 }

@@ -59,7 +59,7 @@ impl SessionStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(row.into())
     }
 
@@ -124,7 +124,7 @@ impl SessionStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)
+        self.commit(tx).await
     }
 
     async fn touch_session(&self, id: &SessionId) -> StoreResult<()> {

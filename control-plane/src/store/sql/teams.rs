@@ -128,7 +128,7 @@ impl TeamStore for SqlStore {
             });
         }
         append(&mut tx, ctx, entries).await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(team)
     }
 
@@ -224,7 +224,7 @@ impl TeamStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -358,7 +358,7 @@ impl TeamStore for SqlStore {
             payload: json!({}),
         });
         append(&mut tx, ctx, entries).await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(TeamDeletion {
             revoked_token_ids: live.into_iter().map(|(i, _, _)| TokenId(i)).collect(),
             deleted_route_ids: routes.into_iter().map(|(i, _)| RouteId(i)).collect(),

@@ -159,7 +159,7 @@ impl TokenStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(token)
     }
 
@@ -293,7 +293,7 @@ impl TokenStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -335,7 +335,7 @@ impl TokenStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -432,7 +432,7 @@ impl TokenStore for SqlStore {
             ],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok((new_token, old_after))
     }
 }

@@ -142,7 +142,7 @@ impl UserStore for SqlStore {
     ) -> StoreResult<User> {
         let mut tx = self.begin().await?;
         let user = insert_user(&mut tx, ctx, &u, roles, "user.create").await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(user)
     }
 
@@ -284,7 +284,7 @@ impl UserStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -344,7 +344,7 @@ impl UserStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -381,7 +381,7 @@ impl UserStore for SqlStore {
             }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)
+        self.commit(tx).await
     }
 
     async fn set_setup_code(&self, code_hash: &str, expires_at: i64) -> StoreResult<()> {
@@ -438,7 +438,7 @@ impl UserStore for SqlStore {
             "user.setup",
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit(tx).await?;
         Ok(user)
     }
 }
