@@ -128,9 +128,18 @@ impl CloudflareKv {
             .body(body)
     }
 
-    /// Sends one request after pacing and classifies the answer.
-    async fn attempt(&self, kind: Kind, req: RequestBuilder) -> Verdict {
-        self.pacer.ready().await;
+    /// Sends attempt number `attempt` of a call after pacing and classifies the answer.
+    async fn attempt(&self, kind: Kind, req: RequestBuilder, attempt: u32) -> Verdict {
+        if let Err(remaining) = self.pacer.ready(self.cfg.backoff.max_retry_after).await {
+            return Verdict::Fail(KvError::Unavailable {
+                attempts: attempt - 1,
+                reason: format!(
+                    "the store asked to pause all calls for {}s more",
+                    remaining.as_secs()
+                ),
+                retry_after: Some(remaining),
+            });
+        }
         bump(&self.counters.requests);
         match kind {
             Kind::BulkWrite => bump(&self.counters.bulk_writes),
@@ -163,7 +172,7 @@ impl CloudflareKv {
         if status == 429 {
             bump(&self.counters.throttled);
             if let Some(d) = retry_after {
-                self.pacer.pause(d.min(self.cfg.backoff.max_retry_after));
+                self.pacer.pause(d);
             }
         }
         let verdict = wire::classify(kind, status, retry_after, body);
@@ -208,7 +217,7 @@ impl CloudflareKv {
             if attempt > 1 {
                 bump(&self.counters.retries);
             }
-            match self.attempt(kind, make()).await {
+            match self.attempt(kind, make(), attempt).await {
                 Verdict::Done(answer) => return Ok(answer),
                 Verdict::Fail(err) => return Err(err),
                 Verdict::Retry { err, retry_after } => {
@@ -269,7 +278,7 @@ impl CloudflareKv {
                     attempt,
                     "kv bulk send"
                 );
-                self.attempt(kind, self.bulk_request(kind, batch.body()))
+                self.attempt(kind, self.bulk_request(kind, batch.body()), attempt)
                     .await
             };
             match verdict {

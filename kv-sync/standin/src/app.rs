@@ -1,7 +1,7 @@
 //! Shared state behind the handlers: the store, the clock, admission (auth, rate limit,
 //! injected failures) and what tests read back (request log, counters, per-key write times).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -125,7 +125,8 @@ pub(crate) struct Inner {
     pub visibility_delay: Duration,
     rate_limit: Option<RateLimit>,
     faults: VecDeque<Fault>,
-    pub fail_keys: HashSet<String>,
+    /// Key -> how many more bulk calls report it unsuccessful.
+    pub fail_keys: HashMap<String, usize>,
     pub empty_list_pages: usize,
     pub cursor_generation: u64,
     log: Vec<RequestLog>,
@@ -144,6 +145,20 @@ impl Inner {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
         })
+    }
+
+    /// Whether this bulk call must report `key` unsuccessful (and consume one failure).
+    pub fn take_failure(fail_keys: &mut HashMap<String, usize>, key: &str) -> bool {
+        match fail_keys.get_mut(key) {
+            Some(left) => {
+                *left -= 1;
+                if *left == 0 {
+                    fail_keys.remove(key);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn record_writes<'a>(
@@ -180,7 +195,7 @@ impl App {
             visibility_delay: cfg.visibility_delay,
             rate_limit: cfg.rate_limit,
             faults: VecDeque::new(),
-            fail_keys: HashSet::new(),
+            fail_keys: HashMap::new(),
             empty_list_pages: 0,
             cursor_generation: 0,
             log: Vec::new(),

@@ -196,10 +196,24 @@ impl StandIn {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.app
-            .lock()
-            .fail_keys
-            .extend(keys.into_iter().map(Into::into));
+        self.fail_keys_times(keys, 1);
+    }
+
+    /// Like [`Self::fail_keys`], for the next `times` bulk calls naming each key.
+    pub fn fail_keys_times<I, S>(&self, keys: I, times: usize)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut inner = self.app.lock();
+        for k in keys {
+            let k: String = k.into();
+            if times == 0 {
+                inner.fail_keys.remove(&k);
+            } else {
+                inner.fail_keys.insert(k, times);
+            }
+        }
     }
 
     /// The next `n` key-list answers are empty pages that still carry a cursor (as KV does

@@ -31,19 +31,28 @@ impl Pacer {
         }
     }
 
-    /// Waits until a request may be sent.
-    pub async fn ready(&self) {
+    /// Waits until a request may be sent. A pause longer than `max_wait` is not slept
+    /// through: its remaining time comes back as the error.
+    pub async fn ready(&self, max_wait: Duration) -> Result<(), Duration> {
         loop {
             let until = *self.paused_until.lock().expect("pacer lock");
+            let now = Instant::now();
             match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                Some(t) if t > now => {
+                    if t - now > max_wait {
+                        return Err(t - now);
+                    }
+                    tokio::time::sleep_until(t).await;
+                }
                 _ => break,
             }
         }
         self.bucket.until_ready().await;
+        Ok(())
     }
 
-    /// Holds every request back for `d` from now (never shortens an existing pause).
+    /// Holds every request back for `d` from now (never shortens an existing pause), as a
+    /// 429's `Retry-After` asks: the API limit is per user, so it applies to every call.
     pub fn pause(&self, d: Duration) {
         let until = Instant::now() + d;
         let mut paused = self.paused_until.lock().expect("pacer lock");
@@ -225,7 +234,11 @@ mod tests {
         let start = Instant::now();
         pacer.pause(Duration::from_secs(2));
         pacer.pause(Duration::from_secs(1)); // never shortens
-        pacer.ready().await;
+        assert_eq!(
+            pacer.ready(Duration::from_secs(1)).await,
+            Err(Duration::from_secs(2))
+        );
+        pacer.ready(Duration::from_secs(5)).await.unwrap();
         assert!(start.elapsed() >= Duration::from_secs(2));
     }
 }

@@ -1,7 +1,7 @@
 //! `PUT …/bulk`, `POST …/bulk/delete` (and the older `DELETE …/bulk`), `POST …/bulk/get`.
 //! A write or delete is validated whole (one bad item fails the request with 400) before
 //! anything is stored; keys a test marked with `fail_keys` are reported in
-//! `unsuccessful_keys` once and left untouched.
+//! `unsuccessful_keys` (once, or as many times as asked) and left untouched.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -113,7 +113,7 @@ pub(crate) async fn write(
     let mut unsuccessful = Vec::new();
     let mut stored = 0;
     for (key, record) in records {
-        if inner.fail_keys.remove(&key) {
+        if Inner::take_failure(&mut inner.fail_keys, &key) {
             unsuccessful.push(key);
         } else {
             ns.put(&key, record, now, visible_at);
@@ -151,7 +151,7 @@ pub(crate) async fn delete(
     let mut unsuccessful = Vec::new();
     let mut deleted = 0;
     for key in keys {
-        if inner.fail_keys.remove(&key) {
+        if Inner::take_failure(&mut inner.fail_keys, &key) {
             unsuccessful.push(key);
         } else {
             ns.delete(&key, now, visible_at);
