@@ -25,7 +25,6 @@ use keygate_proto::v1::token_service_server::TokenServiceServer;
 use keygate_proto::v1::user_service_server::UserServiceServer;
 use std::future::Future;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// What the server needs.
@@ -145,6 +144,11 @@ pub async fn serve(
             parts.master_key.clone(),
             parts.edge_key.clone(),
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // TCP_NODELAY: without it Nagle's algorithm and delayed ACKs add ~40 ms to small
+        // unary responses (measured in bench/: 44 ms vs 1 ms per List call).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
 }
