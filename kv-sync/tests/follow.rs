@@ -1,0 +1,576 @@
+//! kv-sync end to end: a real control plane on 127.0.0.1:0, real KV stores (the local SQLite
+//! KV, and the Cloudflare stand-in over HTTP), faults injected. Every test ends by comparing
+//! every key of the KV with what the control plane says the edge state is.
+
+use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, NewToken};
+use keygate_control_plane::context::RequestContext;
+use keygate_control_plane::ids::{KeyId, ServiceAccountId, TeamId};
+use keygate_control_plane::policy::Role;
+use keygate_control_plane::service_accounts::{Capability, NewManagementKey, NewServiceAccount};
+use keygate_control_plane::teams::NewTeam;
+use keygate_control_plane::testing::{Backend, TestServer};
+use keygate_kv::{KvBackend, SqliteKv};
+use keygate_kv_record as rec;
+use keygate_kv_sync::follow::Follower;
+use keygate_kv_sync::plan;
+use keygate_proto::v1 as pb;
+use keygate_proto::v1::route_service_client::RouteServiceClient;
+use keygate_proto::v1::team_service_client::TeamServiceClient;
+use keygate_proto::v1::token_service_client::TokenServiceClient;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn ctx() -> RequestContext {
+    RequestContext::system("kv-sync-test")
+}
+
+/// A SYNC service account key.
+async fn sync_key(s: &TestServer) -> String {
+    let team = TeamId("ops".into());
+    if s.store.get_team(&team).await.is_err() {
+        s.store
+            .create_team(
+                &ctx(),
+                NewTeam {
+                    id: team.clone(),
+                    name: "Ops".into(),
+                    description: String::new(),
+                    color: String::new(),
+                    icon: String::new(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let sa = s
+        .store
+        .create_service_account(
+            &ctx(),
+            NewServiceAccount {
+                id: ServiceAccountId::generate(),
+                team_id: team,
+                name: "kv-sync".into(),
+                description: String::new(),
+                role: Role::Viewer,
+                capability: Capability::Sync,
+            },
+        )
+        .await
+        .unwrap();
+    let k = NewToken::generate(MANAGEMENT_KEY_PREFIX);
+    s.store
+        .create_management_key(
+            &ctx(),
+            NewManagementKey {
+                id: KeyId::generate(),
+                service_account_id: Some(sa.id),
+                name: "k".into(),
+                key_hash: k.hash(),
+                preview: k.preview(),
+                is_bootstrap: false,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    k.expose().to_owned()
+}
+
+/// What the KV must hold: the control plane's snapshot, encoded, plus the checkpoint.
+async fn expected(s: &TestServer, key: &str) -> (BTreeMap<String, Vec<u8>>, i64) {
+    let mut client =
+        keygate_proto::v1::sync_service_client::SyncServiceClient::new(s.channel().await);
+    let mut stream = client
+        .snapshot(keygate_control_plane::testing::with_key(
+            key,
+            pb::SnapshotRequest {},
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = BTreeMap::new();
+    let mut revision = 0;
+    while let Some(m) = stream.message().await.unwrap() {
+        use pb::snapshot_response::Part;
+        match m.part.unwrap() {
+            Part::Revision(r) => revision = r,
+            Part::Tokens(p) => {
+                for t in p.tokens {
+                    out.insert(
+                        rec::token_key(&t.token_hash).unwrap(),
+                        rec::encode(&plan::token_record(&t)),
+                    );
+                }
+            }
+            Part::Routes(t) => {
+                out.insert(
+                    rec::ROUTES_KEY.to_string(),
+                    rec::encode(&plan::route_table(&t)),
+                );
+            }
+            Part::EndTokenCount(_) => {}
+        }
+    }
+    (out, revision)
+}
+
+/// Everything under `v1/` except the checkpoint, and the checkpoint's revision.
+async fn kv_state(kv: &dyn KvBackend) -> (BTreeMap<String, Vec<u8>>, Option<i64>) {
+    let mut out = BTreeMap::new();
+    for k in kv.list_keys(rec::PREFIX).await.unwrap() {
+        // The follower runs concurrently: a listed key may be gone by now.
+        if let Some(v) = kv.get(&k).await.unwrap() {
+            out.insert(k, v);
+        }
+    }
+    let cp = out
+        .remove(rec::REVISION_KEY)
+        .and_then(|b| plan::read_checkpoint(&b));
+    (out, cp)
+}
+
+/// Sealing uses a fresh nonce each time, so the same secret seals to different bytes: compare
+/// route tables with each sealed secret replaced by what it opens to under the edge key.
+fn normalize(mut m: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    if let Some(raw) = m.get(rec::ROUTES_KEY) {
+        let mut t: rec::RouteTable = rec::decode(rec::ROUTES_KEY, raw).unwrap();
+        let edge = keygate_control_plane::secrets::MasterKey::from_bytes(&[7; 32]);
+        for r in &mut t.routes {
+            if !r.auth.sealed.is_empty() {
+                let slot = match r.auth.kind.as_str() {
+                    "bearer" => "bearer_token",
+                    "api_key" => "api_key",
+                    _ => "basic_password",
+                };
+                let plain = edge
+                    .open(&format!("{}/{slot}", r.id), &r.auth.sealed)
+                    .expect("sealed to the edge key");
+                r.auth.sealed = format!(
+                    "opens-to:{}",
+                    keygate_contracts::token::sha256_hex(plain.expose())
+                );
+            }
+        }
+        m.insert(rec::ROUTES_KEY.into(), rec::encode(&t));
+    }
+    m
+}
+
+/// Waits (bounded) until the KV equals the control plane's edge state, key by key.
+async fn converge(s: &TestServer, key: &str, kv: &dyn KvBackend, within: Duration) {
+    converge_with(s, key, within, || async { kv_state(kv).await }).await
+}
+
+/// The same, reading the KV through `read` (the stand-in's own view for Cloudflare, so the
+/// test's reads do not eat the follower's request budget).
+async fn converge_with<F, Fut>(s: &TestServer, key: &str, within: Duration, read: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (BTreeMap<String, Vec<u8>>, Option<i64>)>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let (want, head) = expected(s, key).await;
+        let (got, cp) = read().await;
+        let (want, got) = (normalize(want), normalize(got));
+        if got == want && cp == Some(head) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+            let stale: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+                .map(|(k, _)| k)
+                .collect();
+            panic!(
+                "KV did not converge: checkpoint {cp:?} vs head {head}; missing {missing:?}; extra {extra:?}; stale {stale:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn follower(s: &TestServer, key: &str, kv: Arc<dyn KvBackend>) -> Arc<Follower> {
+    Arc::new(
+        Follower::new(
+            &s.url(),
+            key,
+            kv,
+            "test".into(),
+            Duration::from_millis(200),
+            None,
+        )
+        .unwrap(),
+    )
+}
+
+fn spawn(
+    f: Arc<Follower>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let h = tokio::spawn(async move { f.run(rx).await });
+    (tx, h)
+}
+
+struct Api {
+    teams: TeamServiceClient<tonic::transport::Channel>,
+    tokens: TokenServiceClient<tonic::transport::Channel>,
+    routes: RouteServiceClient<tonic::transport::Channel>,
+    key: String,
+}
+
+impl Api {
+    async fn new(s: &TestServer) -> Self {
+        let ch = s.channel().await;
+        Self {
+            teams: TeamServiceClient::new(ch.clone()),
+            tokens: TokenServiceClient::new(ch.clone()),
+            routes: RouteServiceClient::new(ch),
+            key: s.admin_key.clone(),
+        }
+    }
+    fn r<T>(&self, m: T) -> tonic::Request<T> {
+        keygate_control_plane::testing::with_key(&self.key, m)
+    }
+    async fn team(&mut self, id: &str) {
+        let r = self.r(pb::CreateTeamRequest {
+            id: id.into(),
+            name: id.into(),
+            ..Default::default()
+        });
+        self.teams.create_team(r).await.unwrap();
+    }
+    async fn token(&mut self, team: &str, scopes: &[&str]) -> (String, String) {
+        let r = self.r(pb::CreateTokenRequest {
+            name: "t".into(),
+            team_id: team.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(30)),
+            ..Default::default()
+        });
+        let out = self.tokens.create_token(r).await.unwrap().into_inner();
+        (
+            out.token.unwrap().id,
+            keygate_contracts::token::sha256_hex(&out.plaintext),
+        )
+    }
+    async fn revoke(&mut self, id: &str) {
+        let r = self.r(pb::RevokeTokenRequest {
+            id: id.into(),
+            reason: String::new(),
+        });
+        self.tokens.revoke_token(r).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_kv_follows_revocations_team_deletion_and_sealed_secrets() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let key = sync_key(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
+    let mut api = Api::new(&s).await;
+    api.team("alpha").await;
+    api.team("doomed").await;
+    let r = api.r(pb::CreateRouteRequest {
+        name: "billing".into(),
+        team_id: "alpha".into(),
+        path_prefix: "/billing".into(),
+        backend_url: "http://127.0.0.1:9/".into(),
+        backend_auth: Some(pb::BackendAuth {
+            kind: Some(pb::backend_auth::Kind::Bearer(pb::BearerAuth {
+                token: "plain-backend-secret".into(),
+            })),
+        }),
+        ..Default::default()
+    });
+    let route = api
+        .routes
+        .create_route(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap();
+    let (keep, _) = api.token("alpha", &["billing"]).await;
+    let (revoked, revoked_hash) = api.token("alpha", &["*"]).await;
+    let (_, doomed_hash) = api.token("doomed", &["*"]).await;
+    let (_stop, _h) = spawn(follower(&s, &key, kv.clone()));
+    converge(&s, &key, kv.as_ref(), Duration::from_secs(10)).await;
+
+    api.revoke(&revoked).await;
+    let r = api.r(pb::DeleteTeamRequest {
+        id: "doomed".into(),
+        cascade: true,
+    });
+    api.teams.delete_team(r).await.unwrap();
+    converge(&s, &key, kv.as_ref(), Duration::from_secs(10)).await;
+    let keys = kv.list_keys("v1/token/").await.unwrap();
+    assert!(
+        !keys.contains(&format!("v1/token/{revoked_hash}")),
+        "revoked token gone"
+    );
+    assert!(
+        !keys.contains(&format!("v1/token/{doomed_hash}")),
+        "deleted team's token gone"
+    );
+    assert_eq!(keys.len(), 1, "only {keep} is left");
+    // Secrets are in KV only sealed to the edge key, bound to their route.
+    let table: rec::RouteTable = rec::decode(
+        rec::ROUTES_KEY,
+        &kv.get(rec::ROUTES_KEY).await.unwrap().unwrap(),
+    )
+    .unwrap();
+    let sealed = &table.routes[0].auth.sealed;
+    let raw = kv.get(rec::ROUTES_KEY).await.unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&raw).contains("plain-backend-secret"));
+    let edge = keygate_control_plane::secrets::MasterKey::from_bytes(&[7; 32]);
+    assert_eq!(
+        edge.open(&format!("{}/bearer_token", route.id), sealed)
+            .unwrap()
+            .expose(),
+        "plain-backend-secret"
+    );
+    assert!(
+        s.master_key
+            .open(&format!("{}/bearer_token", route.id), sealed)
+            .is_err(),
+        "not the at-rest key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_far_behind_after_compaction_resyncs_without_resurrecting() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let key = sync_key(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
+    let mut api = Api::new(&s).await;
+    api.team("alpha").await;
+    let (a, a_hash) = api.token("alpha", &["*"]).await;
+    let f = follower(&s, &key, kv.clone());
+    let (stop, h) = spawn(f.clone());
+    converge(&s, &key, kv.as_ref(), Duration::from_secs(10)).await;
+    stop.send(true).unwrap();
+    h.await.unwrap();
+    // While it is stopped: revoke a, add more, then compact everything old.
+    api.revoke(&a).await;
+    for _ in 0..5 {
+        api.token("alpha", &["*"]).await;
+    }
+    let compacted = s
+        .store
+        .compact_changes(keygate_control_plane::time::now_ms() + 1)
+        .await
+        .unwrap();
+    assert!(
+        compacted > f.checkpoint().await.unwrap().unwrap(),
+        "the follower's position was compacted away"
+    );
+    let (_stop, _h) = spawn(f.clone());
+    converge(&s, &key, kv.as_ref(), Duration::from_secs(10)).await;
+    assert!(
+        kv.get(&format!("v1/token/{a_hash}"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a revoked token never comes back"
+    );
+    assert!(
+        f.state.snapshots.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "it resynced"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudflare_standin_with_429s_and_500s_converges() {
+    use keygate_kv_standin::{StandIn, StandInConfig};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let s = TestServer::start(Backend::Sqlite).await;
+    let key = sync_key(&s).await;
+    let account = "0123456789abcdef0123456789abcdef";
+    let ns = "fedcba9876543210fedcba9876543210";
+    let standin = StandIn::start(StandInConfig::new("cf-test-token", account, ns))
+        .await
+        .unwrap();
+    let mut cf = keygate_kv_cloudflare::CloudflareConfig::new(account, ns, "cf-test-token");
+    cf.base_url = standin.url();
+    cf.backoff.initial = Duration::from_millis(50);
+    let kv: Arc<dyn KvBackend> = Arc::new(keygate_kv_cloudflare::CloudflareKv::new(cf).unwrap());
+    let mut api = Api::new(&s).await;
+    api.team("alpha").await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(api.token("alpha", &["*"]).await.0);
+    }
+    standin.fail_next(2, 429, Some(1));
+    let f = Follower::new(
+        &s.url(),
+        &key,
+        kv.clone(),
+        "test".into(),
+        Duration::from_millis(500),
+        None,
+    )
+    .unwrap()
+    .with_batch_window(Duration::from_secs(1));
+    let (_stop, _h) = spawn(Arc::new(f));
+    let held = || async {
+        let mut m = standin.snapshot();
+        let cp = m
+            .remove(rec::REVISION_KEY)
+            .and_then(|b| plan::read_checkpoint(&b));
+        (m, cp)
+    };
+    converge_with(&s, &key, Duration::from_secs(30), held).await;
+    standin.fail_next(3, 500, None);
+    for id in ids.iter().take(7) {
+        api.revoke(id).await;
+    }
+    converge_with(&s, &key, Duration::from_secs(30), held).await;
+    if let Some((k, gap)) = standin.min_write_gap() {
+        assert!(
+            gap >= Duration::from_millis(950),
+            "key {k} written twice within {gap:?}"
+        );
+    }
+    assert!(
+        kv.stats().retries >= 3,
+        "retries happened: {:?}",
+        kv.stats()
+    );
+    // The stand-in's own view agrees key by key.
+    let (want, _) = expected(&s, &key).await;
+    let mut held = standin.snapshot();
+    held.remove(rec::REVISION_KEY);
+    assert_eq!(normalize(held), normalize(want));
+}
+
+/// Random creates / updates / revokes / team deletions with the follower killed at random
+/// points (its task aborted mid-batch) always converge to the control plane's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_operations_with_random_crashes_converge() {
+    for seed in [7u64, 42, 1234] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let s = TestServer::start(Backend::Sqlite).await;
+        let key = sync_key(&s).await;
+        let dir = tempfile::tempdir().unwrap();
+        let kv: Arc<dyn KvBackend> =
+            Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
+        let mut api = Api::new(&s).await;
+        let teams = ["t-a", "t-b", "t-c"];
+        for t in teams {
+            api.team(t).await;
+        }
+        let mut live: Vec<(String, &str)> = Vec::new();
+        let mut dead_teams = Vec::new();
+        let mut task = Some(spawn(follower(&s, &key, kv.clone())));
+        for _ in 0..60 {
+            match rng.random_range(0..10) {
+                0..=4 => {
+                    let t = teams[rng.random_range(0..teams.len())];
+                    if !dead_teams.contains(&t) {
+                        let (id, _) = api.token(t, &["*"]).await;
+                        live.push((id, t));
+                    }
+                }
+                5 | 6 if !live.is_empty() => {
+                    let (id, _) = live.swap_remove(rng.random_range(0..live.len()));
+                    api.revoke(&id).await;
+                }
+                7 if !live.is_empty() => {
+                    let (id, _) = &live[rng.random_range(0..live.len())];
+                    let r = api.r(pb::UpdateTokenRequest {
+                        id: id.clone(),
+                        scopes: Some(pb::StringList {
+                            values: vec!["tag:x".into()],
+                        }),
+                        ..Default::default()
+                    });
+                    api.tokens.update_token(r).await.unwrap();
+                }
+                8 if dead_teams.len() < 2 => {
+                    let t = teams[dead_teams.len()];
+                    let r = api.r(pb::DeleteTeamRequest {
+                        id: t.into(),
+                        cascade: true,
+                    });
+                    api.teams.delete_team(r).await.unwrap();
+                    live.retain(|(_, team)| *team != t);
+                    dead_teams.push(t);
+                }
+                _ => {
+                    // Crash: abort the follower wherever it is, then start a new one.
+                    if let Some((_stop, h)) = task.take() {
+                        tokio::time::sleep(Duration::from_millis(rng.random_range(0..20))).await;
+                        h.abort();
+                        let _ = h.await;
+                    }
+                    task = Some(spawn(follower(&s, &key, kv.clone())));
+                }
+            }
+        }
+        converge(&s, &key, kv.as_ref(), Duration::from_secs(15)).await;
+        drop(task);
+    }
+}
+
+/// The real binary, SIGKILLed in the middle of a stream of changes and restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_then_restart_converges() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let key = sync_key(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kv_path = dir.path().join("kv.db");
+    let spawn_bin = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keygate-kv-sync"))
+            .env("KEYGATE_ADDR", s.url())
+            .env("KEYGATE_SYNC_KEY", &key)
+            .env("KEYGATE_KV_PATH", &kv_path)
+            .env("KEYGATE_SYNC_METRICS_LISTEN", "127.0.0.1:0")
+            .env("KEYGATE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut api = Api::new(&s).await;
+    api.team("alpha").await;
+    let mut child = spawn_bin();
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        ids.push(api.token("alpha", &["*"]).await.0);
+        if i % 3 == 0 {
+            let id = ids.swap_remove(0);
+            api.revoke(&id).await;
+        }
+        if i == 60 {
+            // SIGKILL: no chance to finish the batch or write the checkpoint.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            child = spawn_bin();
+        }
+    }
+    let kv = SqliteKv::open_read_only(&kv_path).await;
+    // The file exists once the binary opened it; wait for convergence through a reader.
+    let kv: Arc<dyn KvBackend> = match kv {
+        Ok(k) => Arc::new(k),
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Arc::new(SqliteKv::open_read_only(&kv_path).await.unwrap())
+        }
+    };
+    converge(&s, &key, kv.as_ref(), Duration::from_secs(20)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
