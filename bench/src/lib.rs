@@ -1,0 +1,31 @@
+//! Keygate benchmarks (not tests): the harness behind the `keygate-bench` binary and the
+//! criterion benches in `benches/`.
+//!
+//! Owns: the seeded data set ([`dataset`]), the control-plane Create/List benchmark
+//! ([`control_plane`]), percentile maths ([`stats`]) and presenting results ([`report`]).
+//! Must not: be depended on by product code, judge anything in CI, or put load anywhere but
+//! `127.0.0.1`. Every phase is bounded in requests and in time and stops by itself; the
+//! databases and servers it starts are removed when a case ends.
+
+pub mod control_plane;
+pub mod dataset;
+pub mod report;
+pub mod stats;
+
+use keygate_control_plane::store::StoreError;
+
+/// Why a benchmark could not run (a failing request inside a measured phase is counted, not
+/// raised).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot connect to the control plane: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("request failed: {}: {}", .0.code(), .0.message())]
+    Rpc(Box<tonic::Status>),
+    #[error("{0}")]
+    Setup(String),
+}
