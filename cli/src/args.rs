@@ -167,6 +167,20 @@ pub enum Command {
     /// Manage service accounts and their management keys.
     #[command(subcommand, name = "service-account", alias = "sa")]
     ServiceAccount(ServiceAccountCommand),
+    /// Edge sync followers (kv-sync): status and resync. System admins.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Head revision, and each follower's position, lag and last error.
+    Status,
+    /// Ask one follower (or every follower) to rebuild its KV from a snapshot.
+    Resync {
+        /// Follower name (e.g. kv-sync/local); all followers when omitted.
+        follower: Option<String>,
+    },
 }
 
 impl Command {

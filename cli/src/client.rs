@@ -260,6 +260,13 @@ impl Connection {
         TeamServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
+    pub fn sync(&self) -> keygate_proto::v1::sync_service_client::SyncServiceClient<AuthedChannel> {
+        keygate_proto::v1::sync_service_client::SyncServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.auth.clone(),
+        )
+    }
+
     pub fn audit(&self) -> AuditServiceClient<AuthedChannel> {
         AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }

@@ -29,6 +29,7 @@ pub mod roles;
 pub mod routes;
 pub mod secret;
 pub mod service_accounts;
+pub mod sync;
 pub mod teams;
 pub mod tokens;
 pub mod users;
@@ -99,6 +100,7 @@ pub async fn run_with_env(
         Command::Member(command) => members::run(command, &mut ctx).await,
         Command::Invite(command) => invitations::run(command, &mut ctx).await,
         Command::ServiceAccount(command) => service_accounts::run(command, &mut ctx).await,
+        Command::Sync(command) => sync::run(command, &mut ctx).await,
     };
     // The command's own error matters more than a failed flush after it.
     let flushed = ctx.out.flush();

@@ -23,8 +23,8 @@ impl Cli<'_> {
             .env_remove("KEYGATE_PASSWORD")
             .stdin(Stdio::null());
         for (k, v) in env {
-            if k.starts_with('-') {
-                cmd.env_remove(&k[1..]);
+            if let Some(name) = k.strip_prefix('-') {
+                cmd.env_remove(name);
             } else {
                 cmd.env(k, v);
             }
@@ -355,4 +355,16 @@ async fn cli_identity_login_invite_and_service_account_keys() {
     );
     let out = cli.run(&["team", "list"], &no_key).await;
     assert_ne!(out.status.code(), Some(0), "no credentials after logout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sync_status_and_resync() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cli = Cli { server: &server, config: tempfile::tempdir().unwrap() };
+    let status = cli.ok(&["sync", "status"]).await;
+    assert!(status.starts_with("head revision "), "{status}");
+    let json: serde_json::Value = serde_json::from_str(&cli.ok(&["--json", "sync", "status"]).await).unwrap();
+    assert!(json["head_revision"].as_i64().unwrap() > 0);
+    let out = cli.ok(&["sync", "resync"]).await;
+    assert!(out.contains("resync requested for 0 follower(s)"), "{out}");
 }
