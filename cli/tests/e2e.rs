@@ -360,10 +360,14 @@ async fn cli_identity_login_invite_and_service_account_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sync_status_and_resync() {
     let server = TestServer::start(Backend::Sqlite).await;
-    let cli = Cli { server: &server, config: tempfile::tempdir().unwrap() };
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
     let status = cli.ok(&["sync", "status"]).await;
     assert!(status.starts_with("head revision "), "{status}");
-    let json: serde_json::Value = serde_json::from_str(&cli.ok(&["--json", "sync", "status"]).await).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--json", "sync", "status"]).await).unwrap();
     assert!(json["head_revision"].as_i64().unwrap() > 0);
     let out = cli.ok(&["sync", "resync"]).await;
     assert!(out.contains("resync requested for 0 follower(s)"), "{out}");
