@@ -2,13 +2,15 @@
 //! criterion benches in `benches/`.
 //!
 //! Owns: the seeded data set ([`dataset`]), the control-plane Create/List benchmark
-//! ([`control_plane`]), percentile maths ([`stats`]) and presenting results ([`report`]).
+//! ([`control_plane`]), the kv-sync propagation and throughput benchmark ([`kv_sync`]),
+//! percentile maths ([`stats`]) and presenting results ([`report`]).
 //! Must not: be depended on by product code, judge anything in CI, or put load anywhere but
 //! `127.0.0.1`. Every phase is bounded in requests and in time and stops by itself; the
 //! databases and servers it starts are removed when a case ends.
 
 pub mod control_plane;
 pub mod dataset;
+pub mod kv_sync;
 pub mod report;
 pub mod stats;
 

@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use keygate_bench::control_plane::setup::{Place, Serve};
 use keygate_bench::control_plane::{self, Options};
+use keygate_bench::kv_sync::{self, propagation, report as kv_report, throughput};
 use keygate_bench::report::{self, Machine, Report};
 use keygate_control_plane::testing::{Backend, PG_ENV};
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// CreateToken and ListTokens through the real gRPC server over seeded databases.
     ControlPlane(ControlPlaneArgs),
+    /// kv-sync: Revoke -> local KV propagation latency, and token changes pushed into the
+    /// local KV and the Cloudflare KV stand-in (follow and snapshot paths).
+    KvSync(KvSyncArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -91,11 +95,84 @@ struct ControlPlaneArgs {
     json_out: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PhaseArg {
+    All,
+    Propagation,
+    Throughput,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FollowerArg {
+    /// The `keygate-kv-sync` binary as a child process.
+    Binary,
+    /// The same follower library on the benchmark's own runtime.
+    InProcess,
+}
+
+#[derive(clap::Args, Debug)]
+struct KvSyncArgs {
+    /// Control-plane storage backend(s).
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: BackendArg,
+    /// Which measurements to run.
+    #[arg(long, value_enum, default_value = "all")]
+    phase: PhaseArg,
+    /// Tokens created and then revoked one at a time.
+    #[arg(long, default_value_t = 1000)]
+    revocations: usize,
+    /// How the follower runs in the propagation phase (the throughput phase always runs it
+    /// in-process, to read the Cloudflare client's counters).
+    #[arg(long, value_enum, default_value = "binary")]
+    follower: FollowerArg,
+    /// The `keygate-kv-sync` binary (default: next to this one; build it with
+    /// `cargo build --release -p keygate-kv-sync`).
+    #[arg(long)]
+    kv_sync_bin: Option<PathBuf>,
+    /// How often the KV is read while waiting for a revoked key to go, in ms.
+    #[arg(long, default_value_t = 1)]
+    poll_ms: u64,
+    /// Longest wait for one revoked key, in ms.
+    #[arg(long, default_value_t = 5000)]
+    revoke_timeout_ms: u64,
+    /// Wall-time cap of the revocation loop, in seconds.
+    #[arg(long, default_value_t = 300)]
+    propagation_budget_secs: u64,
+    /// Token changes pushed in the throughput phase.
+    #[arg(long, default_value_t = 100_000)]
+    changes: usize,
+    /// Concurrent store calls producing them.
+    #[arg(long, default_value_t = 8)]
+    produce_concurrency: usize,
+    /// Runs of each throughput path (the report gives every run and the median).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Wall-time cap of one throughput run into the local KV, in seconds.
+    #[arg(long, default_value_t = 120)]
+    local_timeout_secs: u64,
+    /// Wall-time cap of one throughput run into the Cloudflare stand-in, in seconds.
+    #[arg(long, default_value_t = 600)]
+    cloudflare_timeout_secs: u64,
+    /// Skip the Cloudflare stand-in.
+    #[arg(long)]
+    no_cloudflare: bool,
+    /// PostgreSQL admin URL; the benchmark creates (and drops) its own databases there.
+    #[arg(long, env = PG_ENV)]
+    pg_url: Option<String>,
+    /// Directory for the databases and KV files (default: the system temp directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::ControlPlane(args) => control_plane_bench(args).await,
+        Command::KvSync(args) => kv_sync_bench(args).await,
     }
 }
 
@@ -181,6 +258,154 @@ async fn control_plane_bench(a: ControlPlaneArgs) -> anyhow::Result<()> {
             command,
             machine,
             options: opts,
+            cases,
+            targets,
+        };
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn kv_sync_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("keygate-kv-sync"),
+    };
+    if !path.is_file() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p keygate-kv-sync`, pass \
+             --kv-sync-bin, or use --follower in-process",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+async fn kv_sync_bench(a: KvSyncArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let backends = match a.backend {
+        BackendArg::Sqlite => vec![Backend::Sqlite],
+        BackendArg::Postgres => vec![Backend::Postgres],
+        BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
+    };
+    if backends.contains(&Backend::Postgres) && a.pg_url.is_none() {
+        bail!(
+            "PostgreSQL needs a server: set {PG_ENV} or --pg-url \
+             (`source scripts/lib/pg.sh && pg_start_throwaway` starts a throwaway one)"
+        );
+    }
+    let run_propagation = a.phase != PhaseArg::Throughput;
+    let run_throughput = a.phase != PhaseArg::Propagation;
+    if run_propagation && a.revocations == 0 {
+        bail!("--revocations must be at least 1");
+    }
+    if run_throughput && a.changes == 0 {
+        bail!("--changes must be at least 1");
+    }
+    let prop_opts = if run_propagation {
+        Some(propagation::Options {
+            revocations: a.revocations,
+            follower: match a.follower {
+                FollowerArg::Binary => {
+                    propagation::FollowerKind::Binary(kv_sync_bin(a.kv_sync_bin)?)
+                }
+                FollowerArg::InProcess => propagation::FollowerKind::InProcess,
+            },
+            poll: Duration::from_millis(a.poll_ms.max(1)),
+            per_key_timeout: Duration::from_millis(a.revoke_timeout_ms),
+            budget: Duration::from_secs(a.propagation_budget_secs),
+            create_concurrency: a.produce_concurrency.max(1),
+        })
+    } else {
+        None
+    };
+    let tp_opts = run_throughput.then(|| throughput::Options {
+        changes: a.changes,
+        produce_concurrency: a.produce_concurrency.max(1),
+        repeats: a.repeats.max(1),
+        local_timeout: Duration::from_secs(a.local_timeout_secs),
+        cloudflare_timeout: Duration::from_secs(a.cloudflare_timeout_secs),
+        cloudflare: !a.no_cloudflare,
+        poll: Duration::from_millis(1),
+    });
+    let place = Place {
+        pg_admin_url: a.pg_url.clone(),
+        work_dir: a.work_dir.clone(),
+    };
+    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
+    let command = redacted_command();
+    let load_start = report::loadavg();
+    let started = Instant::now();
+    eprintln!("keygate-bench kv-sync, {date_utc}, loadavg {load_start}");
+
+    let mut cases = Vec::new();
+    for &backend in &backends {
+        let name = kv_sync::backend_name(backend);
+        let mut case = kv_sync::Case {
+            backend: name,
+            propagation: None,
+            throughput: None,
+        };
+        if let Some(o) = &prop_opts {
+            eprintln!(
+                "\n[{:>6.1} s] {name}: propagation, {} revocations",
+                started.elapsed().as_secs_f64(),
+                o.revocations
+            );
+            let p = propagation::run(backend, &place, o)
+                .await
+                .with_context(|| format!("propagation on {name}"))?;
+            print!("{}", kv_report::propagation_table(name, &p));
+            case.propagation = Some(p);
+        }
+        if let Some(o) = &tp_opts {
+            eprintln!(
+                "\n[{:>6.1} s] {name}: throughput, {} changes, {} repeat(s)",
+                started.elapsed().as_secs_f64(),
+                o.changes,
+                o.repeats
+            );
+            let t = throughput::run(backend, &place, o)
+                .await
+                .with_context(|| format!("throughput on {name}"))?;
+            print!("{}", kv_report::throughput_table(name, &t));
+            case.throughput = Some(t);
+        }
+        cases.push(case);
+    }
+    let targets = kv_report::targets(&cases);
+    println!();
+    for t in &targets {
+        println!("{}", t.line);
+    }
+    let machine = Machine::describe(load_start);
+    println!(
+        "\n{date_utc}, {} CPUs ({}), kernel {}, loadavg {} -> {}, total {:.0} s",
+        machine.nproc,
+        machine.cpu,
+        machine.kernel,
+        machine.loadavg_start,
+        machine.loadavg_end,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &a.json_out {
+        let report = kv_report::KvSyncReport {
+            date_utc,
+            command,
+            machine,
+            options: kv_report::RunOptions {
+                propagation: prop_opts,
+                throughput: tp_opts,
+            },
             cases,
             targets,
         };

@@ -21,7 +21,7 @@ pub struct Summary {
 }
 
 /// Nearest-rank percentile of sorted `v` (`p` in 0..=100).
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -37,8 +37,8 @@ pub async fn seed_postgres(
         exec(
             pool,
             format!(
-                "INSERT INTO token_scopes (token_id, scope) \
-                 SELECT t.id, s.scope FROM tokens t \
+                "INSERT INTO token_scopes (token_id, scope, created_at) \
+                 SELECT t.id, s.scope, t.created_at FROM tokens t \
                  CROSS JOIN LATERAL jsonb_array_elements_text(t.scopes::jsonb) AS s(scope) \
                  WHERE t.id BETWEEN '{}' AND '{}'",
                 token_id(lo),

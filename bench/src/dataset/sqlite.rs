@@ -41,8 +41,8 @@ pub async fn seed_sqlite(
         .execute(&mut *tx)
         .await?;
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO token_scopes (token_id, scope) \
-             SELECT t.id, j.value FROM tokens t, json_each(t.scopes) j \
+            "INSERT INTO token_scopes (token_id, scope, created_at) \
+             SELECT t.id, j.value, t.created_at FROM tokens t, json_each(t.scopes) j \
              WHERE t.id BETWEEN '{}' AND '{}'",
             token_id(lo),
             token_id(hi)

@@ -23,6 +23,11 @@ fn json_vec(field: &str, s: &str) -> Result<Vec<String>, StoreError> {
 pub const TOKEN_COLUMNS: &str = "id, team_id, name, description, scopes, preview, created_at, \
     updated_at, expires_at, revoked_at, last_used_at, created_by, rotated_from_id, replaced_by_id";
 
+/// [`TOKEN_COLUMNS`] qualified with the alias `t` (for joins).
+pub const TOKEN_COLUMNS_T: &str = "t.id, t.team_id, t.name, t.description, t.scopes, t.preview, \
+    t.created_at, t.updated_at, t.expires_at, t.revoked_at, t.last_used_at, t.created_by, \
+    t.rotated_from_id, t.replaced_by_id";
+
 #[derive(sqlx::FromRow)]
 pub struct TokenRow {
     id: String,

@@ -1,7 +1,7 @@
 //! Tokens in SQL.
 
 use super::log::{Entry, Op, append};
-use super::rows::{TOKEN_COLUMNS, TokenRow};
+use super::rows::{TOKEN_COLUMNS, TOKEN_COLUMNS_T, TokenRow};
 use super::teams::require_team;
 use super::{SqlStore, Tx, db_err, like_pattern, snapshot};
 use crate::audit::diff;
@@ -78,16 +78,27 @@ async fn check_route_scopes(tx: &mut Tx, team: &TeamId, scopes: &[Scope]) -> Sto
     Ok(())
 }
 
-async fn write_scopes(tx: &mut Tx, id: &TokenId, scopes: &[String]) -> StoreResult<()> {
-    sqlx::query("DELETE FROM token_scopes WHERE token_id = $1")
-        .bind(id.as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+/// Writes the scope index rows of a token. They carry the token's `created_at`, so listing
+/// by scope walks `token_scopes_scope_created` in list order (bench/README.md, finding 2).
+async fn write_scopes(
+    tx: &mut Tx,
+    id: &TokenId,
+    scopes: &[String],
+    created_at: i64,
+    fresh: bool,
+) -> StoreResult<()> {
+    if !fresh {
+        sqlx::query("DELETE FROM token_scopes WHERE token_id = $1")
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
     for s in scopes {
-        sqlx::query("INSERT INTO token_scopes (token_id, scope) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO token_scopes (token_id, scope, created_at) VALUES ($1, $2, $3)")
             .bind(id.as_str())
             .bind(s)
+            .bind(created_at)
             .execute(&mut **tx)
             .await
             .map_err(db_err)?;
@@ -122,7 +133,7 @@ async fn insert(
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
-    write_scopes(tx, &t.id, scopes).await
+    write_scopes(tx, &t.id, scopes, now, true).await
 }
 
 /// Audit diff without bookkeeping noise.
@@ -169,53 +180,63 @@ impl TokenStore for SqlStore {
 
     async fn list_tokens(&self, f: &TokenFilter) -> StoreResult<Page<Token>> {
         let now = now_ms();
-        let mut qb = QueryBuilder::<super::Db>::new(format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE 1 = 1"
-        ));
+        // With a scope filter, drive from the scope index in list order (its rows carry
+        // created_at); otherwise from tokens' own created-order index.
+        let (mut qb, order) = match &f.scope {
+            Some(scope) => {
+                let mut qb = QueryBuilder::<super::Db>::new(format!(
+                    "SELECT {TOKEN_COLUMNS_T} FROM token_scopes s JOIN tokens t ON t.id = s.token_id WHERE s.scope = "
+                ));
+                qb.push_bind(scope.as_str());
+                (qb, "s.created_at, s.token_id")
+            }
+            None => (
+                QueryBuilder::<super::Db>::new(format!(
+                    "SELECT {TOKEN_COLUMNS_T} FROM tokens t WHERE 1 = 1"
+                )),
+                "t.created_at, t.id",
+            ),
+        };
         if let Some(team) = &f.team_id {
-            qb.push(" AND team_id = ");
+            qb.push(" AND t.team_id = ");
             qb.push_bind(team.as_str());
         }
         if let Some(teams) = &f.visible_teams {
-            super::push_in(&mut qb, "team_id", teams.iter().map(|t| t.0.clone()));
-        }
-        if let Some(scope) = &f.scope {
-            qb.push(" AND id IN (SELECT token_id FROM token_scopes WHERE scope = ");
-            qb.push_bind(scope.as_str());
-            qb.push(")");
+            super::push_in(&mut qb, "t.team_id", teams.iter().map(|t| t.0.clone()));
         }
         match f.status {
             None => {}
             Some(TokenStatus::Active) => {
-                qb.push(" AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ");
+                qb.push(" AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ");
                 qb.push_bind(now);
                 qb.push(")");
             }
             Some(TokenStatus::Expired) => {
-                qb.push(" AND revoked_at IS NULL AND expires_at <= ");
+                qb.push(" AND t.revoked_at IS NULL AND t.expires_at <= ");
                 qb.push_bind(now);
             }
             Some(TokenStatus::Revoked) => {
-                qb.push(" AND revoked_at IS NOT NULL");
+                qb.push(" AND t.revoked_at IS NOT NULL");
             }
         }
         if let Some(before) = f.expiring_before {
-            qb.push(" AND expires_at < ");
+            qb.push(" AND t.expires_at < ");
             qb.push_bind(before);
         }
         if let Some(q) = &f.query {
-            qb.push(" AND lower(name || ' ' || description) LIKE ");
+            qb.push(" AND lower(t.name || ' ' || t.description) LIKE ");
             qb.push_bind(like_pattern(q));
             qb.push(" ESCAPE '\\'");
         }
         if let Some((created, id)) = &f.after {
-            qb.push(" AND (created_at, id) < (");
+            qb.push(format!(" AND ({order}) < ("));
             qb.push_bind(*created);
             qb.push(", ");
             qb.push_bind(id.as_str());
             qb.push(")");
         }
-        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ");
+        let (a, b) = order.split_once(", ").expect("two sort columns");
+        qb.push(format!(" ORDER BY {a} DESC, {b} DESC LIMIT "));
         qb.push_bind(i64::from(f.limit) + 1);
         let rows: Vec<TokenRow> = qb
             .build_query_as()
@@ -275,7 +296,7 @@ impl TokenStore for SqlStore {
         .await
         .map_err(db_err)?;
         if scopes != before.scopes {
-            write_scopes(&mut tx, id, &scopes).await?;
+            write_scopes(&mut tx, id, &scopes, before.created_at, false).await?;
         }
         let after = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
         let hash = hash_of(&mut tx, id).await?;
