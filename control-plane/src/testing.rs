@@ -237,6 +237,47 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and starts a new one on the same address over the same database,
+    /// with a freshly opened store (new pools): what a process restart looks like to clients.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        let store = store::open(&self.db.url).await.expect("reopen store");
+        // The port was just released; binding it again can race the kernel briefly.
+        let mut listener = None;
+        for _ in 0..100 {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        let listener = listener.expect("rebind the same port");
+        let (tx, rx) = oneshot::channel::<()>();
+        let parts = ServerParts {
+            store: store.clone(),
+            master_key: self.master_key.clone(),
+            cors_origins: vec!["http://admin.test".into()],
+            auth: AuthSettings::default(),
+            edge_key: MasterKey::from_bytes(&[7; 32]),
+        };
+        self.handle = Some(tokio::spawn(async move {
+            serve(listener, parts, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        }));
+        self.shutdown = Some(tx);
+        self.store = store;
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -26,14 +26,23 @@ pub struct SyncApi {
     store: DynStore,
     master_key: MasterKey,
     edge_key: MasterKey,
+    /// Turns true when the server is shutting down: open Watch streams end, so a graceful
+    /// shutdown does not wait on followers forever.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl SyncApi {
-    pub fn new(store: DynStore, master_key: MasterKey, edge_key: MasterKey) -> Self {
+    pub fn new(
+        store: DynStore,
+        master_key: MasterKey,
+        edge_key: MasterKey,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self {
             store,
             master_key,
             edge_key,
+            closing,
         }
     }
 }
@@ -176,6 +185,7 @@ impl SyncService for SyncApi {
         let store = self.store.clone();
         let (master, edge) = (self.master_key.clone(), self.edge_key.clone());
         let follower = r.follower;
+        let mut closing = self.closing.clone();
         tokio::spawn(async move {
             let mut position = r.from_revision;
             let mut commits = store.subscribe();
@@ -248,6 +258,10 @@ impl SyncService for SyncApi {
                         }
                     }
                     _ = tx.closed() => return,
+                    _ = closing.changed() => {
+                        let _ = tx.send(Err(Status::unavailable("the control plane is shutting down; reconnect"))).await;
+                        return;
+                    }
                 }
             }
         });
