@@ -114,7 +114,7 @@ pub async fn seed(backend: Backend, tokens: u64, place: &Place) -> Result<Seeded
             let url = format!("sqlite://{}", dir.path().join("keygate.db").display());
             let store = SqliteStore::connect(&url).await?;
             let seed = dataset::seed_sqlite(store.write_pool(), tokens, &mut progress).await;
-            store.close().await;
+            close_briefly(store.close()).await;
             (url, seed?, Some(dir), None)
         }
         Backend::Postgres => {
@@ -128,7 +128,7 @@ pub async fn seed(backend: Backend, tokens: u64, place: &Place) -> Result<Seeded
             let db = create_pg_database(&admin_url).await?;
             let store = PgStore::connect(&db.url).await?;
             let seed = dataset::seed_postgres(store.write_pool(), tokens, &mut progress).await;
-            store.close().await;
+            close_briefly(store.close()).await;
             let seed = match seed {
                 Ok(s) => s,
                 Err(e) => {
@@ -195,6 +195,14 @@ impl Seeded {
         }
         Ok(None)
     }
+}
+
+/// Closes the seeding store's pools, but waits at most a few seconds: `PgStore` keeps one
+/// pooled connection checked out for its change-notification listener for as long as the
+/// process runs, so its `close()` never completes. Idle connections are closed at once;
+/// what is left is dropped with the database (`DROP DATABASE ... WITH (FORCE)`).
+async fn close_briefly(close: impl std::future::Future<Output = ()>) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
 }
 
 async fn create_pg_database(admin_url: &str) -> Result<PgDatabase, BenchError> {
