@@ -397,11 +397,15 @@ fn throughput_targets(out: &mut Vec<KvTarget>, b: &'static str, t: &ThroughputRe
             "INFO",
             format!(
                 "median {m:.2} s ({:.0}/s) over {} run(s): {} (no time target; client paced at \
-                 1,200 requests / 5 min, batch window {} ms)",
+                 1,200 requests / 5 min{})",
                 t.changes as f64 / m.max(1e-9),
                 w.len(),
                 list_secs(&w),
-                cf[0].batch_window_ms
+                if path == FOLLOW {
+                    format!(", batch window {} ms", cf[0].batch_window_ms)
+                } else {
+                    String::new()
+                }
             ),
         );
     }

@@ -32,8 +32,9 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Internal(format!("postgres migrations: {e}")))?;
         let store = Self::new(pool.clone(), pool.clone());
-        // Wake local change-feed watchers on commits made by any replica.
-        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        // Wake local change-feed watchers on commits made by any replica. The listener has
+        // its own connection (not one of the pool's), so closing the pool is not blocked.
+        let mut listener = sqlx::postgres::PgListener::connect(url)
             .await
             .map_err(sql::db_err)?;
         listener
