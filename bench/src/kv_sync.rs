@@ -13,6 +13,7 @@
 //! Owns: nothing the product uses. Must not: put load anywhere but `127.0.0.1`, run without
 //! a time bound, or leave processes, servers or databases behind.
 
+pub mod follower;
 pub mod metered;
 pub mod plane;
 pub mod propagation;
@@ -80,7 +81,8 @@ pub fn backend_name(b: Backend) -> &'static str {
 #[derive(Debug, Clone, Serialize)]
 pub struct Case {
     pub backend: &'static str,
-    pub propagation: Option<propagation::PropagationResult>,
+    /// One per follower kind measured.
+    pub propagation: Vec<propagation::PropagationResult>,
     pub throughput: Option<throughput::ThroughputResult>,
 }
 

@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use keygate_bench::control_plane::setup::{Place, Serve};
 use keygate_bench::control_plane::{self, Options};
+use keygate_bench::kv_sync::follower::FollowerKind;
 use keygate_bench::kv_sync::{self, propagation, report as kv_report, throughput};
 use keygate_bench::report::{self, Machine, Report};
 use keygate_control_plane::testing::{Backend, PG_ENV};
@@ -108,6 +109,8 @@ enum FollowerArg {
     Binary,
     /// The same follower library on the benchmark's own runtime.
     InProcess,
+    /// Each of them in turn.
+    Both,
 }
 
 #[derive(clap::Args, Debug)]
@@ -121,9 +124,10 @@ struct KvSyncArgs {
     /// Tokens created and then revoked one at a time.
     #[arg(long, default_value_t = 1000)]
     revocations: usize,
-    /// How the follower runs in the propagation phase (the throughput phase always runs it
-    /// in-process, to read the Cloudflare client's counters).
-    #[arg(long, value_enum, default_value = "binary")]
+    /// How the follower runs in the propagation phase and on the follow path into the local
+    /// KV (the other throughput runs are in-process, to read the KV clients' counters). The
+    /// targets are judged on the binary when it ran.
+    #[arg(long, value_enum, default_value = "both")]
     follower: FollowerArg,
     /// The `keygate-kv-sync` binary (default: next to this one; build it with
     /// `cargo build --release -p keygate-kv-sync`).
@@ -311,22 +315,28 @@ async fn kv_sync_bench(a: KvSyncArgs) -> anyhow::Result<()> {
     if run_throughput && a.changes == 0 {
         bail!("--changes must be at least 1");
     }
-    let prop_opts = if run_propagation {
-        Some(propagation::Options {
-            revocations: a.revocations,
-            follower: match a.follower {
-                FollowerArg::Binary => {
-                    propagation::FollowerKind::Binary(kv_sync_bin(a.kv_sync_bin)?)
-                }
-                FollowerArg::InProcess => propagation::FollowerKind::InProcess,
-            },
-            poll: Duration::from_millis(a.poll_ms.max(1)),
-            per_key_timeout: Duration::from_millis(a.revoke_timeout_ms),
-            budget: Duration::from_secs(a.propagation_budget_secs),
-            create_concurrency: a.produce_concurrency.max(1),
-        })
+    let kinds = match a.follower {
+        FollowerArg::Binary => vec![FollowerKind::Binary(kv_sync_bin(a.kv_sync_bin)?)],
+        FollowerArg::InProcess => vec![FollowerKind::InProcess],
+        FollowerArg::Both => vec![
+            FollowerKind::Binary(kv_sync_bin(a.kv_sync_bin)?),
+            FollowerKind::InProcess,
+        ],
+    };
+    let prop_opts: Vec<propagation::Options> = if run_propagation {
+        kinds
+            .iter()
+            .map(|k| propagation::Options {
+                revocations: a.revocations,
+                follower: k.clone(),
+                poll: Duration::from_millis(a.poll_ms.max(1)),
+                per_key_timeout: Duration::from_millis(a.revoke_timeout_ms),
+                budget: Duration::from_secs(a.propagation_budget_secs),
+                create_concurrency: a.produce_concurrency.max(1),
+            })
+            .collect()
     } else {
-        None
+        Vec::new()
     };
     let tp_opts = run_throughput.then(|| throughput::Options {
         changes: a.changes,
@@ -335,7 +345,8 @@ async fn kv_sync_bench(a: KvSyncArgs) -> anyhow::Result<()> {
         local_timeout: Duration::from_secs(a.local_timeout_secs),
         cloudflare_timeout: Duration::from_secs(a.cloudflare_timeout_secs),
         cloudflare: !a.no_cloudflare,
-        poll: Duration::from_millis(1),
+        poll: Duration::from_millis(a.poll_ms.max(1)),
+        local_followers: kinds.clone(),
     });
     let place = Place {
         pg_admin_url: a.pg_url.clone(),
@@ -352,20 +363,21 @@ async fn kv_sync_bench(a: KvSyncArgs) -> anyhow::Result<()> {
         let name = kv_sync::backend_name(backend);
         let mut case = kv_sync::Case {
             backend: name,
-            propagation: None,
+            propagation: Vec::new(),
             throughput: None,
         };
-        if let Some(o) = &prop_opts {
+        for o in &prop_opts {
             eprintln!(
-                "\n[{:>6.1} s] {name}: propagation, {} revocations",
+                "\n[{:>6.1} s] {name}: propagation, {} revocations, {} follower",
                 started.elapsed().as_secs_f64(),
-                o.revocations
+                o.revocations,
+                o.follower.label()
             );
             let p = propagation::run(backend, &place, o)
                 .await
                 .with_context(|| format!("propagation on {name}"))?;
             print!("{}", kv_report::propagation_table(name, &p));
-            case.propagation = Some(p);
+            case.propagation.push(p);
         }
         if let Some(o) = &tp_opts {
             eprintln!(

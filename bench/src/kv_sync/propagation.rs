@@ -12,6 +12,7 @@
 //! meets an idle follower.
 
 use super::Latency;
+use super::follower::{ChildFollower, FollowerKind};
 use super::plane::{Plane, poll_until};
 use crate::BenchError;
 use crate::control_plane::setup::Place;
@@ -23,21 +24,12 @@ use keygate_kv_sync::plan;
 use keygate_proto::v1 as pb;
 use keygate_proto::v1::token_service_client::TokenServiceClient;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The follower's batch window for the SQLite KV, as `keygate-kv-sync` ships.
 pub const LOCAL_BATCH_WINDOW: Duration = Duration::from_millis(20);
-
-/// How the follower runs.
-#[derive(Debug, Clone, Serialize)]
-pub enum FollowerKind {
-    /// The `keygate-kv-sync` binary at this path, as a child process.
-    Binary(PathBuf),
-    /// `keygate_kv_sync::follow::Follower` on this process's runtime.
-    InProcess,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Options {
@@ -54,6 +46,8 @@ pub struct Options {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PropagationResult {
+    /// [`FollowerKind::label`].
+    pub kind: &'static str,
     pub follower: String,
     pub batch_window_ms: u64,
     pub poll_ms: f64,
@@ -78,7 +72,7 @@ pub struct PropagationResult {
 
 /// A follower writing `kv_path` until stopped.
 enum Running {
-    Child(tokio::process::Child),
+    Child(Box<ChildFollower>),
     InProcess {
         stop: tokio::sync::watch::Sender<bool>,
         task: tokio::task::JoinHandle<()>,
@@ -88,24 +82,16 @@ enum Running {
 impl Running {
     async fn start(kind: &FollowerKind, plane: &Plane, kv_path: &Path) -> Result<Self, BenchError> {
         match kind {
-            FollowerKind::Binary(bin) => {
-                let child = tokio::process::Command::new(bin)
-                    .env("KEYGATE_ADDR", plane.url())
-                    .env("KEYGATE_SYNC_KEY", &plane.sync_key)
-                    .env("KEYGATE_KV", "sqlite")
-                    .env("KEYGATE_KV_PATH", kv_path)
-                    .env("KEYGATE_SYNC_FOLLOWER", "bench-propagation")
-                    .env("KEYGATE_SYNC_METRICS_LISTEN", "127.0.0.1:0")
-                    .env("KEYGATE_LOG", "warn")
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .map_err(|e| {
-                        BenchError::Setup(format!("cannot start {}: {e}", bin.display()))
-                    })?;
-                Ok(Running::Child(child))
-            }
+            FollowerKind::Binary(bin) => Ok(Running::Child(Box::new(
+                ChildFollower::spawn(
+                    bin,
+                    &plane.url(),
+                    &plane.sync_key,
+                    kv_path,
+                    "bench-propagation",
+                )
+                .await?,
+            ))),
             FollowerKind::InProcess => {
                 let kv: Arc<dyn KvBackend> =
                     Arc::new(SqliteKv::open(kv_path).await.map_err(|e| {
@@ -128,36 +114,14 @@ impl Running {
         }
     }
 
-    /// SIGTERM (the binary's clean stop) and up to 5 s to exit, then SIGKILL.
     async fn stop(self) {
         match self {
-            Running::Child(mut child) => {
-                if let Some(pid) = child.id() {
-                    let _ = tokio::process::Command::new("kill")
-                        .arg("-TERM")
-                        .arg(pid.to_string())
-                        .status()
-                        .await;
-                }
-                if tokio::time::timeout(Duration::from_secs(5), child.wait())
-                    .await
-                    .is_err()
-                {
-                    let _ = child.kill().await;
-                }
-            }
+            Running::Child(child) => (*child).stop().await,
             Running::InProcess { stop, task } => {
                 let _ = stop.send(true);
                 let _ = task.await;
             }
         }
-    }
-}
-
-fn describe(kind: &FollowerKind) -> String {
-    match kind {
-        FollowerKind::Binary(p) => format!("keygate-kv-sync binary ({})", p.display()),
-        FollowerKind::InProcess => "in-process Follower".into(),
     }
 }
 
@@ -196,7 +160,7 @@ async fn measure(
     .map_err(|e| BenchError::Setup(format!("temp dir: {e}")))?;
     let kv_path = dir.path().join("kv.db");
     let follower = Running::start(&opts.follower, plane, &kv_path).await?;
-    eprintln!("  follower: {}", describe(&opts.follower));
+    eprintln!("  follower: {}", opts.follower.describe());
     let out = with_follower(plane, &kv_path, opts).await;
     follower.stop().await;
     out
@@ -318,7 +282,8 @@ async fn with_follower(
         .map_err(|e| BenchError::Setup(format!("reading the KV: {e}")))?
         .len();
     Ok(PropagationResult {
-        follower: describe(&opts.follower),
+        kind: opts.follower.label(),
+        follower: opts.follower.describe(),
         batch_window_ms: LOCAL_BATCH_WINDOW.as_millis() as u64,
         poll_ms: opts.poll.as_secs_f64() * 1000.0,
         tokens: n,

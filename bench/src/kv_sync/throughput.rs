@@ -1,7 +1,9 @@
 //! Throughput: `changes` token changes into the local SQLite KV and into the Cloudflare KV
-//! stand-in, by both paths kv-sync has. The follower runs in-process (the library the binary
-//! wraps) so the Cloudflare client's counters can be read; the batch windows are the shipped
-//! ones (20 ms for SQLite, 1 s for Cloudflare).
+//! stand-in, by both paths kv-sync has. The batch windows are the shipped ones (20 ms for
+//! SQLite, 1 s for Cloudflare). The follow path into the local KV runs once per follower kind
+//! asked for (the `keygate-kv-sync` binary as a child process, and/or the in-process
+//! `Follower`); everything else runs the follower in-process, so the Cloudflare client's
+//! counters and the calls into each KV can be read.
 //!
 //! One control plane per case. Before anything is produced, `repeats` local KVs and
 //! `repeats` stand-ins are each brought to the current revision by a follower's own snapshot
@@ -9,8 +11,10 @@
 //! `changes` tokens are created through the store (one change event each; timed on its own)
 //! while every follower is stopped. Each repeat then measures:
 //!
-//! - follow, local: start the follower; time until its checkpoint (written after each batch)
-//!   reaches the head revision, i.e. until all `changes` changes are in the KV;
+//! - follow, local: start the follower (spawn the binary on the KV file, or run the
+//!   in-process one); time until its checkpoint (written after each batch) reaches the head
+//!   revision, i.e. until all `changes` changes are in the KV, reading the KV file every
+//!   `poll`;
 //! - follow, Cloudflare: the same into its stand-in (default client limits: 10,000 items per
 //!   bulk call, 1,200 requests per 5 minutes; the stand-in enforces the same rate limit);
 //! - snapshot, local: `Follower::reconcile` of the `changes` live tokens into an empty KV;
@@ -19,6 +23,7 @@
 //! Every run ends by checking the KV holds exactly `changes` token keys and the checkpoint is
 //! at the head.
 
+use super::follower::{ChildFollower, FollowerKind};
 use super::metered::{Metered, Tally, stats_delta};
 use super::plane::{Plane, poll_until};
 use crate::BenchError;
@@ -59,6 +64,8 @@ pub struct Options {
     pub cloudflare: bool,
     /// How often the follower's applied revision is read while waiting.
     pub poll: Duration,
+    /// How the follower runs on the follow path into the local KV (each is measured).
+    pub local_followers: Vec<FollowerKind>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +152,8 @@ pub struct PathRun {
     pub repeat: usize,
     pub kv: &'static str,
     pub path: &'static str,
+    /// [`FollowerKind::label`] of the follower that ran.
+    pub follower: &'static str,
     pub batch_window_ms: u64,
     pub from_revision: i64,
     pub to_revision: i64,
@@ -155,9 +164,10 @@ pub struct PathRun {
     pub batches: u64,
     /// Follow rounds that failed and were retried.
     pub follower_errors: u64,
-    /// The follower's calls into the KV.
+    /// The follower's calls into the KV (in-process followers only).
     pub tally: Tally,
-    /// The KV client's own counters over the run.
+    /// The KV client's own counters over the run (for the binary: from its `/metrics`,
+    /// which has requests, retries and throttled).
     pub kv_stats: KvStats,
     pub standin: Option<StandInCounts>,
     pub bulk_check: Option<BulkCheck>,
@@ -166,6 +176,13 @@ pub struct PathRun {
     pub checkpoint: Option<i64>,
     /// `token_keys == changes` and `checkpoint == to_revision`.
     pub verified: bool,
+}
+
+/// One repeat's KVs for the follow path, each at the revision before the changes.
+struct Prepared {
+    /// One local KV per follower kind.
+    locals: Vec<(FollowerKind, Target)>,
+    cf: Option<Target>,
 }
 
 /// A KV under test with its follower.
@@ -179,7 +196,7 @@ struct Target {
 
 enum Store {
     Local {
-        _dir: TempDir,
+        dir: TempDir,
         kv: Arc<SqliteKv>,
     },
     Cloudflare {
@@ -214,7 +231,7 @@ impl Target {
             window: super::propagation::LOCAL_BATCH_WINDOW,
             metered,
             follower,
-            place: Store::Local { _dir: dir, kv },
+            place: Store::Local { dir, kv },
         })
     }
 
@@ -337,10 +354,15 @@ async fn measure(
             String::new()
         }
     );
-    let mut follows: Vec<(Target, Option<Target>)> = Vec::with_capacity(repeats);
+    let mut follows: Vec<Prepared> = Vec::with_capacity(repeats);
     for r in 0..repeats {
-        let local = Target::local(plane, place, &format!("local-follow-{r}")).await?;
-        local.follower.reconcile().await.map_err(follow_err)?;
+        let mut locals = Vec::new();
+        for kind in &opts.local_followers {
+            let label = format!("local-follow-{}-{r}", kind.label());
+            let local = Target::local(plane, place, &label).await?;
+            local.follower.reconcile().await.map_err(follow_err)?;
+            locals.push((kind.clone(), local));
+        }
         let cf = if opts.cloudflare {
             let cf = Target::cloudflare(plane, &format!("cf-follow-{r}")).await?;
             cf.follower.reconcile().await.map_err(follow_err)?;
@@ -348,7 +370,7 @@ async fn measure(
         } else {
             None
         };
-        follows.push((local, cf));
+        follows.push(Prepared { locals, cf });
     }
 
     eprintln!(
@@ -369,10 +391,17 @@ async fn measure(
     let head = produce.head_after;
 
     let mut runs = Vec::new();
-    for (r, (local, cf)) in follows.into_iter().enumerate() {
-        let run = follow(r, local, head, opts).await?;
-        report_progress(&run);
-        runs.push(run);
+    for (r, Prepared { locals, cf }) in follows.into_iter().enumerate() {
+        for (kind, local) in locals {
+            let run = match &kind {
+                FollowerKind::Binary(bin) => {
+                    follow_binary(r, local, bin, plane, head, opts).await?
+                }
+                FollowerKind::InProcess => follow(r, local, head, opts).await?,
+            };
+            report_progress(&run);
+            runs.push(run);
+        }
         if let Some(cf) = cf {
             let run = follow(r, cf, head, opts).await?;
             report_progress(&run);
@@ -402,10 +431,11 @@ fn follow_err(e: keygate_kv_sync::follow::FollowError) -> BenchError {
 
 fn report_progress(r: &PathRun) {
     eprintln!(
-        "  [{}] {} -> {}: {:.2} s ({:.0}/s), {} batches, {} KV requests{}{}",
+        "  [{}] {} -> {} ({}): {:.2} s ({:.0}/s), {} batches, {} KV requests{}{}",
         r.repeat + 1,
         r.path,
         r.kv,
+        r.follower,
         r.wall_secs,
         r.per_sec,
         r.batches,
@@ -462,12 +492,86 @@ async fn follow(
     let _ = stop.send(true);
     let _ = task.await;
     reached?;
-    let batches = f.state.batches.load(Ordering::Relaxed) - batches0;
-    let errors = f.state.errors.load(Ordering::Relaxed) - errors0;
-    finish(
-        repeat, t, FOLLOW, from, head, wall, batches, errors, stats0, opts,
+    let m = Measured {
+        path: FOLLOW,
+        follower: FollowerKind::InProcess.label(),
+        from,
+        to: head,
+        wall,
+        batches: f.state.batches.load(Ordering::Relaxed) - batches0,
+        errors: f.state.errors.load(Ordering::Relaxed) - errors0,
+        kv_stats: stats_delta(&t.stats(), &stats0),
+    };
+    finish(repeat, t, m, opts).await
+}
+
+/// Spawns the `keygate-kv-sync` binary on the local KV file of `t` (at its checkpoint) and
+/// times it to `head`, reading the checkpoint from the file.
+async fn follow_binary(
+    repeat: usize,
+    t: Target,
+    bin: &std::path::Path,
+    plane: &Plane,
+    head: i64,
+    opts: &Options,
+) -> Result<PathRun, BenchError> {
+    let Store::Local { dir, kv } = &t.place else {
+        return Err(BenchError::Setup(
+            "the binary follows only the local KV".into(),
+        ));
+    };
+    let kv = kv.clone();
+    let kv_path = dir.path().join("kv.db");
+    let read_cp = || {
+        let kv = kv.clone();
+        async move {
+            kv.get(rec::REVISION_KEY)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|b| plan::read_checkpoint(&b))
+        }
+    };
+    let from = read_cp().await.unwrap_or(0);
+    t.metered.take();
+    let started = Instant::now();
+    let child = ChildFollower::spawn(
+        bin,
+        &plane.url(),
+        &plane.sync_key,
+        &kv_path,
+        &format!("bench-local-follow-binary-{repeat}"),
     )
-    .await
+    .await?;
+    let reached = poll_until(
+        opts.local_timeout,
+        opts.poll,
+        "the checkpoint to reach the head",
+        || async { (read_cp().await? >= head).then_some(()) },
+    )
+    .await;
+    let wall = started.elapsed();
+    let metrics = child.metrics().await;
+    child.stop().await;
+    reached?;
+    let metrics = metrics?;
+    let get = |name: &str| metrics.get(name).copied().unwrap_or(0.0) as u64;
+    let m = Measured {
+        path: FOLLOW,
+        follower: FollowerKind::Binary(bin.to_owned()).label(),
+        from,
+        to: head,
+        wall,
+        batches: get("keygate_sync_batches_total"),
+        errors: get("keygate_sync_errors_total"),
+        kv_stats: KvStats {
+            requests: get("keygate_sync_kv_requests_total"),
+            retries: get("keygate_sync_kv_retries_total"),
+            throttled: get("keygate_sync_kv_throttled_total"),
+            ..KvStats::default()
+        },
+    };
+    finish(repeat, t, m, opts).await
 }
 
 /// Reconciles the empty KV of `t` from a snapshot, timed.
@@ -494,24 +598,38 @@ async fn snapshot(repeat: usize, t: Target, opts: &Options) -> Result<PathRun, B
         })?
         .map_err(follow_err)?;
     let wall = started.elapsed();
-    finish(repeat, t, SNAPSHOT, 0, revision, wall, 1, 0, stats0, opts).await
+    let m = Measured {
+        path: SNAPSHOT,
+        follower: FollowerKind::InProcess.label(),
+        from: 0,
+        to: revision,
+        wall,
+        batches: 1,
+        errors: 0,
+        kv_stats: stats_delta(&t.stats(), &stats0),
+    };
+    finish(repeat, t, m, opts).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    repeat: usize,
-    t: Target,
+/// What a run measured, before the KV is inspected.
+struct Measured {
     path: &'static str,
+    follower: &'static str,
     from: i64,
     to: i64,
     wall: Duration,
     batches: u64,
-    follower_errors: u64,
-    stats0: KvStats,
+    errors: u64,
+    kv_stats: KvStats,
+}
+
+async fn finish(
+    repeat: usize,
+    t: Target,
+    m: Measured,
     opts: &Options,
 ) -> Result<PathRun, BenchError> {
     let tally = t.metered.take();
-    let kv_stats = stats_delta(&t.stats(), &stats0);
     let standin = t.standin().map(|s| StandInCounts {
         routes: s
             .counters()
@@ -527,21 +645,22 @@ async fn finish(
     let run = PathRun {
         repeat,
         kv: t.kv_name,
-        path,
+        path: m.path,
+        follower: m.follower,
         batch_window_ms: t.window.as_millis() as u64,
-        from_revision: from,
-        to_revision: to,
-        wall_secs: wall.as_secs_f64(),
-        per_sec: opts.changes as f64 / wall.as_secs_f64().max(1e-9),
-        batches,
-        follower_errors,
+        from_revision: m.from,
+        to_revision: m.to,
+        wall_secs: m.wall.as_secs_f64(),
+        per_sec: opts.changes as f64 / m.wall.as_secs_f64().max(1e-9),
+        batches: m.batches,
+        follower_errors: m.errors,
         tally,
-        kv_stats,
+        kv_stats: m.kv_stats,
         standin,
         bulk_check,
         token_keys,
         checkpoint,
-        verified: token_keys == opts.changes && checkpoint == Some(to),
+        verified: token_keys == opts.changes && checkpoint == Some(m.to),
     };
     t.shutdown().await;
     Ok(run)
