@@ -2,14 +2,18 @@
 //! reads by, in one place so they cannot drift apart.
 //!
 //! Owns: the token format ([`token`]), scope grammar ([`scope`]), route prefix and backend URL
-//! rules ([`route`]), slugs and tags ([`names`]), and the error-code table ([`error_code`]).
+//! rules ([`route`]), slugs and tags ([`names`]), the error-code table ([`error_code`]) and the
+//! sealed-secret algorithm ([`seal`]).
 //! Must not do IO or depend on async runtimes, databases or HTTP stacks: it builds for
-//! `wasm32-unknown-unknown` and is shared by both gateway front ends.
+//! `wasm32-unknown-unknown` and is shared by both gateway front ends. The default `generate`
+//! feature adds what needs an RNG (token generation, sealing with a random nonce); readers
+//! build without it.
 
 pub mod error_code;
 pub mod names;
 pub mod route;
 pub mod scope;
+pub mod seal;
 pub mod token;
 
 /// A rule that an input broke: which field, and what the rule is. Rendered as

@@ -4,8 +4,6 @@
 //! 6 base62 characters of CRC32 over `<prefix>_<random>`. The checksum lets the gateway reject
 //! typos and garbage with no lookup. Only `sha256_hex(full string)` is ever stored.
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 
 /// Prefix of API tokens presented to the gateway.
@@ -33,11 +31,13 @@ pub enum TokenFormatError {
 }
 
 /// A freshly generated secret. `Debug` is redacted; the plaintext leaves only through
-/// [`NewToken::expose`].
+/// [`NewToken::expose`]. Needs the `generate` feature (an OS RNG).
+#[cfg(feature = "generate")]
 pub struct NewToken {
     plaintext: String,
 }
 
+#[cfg(feature = "generate")]
 impl std::fmt::Debug for NewToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewToken")
@@ -46,9 +46,12 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
+#[cfg(feature = "generate")]
 impl NewToken {
     /// Generates a token with `prefix` from the OS-seeded thread RNG.
     pub fn generate(prefix: &str) -> Self {
+        use rand::Rng;
+        use rand::distr::Alphanumeric;
         let mut rng = rand::rng();
         let random: String = (&mut rng)
             .sample_iter(Alphanumeric)
@@ -160,6 +163,7 @@ pub fn check_format(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "generate")]
     #[test]
     fn generated_tokens_check_and_differ() {
         let a = NewToken::generate(API_TOKEN_PREFIX);
@@ -174,6 +178,7 @@ mod tests {
         assert!(!format!("{a:?}").contains(a.expose()));
     }
 
+    #[cfg(feature = "generate")]
     #[test]
     fn rejects_bad_tokens_without_lookup() {
         let t = NewToken::generate(API_TOKEN_PREFIX);
@@ -233,6 +238,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "generate")]
     #[test]
     fn preview_hides_the_secret() {
         let t = NewToken::generate("kg");

@@ -2,36 +2,15 @@
 //!
 //! Sealed form: `v1.<key_id>.<base64url(nonce || ciphertext+tag)>`. The associated data is
 //! `<route_id>/<slot>`, so a sealed value only opens for the route and slot it was written for.
+//! The algorithm itself is `keygate_contracts::seal` (the gateways open with it); this module
+//! adds the key file and the control plane's error type.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keygate_contracts::seal::{SealError, SealKey};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// A secret string: `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretString(<redacted>)")
-    }
-}
+pub use keygate_contracts::seal::SecretString;
 
 /// Errors from loading keys or sealing. Messages never include secret material.
 #[derive(Debug, thiserror::Error)]
@@ -47,41 +26,36 @@ pub enum SecretError {
     Open,
 }
 
-/// The AES-256-GCM key that seals route secrets.
-#[derive(Clone)]
-pub struct MasterKey {
-    cipher: Aes256Gcm,
-    id: String,
+impl From<SealError> for SecretError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::BadKey(why) => Self::BadKey(why),
+            SealError::Open => Self::Open,
+        }
+    }
 }
+
+/// The AES-256-GCM key that seals route secrets (a [`SealKey`] plus key-file handling).
+#[derive(Clone)]
+pub struct MasterKey(SealKey);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish()
+        f.debug_struct("MasterKey")
+            .field("id", &self.0.id())
+            .finish()
     }
 }
 
 impl MasterKey {
     /// From 32 raw bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        let id = hex::encode(&Sha256::digest(bytes)[..4]);
-        Self {
-            cipher: Aes256Gcm::new(bytes.into()),
-            id,
-        }
+        Self(SealKey::from_bytes(bytes))
     }
 
     /// From base64 (standard or URL-safe, padded or not) of 32 bytes.
     pub fn from_base64(s: &str) -> Result<Self, SecretError> {
-        let s = s.trim();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')))
-            .map_err(|_| SecretError::BadKey("not base64"))?;
-        let arr: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| SecretError::BadKey("wrong length"))?;
-        Ok(Self::from_bytes(&arr))
+        Ok(Self(SealKey::from_base64(s)?))
     }
 
     /// Loads `<dir>/master.key`, creating it (mode 0600) with a random key on first start.
@@ -112,55 +86,22 @@ impl MasterKey {
 
     /// Short, non-secret identifier of this key (first 4 bytes of its SHA-256, hex).
     pub fn id(&self) -> &str {
-        &self.id
+        self.0.id()
     }
 
     /// Seals `plaintext` bound to `aad`.
     pub fn seal(&self, aad: &str, plaintext: &SecretString) -> String {
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let ct = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.expose().as_bytes(),
-                    aad: aad.as_bytes(),
-                },
-            )
-            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let mut blob = nonce.to_vec();
-        blob.extend_from_slice(&ct);
-        format!("v1.{}.{}", self.id, URL_SAFE_NO_PAD.encode(blob))
+        self.0.seal(aad, plaintext.expose())
     }
 
     /// Opens a value sealed by [`MasterKey::seal`] with the same `aad`.
     pub fn open(&self, aad: &str, sealed: &str) -> Result<SecretString, SecretError> {
-        let mut parts = sealed.splitn(3, '.');
-        let (Some("v1"), Some(kid), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(SecretError::Open);
-        };
-        if kid != self.id {
-            return Err(SecretError::Open);
-        }
-        let blob = URL_SAFE_NO_PAD.decode(b64).map_err(|_| SecretError::Open)?;
-        if blob.len() < 12 + 16 {
-            return Err(SecretError::Open);
-        }
-        let (nonce, ct) = blob.split_at(12);
-        let pt = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| SecretError::Open)?;
-        String::from_utf8(pt)
-            .map(SecretString)
-            .map_err(|_| SecretError::Open)
+        Ok(self.0.open(aad, sealed)?)
+    }
+
+    /// The underlying key, for code that speaks [`SealKey`].
+    pub fn seal_key(&self) -> &SealKey {
+        &self.0
     }
 }
 
