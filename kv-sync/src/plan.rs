@@ -77,6 +77,9 @@ pub fn route_table(t: &pb::EdgeRouteTable) -> rec::RouteTable {
                         sealed: a.sealed_secret,
                     },
                     allowed_teams: r.allowed_team_ids.clone(),
+                    // Not in the edge feed yet: filled from the route model later.
+                    cors_origins: Vec::new(),
+                    rpm: 0,
                 }
             })
             .collect(),

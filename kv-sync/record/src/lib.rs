@@ -98,6 +98,13 @@ pub struct RouteRecord {
     /// Teams whose tokens may use the route; empty: every team.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_teams: Vec<String>,
+    /// Browser origins allowed to call the route (`https://app.example.com`, or `*`); empty:
+    /// the gateway does no CORS handling for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per token on this route; 0: no per-route limit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rpm: u32,
 }
 
 /// The route table.
@@ -215,8 +222,20 @@ mod tests {
                     sealed: "v1.k.x".into(),
                 },
                 allowed_teams: vec![],
+                cors_origins: vec!["https://app.example.com".into()],
+                rpm: 120,
             }],
         };
         assert_eq!(decode::<RouteTable>(ROUTES_KEY, &encode(&t)).unwrap(), t);
+    }
+
+    #[test]
+    fn routes_without_the_newer_fields_still_decode() {
+        let old = br#"{"v":1,"routes":[{"id":"rte_1","name":"pay","team":"a","prefix":"/pay","backend":"http://127.0.0.1:9/","timeout_ms":1000,"auth":{"type":"none"}}]}"#;
+        let t = decode::<RouteTable>(ROUTES_KEY, old).unwrap();
+        assert!(t.routes[0].cors_origins.is_empty());
+        assert_eq!(t.routes[0].rpm, 0);
+        // Empty and zero values are not written, so older readers see the same bytes.
+        assert_eq!(encode(&t), old.to_vec());
     }
 }
