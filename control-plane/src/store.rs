@@ -416,8 +416,9 @@ pub trait FeedStore: Send + Sync + 'static {
     /// A receiver that changes after every commit (here, or on another replica sharing the
     /// PostgreSQL database): wait on it instead of polling.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
-    /// The token's edge record if it is live (not revoked); `None` otherwise.
-    async fn edge_token(&self, id: &TokenId) -> StoreResult<Option<EdgeToken>>;
+    /// The edge records of those of `ids` that are live (not revoked), in no particular
+    /// order; one query however many ids (the feed asks per page of events).
+    async fn edge_tokens(&self, ids: &[TokenId]) -> StoreResult<Vec<EdgeToken>>;
     /// Every route with its (master-key) sealed secrets.
     async fn edge_routes(&self) -> StoreResult<Vec<EdgeRouteSource>>;
     /// The edge state at one revision, read in one consistent transaction.

@@ -55,6 +55,14 @@ pub struct Follower {
     report_every: Duration,
     reconcile_every: Option<Duration>,
     batch_window: Duration,
+    max_batch_keys: usize,
+    checkpoint_every: Duration,
+}
+
+/// When the checkpoint was last written (a round always ends its work on a checkpoint: only
+/// full batches, with more known to follow, may skip it).
+struct Progress {
+    last_checkpoint: tokio::time::Instant,
 }
 
 impl Follower {
@@ -75,6 +83,7 @@ impl Follower {
         let value = format!("Bearer {key}")
             .parse()
             .map_err(|_| FollowError::Connect("the sync key is not valid header text".into()))?;
+        let max_batch_keys = kv.max_batch_keys().unwrap_or(50_000);
         Ok(Self {
             client: SyncServiceClient::with_interceptor(channel, Auth(value)),
             kv,
@@ -83,7 +92,26 @@ impl Follower {
             report_every,
             reconcile_every,
             batch_window: Duration::from_millis(20),
+            max_batch_keys,
+            checkpoint_every: Duration::from_secs(5),
         })
+    }
+
+    /// The most keys one batch may touch. Set it to the backend's bulk-call size (10,000 for
+    /// Workers KV) so a batch is one bulk write (or one write and one delete), never two
+    /// calls with the second mostly empty. A full batch is applied at once, without waiting
+    /// for the coalescing window.
+    pub fn with_max_batch_keys(mut self, keys: usize) -> Self {
+        self.max_batch_keys = keys.max(1);
+        self
+    }
+
+    /// While the follower is catching up (its batches are full), the checkpoint is written at
+    /// most this often; it is always written once the feed goes quiet. A crash replays at
+    /// most this much, idempotently.
+    pub fn with_checkpoint_every(mut self, every: Duration) -> Self {
+        self.checkpoint_every = every;
+        self
     }
 
     /// How long to keep collecting changes into one batch after the first arrives. Coalescing
@@ -172,8 +200,9 @@ impl Follower {
         Ok(r.resync_requested)
     }
 
-    /// Applies one batch: data first, then the checkpoint.
-    async fn apply(&self, batch: Batch) -> Result<(), FollowError> {
+    /// Applies one batch's data; then writes the checkpoint unless `full` (more is known to
+    /// follow) and the last checkpoint is recent. Data always lands before its checkpoint.
+    async fn apply(&self, batch: Batch, full: bool, p: &mut Progress) -> Result<(), FollowError> {
         let changes = batch.changes;
         let commit = batch.committed_at_ms;
         let revision = batch.revision;
@@ -181,7 +210,10 @@ impl Follower {
         if !puts.is_empty() || !deletes.is_empty() {
             self.kv.apply_batch(&puts, &deletes).await?;
         }
-        self.kv.put_many(&[checkpoint]).await?;
+        if !full || p.last_checkpoint.elapsed() >= self.checkpoint_every {
+            self.kv.put_many(&[checkpoint]).await?;
+            p.last_checkpoint = tokio::time::Instant::now();
+        }
         self.state
             .applied_revision
             .store(revision, Ordering::Relaxed);
@@ -203,6 +235,9 @@ impl Follower {
         let mut position = match self.checkpoint().await? {
             Some(r) => r,
             None => self.reconcile().await?,
+        };
+        let mut progress = Progress {
+            last_checkpoint: tokio::time::Instant::now(),
         };
         self.state
             .applied_revision
@@ -248,15 +283,25 @@ impl Follower {
                     }
                     let mut batch = Batch::after(position);
                     for c in &msg.changes {
+                        if batch.keys() >= self.max_batch_keys {
+                            let next = Batch::after(batch.revision);
+                            self.apply(std::mem::replace(&mut batch, next), true, &mut progress).await?;
+                        }
                         batch.add(c)?;
                     }
-                    // Coalesce whatever else arrives within the window into the same batch.
-                    let until = tokio::time::Instant::now() + self.batch_window;
+                    // Coalesce whatever else arrives within the window into the same batch;
+                    // a batch that fills up goes out at once.
+                    let mut until = tokio::time::Instant::now() + self.batch_window;
                     while let Ok(next) = tokio::time::timeout_at(until, stream.message()).await {
                         match next {
                             Ok(Some(m)) => {
                                 self.state.head_revision.fetch_max(m.head_revision, Ordering::Relaxed);
                                 for c in &m.changes {
+                                    if batch.keys() >= self.max_batch_keys {
+                                        let next = Batch::after(batch.revision);
+                                        self.apply(std::mem::replace(&mut batch, next), true, &mut progress).await?;
+                                        until = tokio::time::Instant::now() + self.batch_window;
+                                    }
                                     batch.add(c)?;
                                 }
                             }
@@ -269,7 +314,8 @@ impl Follower {
                         }
                     }
                     position = batch.revision;
-                    self.apply(batch).await?;
+                    // The window closed with nothing more: the feed is quiet, checkpoint now.
+                    self.apply(batch, false, &mut progress).await?;
                     self.state.clear_error();
                 }
                 _ = report.tick() => {

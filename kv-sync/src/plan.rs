@@ -141,6 +141,11 @@ impl Batch {
         Ok(())
     }
 
+    /// Distinct keys the batch writes or deletes.
+    pub fn keys(&self) -> usize {
+        self.puts.len() + self.deletes.len()
+    }
+
     /// `(puts, deletes)` to apply, then the checkpoint to write after them.
     pub fn into_ops(self) -> (Vec<Pair>, Vec<String>, Pair) {
         let checkpoint = checkpoint(self.revision);

@@ -602,3 +602,128 @@ async fn control_plane_restart_while_following() {
     }
     converge(&s, &key, kv.as_ref(), Duration::from_secs(15)).await;
 }
+
+/// Records the size of every batch a follower applies, passing everything on.
+struct Recording {
+    inner: Arc<dyn KvBackend>,
+    batches: std::sync::Mutex<Vec<usize>>,
+    other_writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl KvBackend for Recording {
+    async fn put_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), keygate_kv::KvError> {
+        self.other_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.put_many(pairs).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<(), keygate_kv::KvError> {
+        self.other_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.delete_many(keys).await
+    }
+    async fn apply_batch(
+        &self,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), keygate_kv::KvError> {
+        self.batches
+            .lock()
+            .unwrap()
+            .push(puts.len() + deletes.len());
+        self.inner.apply_batch(puts, deletes).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, keygate_kv::KvError> {
+        self.inner.get(key).await
+    }
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, keygate_kv::KvError> {
+        self.inner.list_keys(prefix).await
+    }
+    fn stats(&self) -> keygate_kv::KvStats {
+        self.inner.stats()
+    }
+    fn max_batch_keys(&self) -> Option<usize> {
+        self.inner.max_batch_keys()
+    }
+}
+
+/// A backlog larger than one bulk call is pushed in full batches of exactly the bulk size
+/// (one call each), and the checkpoint is written once the feed goes quiet, not per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudflare_backlog_goes_out_in_full_bulk_calls() {
+    use keygate_kv_standin::{StandIn, StandInConfig};
+    let s = TestServer::start(Backend::Sqlite).await;
+    let key = sync_key(&s).await;
+    let account = "0123456789abcdef0123456789abcdef";
+    let ns = "fedcba9876543210fedcba9876543210";
+    let standin = StandIn::start(StandInConfig::new("cf-test-token", account, ns))
+        .await
+        .unwrap();
+    let cf = |max_items: usize| {
+        let mut cf = keygate_kv_cloudflare::CloudflareConfig::new(account, ns, "cf-test-token");
+        cf.base_url = standin.url();
+        cf.bulk.max_items = max_items;
+        // Checkpoints are one key written at most once a second; don't wait in the test.
+        cf.same_key_interval = Duration::from_millis(1);
+        Arc::new(keygate_kv_cloudflare::CloudflareKv::new(cf).unwrap())
+    };
+    let held = || async {
+        let mut m = standin.snapshot();
+        let cp = m
+            .remove(rec::REVISION_KEY)
+            .and_then(|b| plan::read_checkpoint(&b));
+        (m, cp)
+    };
+    let mut api = Api::new(&s).await;
+    api.team("alpha").await;
+    // A first follower takes the snapshot and leaves a checkpoint.
+    let first = cf(100);
+    let (stop, h) = spawn(Arc::new(
+        Follower::new(
+            &s.url(),
+            &key,
+            first,
+            "test".into(),
+            Duration::from_secs(60),
+            None,
+        )
+        .unwrap()
+        .with_batch_window(Duration::from_millis(200)),
+    ));
+    converge_with(&s, &key, Duration::from_secs(30), held).await;
+    stop.send(true).unwrap();
+    h.await.unwrap();
+    // 250 token changes while nobody follows.
+    for _ in 0..250 {
+        api.token("alpha", &["*"]).await;
+    }
+    let cloudflare = cf(100);
+    let kv = Arc::new(Recording {
+        inner: cloudflare.clone(),
+        batches: Default::default(),
+        other_writes: Default::default(),
+    });
+    let f = Follower::new(
+        &s.url(),
+        &key,
+        kv.clone(),
+        "test".into(),
+        Duration::from_secs(60),
+        None,
+    )
+    .unwrap()
+    .with_batch_window(Duration::from_millis(200));
+    let (_stop, _h) = spawn(Arc::new(f));
+    converge_with(&s, &key, Duration::from_secs(30), held).await;
+    // 100 + 100 + 50 pairs: three batches of at most the bulk size, three data calls, then
+    // one checkpoint write (the only write outside a batch).
+    assert_eq!(*kv.batches.lock().unwrap(), vec![100, 100, 50]);
+    assert_eq!(
+        kv.other_writes.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let stats = cloudflare.stats();
+    assert_eq!(stats.bulk_writes, 4, "{stats:?}");
+    assert_eq!(stats.bulk_deletes, 0, "{stats:?}");
+    assert_eq!(stats.retries, 0, "{stats:?}");
+}

@@ -123,6 +123,25 @@ async fn to_edge(
         let sources = store.edge_routes().await.map_err(ApiError::from)?;
         routes = Some(edge_routes(master, edge, sources)?);
     }
+    // The live tokens this page mentions, read in one query.
+    let ids: Vec<crate::ids::TokenId> = events
+        .iter()
+        .filter(|e| e.entity_type == "token" && e.op != "delete")
+        .map(|e| crate::ids::TokenId(e.entity_id.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let live_tokens: std::collections::HashMap<String, crate::sync::EdgeToken> = if ids.is_empty() {
+        Default::default()
+    } else {
+        store
+            .edge_tokens(&ids)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|t| (t.token_id.0.clone(), t))
+            .collect()
+    };
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         use pb::edge_change::Change;
@@ -134,13 +153,12 @@ async fn to_edge(
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
+                // The current state, not the state at this event's revision: a later event
+                // on the same token in this page will carry the same record (idempotent).
                 let live = if e.op == "delete" {
                     None
                 } else {
-                    store
-                        .edge_token(&crate::ids::TokenId(e.entity_id.clone()))
-                        .await
-                        .map_err(ApiError::from)?
+                    live_tokens.get(&e.entity_id).cloned()
                 };
                 match live {
                     Some(t) => Change::TokenUpsert(edge_token(t)),

@@ -355,6 +355,10 @@ fn describe(e: &reqwest::Error) -> String {
 
 #[async_trait::async_trait]
 impl KvBackend for CloudflareKv {
+    fn max_batch_keys(&self) -> Option<usize> {
+        Some(self.cfg.bulk.max_items)
+    }
+
     async fn put_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
         let batches = batch::plan_writes(pairs, &self.cfg.bulk)?;
         tracing::debug!(pairs = pairs.len(), batches = batches.len(), "kv put_many");

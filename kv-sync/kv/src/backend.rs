@@ -30,6 +30,11 @@ pub trait KvBackend: Send + Sync {
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError>;
     /// Counters for metrics and benchmarks.
     fn stats(&self) -> KvStats;
+    /// The most keys one bulk call takes, if the store has such a limit: kv-sync caps its
+    /// batches there so each batch costs one call.
+    fn max_batch_keys(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Counters since the backend was created. Every HTTP attempt counts once in `requests` and

@@ -9,4 +9,4 @@ mod backend;
 mod sqlite;
 
 pub use backend::{KvBackend, KvError, KvStats};
-pub use sqlite::SqliteKv;
+pub use sqlite::{Changes, LOG_KEEP, SqliteKv};

@@ -1,6 +1,12 @@
 //! The local KV: one SQLite file, table `kv(key, value)`, WAL mode so one writer (kv-sync) and
 //! many readers (gateways) work at once. A batch of puts and deletes is one transaction, so a
 //! crash never leaves half a batch.
+//!
+//! Readers follow changes without rereading everything: every batch also appends the keys it
+//! touched to `kv_log(seq, key)` in the same transaction. A reader remembers the highest `seq`
+//! it has seen and asks [`SqliteKv::changes_since`] for the keys written after it, with their
+//! current values (`None`: deleted). The writer keeps the newest [`LOG_KEEP`] entries; a reader
+//! further behind is told so ([`Changes::TooOld`]) and reloads with [`SqliteKv::load`].
 
 use crate::backend::{KvBackend, KvError, KvStats};
 use sqlx::SqlitePool;
@@ -8,6 +14,25 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Change-log entries the writer keeps (older ones are pruned after each batch).
+pub const LOG_KEEP: i64 = 200_000;
+
+/// Rows per multi-row statement (two parameters per put; SQLite allows 32,766).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// What changed since a reader's position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Keys written after the position (each once, with its current value; `None`: deleted)
+    /// and the new position.
+    Since {
+        seq: i64,
+        pairs: Vec<(String, Option<Vec<u8>>)>,
+    },
+    /// The position is older than the log keeps: reload everything.
+    TooOld,
+}
 
 pub struct SqliteKv {
     pool: SqlitePool,
@@ -43,8 +68,9 @@ impl SqliteKv {
             .await
             .map_err(err)?;
         if !read_only {
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL); \
+                 CREATE TABLE IF NOT EXISTS kv_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL);",
             )
             .execute(&pool)
             .await
@@ -64,22 +90,108 @@ impl SqliteKv {
     ) -> Result<(), KvError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        for (k, v) in puts {
-            sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+        for chunk in puts.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO kv (key, value) ");
+            q.push_values(chunk, |mut row, (k, v)| {
+                row.push_bind(k).push_bind(v);
+            });
+            q.push(" ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+            q.build().execute(&mut *tx).await.map_err(err)?;
         }
-        for k in deletes {
-            sqlx::query("DELETE FROM kv WHERE key = $1")
-                .bind(k)
+        for chunk in deletes.chunks(ROWS_PER_STATEMENT * 2) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM kv WHERE key IN (");
+            let mut list = q.separated(", ");
+            for k in chunk {
+                list.push_bind(k);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await.map_err(err)?;
+        }
+        let touched: Vec<&String> = puts.iter().map(|(k, _)| k).chain(deletes).collect();
+        for chunk in touched.chunks(ROWS_PER_STATEMENT * 2) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO kv_log (key) ");
+            q.push_values(chunk, |mut row, k| {
+                row.push_bind(*k);
+            });
+            q.build().execute(&mut *tx).await.map_err(err)?;
+        }
+        if !touched.is_empty() {
+            sqlx::query("DELETE FROM kv_log WHERE seq <= (SELECT max(seq) FROM kv_log) - $1")
+                .bind(LOG_KEEP)
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
         }
         tx.commit().await.map_err(err)
+    }
+
+    /// Every pair under `prefix` and the change-log position they are consistent with, read
+    /// in one transaction (a reader's full load).
+    pub async fn load(&self, prefix: &str) -> Result<(i64, Vec<(String, Vec<u8>)>), KvError> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let (seq,): (i64,) = sqlx::query_as("SELECT coalesce(max(seq), 0) FROM kv_log")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+        let pairs = sqlx::query_as(
+            "SELECT key, value FROM kv WHERE substr(key, 1, length($1)) = $1 ORDER BY key",
+        )
+        .bind(prefix)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.rollback().await.map_err(err)?;
+        Ok((seq, pairs))
+    }
+
+    /// The keys written after `seq` with their current values, at most `limit` log entries
+    /// at a time (call again until the position stops moving).
+    pub async fn changes_since(&self, seq: i64, limit: u32) -> Result<Changes, KvError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let (oldest, newest): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT min(seq), max(seq) FROM kv_log")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+        let newest = newest.unwrap_or(0);
+        if newest <= seq {
+            tx.rollback().await.map_err(err)?;
+            return Ok(if newest < seq {
+                // The file was replaced or rebuilt under the reader.
+                Changes::TooOld
+            } else {
+                Changes::Since {
+                    seq,
+                    pairs: Vec::new(),
+                }
+            });
+        }
+        if oldest.is_some_and(|o| o > seq + 1) {
+            tx.rollback().await.map_err(err)?;
+            return Ok(Changes::TooOld);
+        }
+        let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT l.seq, l.key, kv.value FROM kv_log l LEFT JOIN kv ON kv.key = l.key \
+             WHERE l.seq > $1 ORDER BY l.seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.rollback().await.map_err(err)?;
+        let upto = rows.last().map_or(seq, |r| r.0);
+        let mut seen = std::collections::HashSet::new();
+        let mut pairs = Vec::with_capacity(rows.len());
+        // Newest first, so each key appears once; every value is the current one anyway.
+        for (_, k, v) in rows.into_iter().rev() {
+            if seen.insert(k.clone()) {
+                pairs.push((k, v));
+            }
+        }
+        pairs.reverse();
+        Ok(Changes::Since { seq: upto, pairs })
     }
 
     /// Every pair under `prefix` (for tests and reconciliation).
@@ -173,5 +285,63 @@ mod tests {
         assert_eq!(reader.get("x").await.unwrap(), Some(b"3".to_vec()));
         // A prefix with LIKE metacharacters is matched literally.
         assert!(kv.list_keys("v1_").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn readers_follow_the_change_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.db");
+        let kv = SqliteKv::open(&path).await.unwrap();
+        // More rows than one statement holds, to cover chunking.
+        let many: Vec<(String, Vec<u8>)> = (0..1_234)
+            .map(|i| (format!("v1/t/{i:05}"), vec![b'x'; 3]))
+            .collect();
+        kv.apply_batch(&many, &[]).await.unwrap();
+        let reader = SqliteKv::open_read_only(&path).await.unwrap();
+        let (seq, pairs) = reader.load("v1/").await.unwrap();
+        assert_eq!(pairs.len(), 1_234);
+        assert_eq!(seq, 1_234);
+        assert_eq!(
+            reader.changes_since(seq, 100).await.unwrap(),
+            Changes::Since { seq, pairs: vec![] }
+        );
+        let deletes: Vec<String> = (0..1_100).map(|i| format!("v1/t/{i:05}")).collect();
+        kv.apply_batch(&[("v1/t/00001".into(), b"new".to_vec())], &deletes[2..])
+            .await
+            .unwrap();
+        kv.apply_batch(&[("v1/t/00002".into(), b"newer".to_vec())], &[])
+            .await
+            .unwrap();
+        // 00002 was deleted, then written again.
+        assert_eq!(kv.list_keys("v1/").await.unwrap().len(), 1_234 - 1_098 + 1);
+        // Paged: the first page has the put and some deletes, in log order.
+        let Changes::Since { seq: s1, pairs } = reader.changes_since(seq, 10).await.unwrap() else {
+            panic!("expected changes")
+        };
+        assert_eq!(s1, seq + 10);
+        assert_eq!(pairs[0], ("v1/t/00001".into(), Some(b"new".to_vec())));
+        assert_eq!(pairs[1], ("v1/t/00002".into(), Some(b"newer".to_vec())));
+        assert!(pairs[2..].iter().all(|(_, v)| v.is_none()));
+        let Changes::Since { seq: s2, pairs } = reader.changes_since(s1, 10_000).await.unwrap()
+        else {
+            panic!("expected changes")
+        };
+        assert_eq!(s2, seq + 1 + 1_098 + 1);
+        // 00002 was written twice; it appears once, with its current value.
+        assert_eq!(pairs.iter().filter(|(k, _)| k == "v1/t/00002").count(), 1);
+        assert_eq!(
+            pairs.last().unwrap(),
+            &("v1/t/00002".into(), Some(b"newer".to_vec()))
+        );
+        // A position the log no longer holds, or beyond its end, asks for a reload.
+        sqlx::query("DELETE FROM kv_log WHERE seq <= 5")
+            .execute(&kv.pool)
+            .await
+            .unwrap();
+        assert_eq!(reader.changes_since(2, 10).await.unwrap(), Changes::TooOld);
+        assert_eq!(
+            reader.changes_since(s2 + 5, 10).await.unwrap(),
+            Changes::TooOld
+        );
     }
 }

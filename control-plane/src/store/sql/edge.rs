@@ -165,15 +165,25 @@ impl From<FollowerRow> for Follower {
 }
 
 impl SqlStore {
-    pub(super) async fn edge_token_impl(&self, id: &TokenId) -> StoreResult<Option<EdgeToken>> {
-        let row: Option<EdgeTokenRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {EDGE_TOKEN_COLUMNS} FROM tokens WHERE id = $1 AND revoked_at IS NULL"
-        )))
-        .bind(id.as_str())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_err)?;
-        row.map(EdgeToken::try_from).transpose()
+    pub(super) async fn edge_tokens_impl(&self, ids: &[TokenId]) -> StoreResult<Vec<EdgeToken>> {
+        let mut out = Vec::with_capacity(ids.len());
+        // Bounded placeholder lists: SQLite allows 32,766 parameters, PostgreSQL 65,535.
+        for chunk in ids.chunks(1000) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {EDGE_TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, EdgeTokenRow>(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            let rows = q.fetch_all(&self.read).await.map_err(db_err)?;
+            for r in rows {
+                out.push(EdgeToken::try_from(r)?);
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn edge_routes_impl(&self) -> StoreResult<Vec<EdgeRouteSource>> {

@@ -39,11 +39,11 @@ impl FeedStore for SqlStore {
         self.commits.subscribe()
     }
 
-    async fn edge_token(
+    async fn edge_tokens(
         &self,
-        id: &crate::ids::TokenId,
-    ) -> StoreResult<Option<crate::sync::EdgeToken>> {
-        self.edge_token_impl(id).await
+        ids: &[crate::ids::TokenId],
+    ) -> StoreResult<Vec<crate::sync::EdgeToken>> {
+        self.edge_tokens_impl(ids).await
     }
 
     async fn edge_routes(&self) -> StoreResult<Vec<crate::sync::EdgeRouteSource>> {
