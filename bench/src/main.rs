@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use keygate_bench::control_plane::setup::{Place, Serve};
 use keygate_bench::control_plane::{self, Options};
+use keygate_bench::gateway::{self, SeedOptions};
 use keygate_bench::kv_sync::follower::FollowerKind;
 use keygate_bench::kv_sync::{self, propagation, report as kv_report, throughput};
 use keygate_bench::report::{self, Machine, Report};
@@ -29,6 +30,10 @@ enum Command {
     /// kv-sync: Revoke -> local KV propagation latency, and token changes pushed into the
     /// local KV and the Cloudflare KV stand-in (follow and snapshot paths).
     KvSync(KvSyncArgs),
+    /// Writes the gateway benchmark's inputs (`bench/gateway.sh` runs it): a new local KV with
+    /// tokens, routes and a revision, an edge key file, and keys.txt, paths.txt and
+    /// nginx-keys.map for wrk and nginx.
+    GatewaySeed(GatewaySeedArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -171,13 +176,63 @@ struct KvSyncArgs {
     json_out: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct GatewaySeedArgs {
+    /// The local KV file to create (must not exist).
+    #[arg(long)]
+    kv: PathBuf,
+    /// The edge key file to create (must not exist): base64 of 32 random bytes, mode 0600.
+    #[arg(long)]
+    edge_key: PathBuf,
+    /// Directory for keys.txt, paths.txt and nginx-keys.map.
+    #[arg(long)]
+    out: PathBuf,
+    /// Tokens to seed.
+    #[arg(long, default_value_t = 1000)]
+    tokens: usize,
+    /// Routes `svc000`.. to seed (at most 1000).
+    #[arg(long, default_value_t = 100)]
+    routes: usize,
+    /// Backend URL of every route.
+    #[arg(long)]
+    upstream: String,
+    /// Every n-th token is scoped to its route instead of `*` (0: every token holds `*`).
+    #[arg(long, default_value_t = 10)]
+    scoped_every: usize,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::ControlPlane(args) => control_plane_bench(args).await,
         Command::KvSync(args) => kv_sync_bench(args).await,
+        Command::GatewaySeed(args) => gateway_seed(args).await,
     }
+}
+
+async fn gateway_seed(a: GatewaySeedArgs) -> anyhow::Result<()> {
+    let o = SeedOptions {
+        kv: a.kv,
+        edge_key: a.edge_key,
+        out: a.out,
+        tokens: a.tokens,
+        routes: a.routes,
+        upstream: a.upstream,
+        scoped_every: a.scoped_every,
+    };
+    let s = gateway::seed(&o).await.context("gateway-seed")?;
+    eprintln!(
+        "seeded {} tokens ({} scoped to one route, the rest `*`) and {} routes into {}; \
+         edge key {}; wrk/nginx inputs in {}",
+        s.tokens,
+        s.route_scoped,
+        s.routes,
+        o.kv.display(),
+        o.edge_key.display(),
+        o.out.display()
+    );
+    Ok(())
 }
 
 async fn control_plane_bench(a: ControlPlaneArgs) -> anyhow::Result<()> {

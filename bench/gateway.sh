@@ -1,0 +1,618 @@
+#!/usr/bin/env bash
+# bench/gateway.sh — the gateway's throughput and latency against nginx, on this machine.
+#
+# wrk (--latency, bench/gateway/requests.lua: X-API-Key and paths round-robin over the
+# seeded keys) against three targets, all in front of the same upstream (a tiny nginx that
+# answers 200 and a small JSON body to anything):
+#   a  the upstream directly
+#   b  nginx as an API-key-checking reverse proxy (a `map` of the keys, keepalive pool)
+#   c  the Keygate gateway (target/release/keygate-gateway) over a local KV holding the same
+#      keys as tokens and the same routes (keygate-bench gateway-seed writes it)
+# After a warm-up, the targets run in interleaved rounds (order rotated each round); the
+# report gives the median over rounds of requests/s, p50/p99 latency and CPU seconds per
+# 100k requests of the proxy under test, and the keygate/nginx ratios against the targets
+# (throughput >= 1.0x nginx, p99 <= 1.2x nginx). Any non-2xx response or socket error fails
+# the run. Load stays on 127.0.0.1; every wrk run is bounded in time.
+#
+# Usage: bench/gateway.sh [options]
+#   --duration S        seconds per measured wrk run (default 15)
+#   --rounds N          interleaved rounds (default 3)
+#   --connections C     wrk connections (default 64)
+#   --threads T         wrk threads (default 2)
+#   --warmup S          warm-up seconds per target before round 1 (default 3; 0: none)
+#   --tokens N          tokens / nginx keys (default 1000)
+#   --routes N          routes / nginx locations (default 100)
+#   --only LIST         targets, comma separated (default a,b,c; without --only, c is skipped
+#                       with a message while the keygate-gateway package does not exist)
+#   --gateway-bin PATH  the gateway binary (default target/release/keygate-gateway)
+#   --json-out FILE     JSON result (default bench/results/gateway.json; - for none)
+#   --no-build          do not run cargo build; use the binaries as they are
+#   --keep              keep the work directory (configs, logs, KV) and print its path
+set -euo pipefail
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
+# shellcheck source=scripts/lib/ensure.sh
+source "$KG_ROOT/scripts/lib/ensure.sh"
+# shellcheck source=scripts/lib/pg.sh
+source "$KG_ROOT/scripts/lib/pg.sh" # kg_free_port
+
+usage() { sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+# Targets of the issue.
+THROUGHPUT_TARGET=1.0 # keygate req/s / nginx req/s, at least
+P99_TARGET=1.2        # keygate p99 / nginx p99, at most
+
+DURATION=15
+ROUNDS=3
+CONNECTIONS=64
+THREADS=2
+WARMUP=3
+TOKENS=1000
+ROUTES=100
+ONLY=
+GATEWAY_BIN=
+JSON_OUT=$KG_ROOT/bench/results/gateway.json
+BUILD=1
+KEEP=
+ORIG_ARGS="$*"
+
+need_value() { (($# >= 2)) || kg_die "$1 needs a value"; }
+while (($# > 0)); do
+    case "$1" in
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    --duration) need_value "$@"; DURATION=$2; shift 2 ;;
+    --rounds) need_value "$@"; ROUNDS=$2; shift 2 ;;
+    --connections) need_value "$@"; CONNECTIONS=$2; shift 2 ;;
+    --threads) need_value "$@"; THREADS=$2; shift 2 ;;
+    --warmup) need_value "$@"; WARMUP=$2; shift 2 ;;
+    --tokens) need_value "$@"; TOKENS=$2; shift 2 ;;
+    --routes) need_value "$@"; ROUTES=$2; shift 2 ;;
+    --only) need_value "$@"; ONLY=$2; shift 2 ;;
+    --gateway-bin) need_value "$@"; GATEWAY_BIN=$2; shift 2 ;;
+    --json-out) need_value "$@"; JSON_OUT=$2; shift 2 ;;
+    --no-build) BUILD=; shift ;;
+    --keep) KEEP=1; shift ;;
+    *) kg_die "unknown option: $1 (see --help)" ;;
+    esac
+done
+
+for v in DURATION ROUNDS CONNECTIONS THREADS TOKENS ROUTES; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || kg_die "--${v,,} must be a positive integer"
+done
+[[ "$WARMUP" =~ ^[0-9]+$ ]] || kg_die "--warmup must be a whole number of seconds"
+((CONNECTIONS >= THREADS)) || kg_die "--connections must be at least --threads"
+((ROUTES <= 1000)) || kg_die "--routes must be at most 1000"
+
+cd "$KG_ROOT"
+TARGET_DIR=${CARGO_TARGET_DIR:-$KG_ROOT/target}
+BENCH_BIN=$TARGET_DIR/release/keygate-bench
+LUA=$KG_ROOT/bench/gateway/requests.lua
+
+# --------------------------------------------------------------- targets
+
+declare -A LABEL=([a]="upstream direct" [b]="nginx key-check proxy" [c]="keygate gateway")
+TARGETS=()
+SKIPPED_C=
+gateway_package_exists() {
+    cargo metadata --no-deps --format-version 1 2>/dev/null | grep -q '"name":"keygate-gateway"'
+}
+if [[ -n "$ONLY" ]]; then
+    IFS=, read -r -a want <<<"$ONLY"
+    for t in a b c; do
+        for w in "${want[@]}"; do
+            [[ "$w" =~ ^[abc]$ ]] || kg_die "--only takes a comma-separated list of a, b, c (got '$w')"
+            if [[ "$w" == "$t" ]]; then
+                TARGETS+=("$t")
+                break
+            fi
+        done
+    done
+    if [[ " ${TARGETS[*]} " == *" c "* && -z "$GATEWAY_BIN" ]] && ! gateway_package_exists; then
+        kg_die "--only includes c, but the keygate-gateway package does not exist in this workspace yet (or pass --gateway-bin)"
+    fi
+else
+    TARGETS=(a b)
+    if [[ -n "$GATEWAY_BIN" ]] || gateway_package_exists; then
+        TARGETS+=(c)
+    else
+        SKIPPED_C="the keygate-gateway package does not exist in this workspace yet"
+        kg_warn "skipping target c (keygate gateway): $SKIPPED_C; running a and b only"
+    fi
+fi
+has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+GATEWAY_BIN=${GATEWAY_BIN:-$TARGET_DIR/release/keygate-gateway}
+
+# ------------------------------------------------------------- tools
+
+ensure_bench_tools() {
+    local want=()
+    kg_have wrk || want+=(wrk)
+    kg_have nginx || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light)
+    kg_have curl || want+=(curl)
+    ensure_apt_packages "${want[@]}"
+    kg_have wrk || kg_die "wrk still missing after installing it"
+}
+ensure_bench_tools
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+CLK_TCK=$(getconf CLK_TCK)
+
+if [[ -n "$BUILD" ]]; then
+    pkgs=(-p keygate-bench)
+    if has_target c && gateway_package_exists; then
+        pkgs+=(-p keygate-gateway)
+    fi
+    kg_log "building ${pkgs[*]} (release)"
+    nice -n 10 cargo build --release "${pkgs[@]}"
+fi
+[[ -x "$BENCH_BIN" ]] || kg_die "$BENCH_BIN not found: cargo build --release -p keygate-bench"
+if has_target c; then
+    [[ -x "$GATEWAY_BIN" ]] || kg_die "$GATEWAY_BIN not found: cargo build --release -p keygate-gateway"
+fi
+
+# -------------------------------------------------- processes and cleanup
+
+WORK=$(mktemp -d /tmp/keygate-gwbench.XXXXXX)
+# nginx workers may run as an unprivileged user; they must reach their temp directories.
+chmod 711 "$WORK"
+STARTED_PIDS=()
+
+# stop_pid PID — TERM, wait up to 5 s, then KILL; also its children (nginx workers).
+stop_pid() {
+    local pid=$1 kids i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kids=$(pgrep -P "$pid" || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kg_warn "process $pid did not stop on TERM; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    for i in $kids; do
+        kill -KILL "$i" 2>/dev/null || true
+    done
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local i
+    for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${STARTED_PIDS[i]}"
+    done
+    if [[ -n "$KEEP" ]]; then
+        kg_info "kept the work directory: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+kg_on_exit cleanup
+
+# show_log FILE — the end of a log, indented.
+show_log() {
+    [[ -s "$1" ]] || return 0
+    kg_info "last lines of $1:"
+    tail -n 30 "$1" | sed 's/^/    | /' >&2
+}
+
+# http_code URL [curl args...] — the status code, or 000 when nothing answered.
+http_code() {
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" || true
+}
+
+# wait_http NAME PID URL LOG — poll URL until it answers 200, while PID lives (60 s cap).
+wait_http() {
+    local name=$1 pid=$2 url=$3 log=$4 deadline=$((SECONDS + 60)) code
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_log "$log"
+            kg_die "$name exited before it was ready"
+        fi
+        code=$(http_code "$url")
+        [[ "$code" == 200 ]] && return 0
+        if ((SECONDS >= deadline)); then
+            show_log "$log"
+            kg_die "$name not ready after 60 s ($url answered $code)"
+        fi
+        sleep 0.1
+    done
+}
+
+# nginx_temp_paths DIR — temp path directives under DIR, for the modules this nginx has.
+nginx_temp_paths() {
+    local dir=$1 v m
+    v=$("$NGINX" -V 2>&1)
+    echo "    client_body_temp_path $dir/tmp/body;"
+    echo "    proxy_temp_path $dir/tmp/proxy;"
+    for m in fastcgi uwsgi scgi; do
+        [[ "$v" == *"--without-http_${m}_module"* ]] || echo "    ${m}_temp_path $dir/tmp/$m;"
+    done
+}
+
+# start_nginx NAME DIR — run nginx in the foreground of a background job with DIR/nginx.conf;
+# sets NGINX_PID (the master).
+start_nginx() {
+    local name=$1 dir=$2
+    mkdir -p "$dir/tmp"
+    chmod 755 "$dir" "$dir/tmp"
+    "$NGINX" -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" 2>"$dir/test.log" || {
+        show_log "$dir/test.log"
+        kg_die "$name: nginx rejected its configuration ($dir/nginx.conf)"
+    }
+    "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+    NGINX_PID=$!
+    STARTED_PIDS+=("$NGINX_PID")
+}
+
+# ----------------------------------------------------------- upstream
+
+UP_DIR=$WORK/upstream
+UP_PORT=$(kg_free_port)
+mkdir -p "$UP_DIR"
+cat >"$UP_DIR/nginx.conf" <<EOF
+# The upstream: answers 200 and a small JSON body to any method and path. The body echoes
+# the path it got and whether an X-API-Key reached it, so the script can check each proxy.
+daemon off;
+worker_processes 1;
+pid $UP_DIR/nginx.pid;
+error_log $UP_DIR/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+$(nginx_temp_paths "$UP_DIR")
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    map \$http_x_api_key \$kg_key_sent { "" no; default yes; }
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        default_type application/json;
+        location / { return 200 '{"ok":true,"from":"upstream","uri":"\$uri","key_sent":"\$kg_key_sent"}'; }
+    }
+}
+EOF
+kg_log "upstream: nginx (1 worker) on 127.0.0.1:$UP_PORT"
+start_nginx upstream "$UP_DIR"
+UP_PID=$NGINX_PID
+wait_http upstream "$UP_PID" "http://127.0.0.1:$UP_PORT/" "$UP_DIR/error.log"
+UPSTREAM=http://127.0.0.1:$UP_PORT
+
+# --------------------------------------------------------------- seed
+
+SEED=$WORK/seed
+kg_log "seeding $TOKENS tokens and $ROUTES routes (keygate-bench gateway-seed)"
+"$BENCH_BIN" gateway-seed --kv "$WORK/kv.db" --edge-key "$WORK/edge.key" --out "$SEED" \
+    --tokens "$TOKENS" --routes "$ROUTES" --upstream "$UPSTREAM"
+KEY0=$(head -n 1 "$SEED/keys.txt")
+PATH0=$(head -n 1 "$SEED/paths.txt")
+
+# check_target NAME BASE_URL — a seeded key reaches the upstream with the route prefix
+# stripped and without the key; a wrong key or none is refused with 401.
+check_target() {
+    local name=$1 base=$2 body code want_uri=/${PATH0#/*/}
+    body=$(curl -s --max-time 5 -H "X-API-Key: $KEY0" "$base$PATH0") || true
+    [[ "$body" == *'"from":"upstream"'* ]] ||
+        kg_die "$name: a seeded key on $PATH0 did not reach the upstream (got: ${body:0:200})"
+    [[ "$body" == *"\"uri\":\"$want_uri\""* ]] ||
+        kg_die "$name: $PATH0 reached the upstream as something else than $want_uri (got: ${body:0:200})"
+    [[ "$body" == *'"key_sent":"no"'* ]] ||
+        kg_die "$name: the X-API-Key header was forwarded to the upstream"
+    code=$(http_code "$base$PATH0" -H "X-API-Key: kg_not_a_real_key")
+    [[ "$code" == 401 ]] || kg_die "$name: a wrong key got HTTP $code, not 401"
+    code=$(http_code "$base$PATH0")
+    [[ "$code" == 401 ]] || kg_die "$name: a request without a key got HTTP $code, not 401"
+}
+
+declare -A PORT PROXY_PID
+PORT[a]=$UP_PORT
+
+# ------------------------------------------------- b: nginx key-check proxy
+
+if has_target b; then
+    NX_DIR=$WORK/nginx-proxy
+    PORT[b]=$(kg_free_port)
+    mkdir -p "$NX_DIR"
+    {
+        cat <<EOF
+# nginx as an API-key-checking reverse proxy: the key must be one of the seeded keys
+# (map), it is stripped before proxying, and each /svcNNN/ prefix is stripped.
+daemon off;
+worker_processes auto;
+pid $NX_DIR/nginx.pid;
+error_log $NX_DIR/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+$(nginx_temp_paths "$NX_DIR")
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    map_hash_bucket_size 128;
+    map_hash_max_size 65536;
+    map \$http_x_api_key \$kg_ok {
+        default 0;
+        include $SEED/nginx-keys.map;
+    }
+    upstream kg_upstream {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header X-API-Key "";
+    server {
+        listen 127.0.0.1:${PORT[b]};
+        if (\$kg_ok = 0) { return 401; }
+EOF
+        for ((i = 0; i < ROUTES; i++)); do
+            printf '        location /svc%03d/ { proxy_pass http://kg_upstream/; }\n' "$i"
+        done
+        echo "        location / { return 404; }"
+        echo "    }"
+        echo "}"
+    } >"$NX_DIR/nginx.conf"
+    kg_log "b: nginx key-check proxy (worker_processes auto) on 127.0.0.1:${PORT[b]}"
+    start_nginx nginx-proxy "$NX_DIR"
+    PROXY_PID[b]=$NGINX_PID
+    # /svc000/ with a seeded key is the readiness probe.
+    deadline=$((SECONDS + 60))
+    until [[ "$(http_code "http://127.0.0.1:${PORT[b]}$PATH0" -H "X-API-Key: $KEY0")" == 200 ]]; do
+        kill -0 "${PROXY_PID[b]}" 2>/dev/null || {
+            show_log "$NX_DIR/error.log"
+            kg_die "nginx proxy exited before it was ready"
+        }
+        ((SECONDS < deadline)) || kg_die "nginx proxy not ready after 60 s"
+        sleep 0.1
+    done
+    check_target "b (nginx proxy)" "http://127.0.0.1:${PORT[b]}"
+fi
+
+# --------------------------------------------------- c: keygate gateway
+
+if has_target c; then
+    GW_LOG=$WORK/gateway.log
+    PORT[c]=$(kg_free_port)
+    ADMIN_PORT=$(kg_free_port)
+    kg_log "c: keygate gateway ($GATEWAY_BIN) on 127.0.0.1:${PORT[c]}, admin 127.0.0.1:$ADMIN_PORT"
+    # Usage reporting stays off: no gateway key. The edge key comes from the seeded file.
+    env -u KEYGATE_GATEWAY_KEY -u KEYGATE_GATEWAY_KEY_FILE -u KEYGATE_EDGE_KEY \
+        KEYGATE_GATEWAY_LISTEN="127.0.0.1:${PORT[c]}" \
+        KEYGATE_GATEWAY_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+        KEYGATE_KV_PATH="$WORK/kv.db" \
+        KEYGATE_EDGE_KEY_FILE="$WORK/edge.key" \
+        KEYGATE_LOG=warn \
+        "$GATEWAY_BIN" >"$GW_LOG" 2>&1 &
+    PROXY_PID[c]=$!
+    STARTED_PIDS+=("${PROXY_PID[c]}")
+    wait_http gateway "${PROXY_PID[c]}" "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_LOG"
+    check_target "c (keygate gateway)" "http://127.0.0.1:${PORT[c]}"
+fi
+
+# ---------------------------------------------------------- measuring
+
+# cpu_ticks PID... — utime + stime of these processes, in clock ticks. Fields 14 and 15 of
+# /proc/PID/stat, counted after the ")" that ends the command name.
+cpu_ticks() {
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) ||
+            kg_die "process $pid is gone"
+        total=$((total + t))
+    done
+    echo "$total"
+}
+
+# pids_of PID — the process and its children (an nginx master and its workers).
+pids_of() {
+    {
+        echo "$1"
+        pgrep -P "$1" || true
+    } | tr '\n' ' '
+}
+
+ROUNDS_TSV=$WORK/rounds.tsv
+: >"$ROUNDS_TSV"
+
+# run_wrk TARGET SECONDS ROUND — one wrk run; ROUND 0 is the warm-up (not recorded).
+run_wrk() {
+    local t=$1 secs=$2 round=$3 out kv proxy_pids up_pids p0 p1 u0 u1 rc
+    out=$WORK/wrk-$t-r$round.txt
+    up_pids=$(pids_of "$UP_PID")
+    proxy_pids=
+    [[ "$t" == a ]] || proxy_pids=$(pids_of "${PROXY_PID[$t]}")
+    # shellcheck disable=SC2086 # word splitting of the pid lists is intended
+    {
+        u0=$(cpu_ticks $up_pids)
+        p0=$(cpu_ticks $proxy_pids)
+    }
+    set +e
+    timeout -k 5 $((secs + 30)) wrk -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --timeout 5s \
+        --latency -s "$LUA" "http://127.0.0.1:${PORT[$t]}" -- \
+        "$SEED/keys.txt" "$SEED/paths.txt" "$THREADS" >"$out" 2>&1
+    rc=$?
+    set -e
+    # shellcheck disable=SC2086
+    {
+        u1=$(cpu_ticks $up_pids)
+        p1=$(cpu_ticks $proxy_pids)
+    }
+    if ((rc != 0)); then
+        sed 's/^/    | /' "$out" >&2
+        kg_die "wrk against $t failed (exit $rc)"
+    fi
+    kv=$(sed -n 's/^KGWRK //p' "$out")
+    [[ -n "$kv" ]] || {
+        sed 's/^/    | /' "$out" >&2
+        kg_die "wrk against $t printed no KGWRK line"
+    }
+    local -A w=()
+    local pair
+    for pair in $kv; do
+        w[${pair%%=*}]=${pair#*=}
+    done
+    local requests=${w[requests]} duration_us=${w[duration_us]} p50_us=${w[p50_us]} \
+        p75_us=${w[p75_us]} p90_us=${w[p90_us]} p99_us=${w[p99_us]} max_us=${w[max_us]} \
+        non2xx=${w[non2xx]} connect=${w[connect]} read=${w[read]} write=${w[write]} \
+        timeout=${w[timeout]}
+    if ((non2xx > 0)) || grep -q 'Non-2xx or 3xx responses' "$out"; then
+        sed 's/^/    | /' "$out" >&2
+        kg_die "round $round, target $t: $non2xx non-2xx responses out of $requests; the figures would be worthless"
+    fi
+    if ((connect + read + write + timeout > 0)); then
+        sed 's/^/    | /' "$out" >&2
+        kg_die "round $round, target $t: socket errors (connect $connect, read $read, write $write, timeout $timeout)"
+    fi
+    ((requests > 0)) || kg_die "round $round, target $t: no requests completed"
+    ((round > 0)) || return 0
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$t" "$requests" "$duration_us" \
+        "$p50_us" "$p75_us" "$p90_us" "$p99_us" "$max_us" $((p1 - p0)) $((u1 - u0)) >>"$ROUNDS_TSV"
+    awk -v r="$round" -v t="$t" -v l="${LABEL[$t]}" -v n="$requests" -v d="$duration_us" \
+        -v p50="$p50_us" -v p99="$p99_us" -v pt=$((p1 - p0)) -v ut=$((u1 - u0)) -v hz="$CLK_TCK" \
+        'BEGIN { printf "    round %d  %s %-22s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  proxy CPU %s  upstream CPU %.2f s/100k\n",
+                 r, t, l, n / (d / 1e6), p50 / 1000, p99 / 1000,
+                 (t == "a" ? "-" : sprintf("%.2f s/100k", pt / hz / n * 1e5)), ut / hz / n * 1e5 }' >&2
+}
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+DATE_UTC=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+STARTED=$SECONDS
+if ((WARMUP > 0)); then
+    kg_log "warm-up: ${WARMUP} s per target (${TARGETS[*]})"
+    for t in "${TARGETS[@]}"; do
+        run_wrk "$t" "$WARMUP" 0
+    done
+fi
+kg_log "measuring: $ROUNDS rounds x ${DURATION} s per target, $CONNECTIONS connections, $THREADS wrk threads"
+for ((r = 1; r <= ROUNDS; r++)); do
+    # Rotate the order each round so no target always runs first or last.
+    n=${#TARGETS[@]}
+    for ((k = 0; k < n; k++)); do
+        run_wrk "${TARGETS[(k + r - 1) % n]}" "$DURATION" "$r"
+    done
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+ELAPSED=$((SECONDS - STARTED))
+
+# ---------------------------------------------------------- reporting
+
+# Per-round derived figures: round target rps p50_ms p75_ms p90_ms p99_ms max_ms proxy_cpu_s
+# proxy_s_per_100k upstream_s_per_100k requests duration_s
+DERIVED=$WORK/derived.tsv
+awk -F'\t' -v hz="$CLK_TCK" 'BEGIN { OFS = "\t" } {
+    n = $3; d = $4 / 1e6
+    print $1, $2, n / d, $5 / 1000, $6 / 1000, $7 / 1000, $8 / 1000, $9 / 1000,
+          $10 / hz, ($2 == "a" ? "null" : $10 / hz / n * 1e5), $11 / hz / n * 1e5, n, d
+}' "$ROUNDS_TSV" >"$DERIVED"
+
+# median TARGET COLUMN — median over rounds of one column of $DERIVED.
+median() {
+    awk -F'\t' -v t="$1" -v c="$2" '$2 == t && $c != "null" { v[++n] = $c } END {
+        if (n == 0) { print "null"; exit }
+        for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+        m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%.4f\n", m
+    }' "$DERIVED"
+}
+declare -A MED
+for t in "${TARGETS[@]}"; do
+    for col in 3:rps 4:p50 7:p99 5:p75 6:p90 10:cpu 11:upcpu; do
+        MED[$t.${col#*:}]=$(median "$t" "${col%:*}")
+    done
+done
+
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "null" || v == "") print "-"; else printf f, v }'; }
+
+echo
+printf '== gateway benchmark: medians of %d rounds x %d s, %d connections, %d wrk threads, %d tokens, %d routes ==\n' \
+    "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$TOKENS" "$ROUTES"
+printf '%-26s %10s %9s %9s %18s %21s\n' target 'req/s' 'p50 ms' 'p99 ms' 'proxy CPU s/100k' 'upstream CPU s/100k'
+for t in a b c; do
+    if has_target "$t"; then
+        printf '%-26s %10s %9s %9s %18s %21s\n' "$t  ${LABEL[$t]}" "$(fmt "${MED[$t.rps]}" %.0f)" \
+            "$(fmt "${MED[$t.p50]}" %.2f)" "$(fmt "${MED[$t.p99]}" %.2f)" \
+            "$(fmt "${MED[$t.cpu]}" %.2f)" "$(fmt "${MED[$t.upcpu]}" %.2f)"
+    elif [[ "$t" == c && -n "$SKIPPED_C" ]]; then
+        printf '%-26s %s\n' "c  ${LABEL[c]}" "not run: $SKIPPED_C"
+    else
+        printf '%-26s %s\n' "$t  ${LABEL[$t]}" "not run (--only $ONLY)"
+    fi
+done
+
+# Ratios keygate / nginx, of the medians; and the verdicts.
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (x == "null" || y == "null" || y + 0 == 0) print "null"; else printf "%.4f\n", x / y }'; }
+R_RPS=null R_P99=null R_CPU=null V_RPS="not run" V_P99="not run"
+if has_target b && has_target c; then
+    R_RPS=$(ratio "${MED[c.rps]}" "${MED[b.rps]}")
+    R_P99=$(ratio "${MED[c.p99]}" "${MED[b.p99]}")
+    R_CPU=$(ratio "${MED[c.cpu]}" "${MED[b.cpu]}")
+    V_RPS=$(awk -v r="$R_RPS" -v t="$THROUGHPUT_TARGET" 'BEGIN { print (r >= t) ? "PASS" : "MISS" }')
+    V_P99=$(awk -v r="$R_P99" -v t="$P99_TARGET" 'BEGIN { print (r <= t) ? "PASS" : "MISS" }')
+fi
+echo
+printf 'keygate/nginx throughput: %s (target >= %sx) %s\n' "$(fmt "$R_RPS" %.2fx)" "$THROUGHPUT_TARGET" "$V_RPS"
+printf 'keygate/nginx p99:        %s (target <= %sx) %s\n' "$(fmt "$R_P99" %.2fx)" "$P99_TARGET" "$V_P99"
+printf 'keygate/nginx CPU/100k:   %s (no target)\n' "$(fmt "$R_CPU" %.2fx)"
+if [[ "$V_RPS" == "not run" ]]; then
+    echo "(targets not judged: both b and c must run; ${SKIPPED_C:-see --only})"
+fi
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=false
+git diff --quiet HEAD 2>/dev/null || DIRTY=true
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+printf '\n%s, commit %s%s, %s CPUs (%s), kernel %s, loadavg %s -> %s, %d s measuring\n' \
+    "$DATE_UTC" "$COMMIT" "$([[ $DIRTY == true ]] && echo ' (working tree modified)')" "$(nproc)" \
+    "$CPU_MODEL" "$(uname -r)" "$LOAD_START" "$LOAD_END" "$ELAPSED"
+
+# ---------------------------------------------------------------- JSON
+
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
+# Values from median() and ratio() are already JSON numbers ("%.4f") or null.
+json_num() { echo "${1:-null}"; }
+if [[ "$JSON_OUT" != - ]]; then
+    mkdir -p "$(dirname "$JSON_OUT")"
+    {
+        echo "{"
+        echo "  \"date_utc\": $(json_str "$DATE_UTC"),"
+        echo "  \"git_commit\": $(json_str "$COMMIT"),"
+        echo "  \"git_dirty\": $DIRTY,"
+        echo "  \"command\": $(json_str "bench/gateway.sh $ORIG_ARGS"),"
+        echo "  \"machine\": {\"nproc\": $(nproc), \"cpu\": $(json_str "$CPU_MODEL"), \"kernel\": $(json_str "$(uname -r)"), \"loadavg_start\": $(json_str "$LOAD_START"), \"loadavg_end\": $(json_str "$LOAD_END")},"
+        echo "  \"tools\": {\"nginx\": $(json_str "$("$NGINX" -v 2>&1)"), \"wrk\": $(json_str "$(wrk -v 2>&1 | head -n 1)")},"
+        echo "  \"options\": {\"duration_s\": $DURATION, \"rounds\": $ROUNDS, \"connections\": $CONNECTIONS, \"wrk_threads\": $THREADS, \"warmup_s\": $WARMUP, \"tokens\": $TOKENS, \"routes\": $ROUTES, \"targets\": [$(printf '"%s",' "${TARGETS[@]}" | sed 's/,$//')]},"
+        if [[ -n "$SKIPPED_C" ]]; then
+            echo "  \"skipped\": {\"c\": $(json_str "$SKIPPED_C")},"
+        fi
+        echo "  \"measuring_s\": $ELAPSED,"
+        echo "  \"rounds\": ["
+        awk -F'\t' -v q='"' 'BEGIN { sep = "" } {
+            printf "%s    {\"round\": %d, \"target\": %s%s%s, \"requests\": %d, \"duration_s\": %.3f, \"rps\": %.1f, \"p50_ms\": %.3f, \"p75_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, \"proxy_cpu_s\": %s, \"proxy_cpu_s_per_100k\": %s, \"upstream_cpu_s_per_100k\": %.3f}",
+                sep, $1, q, $2, q, $12, $13, $3, $4, $5, $6, $7, $8,
+                ($2 == "a" ? "null" : sprintf("%.2f", $9)), ($10 == "null" ? "null" : sprintf("%.3f", $10)), $11
+            sep = ",\n"
+        } END { print "" }' "$DERIVED"
+        echo "  ],"
+        echo "  \"medians\": {"
+        sep=
+        for t in "${TARGETS[@]}"; do
+            printf '%s    "%s": {"label": %s, "rps": %s, "p50_ms": %s, "p75_ms": %s, "p90_ms": %s, "p99_ms": %s, "proxy_cpu_s_per_100k": %s, "upstream_cpu_s_per_100k": %s}' \
+                "$sep" "$t" "$(json_str "${LABEL[$t]}")" "$(json_num "${MED[$t.rps]}")" "$(json_num "${MED[$t.p50]}")" \
+                "$(json_num "${MED[$t.p75]}")" "$(json_num "${MED[$t.p90]}")" "$(json_num "${MED[$t.p99]}")" \
+                "$(json_num "${MED[$t.cpu]}")" "$(json_num "${MED[$t.upcpu]}")"
+            sep=$',\n'
+        done
+        echo
+        echo "  },"
+        echo "  \"ratios_keygate_over_nginx\": {\"throughput\": $(json_num "$R_RPS"), \"p99\": $(json_num "$R_P99"), \"cpu_per_100k\": $(json_num "$R_CPU")},"
+        echo "  \"targets\": ["
+        echo "    {\"target\": \"throughput >= ${THROUGHPUT_TARGET}x nginx at $CONNECTIONS connections\", \"ratio\": $(json_num "$R_RPS"), \"result\": $(json_str "$V_RPS")},"
+        echo "    {\"target\": \"p99 <= ${P99_TARGET}x nginx at $CONNECTIONS connections\", \"ratio\": $(json_num "$R_P99"), \"result\": $(json_str "$V_P99")}"
+        echo "  ]"
+        echo "}"
+    } >"$JSON_OUT"
+    kg_info "wrote $JSON_OUT"
+fi
