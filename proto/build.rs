@@ -15,6 +15,7 @@ const FILES: &[&str] = &[
     "keygate/v1/invitation.proto",
     "keygate/v1/service_account.proto",
     "keygate/v1/sync.proto",
+    "keygate/v1/usage.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,12 +17,14 @@ mod auth;
 mod invitations;
 mod members;
 mod service_accounts;
+mod usage;
 mod users;
 
 pub use auth::*;
 pub use invitations::*;
 pub use members::*;
 pub use service_accounts::*;
+pub use usage::*;
 pub use users::*;
 
 /// Where the control plane listens unless `--addr` / `KEYGATE_ADDR` says otherwise.
@@ -170,6 +172,9 @@ pub enum Command {
     /// Edge sync followers (kv-sync): status and resync. System admins.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Requests the gateways answered: usage events and gateway totals.
+    #[command(subcommand)]
+    Usage(UsageCommand),
 }
 
 #[derive(Debug, Subcommand)]

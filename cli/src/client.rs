@@ -267,6 +267,15 @@ impl Connection {
         )
     }
 
+    pub fn usage(
+        &self,
+    ) -> keygate_proto::v1::usage_service_client::UsageServiceClient<AuthedChannel> {
+        keygate_proto::v1::usage_service_client::UsageServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.auth.clone(),
+        )
+    }
+
     pub fn audit(&self) -> AuditServiceClient<AuthedChannel> {
         AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }

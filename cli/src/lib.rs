@@ -1,8 +1,8 @@
 //! The `keygate` command-line client, as a library so that tests can drive it in-process.
 //!
 //! Owns: dispatching a parsed [`Cli`] to the resource modules (`tokens`, `routes`, `teams`,
-//! `audit`, `auth`, `users`, `members`, `invitations`, `service_accounts`) with a
-//! [`Context`] holding the configuration, the environment and the output streams.
+//! `audit`, `auth`, `users`, `members`, `invitations`, `service_accounts`, `sync`, `usage`)
+//! with a [`Context`] holding the configuration, the environment and the output streams.
 //! Must not: call `std::process::exit` or print errors itself; `main.rs` maps the returned
 //! [`CliError`] to a message and an exit code.
 //!
@@ -32,6 +32,7 @@ pub mod service_accounts;
 pub mod sync;
 pub mod teams;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use std::io::{IsTerminal, Write};
@@ -101,6 +102,7 @@ pub async fn run_with_env(
         Command::Invite(command) => invitations::run(command, &mut ctx).await,
         Command::ServiceAccount(command) => service_accounts::run(command, &mut ctx).await,
         Command::Sync(command) => sync::run(command, &mut ctx).await,
+        Command::Usage(command) => usage::run(command, &mut ctx).await,
     };
     // The command's own error matters more than a failed flush after it.
     let flushed = ctx.out.flush();

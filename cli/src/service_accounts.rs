@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use keygate_proto::v1::{
     CreateKeyRequest, CreateServiceAccountRequest, DeleteServiceAccountRequest,
     GetServiceAccountRequest, ListKeysRequest, ListServiceAccountsRequest, ManagementKey,
-    RevokeKeyRequest, RotateKeyRequest, ServiceAccount, create_key_request,
+    RevokeKeyRequest, RotateKeyRequest, ServiceAccount, ServiceAccountCapability,
+    create_key_request,
 };
 use prost_types::Timestamp;
 use serde_json::{Value, json};
@@ -24,7 +25,15 @@ use crate::roles;
 const SHOWN_ONCE: &str = "This is the management key's plaintext. It is shown once: store it \
                           now, it cannot be read again. Use it as --key-file or KEYGATE_KEY.";
 
-const ACCOUNT_HEADER: [&str; 6] = ["ID", "TEAM", "NAME", "ROLE", "CREATED", "DESCRIPTION"];
+const ACCOUNT_HEADER: [&str; 7] = [
+    "ID",
+    "TEAM",
+    "NAME",
+    "ROLE",
+    "CAPABILITY",
+    "CREATED",
+    "DESCRIPTION",
+];
 
 const KEY_HEADER: [&str; 6] = ["ID", "NAME", "STATUS", "PREVIEW", "EXPIRES", "LAST USED"];
 
@@ -280,6 +289,15 @@ pub fn key_status(k: &ManagementKey, now: SystemTime) -> &'static str {
     }
 }
 
+/// A capability's short name: `sync`, `gateway`, `none` (a team role only), `unknown(N)`.
+pub fn capability_name(value: i32) -> String {
+    match ServiceAccountCapability::try_from(value) {
+        Ok(ServiceAccountCapability::Unspecified) => "none".to_owned(),
+        Ok(c) => output::enum_name(c.as_str_name(), "SERVICE_ACCOUNT_CAPABILITY_"),
+        Err(_) => format!("unknown({value})"),
+    }
+}
+
 /// The service account table: one row per account.
 pub fn account_table(accounts: &[ServiceAccount]) -> String {
     output::table(
@@ -290,6 +308,7 @@ pub fn account_table(accounts: &[ServiceAccount]) -> String {
                 a.team_id.clone(),
                 a.name.clone(),
                 roles::name(a.role),
+                capability_name(a.capability),
                 output::time_or(a.created_at.as_ref(), NONE),
                 output::or_none(&a.description),
             ]
@@ -303,6 +322,7 @@ fn account_fields(a: &ServiceAccount) -> Vec<(&'static str, String)> {
         ("team", a.team_id.clone()),
         ("name", a.name.clone()),
         ("role", roles::name(a.role)),
+        ("capability", capability_name(a.capability)),
         ("description", output::or_none(&a.description)),
         ("created", output::time_or(a.created_at.as_ref(), NONE)),
         ("created by", output::or_none(&a.created_by)),
@@ -317,6 +337,7 @@ pub fn service_account_json(a: &ServiceAccount) -> Value {
         "name": a.name,
         "description": a.description,
         "role": roles::name(a.role),
+        "capability": capability_name(a.capability),
         "created_at": output::time_json(a.created_at.as_ref()),
         "created_by": a.created_by,
     })
@@ -444,6 +465,7 @@ mod tests {
                 "name": "deployer",
                 "description": "",
                 "role": "developer",
+                "capability": "none",
                 "created_at": "2025-01-31T12:00:00Z",
                 "created_by": "usr_1",
             })
@@ -468,8 +490,8 @@ mod tests {
     fn tables() {
         assert_eq!(
             account_table(&[account()]),
-            "ID    TEAM  NAME      ROLE       CREATED               DESCRIPTION\n\
-             sa_1  core  deployer  developer  2025-01-31T12:00:00Z  -\n"
+            "ID    TEAM  NAME      ROLE       CAPABILITY  CREATED               DESCRIPTION\n\
+             sa_1  core  deployer  developer  none        2025-01-31T12:00:00Z  -\n"
         );
         assert_eq!(
             key_table(&[key()], at(T0)),
@@ -478,6 +500,16 @@ mod tests {
         );
         let block = output::fields(&account_fields(&account()));
         assert!(block.contains("role:        developer\n"), "{block}");
+        assert!(block.contains("capability:  none\n"), "{block}");
+        let mut gateway = account();
+        gateway.capability = ServiceAccountCapability::Gateway as i32;
+        assert_eq!(service_account_json(&gateway)["capability"], "gateway");
+        assert!(account_table(&[gateway]).contains("  gateway  "));
+        assert_eq!(
+            capability_name(ServiceAccountCapability::Sync as i32),
+            "sync"
+        );
+        assert_eq!(capability_name(9), "unknown(9)");
     }
 
     #[test]

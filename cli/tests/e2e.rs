@@ -372,3 +372,96 @@ async fn cli_sync_status_and_resync() {
     let out = cli.ok(&["sync", "resync"]).await;
     assert!(out.contains("resync requested for 0 follower(s)"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_usage_list_gateways_and_capabilities() {
+    use keygate_control_plane::usage::{UsageBatch, UsageEvent};
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["team", "create", "ops", "--name", "Ops"]).await;
+    let sa: serde_json::Value = serde_json::from_str(
+        &cli.ok(&[
+            "--json",
+            "service-account",
+            "create",
+            "--team",
+            "ops",
+            "--name",
+            "edge",
+            "--role",
+            "viewer",
+            "--capability",
+            "gateway",
+        ])
+        .await,
+    )
+    .unwrap();
+    assert_eq!(sa["service_account"]["capability"], "gateway");
+    let table = cli.ok(&["service-account", "list"]).await;
+    assert!(
+        table.lines().next().unwrap().contains("CAPABILITY"),
+        "{table}"
+    );
+    assert!(table.contains(" gateway "), "{table}");
+
+    let now = keygate_control_plane::time::now_ms();
+    let event = |id: &str, at: i64, status: u16| UsageEvent {
+        event_id: id.into(),
+        at,
+        token_hash: String::new(),
+        token_id: None,
+        team_id: Some(keygate_control_plane::ids::TeamId("ops".into())),
+        route: "billing".into(),
+        method: "GET".into(),
+        status,
+        error: String::new(),
+        latency_us: 2500,
+        request_bytes: 0,
+        response_bytes: 0,
+        client_ip: "192.0.2.9".into(),
+        user_agent: "e2e".into(),
+        config_revision: 1,
+        request_id: String::new(),
+    };
+    server
+        .store
+        .ingest_usage(&UsageBatch {
+            gateway: "edge-e2e".into(),
+            reported_by: "service_account:sa_test".into(),
+            events: vec![event("1", now - 2000, 200), event("2", now - 1000, 429)],
+            dropped: 4,
+        })
+        .await
+        .unwrap();
+
+    let listed: serde_json::Value = serde_json::from_str(
+        &cli.ok(&[
+            "--json", "usage", "list", "--team", "ops", "--status", "429", "--since", "1h",
+        ])
+        .await,
+    )
+    .unwrap();
+    let events = listed["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_id"], "2");
+    assert_eq!(events[0]["gateway"], "edge-e2e");
+    let out = cli.run(&["usage", "list", "--limit", "1"], &[]).await;
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 2, "header and one event: {stdout}");
+    assert!(stdout.contains("edge-e2e") && stdout.contains("429") && stdout.contains("2.5ms"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--page-token"));
+    let gateways = cli.ok(&["usage", "gateways"]).await;
+    assert!(
+        gateways.contains("edge-e2e") && gateways.contains("  4  "),
+        "{gateways}"
+    );
+
+    assert_eq!(cli.code(&["usage", "list", "--status", "42"]).await.0, 2);
+    let (code, stderr) = cli.code(&["usage", "list", "--team", "Not A Team"]).await;
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("filter.team_id"), "{stderr}");
+}

@@ -19,7 +19,8 @@ fn team_of(action: &Action<'_>) -> String {
         | CreateRoute(t)
         | ReadAudit(t)
         | ListInvitations(t)
-        | ReadServiceAccounts(t) => t.0.clone(),
+        | ReadServiceAccounts(t)
+        | ReadUsage(t) => t.0.clone(),
         ClaimTeam { team, .. }
         | AddMember { team, .. }
         | ChangeMemberRole { team, .. }

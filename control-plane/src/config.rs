@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, env = "KEYGATE_OUTBOX_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..=8760))]
     pub outbox_retention_hours: u32,
 
+    /// How long gateway usage events are kept, in days (1-3650); older ones are deleted with
+    /// the periodic outbox compaction.
+    #[arg(long, env = "KEYGATE_USAGE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub usage_retention_days: u32,
+
     /// Origins allowed to call grpc-web from a browser, comma-separated, or `*`. Empty: none.
     #[arg(
         long,
@@ -78,6 +83,7 @@ impl std::fmt::Debug for Config {
             .field("master_key", &self.master_key.as_ref().map(|_| "<set>"))
             .field("edge_key", &self.edge_key.as_ref().map(|_| "<set>"))
             .field("outbox_retention_hours", &self.outbox_retention_hours)
+            .field("usage_retention_days", &self.usage_retention_days)
             .field("cors_origins", &self.cors())
             .field("admin_email", &self.admin_email)
             .field(
@@ -204,6 +210,8 @@ mod tests {
             !shown.contains("c2VjcmV0") && !shown.contains("pw@"),
             "{shown}"
         );
+        assert_eq!(c.usage_retention_days, 30);
+        assert!(Config::try_parse_from(["x", "--usage-retention-days", "0"]).is_err());
         let c = Config::parse_from(["x", "--database-url", "mysql://x"]);
         assert!(c.validate().unwrap_err().starts_with("DATABASE_URL"));
     }

@@ -1,15 +1,15 @@
-//! Keygate control plane: the gRPC (and grpc-web) API over tokens, routes, teams and audit,
-//! backed by SQLite or PostgreSQL.
+//! Keygate control plane: the gRPC (and grpc-web) API over tokens, routes, teams, audit and
+//! gateway usage, backed by SQLite or PostgreSQL.
 //!
 //! Owns: validation of management input, the storage schema, the audit chain and the change
 //! outbox. Must not depend on gateway or kv-sync code; the edge learns state only through the
-//! change feed and snapshots this crate serves.
+//! change feed and snapshots this crate serves, and reports usage only through `UsageService`.
 //!
 //! Codemap: [`server`] wires services and layers; [`auth`] is the one layer that assigns
-//! request ids and resolves the caller; [`tokens`], [`routes`], [`teams`], [`audit`] each hold
-//! a resource's domain types and its RPC handlers; [`store`] is the `Store` trait with its
-//! SQLite and PostgreSQL implementations; [`error`] maps every failure to one client-visible
-//! error code.
+//! request ids and resolves the caller; [`tokens`], [`routes`], [`teams`], [`audit`],
+//! [`usage`] each hold a resource's domain types and its RPC handlers; [`store`] is the
+//! `Store` trait with its SQLite and PostgreSQL implementations; [`error`] maps every failure
+//! to one client-visible error code.
 
 pub mod auth;
 pub mod authz;
@@ -35,4 +35,5 @@ pub mod sessions;
 pub mod sync;
 pub mod teams;
 pub mod tokens;
+pub mod usage;
 pub mod users;

@@ -94,17 +94,24 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutting down");
     };
     // Outbox compaction: followers further behind than the retention resync from a snapshot.
+    // Usage retention runs on the same tick.
     {
         let store = store.clone();
         let retention_ms = i64::from(config.outbox_retention_hours) * 3_600_000;
+        let usage_retention_ms = i64::from(config.usage_retention_days) * 86_400_000;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
             loop {
                 tick.tick().await;
-                let before = keygate_control_plane::time::now_ms() - retention_ms;
-                match store.compact_changes(before).await {
+                let now = keygate_control_plane::time::now_ms();
+                match store.compact_changes(now - retention_ms).await {
                     Ok(rev) => tracing::debug!(compacted_revision = rev, "outbox compacted"),
                     Err(e) => tracing::warn!(error = %e, "outbox compaction failed"),
+                }
+                match store.delete_usage_before(now - usage_retention_ms).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "usage events past retention deleted"),
+                    Err(e) => tracing::warn!(error = %e, "usage retention failed"),
                 }
             }
         });

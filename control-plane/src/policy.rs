@@ -12,7 +12,9 @@
 //! - VIEWER reads;
 //! - routes are a shared catalogue every signed-in caller may read (never secrets);
 //! - service accounts act with their role in their one team on resources only: they never
-//!   manage people, invitations, other service accounts, or create teams.
+//!   manage people, invitations, other service accounts, or create teams;
+//! - capabilities add one power each: SYNC follows the change feed, GATEWAY reports usage
+//!   (IngestUsage). Usage events are read like tokens: VIEWER+ of their team.
 
 use crate::context::Actor;
 use crate::ids::{KeyId, ServiceAccountId, SessionId, TeamId, UserId};
@@ -207,6 +209,13 @@ pub enum Action<'a> {
     // The change feed
     FollowFeed,
     ManageSync,
+    // Usage
+    /// Reporting a gateway's usage events (IngestUsage).
+    IngestUsage,
+    /// Reading a team's usage events.
+    ReadUsage(&'a TeamId),
+    /// Reading every gateway's totals.
+    ReadGateways,
 }
 
 /// Why a call was refused. The text is safe for clients (no secrets, no token scopes).
@@ -260,7 +269,7 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
                 deny("claiming a team requires ADMIN in another team")
             }
         }
-        ListMembers(t) | ReadTokens(t) | ReadAudit(t) => need(t, Role::Viewer),
+        ListMembers(t) | ReadTokens(t) | ReadAudit(t) | ReadUsage(t) => need(t, Role::Viewer),
         AddMember { team, role } | Invite { team, role } => {
             people_manager("manage members")?;
             need(team, Role::Manager)?;
@@ -304,7 +313,9 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
             Some(_) => deny(format!("requires DEVELOPER in team \"{team}\"")),
             None => deny(format!("not a member of team \"{team}\"")),
         },
-        ReadGlobalAudit | SetSystemAdmin | DisableUser => deny("requires a system admin"),
+        ReadGlobalAudit | SetSystemAdmin | DisableUser | ReadGateways => {
+            deny("requires a system admin")
+        }
         ListUsers => {
             people_manager("list users")?;
             if c.roles.values().any(|r| *r >= Role::Manager) {
@@ -355,6 +366,13 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
                 deny(
                     "following the change feed requires a service account with the SYNC capability",
                 )
+            }
+        }
+        IngestUsage => {
+            if c.capability == Capability::Gateway {
+                Ok(())
+            } else {
+                deny("reporting usage requires a service account with the GATEWAY capability")
             }
         }
     }
@@ -512,6 +530,29 @@ mod tests {
         let outsider = user(&[("b", Role::Admin)]);
         assert!(check(&outsider, &Action::ReadTokens(&a)).is_err());
         assert!(check(&outsider, &Action::ReadRoutes).is_ok());
+    }
+
+    #[test]
+    fn usage_needs_the_gateway_capability_or_team_membership() {
+        let a = TeamId("a".into());
+        let admin = user(&[("a", Role::Admin)]);
+        assert!(check(&admin, &Action::IngestUsage).is_err());
+        assert!(check(&admin, &Action::ReadGateways).is_err());
+        assert!(check(&user(&[("a", Role::Viewer)]), &Action::ReadUsage(&a)).is_ok());
+        assert!(check(&user(&[("b", Role::Admin)]), &Action::ReadUsage(&a)).is_err());
+        let mut gateway = user(&[("a", Role::Viewer)]);
+        gateway.principal = Principal::ServiceAccount {
+            id: ServiceAccountId("sa_1".into()),
+            key: KeyId("mk_1".into()),
+        };
+        gateway.capability = Capability::Gateway;
+        assert!(check(&gateway, &Action::IngestUsage).is_ok());
+        gateway.capability = Capability::Sync;
+        assert!(check(&gateway, &Action::IngestUsage).is_err());
+        let mut sys = user(&[]);
+        sys.system_admin = true;
+        assert!(check(&sys, &Action::IngestUsage).is_ok());
+        assert!(check(&sys, &Action::ReadGateways).is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Wiring: the Keygate services, health and reflection on one port, with grpc-web
-//! (HTTP/1.1) translation, CORS, and the [`AuthLayer`] around all of them.
+//! Wiring: the Keygate services (tokens, routes, teams, audit, identity, sync, usage), health
+//! and reflection on one port, with grpc-web (HTTP/1.1) translation, CORS, and the
+//! [`AuthLayer`] around all of them.
 
 use crate::audit::AuditApi;
 use crate::auth::{AuthLayer, REQUEST_ID};
@@ -12,6 +13,7 @@ use crate::store::DynStore;
 use crate::sync::SyncApi;
 use crate::teams::TeamApi;
 use crate::tokens::TokenApi;
+use crate::usage::UsageApi;
 use crate::users::UserApi;
 use http::{HeaderName, HeaderValue, Method};
 use keygate_proto::v1::audit_service_server::AuditServiceServer;
@@ -22,6 +24,7 @@ use keygate_proto::v1::service_account_service_server::ServiceAccountServiceServ
 use keygate_proto::v1::sync_service_server::SyncServiceServer;
 use keygate_proto::v1::team_service_server::TeamServiceServer;
 use keygate_proto::v1::token_service_server::TokenServiceServer;
+use keygate_proto::v1::usage_service_server::UsageServiceServer;
 use keygate_proto::v1::user_service_server::UserServiceServer;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -106,6 +109,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<SyncServiceServer<SyncApi>>()
         .await;
+    health_reporter
+        .set_serving::<UsageServiceServer<UsageApi>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(keygate_proto::FILE_DESCRIPTOR_SET)
@@ -145,6 +151,11 @@ pub async fn serve(
         .add_service(ServiceAccountServiceServer::new(ServiceAccountApi::new(
             store.clone(),
         )))
+        // Usage batches are larger than any management call (5,000 events per call).
+        .add_service(
+            UsageServiceServer::new(UsageApi::new(store.clone()))
+                .max_decoding_message_size(crate::usage::service::MAX_REQUEST_BYTES),
+        )
         .add_service(SyncServiceServer::new(SyncApi::new(
             store,
             parts.master_key.clone(),

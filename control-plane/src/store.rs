@@ -28,6 +28,7 @@ use crate::teams::Member;
 use crate::teams::{NewTeam, Team, TeamDeletion, TeamFilter, TeamPatch};
 use crate::time::Millis;
 use crate::tokens::{NewTokenRecord, Token, TokenFilter, TokenPatch};
+use crate::usage::{GatewayStatus, StoredUsageEvent, UsageBatch, UsageFilter};
 use crate::users::{NewUser, User, UserFilter, UserPatch};
 use futures::stream::BoxStream;
 use keygate_contracts::FieldError;
@@ -91,6 +92,7 @@ pub trait Store:
     + SessionStore
     + InvitationStore
     + ServiceAccountStore
+    + UsageStore
 {
 }
 
@@ -106,6 +108,7 @@ impl<T> Store for T where
         + SessionStore
         + InvitationStore
         + ServiceAccountStore
+        + UsageStore
 {
 }
 
@@ -428,6 +431,24 @@ pub trait FeedStore: Send + Sync + 'static {
     async fn list_followers(&self) -> StoreResult<Vec<Follower>>;
     /// Flags one follower (or all when `None`) to resync; returns how many.
     async fn request_resync(&self, follower: Option<&str>) -> StoreResult<u32>;
+}
+
+/// Usage events from gateways. Telemetry, not configuration: nothing here writes an audit
+/// row or a change event, or wakes change-feed watchers.
+#[async_trait::async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    /// Stores a batch in ONE transaction: events whose `(gateway, event_id)` is already stored
+    /// are skipped (a resent batch counts once); each token's `last_used_at` moves forward to
+    /// its newest event in the batch (never back); the gateway's totals are updated (its drop
+    /// count is not added again for a batch whose every event was already stored: a resend).
+    /// Returns how many events were new.
+    async fn ingest_usage(&self, batch: &UsageBatch) -> StoreResult<u32>;
+    /// A page, newest first (`at`, then row id).
+    async fn list_usage(&self, filter: &UsageFilter) -> StoreResult<Page<StoredUsageEvent>>;
+    /// Deletes events with `at < before`, in bounded batches; returns how many.
+    async fn delete_usage_before(&self, before: Millis) -> StoreResult<u64>;
+    /// Every gateway that has reported, by name.
+    async fn list_gateways(&self) -> StoreResult<Vec<GatewayStatus>>;
 }
 
 /// A shared handle to the configured store.

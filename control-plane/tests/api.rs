@@ -6,8 +6,10 @@ use keygate_control_plane::testing::{Backend, TestServer, with_key};
 use keygate_proto::v1 as pb;
 use keygate_proto::v1::audit_service_client::AuditServiceClient;
 use keygate_proto::v1::route_service_client::RouteServiceClient;
+use keygate_proto::v1::service_account_service_client::ServiceAccountServiceClient;
 use keygate_proto::v1::team_service_client::TeamServiceClient;
 use keygate_proto::v1::token_service_client::TokenServiceClient;
+use keygate_proto::v1::usage_service_client::UsageServiceClient;
 use prost::Message;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -858,4 +860,437 @@ async fn expired_or_orphaned_management_keys_are_refused() {
         .list_teams(with_key(keys[2].expose(), pb::ListTeamsRequest::default()))
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Usage ingestion (UsageService)
+
+fn ts(ms: i64) -> prost_types::Timestamp {
+    keygate_control_plane::time::to_timestamp(ms)
+}
+
+/// A service account of `team` with `capability`, made through the ServiceAccount RPCs as
+/// the system admin; returns its management key.
+async fn service_account_key(
+    s: &TestServer,
+    team: &str,
+    name: &str,
+    capability: pb::ServiceAccountCapability,
+) -> String {
+    let mut accounts = ServiceAccountServiceClient::new(s.channel().await);
+    let sa = accounts
+        .create_service_account(s.request(pb::CreateServiceAccountRequest {
+            team_id: team.into(),
+            name: name.into(),
+            description: String::new(),
+            role: pb::Role::Viewer as i32,
+            capability: capability as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    assert_eq!(sa.capability, capability as i32);
+    accounts
+        .create_key(s.request(pb::CreateKeyRequest {
+            service_account_id: sa.id,
+            name: "k".into(),
+            expiry: Some(pb::create_key_request::Expiry::NeverExpires(true)),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .plaintext
+}
+
+fn usage_ev(id: &str, at: i64, token: Option<(&str, &str)>, status: u32) -> pb::UsageEvent {
+    pb::UsageEvent {
+        event_id: id.into(),
+        time: Some(ts(at)),
+        token_hash: token.map(|_| "cd".repeat(32)).unwrap_or_default(),
+        token_id: token.map(|(t, _)| t.to_owned()).unwrap_or_default(),
+        team_id: token.map(|(_, team)| team.to_owned()).unwrap_or_default(),
+        route: "billing".into(),
+        method: "POST".into(),
+        status,
+        latency_us: 900,
+        client_ip: "2001:db8::1".into(),
+        user_agent: "n8n".into(),
+        config_revision: 12,
+        request_id: format!("req-{id}"),
+        ..Default::default()
+    }
+}
+
+async fn list_usage_ids(
+    usage: &mut UsageServiceClient<tonic::transport::Channel>,
+    key: &str,
+    filter: pb::UsageFilter,
+    page_size: u32,
+) -> Result<Vec<String>, tonic::Status> {
+    let mut ids = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = usage
+            .list_usage_events(with_key(
+                key,
+                pb::ListUsageEventsRequest {
+                    filter: Some(filter.clone()),
+                    page_size,
+                    page_token: page_token.clone(),
+                },
+            ))
+            .await?
+            .into_inner();
+        assert!(page.events.len() <= page_size as usize);
+        ids.extend(page.events.into_iter().map(|e| e.event_id));
+        if page.next_page_token.is_empty() {
+            return Ok(ids);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn usage_ingest_and_list(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    seed_team(&s, "core").await;
+    seed_team(&s, "ops").await;
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let mut usage = UsageServiceClient::new(s.channel().await);
+    let mut ids = Vec::new();
+    for team in ["core", "ops"] {
+        let created = tokens
+            .create_token(s.request(create_token_req(team, "t", &["*"])))
+            .await
+            .unwrap();
+        ids.push(created.into_inner().token.unwrap().id);
+    }
+    let (core_tok, ops_tok) = (ids[0].clone(), ids[1].clone());
+    let gw = service_account_key(&s, "ops", "edge", pb::ServiceAccountCapability::Gateway).await;
+    let now = keygate_control_plane::time::now_ms();
+
+    let batch = pb::IngestUsageRequest {
+        gateway: "edge-fra-1".into(),
+        events: vec![
+            usage_ev("1", now - 9000, Some((&core_tok, "core")), 200),
+            usage_ev("2", now - 7000, Some((&core_tok, "core")), 502),
+            usage_ev("3", now - 8000, Some((&ops_tok, "ops")), 200),
+            usage_ev("4", now - 6000, None, 401),
+            usage_ev("5", now - 5000, Some((&core_tok, "core")), 200),
+        ],
+        dropped: 0,
+    };
+    let audit_before = s.store.verify_audit_chain().await.unwrap().checked;
+    let head_before = s.store.head_revision().await.unwrap();
+    let accepted = usage
+        .ingest_usage(with_key(&gw, batch.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted, 5);
+    // A resend after a timeout is stored once.
+    let again = usage.ingest_usage(with_key(&gw, batch)).await.unwrap();
+    assert_eq!(again.into_inner().accepted, 0);
+    // Telemetry: no audit row, no change event.
+    assert_eq!(
+        s.store.verify_audit_chain().await.unwrap().checked,
+        audit_before
+    );
+    assert_eq!(s.store.head_revision().await.unwrap(), head_before);
+
+    // last_used_at is visible through TokenService.
+    let core = tokens
+        .get_token(s.request(pb::GetTokenRequest {
+            id: core_tok.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(core.last_used_at, Some(ts(now - 5000)));
+
+    // The system admin sees everything, newest first, across pages.
+    let all = list_usage_ids(&mut usage, &s.admin_key, pb::UsageFilter::default(), 2)
+        .await
+        .unwrap();
+    assert_eq!(all, ["5", "4", "2", "3", "1"]);
+    let first = usage
+        .list_usage_events(s.request(pb::ListUsageEventsRequest {
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = &first.events[0];
+    assert_eq!(
+        (
+            e.gateway.as_str(),
+            e.token_id.as_str(),
+            e.team_id.as_str(),
+            e.status
+        ),
+        ("edge-fra-1", core_tok.as_str(), "core", 200)
+    );
+    assert_eq!(
+        (e.time, e.latency_us, e.config_revision),
+        (Some(ts(now - 5000)), 900, 12)
+    );
+    // Filters.
+    let core_only = pb::UsageFilter {
+        team_id: "core".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        list_usage_ids(&mut usage, &s.admin_key, core_only.clone(), 50)
+            .await
+            .unwrap(),
+        ["5", "2", "1"]
+    );
+    assert_eq!(
+        list_usage_ids(
+            &mut usage,
+            &s.admin_key,
+            pb::UsageFilter {
+                token_id: core_tok.clone(),
+                status: 502,
+                ..Default::default()
+            },
+            50
+        )
+        .await
+        .unwrap(),
+        ["2"]
+    );
+    assert_eq!(
+        list_usage_ids(
+            &mut usage,
+            &s.admin_key,
+            pb::UsageFilter {
+                route: "billing".into(),
+                start_time: Some(ts(now - 8000)),
+                end_time: Some(ts(now - 5000)),
+                ..Default::default()
+            },
+            50
+        )
+        .await
+        .unwrap(),
+        ["4", "2", "3"]
+    );
+
+    // Team members see their teams' events only; another team's developer sees none of core.
+    let ops_dev = s
+        .user(
+            "dev@ops.test",
+            &[("ops", keygate_control_plane::policy::Role::Developer)],
+        )
+        .await;
+    let core_viewer = s
+        .user(
+            "viewer@core.test",
+            &[("core", keygate_control_plane::policy::Role::Viewer)],
+        )
+        .await;
+    assert_eq!(
+        list_usage_ids(&mut usage, &ops_dev.token, pb::UsageFilter::default(), 50)
+            .await
+            .unwrap(),
+        ["3"]
+    );
+    let denied = list_usage_ids(&mut usage, &ops_dev.token, core_only.clone(), 50)
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        list_usage_ids(
+            &mut usage,
+            &ops_dev.token,
+            pb::UsageFilter {
+                token_id: core_tok.clone(),
+                ..Default::default()
+            },
+            50
+        )
+        .await
+        .unwrap(),
+        Vec::<String>::new(),
+        "a token filter does not widen what a caller sees"
+    );
+    assert_eq!(
+        list_usage_ids(
+            &mut usage,
+            &core_viewer.token,
+            pb::UsageFilter::default(),
+            50
+        )
+        .await
+        .unwrap(),
+        ["5", "2", "1"]
+    );
+
+    // Only GATEWAY service accounts report usage; a refusal is audited.
+    let sync = service_account_key(&s, "ops", "syncer", pb::ServiceAccountCapability::Sync).await;
+    for key in [&sync, &ops_dev.token] {
+        let e = usage
+            .ingest_usage(with_key(
+                key,
+                pb::IngestUsageRequest {
+                    gateway: "forged".into(),
+                    events: vec![usage_ev("x", now, None, 200)],
+                    dropped: 0,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{}", e.message());
+        assert!(e.message().contains("GATEWAY"), "{}", e.message());
+    }
+    let (denials, _) = s
+        .store
+        .list_audit(&keygate_control_plane::audit::AuditPage {
+            filter: keygate_control_plane::audit::AuditFilter {
+                action: Some("authz.denied".into()),
+                entity_id: Some("forged".into()),
+                ..Default::default()
+            },
+            limit: 10,
+            before_seq: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(denials.items.len(), 2);
+    assert!(
+        list_usage_ids(
+            &mut usage,
+            &s.admin_key,
+            pb::UsageFilter {
+                status: 200,
+                start_time: Some(ts(now - 1)),
+                ..Default::default()
+            },
+            50
+        )
+        .await
+        .unwrap()
+        .is_empty(),
+        "refused batches store nothing"
+    );
+
+    // Gateway totals: system admins only.
+    let gws = usage
+        .list_gateways(s.request(pb::ListGatewaysRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .gateways;
+    assert_eq!(gws.len(), 1);
+    assert_eq!(
+        (gws[0].name.as_str(), gws[0].events_total),
+        ("edge-fra-1", 5)
+    );
+    assert_eq!(
+        usage
+            .list_gateways(with_key(&gw, pb::ListGatewaysRequest {}))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_ingest_and_list_sqlite() {
+    usage_ingest_and_list(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_ingest_and_list_postgres() {
+    usage_ingest_and_list(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn usage_validation_errors_name_the_field() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    seed_team(&s, "ops").await;
+    let gw = service_account_key(&s, "ops", "edge", pb::ServiceAccountCapability::Gateway).await;
+    let mut usage = UsageServiceClient::new(s.channel().await);
+    let now = keygate_control_plane::time::now_ms();
+    let call = |events: Vec<pb::UsageEvent>| pb::IngestUsageRequest {
+        gateway: "edge-1".into(),
+        events,
+        dropped: 0,
+    };
+    let mut bad_status = vec![usage_ev("a", now, None, 200); 4];
+    for (i, e) in bad_status.iter_mut().enumerate() {
+        e.event_id = format!("a{i}");
+    }
+    bad_status[3].status = 700;
+    let mut no_time = usage_ev("b", now, None, 200);
+    no_time.time = None;
+    let cases = vec![
+        (call(bad_status), "events[3].status: must be 100..599"),
+        (call(vec![no_time]), "events[0].time: is required"),
+        (
+            call(vec![usage_ev("c", now, None, 200); 5001]),
+            "events: at most 5000 per call",
+        ),
+        (
+            pb::IngestUsageRequest {
+                gateway: String::new(),
+                ..call(vec![])
+            },
+            "gateway: is required",
+        ),
+    ];
+    for (req, want) in cases {
+        let e = usage.ingest_usage(with_key(&gw, req)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert_eq!(e.message(), want);
+    }
+    let e = usage
+        .list_usage_events(s.request(pb::ListUsageEventsRequest {
+            page_size: 1001,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (
+            Code::InvalidArgument,
+            "page_size: must be between 1 and 1000"
+        )
+    );
+
+    // The largest batch (5,000 events, long client-copied fields) fits in one call; the
+    // user agent is truncated, not refused.
+    let events: Vec<pb::UsageEvent> = (0..5000)
+        .map(|i| {
+            let mut e = usage_ev(&format!("big-{i}"), now, None, 200);
+            e.user_agent = "u".repeat(2000);
+            e.request_id = "r".repeat(128);
+            e
+        })
+        .collect();
+    let accepted = usage
+        .ingest_usage(with_key(&gw, call(events)))
+        .await
+        .unwrap()
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted, 5000);
+    let page = usage
+        .list_usage_events(s.request(pb::ListUsageEventsRequest {
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.events[0].user_agent.len(), 512);
 }

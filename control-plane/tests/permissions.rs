@@ -25,6 +25,7 @@ use keygate_proto::v1::route_service_client::RouteServiceClient;
 use keygate_proto::v1::service_account_service_client::ServiceAccountServiceClient;
 use keygate_proto::v1::team_service_client::TeamServiceClient;
 use keygate_proto::v1::token_service_client::TokenServiceClient;
+use keygate_proto::v1::usage_service_client::UsageServiceClient;
 use keygate_proto::v1::user_service_client::UserServiceClient;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -368,6 +369,7 @@ impl World {
         let mut invites = InvitationServiceClient::new(ch.clone());
         let mut accounts = ServiceAccountServiceClient::new(ch.clone());
         let mut sync = keygate_proto::v1::sync_service_client::SyncServiceClient::new(ch.clone());
+        let mut usage = UsageServiceClient::new(ch.clone());
         let alpha = || "alpha".to_string();
         match case {
             "TeamService.CreateTeam" => {
@@ -900,6 +902,43 @@ impl World {
                         follower: String::new(),
                     },
                 ))
+                .await
+                .map(drop),
+            "UsageService.IngestUsage" => usage
+                .ingest_usage(self.req(
+                    who,
+                    pb::IngestUsageRequest {
+                        gateway: "matrix".into(),
+                        events: vec![pb::UsageEvent {
+                            event_id: format!("ev-{}", self.fresh()),
+                            time: Some(prost_types::Timestamp {
+                                seconds: now_ms() / 1000,
+                                nanos: 0,
+                            }),
+                            method: "GET".into(),
+                            status: 200,
+                            ..Default::default()
+                        }],
+                        dropped: 0,
+                    },
+                ))
+                .await
+                .map(drop),
+            "UsageService.ListUsageEvents" => usage
+                .list_usage_events(self.req(
+                    who,
+                    pb::ListUsageEventsRequest {
+                        filter: Some(pb::UsageFilter {
+                            team_id: alpha(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop),
+            "UsageService.ListGateways" => usage
+                .list_gateways(self.req(who, pb::ListGatewaysRequest {}))
                 .await
                 .map(drop),
             other => panic!("permission-matrix.txt names a case this test cannot run: {other}"),

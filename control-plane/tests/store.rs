@@ -15,6 +15,7 @@ use keygate_control_plane::teams::{NewTeam, TeamFilter, TeamPatch};
 use keygate_control_plane::testing::{Backend, TestDb, test_db};
 use keygate_control_plane::time::now_ms;
 use keygate_control_plane::tokens::{NewTokenRecord, TokenFilter, TokenPatch, TokenStatus};
+use keygate_control_plane::usage::{UsageBatch, UsageEvent, UsageFilter};
 use std::collections::HashSet;
 
 const DAY: i64 = 86_400_000;
@@ -954,6 +955,252 @@ async fn management_keys(b: Backend) {
     assert!(s.find_management_key("00").await.unwrap().is_none());
 }
 
+fn usage_event(id: &str, at: i64, token: Option<(&TokenId, &str)>, status: u16) -> UsageEvent {
+    UsageEvent {
+        event_id: id.into(),
+        at,
+        token_hash: token.map(|_| "ab".repeat(32)).unwrap_or_default(),
+        token_id: token.map(|(t, _)| t.clone()),
+        team_id: token.map(|(_, team)| TeamId(team.into())),
+        route: "billing".into(),
+        method: "GET".into(),
+        status,
+        error: String::new(),
+        latency_us: 1200,
+        request_bytes: 10,
+        response_bytes: 20,
+        client_ip: "192.0.2.7".into(),
+        user_agent: "conformance".into(),
+        config_revision: 3,
+        request_id: format!("req-{id}"),
+    }
+}
+
+fn batch(gateway: &str, events: Vec<UsageEvent>, dropped: i64) -> UsageBatch {
+    UsageBatch {
+        gateway: gateway.into(),
+        reported_by: "service_account:sa_gw".into(),
+        events,
+        dropped,
+    }
+}
+
+fn usage_filter(limit: u32) -> UsageFilter {
+    UsageFilter {
+        limit,
+        ..Default::default()
+    }
+}
+
+/// Every event matching `f`, walking pages of `f.limit`; event ids newest first.
+async fn usage_ids(s: &DynStore, mut f: UsageFilter) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = s.list_usage(&f).await.unwrap();
+        let last = page.items.last().map(|e| (e.event.at, e.id));
+        ids.extend(page.items.into_iter().map(|e| e.event.event_id));
+        if !page.more {
+            return ids;
+        }
+        f.after = last;
+    }
+}
+
+async fn usage_ingest_list_and_retention(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "core").await;
+    team(s, "ops").await;
+    let (core_rec, _) = token_record("core", "ci", &["*"], None);
+    let (ops_rec, _) = token_record("ops", "bot", &["*"], None);
+    let core_tok = s.create_token(&ctx(), core_rec).await.unwrap().id;
+    let ops_tok = s.create_token(&ctx(), ops_rec).await.unwrap().id;
+    let now = now_ms();
+    let before = log_position(s).await;
+
+    let first = batch(
+        "edge-1",
+        vec![
+            usage_event("e1", now - 5000, Some((&core_tok, "core")), 200),
+            usage_event("e2", now - 3000, Some((&core_tok, "core")), 403),
+            usage_event("e3", now - 4000, Some((&ops_tok, "ops")), 200),
+            usage_event("e4", now - 2000, None, 401),
+        ],
+        2,
+    );
+    assert_eq!(s.ingest_usage(&first).await.unwrap(), 4);
+    // Telemetry: no audit row, no change event.
+    assert_eq!(log_position(s).await, before);
+    let last_used = |id: &TokenId| {
+        let id = id.clone();
+        async move { s.get_token(&id).await.unwrap().last_used_at }
+    };
+    assert_eq!(last_used(&core_tok).await, Some(now - 3000));
+    assert_eq!(last_used(&ops_tok).await, Some(now - 4000));
+    let core_updated = s.get_token(&core_tok).await.unwrap().updated_at;
+
+    // A resent batch is stored once.
+    assert_eq!(s.ingest_usage(&first).await.unwrap(), 0);
+    // An older event never moves last_used_at back; a newer one moves it forward.
+    let late = batch(
+        "edge-1",
+        vec![
+            usage_event("e0", now - 60_000, Some((&core_tok, "core")), 200),
+            usage_event("e5", now - 1000, Some((&ops_tok, "ops")), 200),
+        ],
+        0,
+    );
+    assert_eq!(s.ingest_usage(&late).await.unwrap(), 2);
+    assert_eq!(last_used(&core_tok).await, Some(now - 3000));
+    assert_eq!(last_used(&ops_tok).await, Some(now - 1000));
+    assert_eq!(
+        s.get_token(&core_tok).await.unwrap().updated_at,
+        core_updated
+    );
+    // Idempotency is per gateway: another gateway's "e1" is a different event.
+    let other = batch("edge-2", vec![usage_event("e1", now - 1500, None, 404)], 0);
+    assert_eq!(s.ingest_usage(&other).await.unwrap(), 1);
+    // A call with no events only reports drops.
+    assert_eq!(
+        s.ingest_usage(&batch("edge-2", vec![], 5)).await.unwrap(),
+        0
+    );
+    assert_eq!(log_position(s).await, before);
+
+    let gateways = s.list_gateways().await.unwrap();
+    let totals: Vec<(&str, i64, i64)> = gateways
+        .iter()
+        .map(|g| (g.name.as_str(), g.events_total, g.dropped_total))
+        .collect();
+    assert_eq!(totals, vec![("edge-1", 6, 2), ("edge-2", 1, 5)]);
+    assert!(gateways[0].first_seen_at <= gateways[0].last_seen_at);
+    assert_eq!(gateways[0].reported_by, "service_account:sa_gw");
+
+    // Every field round-trips.
+    let page = s.list_usage(&usage_filter(1)).await.unwrap();
+    assert!(page.more);
+    let newest = &page.items[0];
+    assert_eq!(
+        (newest.gateway.as_str(), newest.event.event_id.as_str()),
+        ("edge-1", "e5")
+    );
+    assert_eq!(
+        newest.event,
+        usage_event("e5", now - 1000, Some((&ops_tok, "ops")), 200)
+    );
+
+    // Filters, newest first.
+    let all = usage_ids(s, usage_filter(2)).await;
+    assert_eq!(all, ["e5", "e1", "e4", "e2", "e3", "e1", "e0"]);
+    let by = |f: UsageFilter| usage_ids(s, f);
+    assert_eq!(
+        by(UsageFilter {
+            team_id: Some(TeamId("core".into())),
+            ..usage_filter(50)
+        })
+        .await,
+        ["e2", "e1", "e0"]
+    );
+    assert_eq!(
+        by(UsageFilter {
+            token_id: Some(ops_tok.clone()),
+            ..usage_filter(50)
+        })
+        .await,
+        ["e5", "e3"]
+    );
+    assert_eq!(
+        by(UsageFilter {
+            status: Some(403),
+            ..usage_filter(50)
+        })
+        .await,
+        ["e2"]
+    );
+    assert_eq!(
+        by(UsageFilter {
+            route: Some("billing".into()),
+            start: Some(now - 4000),
+            end: Some(now - 2000),
+            ..usage_filter(50)
+        })
+        .await,
+        ["e2", "e3"]
+    );
+    assert_eq!(
+        by(UsageFilter {
+            route: Some("other".into()),
+            ..usage_filter(50)
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    // A caller's visible teams: events without a team are not among them.
+    assert_eq!(
+        by(UsageFilter {
+            visible_teams: Some(vec![TeamId("ops".into())]),
+            ..usage_filter(1)
+        })
+        .await,
+        ["e5", "e3"]
+    );
+    assert!(
+        by(UsageFilter {
+            visible_teams: Some(vec![]),
+            ..usage_filter(50)
+        })
+        .await
+        .is_empty()
+    );
+
+    // Retention deletes by event time, and only what is older.
+    assert_eq!(s.delete_usage_before(now - 4000).await.unwrap(), 2);
+    assert_eq!(
+        usage_ids(s, usage_filter(50)).await,
+        ["e5", "e1", "e4", "e2", "e3"]
+    );
+    assert_eq!(s.delete_usage_before(now - 4000).await.unwrap(), 0);
+    assert_eq!(log_position(s).await, before);
+}
+
+/// Batches larger than one INSERT statement, many events at the same instant (the row id
+/// breaks ties across pages), and a retention pass larger than one DELETE statement.
+async fn usage_large_batches_and_ties(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "core").await;
+    let (rec, _) = token_record("core", "ci", &["*"], None);
+    let tok = s.create_token(&ctx(), rec).await.unwrap().id;
+    let now = now_ms();
+    let events: Vec<UsageEvent> = (0..5000)
+        .map(|i| {
+            usage_event(
+                &format!("ev-{i:05}"),
+                now - 100_000 + (i / 1000),
+                Some((&tok, "core")),
+                200,
+            )
+        })
+        .collect();
+    let big = batch("edge-1", events, 0);
+    assert_eq!(s.ingest_usage(&big).await.unwrap(), 5000);
+    assert_eq!(s.ingest_usage(&big).await.unwrap(), 0);
+    assert_eq!(
+        s.get_token(&tok).await.unwrap().last_used_at,
+        Some(now - 100_000 + 4)
+    );
+    let ids = usage_ids(s, usage_filter(777)).await;
+    assert_eq!(ids.len(), 5000);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        5000,
+        "no row twice"
+    );
+    assert!(ids[..1000].iter().all(|id| id.as_str() >= "ev-04000"));
+    assert_eq!(s.delete_usage_before(now).await.unwrap(), 5000);
+    assert!(usage_ids(s, usage_filter(10)).await.is_empty());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -985,4 +1232,6 @@ conformance!(
     audit_chain_and_filters,
     revisions_follow_commit_order,
     management_keys,
+    usage_ingest_list_and_retention,
+    usage_large_batches_and_ties,
 );

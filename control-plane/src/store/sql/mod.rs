@@ -20,6 +20,7 @@ mod service_accounts;
 mod sessions;
 mod teams;
 mod tokens;
+mod usage;
 mod users;
 
 /// A SQL-backed [`crate::store::Store`].

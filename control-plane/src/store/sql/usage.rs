@@ -1,0 +1,274 @@
+//! Usage events in SQL: idempotent batch inserts, `last_used_at`, gateway totals, pages and
+//! retention. Telemetry, not configuration: no audit row, no change event, and commits here
+//! do not wake change-feed watchers (there is nothing new for them).
+
+use super::{Db, SqlStore, db_err};
+use crate::ids::{TeamId, TokenId};
+use crate::store::{Page, StoreError, StoreResult, UsageStore};
+use crate::time::{Millis, now_ms};
+use crate::usage::{GatewayStatus, StoredUsageEvent, UsageBatch, UsageEvent, UsageFilter};
+use sqlx::QueryBuilder;
+use std::collections::BTreeMap;
+
+/// Rows per INSERT statement (18 bind parameters each; SQLite allows 32,766 per statement).
+const INSERT_CHUNK: usize = 500;
+/// Rows per retention DELETE statement, so the SQLite writer is never held for long.
+const DELETE_CHUNK: i64 = 5000;
+
+const COLUMNS: &str = "id, gateway, event_id, at, token_hash, token_id, team_id, route, method, \
+    status, error, latency_us, request_bytes, response_bytes, client_ip, user_agent, \
+    config_revision, request_id";
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    id: i64,
+    gateway: String,
+    event_id: String,
+    at: i64,
+    token_hash: String,
+    token_id: String,
+    team_id: String,
+    route: String,
+    method: String,
+    status: i32,
+    error: String,
+    latency_us: i64,
+    request_bytes: i64,
+    response_bytes: i64,
+    client_ip: String,
+    user_agent: String,
+    config_revision: i64,
+    request_id: String,
+}
+
+impl TryFrom<UsageRow> for StoredUsageEvent {
+    type Error = StoreError;
+
+    fn try_from(r: UsageRow) -> Result<Self, StoreError> {
+        let status = u16::try_from(r.status).map_err(|_| {
+            StoreError::Internal(format!("corrupt usage_events.status {}", r.status))
+        })?;
+        Ok(Self {
+            id: r.id,
+            gateway: r.gateway,
+            event: UsageEvent {
+                event_id: r.event_id,
+                at: r.at,
+                token_hash: r.token_hash,
+                token_id: (!r.token_id.is_empty()).then_some(TokenId(r.token_id)),
+                team_id: (!r.team_id.is_empty()).then_some(TeamId(r.team_id)),
+                route: r.route,
+                method: r.method,
+                status,
+                error: r.error,
+                latency_us: r.latency_us,
+                request_bytes: r.request_bytes,
+                response_bytes: r.response_bytes,
+                client_ip: r.client_ip,
+                user_agent: r.user_agent,
+                config_revision: r.config_revision,
+                request_id: r.request_id,
+            },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct GatewayRow {
+    name: String,
+    reported_by: String,
+    first_seen_at: i64,
+    last_seen_at: i64,
+    events_total: i64,
+    dropped_total: i64,
+}
+
+impl From<GatewayRow> for GatewayStatus {
+    fn from(r: GatewayRow) -> Self {
+        Self {
+            name: r.name,
+            reported_by: r.reported_by,
+            first_seen_at: r.first_seen_at,
+            last_seen_at: r.last_seen_at,
+            events_total: r.events_total,
+            dropped_total: r.dropped_total,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UsageStore for SqlStore {
+    async fn ingest_usage(&self, b: &UsageBatch) -> StoreResult<u32> {
+        // Inserting in event-id order and locking tokens in id order gives every concurrent
+        // batch the same lock order on PostgreSQL (no deadlocks between gateways, or between
+        // a batch and its own resend).
+        let mut events: Vec<&UsageEvent> = b.events.iter().collect();
+        events.sort_by(|x, y| x.event_id.cmp(&y.event_id));
+        let mut newest: BTreeMap<&str, Millis> = BTreeMap::new();
+        for e in &events {
+            if let Some(t) = &e.token_id {
+                let at = newest.entry(t.as_str()).or_insert(e.at);
+                *at = (*at).max(e.at);
+            }
+        }
+
+        let mut tx = self.begin().await?;
+        let mut inserted: u64 = 0;
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO usage_events (gateway, event_id, at, token_hash, token_id, team_id, \
+                 route, method, status, error, latency_us, request_bytes, response_bytes, \
+                 client_ip, user_agent, config_revision, request_id) ",
+            );
+            qb.push_values(chunk, |mut row, e| {
+                row.push_bind(b.gateway.clone())
+                    .push_bind(e.event_id.clone())
+                    .push_bind(e.at)
+                    .push_bind(e.token_hash.clone())
+                    .push_bind(e.token_id.as_ref().map(|t| t.0.clone()).unwrap_or_default())
+                    .push_bind(e.team_id.as_ref().map(|t| t.0.clone()).unwrap_or_default())
+                    .push_bind(e.route.clone())
+                    .push_bind(e.method.clone())
+                    .push_bind(i32::from(e.status))
+                    .push_bind(e.error.clone())
+                    .push_bind(e.latency_us)
+                    .push_bind(e.request_bytes)
+                    .push_bind(e.response_bytes)
+                    .push_bind(e.client_ip.clone())
+                    .push_bind(e.user_agent.clone())
+                    .push_bind(e.config_revision)
+                    .push_bind(e.request_id.clone());
+            });
+            qb.push(" ON CONFLICT (gateway, event_id) DO NOTHING");
+            inserted += qb
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        // Forward only; no audit row, no change event (the edge does not carry last use).
+        for (token, at) in &newest {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = $1 \
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(*at)
+            .bind(*token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        // A batch whose every event was already stored is a resend: its drop count was
+        // counted the first time.
+        let dropped = if !events.is_empty() && inserted == 0 {
+            0
+        } else {
+            b.dropped
+        };
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO gateways (name, reported_by, first_seen_at, last_seen_at, events_total, dropped_total) \
+             VALUES ($1, $2, $3, $3, $4, $5) \
+             ON CONFLICT (name) DO UPDATE SET reported_by = excluded.reported_by, \
+             last_seen_at = excluded.last_seen_at, \
+             events_total = gateways.events_total + excluded.events_total, \
+             dropped_total = gateways.dropped_total + excluded.dropped_total",
+        )
+        .bind(&b.gateway)
+        .bind(&b.reported_by)
+        .bind(now)
+        .bind(i64::try_from(inserted).unwrap_or(i64::MAX))
+        .bind(dropped)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Plain commit: change-feed watchers have nothing to wake up for.
+        tx.commit().await.map_err(db_err)?;
+        Ok(u32::try_from(inserted).unwrap_or(u32::MAX))
+    }
+
+    async fn list_usage(&self, f: &UsageFilter) -> StoreResult<Page<StoredUsageEvent>> {
+        let mut qb =
+            QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM usage_events WHERE 1 = 1"));
+        if let Some(team) = &f.team_id {
+            qb.push(" AND team_id = ");
+            qb.push_bind(team.0.clone());
+        }
+        if let Some(token) = &f.token_id {
+            qb.push(" AND token_id = ");
+            qb.push_bind(token.0.clone());
+        }
+        if let Some(route) = &f.route {
+            qb.push(" AND route = ");
+            qb.push_bind(route.clone());
+        }
+        if let Some(status) = f.status {
+            qb.push(" AND status = ");
+            qb.push_bind(i32::from(status));
+        }
+        if let Some(start) = f.start {
+            qb.push(" AND at >= ");
+            qb.push_bind(start);
+        }
+        if let Some(end) = f.end {
+            qb.push(" AND at < ");
+            qb.push_bind(end);
+        }
+        if let Some(teams) = &f.visible_teams {
+            super::push_in(&mut qb, "team_id", teams.iter().map(|t| t.0.clone()));
+        }
+        if let Some((at, id)) = f.after {
+            qb.push(" AND (at, id) < (");
+            qb.push_bind(at);
+            qb.push(", ");
+            qb.push_bind(id);
+            qb.push(")");
+        }
+        qb.push(" ORDER BY at DESC, id DESC LIMIT ");
+        qb.push_bind(i64::from(f.limit) + 1);
+        let rows: Vec<UsageRow> = qb
+            .build_query_as()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        let more = rows.len() > f.limit as usize;
+        let items = rows
+            .into_iter()
+            .take(f.limit as usize)
+            .map(StoredUsageEvent::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, more })
+    }
+
+    async fn delete_usage_before(&self, before: Millis) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM usage_events WHERE id IN \
+                 (SELECT id FROM usage_events WHERE at < $1 ORDER BY at LIMIT $2)",
+            )
+            .bind(before)
+            .bind(DELETE_CHUNK)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            total += n;
+            if n < DELETE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn list_gateways(&self) -> StoreResult<Vec<GatewayStatus>> {
+        let rows: Vec<GatewayRow> = sqlx::query_as(
+            "SELECT name, reported_by, first_seen_at, last_seen_at, events_total, dropped_total \
+             FROM gateways ORDER BY name LIMIT 10000",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(GatewayStatus::from).collect())
+    }
+}
