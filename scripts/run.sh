@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# scripts/run.sh — THE run command: builds Keygate and runs it on embedded
-# defaults (SQLite under ./data) until Ctrl-C.
+# scripts/run.sh — THE run command: builds Keygate and runs the whole stack on
+# embedded defaults until Ctrl-C: the control plane (SQLite under ./data),
+# kv-sync into the local KV file, and the native gateway reading it.
 #
 # Usage: ./scripts/run.sh
 #
 # Environment:
-#   KEYGATE_DATA_DIR   data directory (default ./data): keygate.db, the
-#                      first-start setup code, logs/ (one log file per service)
+#   KEYGATE_DATA_DIR   data directory (default ./data): keygate.db, kv.db, key
+#                      files, the first-start setup code, logs/ (one per service)
 #   KEYGATE_LISTEN     control plane gRPC + grpc-web address (default 127.0.0.1:7000)
+#   KEYGATE_GATEWAY_LISTEN        gateway address (default 127.0.0.1:8080)
+#   KEYGATE_GATEWAY_ADMIN_LISTEN  gateway /readyz, /metrics (default 127.0.0.1:9465)
+#   KEYGATE_SYNC_METRICS_LISTEN   kv-sync /metrics (default 127.0.0.1:9464)
 #
 # Services run in the background, each with its PID recorded; on exit, Ctrl-C
 # or when any of them dies, exactly those PIDs are stopped.
@@ -20,7 +24,7 @@ source "$KG_ROOT/scripts/lib/ensure.sh"
 
 case "${1:-}" in
 -h | --help)
-    sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     exit 0
     ;;
 "") ;;
@@ -31,6 +35,9 @@ cd "$KG_ROOT"
 
 export KEYGATE_DATA_DIR=${KEYGATE_DATA_DIR:-./data}
 export KEYGATE_LISTEN=${KEYGATE_LISTEN:-127.0.0.1:7000}
+GATEWAY_LISTEN=${KEYGATE_GATEWAY_LISTEN:-127.0.0.1:8080}
+GATEWAY_ADMIN_LISTEN=${KEYGATE_GATEWAY_ADMIN_LISTEN:-127.0.0.1:9465}
+SYNC_METRICS_LISTEN=${KEYGATE_SYNC_METRICS_LISTEN:-127.0.0.1:9464}
 LOG_DIR=$KEYGATE_DATA_DIR/logs
 STARTUP_DEADLINE_SECS=60
 STOP_GRACE_SECS=10
@@ -152,7 +159,7 @@ ensure_system_packages build
 kg_have cargo || kg_die "cargo not found: install Rust with rustup first"
 
 kg_log "building (release)"
-cargo build --release --locked -p keygate-control-plane -p keygate-cli
+cargo build --release --locked -p keygate-control-plane -p keygate-cli -p keygate-kv-sync -p keygate-gateway
 
 # Where cargo put the binaries (honours CARGO_TARGET_DIR and .cargo/config).
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
@@ -167,16 +174,42 @@ mkdir -p "$KEYGATE_DATA_DIR" "$LOG_DIR"
 kg_on_exit stop_services
 
 kg_log "starting services"
-# Later: kv-sync, the gateway and the admin UI are added here, each with
-# start_service + a readiness wait, in dependency order.
+# In dependency order, each with a readiness wait. The admin UI joins here once it exists.
 ensure_port_free control-plane "$KEYGATE_LISTEN"
-start_service control-plane "$BIN_DIR/keygate-control-plane"
-wait_for_tcp control-plane "$KEYGATE_LISTEN"
+ensure_port_free kv-sync "$SYNC_METRICS_LISTEN"
+ensure_port_free gateway "$GATEWAY_LISTEN"
+ensure_port_free gateway-admin "$GATEWAY_ADMIN_LISTEN"
 
 DATA_ABS=$(cd "$KEYGATE_DATA_DIR" && pwd)
 SETUP_FILE=$DATA_ABS/setup-code
 URL_HOST=$KEYGATE_LISTEN
 case "$URL_HOST" in 0.0.0.0:*) URL_HOST=127.0.0.1:${URL_HOST##*:} ;; esac
+read -r GW_HOST GW_PORT < <(connect_host_port "$GATEWAY_LISTEN")
+GATEWAY_URL=http://$GW_HOST:$GW_PORT
+read -r GWA_HOST GWA_PORT < <(connect_host_port "$GATEWAY_ADMIN_LISTEN")
+
+# The control plane writes the SYNC and GATEWAY service-account keys of this embedded stack
+# (data/kv-sync.key, data/gateway.key, mode 0600) before it listens.
+KEYGATE_EMBEDDED_SERVICE_KEYS=true start_service control-plane "$BIN_DIR/keygate-control-plane"
+wait_for_tcp control-plane "$KEYGATE_LISTEN"
+
+KEYGATE_ADDR=http://$URL_HOST \
+    KEYGATE_SYNC_KEY_FILE=$DATA_ABS/kv-sync.key \
+    KEYGATE_KV=sqlite \
+    KEYGATE_KV_PATH=$DATA_ABS/kv.db \
+    KEYGATE_SYNC_METRICS_LISTEN=$SYNC_METRICS_LISTEN \
+    start_service kv-sync "$BIN_DIR/keygate-kv-sync"
+wait_for_tcp kv-sync "$SYNC_METRICS_LISTEN"
+
+KEYGATE_ADDR=http://$URL_HOST \
+    KEYGATE_GATEWAY_KEY_FILE=$DATA_ABS/gateway.key \
+    KEYGATE_EDGE_KEY_FILE=$DATA_ABS/edge.key \
+    KEYGATE_KV_PATH=$DATA_ABS/kv.db \
+    KEYGATE_GATEWAY_LISTEN=$GATEWAY_LISTEN \
+    KEYGATE_GATEWAY_ADMIN_LISTEN=$GATEWAY_ADMIN_LISTEN \
+    KEYGATE_PUBLIC_URL=${KEYGATE_PUBLIC_URL:-$GATEWAY_URL} \
+    start_service gateway "$BIN_DIR/keygate-gateway"
+wait_for_tcp gateway "$GATEWAY_LISTEN"
 if [[ -n "${DATABASE_URL:-}" ]]; then
     DB_SHOWN="$(kg_redact_url "$DATABASE_URL") (from DATABASE_URL)"
 else
@@ -205,12 +238,20 @@ cat >&2 <<BANNER
 
 ==> Keygate is running (Ctrl-C stops it)
     control plane   gRPC + grpc-web on http://$URL_HOST
+    kv-sync         local KV $DATA_ABS/kv.db   (metrics http://$SYNC_METRICS_LISTEN/metrics)
+    gateway         $GATEWAY_URL   (X-API-Key; readiness http://$GWA_HOST:$GWA_PORT/readyz, /metrics)
     data            $DATA_ABS
     database        $DB_SHOWN
     logs            $(cd "$LOG_DIR" && pwd)/
     CLI             $CLI
 
     $SIGN_IN
+
+    Then put an API behind the gateway and call it (README "Walkthrough"):
+      $CLI route add --name echo --team my-team --path /echo --backend http://127.0.0.1:9000/ --strip-prefix
+      $CLI token create --name demo --team my-team --scope echo --expires-in-days 30 --quiet
+      curl -H "X-API-Key: <that token>" $GATEWAY_URL/echo/hello
+      $CLI token revoke <token id>     # the same curl now answers 401
 
 BANNER
 

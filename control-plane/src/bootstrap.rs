@@ -107,3 +107,95 @@ pub async fn ensure_first_admin(
         .await?;
     Ok(Bootstrap::SetupCode { code, file })
 }
+
+/// Team that holds the embedded stack's own service accounts.
+pub const SYSTEM_TEAM: &str = "keygate-system";
+
+/// Files (in the data directory) holding the embedded stack's service-account keys.
+pub const EMBEDDED_KEY_FILES: &[(crate::service_accounts::Capability, &str)] = &[
+    (crate::service_accounts::Capability::Sync, "kv-sync.key"),
+    (crate::service_accounts::Capability::Gateway, "gateway.key"),
+];
+
+/// For the one-command embedded stack: makes sure `<data_dir>/kv-sync.key` (SYNC) and
+/// `<data_dir>/gateway.key` (GATEWAY) hold live management keys of service accounts in team
+/// [`SYSTEM_TEAM`], creating accounts, keys and files (mode 0600) as needed. A file whose key
+/// no longer works (revoked, expired, another database) is replaced. Returns the files written.
+pub async fn ensure_embedded_service_keys(
+    store: &DynStore,
+    data_dir: &Path,
+) -> Result<Vec<PathBuf>, BootstrapError> {
+    use crate::ids::{KeyId, ServiceAccountId, TeamId};
+    use crate::service_accounts::{NewManagementKey, NewServiceAccount};
+    let ctx = RequestContext::system("bootstrap");
+    let team = TeamId(SYSTEM_TEAM.into());
+    if store.get_team(&team).await.is_err() {
+        store
+            .create_team(
+                &ctx,
+                crate::teams::NewTeam {
+                    id: team.clone(),
+                    name: "Keygate system".into(),
+                    description: "Service accounts of Keygate's own kv-sync and gateways".into(),
+                    color: String::new(),
+                    icon: String::new(),
+                },
+                None,
+            )
+            .await?;
+    }
+    let mut written = Vec::new();
+    for (capability, name) in EMBEDDED_KEY_FILES {
+        let file = data_dir.join(name);
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let hash = keygate_contracts::token::sha256_hex(text.trim());
+            if let Some(k) = store.find_management_key(&hash).await?
+                && k.revoked_at.is_none()
+                && k.expires_at.is_none_or(|e| e > now_ms())
+            {
+                continue;
+            }
+        }
+        let sa = store
+            .create_service_account(
+                &ctx,
+                NewServiceAccount {
+                    id: ServiceAccountId::generate(),
+                    team_id: team.clone(),
+                    name: format!(
+                        "embedded-{}-{:08x}",
+                        capability.as_str().to_ascii_lowercase(),
+                        rand::random::<u32>()
+                    ),
+                    description: format!("Created for the embedded stack; key in {name}"),
+                    role: crate::policy::Role::Viewer,
+                    capability: *capability,
+                },
+            )
+            .await?;
+        let key = NewToken::generate(keygate_contracts::token::MANAGEMENT_KEY_PREFIX);
+        store
+            .create_management_key(
+                &ctx,
+                NewManagementKey {
+                    id: KeyId::generate(),
+                    service_account_id: Some(sa.id),
+                    name: "embedded".into(),
+                    key_hash: key.hash(),
+                    preview: key.preview(),
+                    is_bootstrap: false,
+                    expires_at: None,
+                },
+            )
+            .await?;
+        let _ = std::fs::remove_file(&file);
+        crate::config::write_private_file(&file, &format!("{}\n", key.expose())).map_err(
+            |source| BootstrapError::File {
+                path: file.display().to_string(),
+                source,
+            },
+        )?;
+        written.push(file);
+    }
+    Ok(written)
+}

@@ -34,6 +34,12 @@ pub struct Config {
     #[arg(long, env = "KEYGATE_EDGE_KEY", hide_env_values = true)]
     pub edge_key: Option<String>,
 
+    /// Create (once) SYNC and GATEWAY service accounts for the embedded stack and write their
+    /// keys to `<data dir>/kv-sync.key` and `<data dir>/gateway.key` (mode 0600). The run
+    /// command sets it; production deployments create their service accounts explicitly.
+    #[arg(long, env = "KEYGATE_EMBEDDED_SERVICE_KEYS", default_value_t = false)]
+    pub embedded_service_keys: bool,
+
     /// How long change events stay in the outbox; followers further behind resync.
     #[arg(long, env = "KEYGATE_OUTBOX_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..=8760))]
     pub outbox_retention_hours: u32,

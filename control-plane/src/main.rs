@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keygate_control_plane::bootstrap::{Bootstrap, ensure_first_admin};
+use keygate_control_plane::bootstrap::{
+    Bootstrap, ensure_embedded_service_keys, ensure_first_admin,
+};
 use keygate_control_plane::config::Config;
 use keygate_control_plane::secrets::MasterKey;
 use keygate_control_plane::server::{ServerParts, serve};
@@ -70,6 +72,12 @@ async fn main() -> anyhow::Result<()> {
                 file.display()
             );
             println!("================================================================");
+        }
+    }
+
+    if config.embedded_service_keys {
+        for file in ensure_embedded_service_keys(&store, &config.data_dir).await? {
+            tracing::info!(file = %file.display(), "wrote an embedded service-account key");
         }
     }
 

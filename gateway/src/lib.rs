@@ -1,0 +1,20 @@
+//! Keygate's native gateway: a hyper server in front of backends. It reads the local KV
+//! (written by kv-sync) into an in-memory snapshot, asks the pure decision core
+//! (`keygate-gateway-core`) what to do with each request, and streams the request and the
+//! response through without buffering.
+//!
+//! Codemap: [`config`] (flags and environment), [`snapshot`] (KV -> in-memory configuration,
+//! swapped atomically), [`proxy`] (the request path), [`body`] (streaming byte counters),
+//! [`usage`] (bounded usage-event buffer and sender), [`metrics`], [`server`] (listeners,
+//! admin endpoints, shutdown).
+
+pub mod body;
+pub mod config;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod snapshot;
+pub mod usage;
+
+pub use config::Config;
+pub use server::{Running, start};

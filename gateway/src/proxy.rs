@@ -1,0 +1,530 @@
+//! The request path: decide with the pure core, rate-limit, forward with streaming bodies,
+//! answer errors as JSON, and record one usage event per request.
+
+use crate::body::{Counted, OnDone};
+use crate::metrics::Metrics;
+use crate::snapshot::ConfigState;
+use crate::usage::UsageBuffer;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use keygate_gateway_core as core;
+use keygate_gateway_core::{Decision, GatewayError, Reject};
+use keygate_proto::v1 as pb;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What a response streams: an error or preflight answer, or the backend's body.
+pub type RespBody = Either<Full<Bytes>, OnDone<Counted<Incoming>, Box<dyn FnOnce() + Send>>>;
+/// What a forwarded request streams.
+pub type ReqBody = Counted<Incoming>;
+pub type BackendClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ReqBody>;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_KEYGATE_REVISION: HeaderName = HeaderName::from_static("x-keygate-revision");
+static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// A token's rate-limit state: its own limit and its per-route limits (one map entry per
+/// token, so one request locks one entry).
+#[derive(Default)]
+struct LimitState {
+    token: core::RateState,
+    routes: std::collections::HashMap<String, core::RateState>,
+}
+
+impl LimitState {
+    /// Back to a full bucket everywhere: nothing to remember.
+    fn is_idle(&self, now_us: u64) -> bool {
+        self.token.0 <= now_us && self.routes.values().all(|r| r.0 <= now_us)
+    }
+}
+
+/// Everything a request needs, shared by every connection.
+pub struct App {
+    pub state: Arc<ConfigState>,
+    pub client: BackendClient,
+    pub usage: Arc<UsageBuffer>,
+    pub metrics: Arc<Metrics>,
+    pub core: core::Config,
+    pub public_url: Option<String>,
+    limits: DashMap<String, LimitState>,
+    seq: AtomicU64,
+    boot: u32,
+}
+
+impl App {
+    pub fn new(
+        state: Arc<ConfigState>,
+        usage: Arc<UsageBuffer>,
+        metrics: Arc<Metrics>,
+        core: core::Config,
+        public_url: Option<String>,
+    ) -> Self {
+        Self {
+            state,
+            client: backend_client(),
+            usage,
+            metrics,
+            core,
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            limits: DashMap::new(),
+            seq: AtomicU64::new(0),
+            boot: rand::random(),
+        }
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        format!("gw-{:08x}{n:012x}", self.boot)
+    }
+
+    /// Forgets rate-limit states that are back to full (their tokens are idle).
+    pub fn prune_limits(&self, now_ms: i64) {
+        let now_us = u64::try_from(now_ms).unwrap_or(0).saturating_mul(1000);
+        self.limits.retain(|_, s| !s.is_idle(now_us));
+    }
+}
+
+/// A pooled HTTP/1.1 + HTTP/2 client to backends, http and https (webpki roots).
+pub fn backend_client() -> BackendClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> &str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// The usage event being filled in for one request.
+struct Usage {
+    ev: pb::UsageEvent,
+    started: Instant,
+}
+
+impl Usage {
+    fn finish_now(mut self, app: &App, status: u16) {
+        let elapsed = self.started.elapsed();
+        self.ev.status = u32::from(status);
+        self.ev.latency_us = elapsed.as_micros() as u64;
+        let route = if self.ev.route.is_empty() {
+            "-"
+        } else {
+            self.ev.route.as_str()
+        };
+        app.metrics.observe(route, status, elapsed.as_secs_f64());
+        app.usage.push(self.ev);
+    }
+}
+
+fn full(b: impl Into<Bytes>) -> RespBody {
+    Either::Left(Full::new(b.into()))
+}
+
+/// The JSON error answer for `reject`.
+fn error_response(
+    reject: &Reject,
+    request_id: &str,
+    revision: Option<i64>,
+    extra: &[(&'static str, String)],
+) -> Response<RespBody> {
+    let mut r = Response::new(full(reject.body(request_id)));
+    *r.status_mut() =
+        StatusCode::from_u16(reject.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    if let Some(rev) = revision {
+        h.insert(X_KEYGATE_REVISION.clone(), HeaderValue::from(rev));
+    }
+    if reject.status == 401 {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"keygate\""),
+        );
+    }
+    if let Some(allow) = reject
+        .allow
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        h.insert(header::ALLOW, allow);
+    }
+    if let Some(o) = reject.cors_origin.as_deref() {
+        add_cors(h, o);
+    }
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(*k, v);
+        }
+    }
+    r
+}
+
+/// Handles one request. Never fails: every problem becomes a JSON error answer.
+pub async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<RespBody>, Infallible> {
+    let started = Instant::now();
+    let now = now_ms();
+    let request_id = app.request_id();
+    let mut usage = Usage {
+        ev: pb::UsageEvent {
+            time: Some(timestamp(now)),
+            method: req.method().as_str().to_owned(),
+            client_ip: peer.ip().to_string(),
+            user_agent: header_str(req.headers(), header::USER_AGENT)
+                .chars()
+                .take(512)
+                .collect(),
+            request_id: request_id.clone(),
+            ..Default::default()
+        },
+        started,
+    };
+    let Some(snap) = app.state.load() else {
+        let reject = Reject::of(GatewayError::NotReady);
+        usage.ev.error = reject.error.to_owned();
+        let resp = error_response(&reject, &request_id, None, &[("retry-after", "1".into())]);
+        usage.finish_now(&app, reject.status);
+        return Ok(resp);
+    };
+    usage.ev.config_revision = snap.revision;
+    let revision = Some(snap.revision);
+
+    let decision = {
+        let h = req.headers();
+        let api_key: Vec<&[u8]> = h.get_all(&X_API_KEY).iter().map(|v| v.as_bytes()).collect();
+        let authorization: Vec<&[u8]> = h
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let incoming = core::Incoming {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            api_key: &api_key,
+            authorization: &authorization,
+            origin: h.get(header::ORIGIN).map(|v| v.as_bytes()),
+            preflight_method: h
+                .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                .map(|v| v.as_bytes()),
+        };
+        core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
+    };
+
+    let fwd = match decision {
+        Decision::Reject(reject) => {
+            usage.ev.error = reject.error.to_owned();
+            usage.ev.token_hash = reject.token_hash.clone().unwrap_or_default();
+            usage.ev.route = reject.route.clone().unwrap_or_default();
+            let resp = error_response(&reject, &request_id, revision, &[]);
+            usage.finish_now(&app, reject.status);
+            return Ok(resp);
+        }
+        Decision::Preflight(p) => {
+            usage.ev.route = p.route.clone();
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::NO_CONTENT);
+            for (k, v) in &p.headers {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    r.headers_mut().append(k, v);
+                }
+            }
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                r.headers_mut().insert(X_REQUEST_ID.clone(), v);
+            }
+            usage.finish_now(&app, p.status);
+            return Ok(r);
+        }
+        Decision::Forward(f) => f,
+    };
+    usage.ev.token_hash = fwd.token_hash.clone();
+    usage.ev.token_id = fwd.token_id.clone();
+    usage.ev.team_id = fwd.team.clone();
+    usage.ev.route = fwd.route.name.clone();
+
+    // Rate limits: the token's own and the route's per-token limit, both or neither charged.
+    let mut rate_headers: Vec<(&'static str, String)> = Vec::new();
+    if fwd.token_rpm > 0 || fwd.route.rpm > 0 {
+        let d = {
+            let mut entry = app.limits.entry(fwd.token_hash.clone()).or_default();
+            let state = &mut *entry;
+            let mut route_state = if fwd.route.rpm > 0 {
+                state.routes.remove(&fwd.route.id).unwrap_or_default()
+            } else {
+                core::RateState::default()
+            };
+            let d = core::gcra_all(
+                &mut [
+                    core::Limit {
+                        state: &mut state.token,
+                        per_minute: fwd.token_rpm,
+                        burst: core::default_burst(fwd.token_rpm),
+                    },
+                    core::Limit {
+                        state: &mut route_state,
+                        per_minute: fwd.route.rpm,
+                        burst: core::default_burst(fwd.route.rpm),
+                    },
+                ],
+                now,
+            );
+            if fwd.route.rpm > 0 {
+                state.routes.insert(fwd.route.id.clone(), route_state);
+            }
+            d
+        };
+        rate_headers = core::ratelimit_headers(&d);
+        if !d.allowed {
+            let reject = Reject::new(
+                GatewayError::RateLimited,
+                format!("rate limit of {} requests per minute exceeded", d.limit),
+            );
+            usage.ev.error = reject.error.to_owned();
+            let resp = error_response(&reject, &request_id, revision, &rate_headers);
+            usage.finish_now(&app, reject.status);
+            return Ok(resp);
+        }
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let ip = peer.ip().to_string();
+    let client = core::Client {
+        ip: &ip,
+        proto: "http",
+        host: &host,
+    };
+    let upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut out = Request::builder()
+        .method(parts.method.clone())
+        .uri(fwd.url.as_str());
+    {
+        let headers = out.headers_mut().expect("builder has no error yet");
+        let incoming = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()));
+        for (k, v) in core::forward_headers(incoming, &fwd, &client, &request_id) {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_bytes(&v),
+            ) {
+                headers.append(k, v);
+            }
+        }
+        if let Some(u) = &upgrade
+            && let Ok(v) = HeaderValue::from_str(u)
+        {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, v);
+        }
+    }
+    let request_bytes = Arc::new(AtomicU64::new(0));
+    let out = match out.body(Counted::new(body, request_bytes.clone())) {
+        Ok(r) => r,
+        Err(_) => {
+            let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
+            usage.ev.error = reject.error.to_owned();
+            let resp = error_response(&reject, &request_id, revision, &[]);
+            usage.finish_now(&app, reject.status);
+            return Ok(resp);
+        }
+    };
+    let client_upgrade = upgrade
+        .is_some()
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
+
+    let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
+    let mut resp = match tokio::time::timeout(timeout, app.client.request(out)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            app.metrics.backend_errors.inc();
+            tracing::warn!(route = %fwd.route.name, request_id = %request_id, error = %e, "backend request failed");
+            let reject = Reject::of(GatewayError::BadGateway);
+            usage.ev.error = reject.error.to_owned();
+            usage.ev.request_bytes = request_bytes.load(Ordering::Relaxed);
+            let resp = error_response(&reject, &request_id, revision, &rate_headers);
+            usage.finish_now(&app, reject.status);
+            return Ok(resp);
+        }
+        Err(_) => {
+            app.metrics.backend_timeouts.inc();
+            tracing::warn!(route = %fwd.route.name, request_id = %request_id, timeout_ms = fwd.route.timeout_ms, "backend timed out");
+            let reject = Reject::of(GatewayError::GatewayTimeout);
+            usage.ev.error = reject.error.to_owned();
+            usage.ev.request_bytes = request_bytes.load(Ordering::Relaxed);
+            let resp = error_response(&reject, &request_id, revision, &rate_headers);
+            usage.finish_now(&app, reject.status);
+            return Ok(resp);
+        }
+    };
+    let status = resp.status();
+
+    // WebSocket and other upgrades: splice the two upgraded connections together.
+    if status == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_up) = client_upgrade
+    {
+        let backend_up = hyper::upgrade::on(&mut resp);
+        let rid = request_id.clone();
+        tokio::spawn(async move {
+            match tokio::try_join!(client_up, backend_up) {
+                Ok((c, b)) => {
+                    let mut c = hyper_util::rt::TokioIo::new(c);
+                    let mut b = hyper_util::rt::TokioIo::new(b);
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut b).await;
+                }
+                Err(e) => tracing::debug!(request_id = %rid, error = %e, "upgrade failed"),
+            }
+        });
+    }
+
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(
+        &mut rparts.headers,
+        status == StatusCode::SWITCHING_PROTOCOLS,
+    );
+    if let Some(loc) = rparts
+        .headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let public = match &app.public_url {
+            Some(u) => u.clone(),
+            None => format!("http://{host}"),
+        };
+        if let Some(new) = core::rewrite_location(loc, fwd.route, &public)
+            && let Ok(v) = HeaderValue::from_str(&new)
+        {
+            rparts.headers.insert(header::LOCATION, v);
+        }
+    }
+    let h = &mut rparts.headers;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    h.insert(X_KEYGATE_REVISION.clone(), HeaderValue::from(snap.revision));
+    for (k, v) in &rate_headers {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(*k, v);
+        }
+    }
+    if let Some(o) = fwd.cors_origin.as_deref() {
+        add_cors(h, o);
+    }
+
+    // Latency and status are known now; bytes when the response body ends.
+    let elapsed = started.elapsed();
+    app.metrics
+        .observe(&usage.ev.route, status.as_u16(), elapsed.as_secs_f64());
+    usage.ev.status = u32::from(status.as_u16());
+    usage.ev.latency_us = elapsed.as_micros() as u64;
+    let response_bytes = Arc::new(AtomicU64::new(0));
+    let (rb, buffer) = (response_bytes.clone(), app.usage.clone());
+    let mut ev = usage.ev;
+    let done: Box<dyn FnOnce() + Send> = Box::new(move || {
+        ev.request_bytes = request_bytes.load(Ordering::Relaxed);
+        ev.response_bytes = rb.load(Ordering::Relaxed);
+        buffer.push(ev);
+    });
+    let body = OnDone::new(Counted::new(rbody, response_bytes), done);
+    Ok(Response::from_parts(rparts, Either::Right(body)))
+}
+
+/// CORS response headers for an allowed origin.
+fn add_cors(h: &mut HeaderMap, origin: &str) {
+    for (k, v) in core::cors_response_headers(origin) {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            if k == "vary" {
+                h.append(header::VARY, v);
+            } else {
+                h.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Removes hop-by-hop response headers (and those the `Connection` header names); an
+/// upgrade answer keeps `Connection` and `Upgrade`.
+fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let remove: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| {
+            let n = k.as_str();
+            if upgrade && (n == "connection" || n == "upgrade") {
+                return false;
+            }
+            core::is_hop_by_hop(n) || named.iter().any(|x| x == n)
+        })
+        .cloned()
+        .collect();
+    for k in remove {
+        h.remove(k);
+    }
+}

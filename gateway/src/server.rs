@@ -1,0 +1,290 @@
+//! Starting and stopping a gateway: the KV loader, the usage sender, the public listener
+//! (HTTP/1.1 and h2c, with upgrades) and the admin listener (`/healthz`, `/readyz`,
+//! `/metrics`).
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::{self, App};
+use crate::snapshot::{ConfigState, Loader};
+use crate::usage::{self, UsageBuffer};
+use anyhow::Context;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use keygate_gateway_core as core;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A started gateway. Dropping it does not stop it; call [`Running::shutdown`].
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish (up to 10 s), flushes usage events.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+    }
+}
+
+/// Starts everything from `config`. Fails on configuration errors (bad edge key, port in
+/// use); a missing or unreadable KV is not an error: the gateway answers 503 until it loads.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let key_text = config.edge_key_text().map_err(anyhow::Error::msg)?;
+    let edge_key =
+        core::EdgeKey::from_base64(&key_text).map_err(|e| anyhow::anyhow!("edge key: {e}"))?;
+    let gateway_key = config
+        .gateway_key_text()
+        .map_err(anyhow::Error::msg)?
+        .filter(|k| !k.is_empty());
+    if gateway_key.is_none() {
+        tracing::warn!(
+            "no gateway key (KEYGATE_GATEWAY_KEY / KEYGATE_GATEWAY_KEY_FILE): usage events are counted but not sent"
+        );
+    }
+
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let state = Arc::new(ConfigState::default());
+    let mut loader = Loader::new(config.kv_path.clone(), edge_key, state.clone());
+    // One load before listening, so a gateway started on a ready KV never answers 503.
+    loader.poll().await;
+    let mut tasks = vec![tokio::spawn(loader.run(config.poll(), stop_rx.clone()))];
+
+    let usage = Arc::new(UsageBuffer::new(
+        config.usage_buffer as usize,
+        gateway_key.is_some(),
+    ));
+    if let Some(key) = gateway_key {
+        tasks.push(tokio::spawn(usage::run_sender(
+            usage.clone(),
+            config.control_plane.clone(),
+            key,
+            config.name.clone(),
+            Duration::from_millis(config.usage_flush_ms),
+            stop_rx.clone(),
+        )));
+    }
+    let metrics = Arc::new(Metrics::new());
+    let app = Arc::new(App::new(
+        state.clone(),
+        usage.clone(),
+        metrics.clone(),
+        core::Config {
+            legacy_prefixes: config.legacy_prefixes.clone(),
+        },
+        config.public_url.clone(),
+    ));
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("listening on {} (admin)", config.admin_listen))?;
+    let addr = listener.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    tasks.push(tokio::spawn(serve_public(
+        listener,
+        app.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(serve_admin(
+        admin,
+        app.clone(),
+        stop_rx.clone(),
+    )));
+    // Idle rate-limit states are forgotten once a minute.
+    {
+        let app = app.clone();
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => app.prune_limits(now_ms()),
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+    }
+    tracing::info!(%addr, %admin_addr, "gateway listening");
+    Ok(Running {
+        addr,
+        admin_addr,
+        app,
+        stop,
+        tasks,
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn serve_public(
+    listener: TcpListener,
+    app: Arc<App>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, don't spin or exit.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    proxy::handle(app.clone(), req, peer)
+                });
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after 10 s; closing them");
+    }
+}
+
+async fn serve_admin(
+    listener: TcpListener,
+    app: Arc<App>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let app = app.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(admin(&app, req.uri().path())) }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// `/readyz` body.
+#[derive(serde::Serialize)]
+struct Readiness {
+    ready: bool,
+    revision: i64,
+    kv_age_seconds: Option<f64>,
+    tokens: usize,
+    routes: usize,
+    #[serde(flatten)]
+    status: crate::snapshot::LoadStatus,
+    usage_events_pending: usize,
+    usage_events_dropped: u64,
+}
+
+fn readiness(app: &App) -> Readiness {
+    let snap = app.state.load();
+    let status = app.state.status();
+    Readiness {
+        ready: snap.is_some(),
+        revision: snap.as_ref().map_or(0, |s| s.revision),
+        kv_age_seconds: snap
+            .as_ref()
+            .filter(|s| s.written_at_ms > 0)
+            .map(|s| (now_ms() - s.written_at_ms) as f64 / 1000.0),
+        tokens: snap.as_ref().map_or(0, |s| s.tokens.len()),
+        routes: snap.as_ref().map_or(0, |s| s.routes.len()),
+        status,
+        usage_events_pending: app.usage.len(),
+        usage_events_dropped: app.usage.dropped_total.load(Ordering::Relaxed),
+    }
+}
+
+fn admin(app: &App, path: &str) -> Response<Full<Bytes>> {
+    match path {
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => {
+            let r = readiness(app);
+            let status = if r.ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = serde_json::to_string(&r).unwrap_or_default();
+            text(status, "application/json", body)
+        }
+        "/metrics" => {
+            let r = readiness(app);
+            let m = &app.metrics;
+            m.config_revision.set(r.revision);
+            m.kv_age_seconds.set(r.kv_age_seconds.unwrap_or(-1.0));
+            m.tokens.set(r.tokens as i64);
+            m.routes.set(r.routes as i64);
+            m.ready.set(i64::from(r.ready));
+            m.kv_errors.set(r.status.kv_errors_total as i64);
+            m.route_tables_refused
+                .set(r.status.route_tables_refused_total as i64);
+            m.usage_pending.set(r.usage_events_pending as i64);
+            m.usage_dropped.set(r.usage_events_dropped as i64);
+            m.usage_sent
+                .set(app.usage.sent_total.load(Ordering::Relaxed) as i64);
+            text(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                m.encode(),
+            )
+        }
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
