@@ -475,6 +475,13 @@ pub struct RouteAddArgs {
     /// team.
     #[arg(long = "allowed-team", value_name = "TEAM_ID")]
     pub allowed_teams: Vec<String>,
+    /// A browser origin the gateway answers CORS for on this route, e.g.
+    /// https://app.example.com, or `*` (repeat for several, at most 20); none: no CORS.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per token on this route (1-1000000); left out: no per-route limit.
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
     #[command(flatten)]
     pub auth: AuthArgs,
 }
@@ -516,7 +523,7 @@ pub struct RouteListArgs {
         .args([
             "name", "path", "backend", "description", "tags", "clear_tags", "methods",
             "clear_methods", "strip_prefix", "no_strip_prefix", "timeout_ms", "allowed_teams",
-            "clear_allowed_teams", "auth",
+            "clear_allowed_teams", "cors_origins", "clear_cors_origins", "rate_limit", "auth",
         ])
 ))]
 pub struct RouteUpdateArgs {
@@ -570,6 +577,19 @@ pub struct RouteUpdateArgs {
     /// Open the route to every team's tokens.
     #[arg(long)]
     pub clear_allowed_teams: bool,
+    /// Replace the CORS origins with these (repeat for several; `*` alone allows any).
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        conflicts_with = "clear_cors_origins"
+    )]
+    pub cors_origins: Vec<String>,
+    /// Turn CORS handling off for this route.
+    #[arg(long)]
+    pub clear_cors_origins: bool,
+    /// Requests per minute per token on this route; 0 removes the limit.
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
     /// Replace the backend credential; with the same kind, a left-out secret keeps the
     /// stored one.
     #[command(flatten)]

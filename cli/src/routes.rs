@@ -112,6 +112,8 @@ fn create_request(args: RouteAddArgs, err: &mut dyn Write) -> Result<CreateRoute
         strip_prefix: args.strip_prefix,
         timeout_ms: args.timeout_ms.unwrap_or(0),
         allowed_team_ids: args.allowed_teams,
+        cors_origins: args.cors_origins,
+        rate_limit_per_minute: args.rate_limit.unwrap_or(0),
     })
 }
 
@@ -139,6 +141,8 @@ fn update_request(
         strip_prefix,
         timeout_ms: args.timeout_ms,
         allowed_team_ids: replacement(args.allowed_teams, args.clear_allowed_teams),
+        cors_origins: replacement(args.cors_origins, args.clear_cors_origins),
+        rate_limit_per_minute: args.rate_limit,
     })
 }
 
@@ -373,6 +377,15 @@ fn allowed_teams_label(teams: &[String]) -> String {
     }
 }
 
+/// `600/min per token`, or `none`.
+fn rate_limit_label(rpm: u32) -> String {
+    if rpm == 0 {
+        "none".to_owned()
+    } else {
+        format!("{rpm}/min per token")
+    }
+}
+
 fn methods_label(methods: &[String]) -> String {
     if methods.is_empty() {
         "all".to_owned()
@@ -412,6 +425,8 @@ fn route_fields(r: &Route) -> Vec<(&'static str, String)> {
         ("tags", output::list(&r.tags)),
         ("methods", methods_label(&r.methods)),
         ("allowed teams", allowed_teams_label(&r.allowed_team_ids)),
+        ("cors origins", output::list(&r.cors_origins)),
+        ("rate limit", rate_limit_label(r.rate_limit_per_minute)),
         (
             "strip prefix",
             if r.strip_prefix { "yes" } else { "no" }.to_owned(),
@@ -452,6 +467,8 @@ pub fn route_json(r: &Route) -> Value {
         "strip_prefix": r.strip_prefix,
         "timeout_ms": r.timeout_ms,
         "allowed_team_ids": r.allowed_team_ids,
+        "cors_origins": r.cors_origins,
+        "rate_limit_per_minute": r.rate_limit_per_minute,
         "backend_auth": r.backend_auth.as_ref().map_or(Value::Null, auth_info_json),
         "created_at": output::time_json(r.created_at.as_ref()),
         "updated_at": output::time_json(r.updated_at.as_ref()),
@@ -503,6 +520,8 @@ mod tests {
             updated_at: None,
             created_by: "key:mk_1".into(),
             allowed_team_ids: vec![],
+            cors_origins: vec![],
+            rate_limit_per_minute: 0,
         }
     }
 
@@ -780,6 +799,70 @@ mod tests {
         let header = lines.next().unwrap();
         let row = lines.next().unwrap();
         assert_eq!(header.find("ALLOWED TEAMS"), row.find("core,ops"));
+    }
+
+    #[test]
+    fn cors_origins_and_rate_limit() {
+        let request = create_request(
+            add(&[
+                "--cors-origin",
+                "https://app.example.com",
+                "--cors-origin",
+                "http://localhost:5173",
+                "--rate-limit",
+                "600",
+            ]),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            request.cors_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        assert_eq!(request.rate_limit_per_minute, 600);
+        let plain = create_request(add(&[]), &mut Vec::new()).unwrap();
+        assert_eq!(
+            (plain.cors_origins.len(), plain.rate_limit_per_minute),
+            (0, 0)
+        );
+
+        let update = |args: &[&str]| {
+            let RouteCommand::Update(args) = route_command(args) else {
+                panic!()
+            };
+            update_request(args, &mut Vec::new()).unwrap()
+        };
+        let r = update(&["update", "billing", "--cors-origin", "*"]);
+        assert_eq!(r.cors_origins.unwrap().values, ["*"]);
+        assert_eq!(r.rate_limit_per_minute, None);
+        let r = update(&[
+            "update",
+            "billing",
+            "--clear-cors-origins",
+            "--rate-limit",
+            "0",
+        ]);
+        assert_eq!(r.cors_origins, Some(StringList { values: vec![] }));
+        assert_eq!(r.rate_limit_per_minute, Some(0));
+
+        let mut route = sample();
+        let block = output::fields(&route_fields(&route));
+        assert!(block.contains("cors origins:  -\n"), "{block}");
+        assert!(block.contains("rate limit:    none\n"), "{block}");
+        route.cors_origins = vec!["https://app.example.com".into()];
+        route.rate_limit_per_minute = 120;
+        let block = output::fields(&route_fields(&route));
+        assert!(
+            block.contains("cors origins:  https://app.example.com\n"),
+            "{block}"
+        );
+        assert!(
+            block.contains("rate limit:    120/min per token\n"),
+            "{block}"
+        );
+        let value = route_json(&route);
+        assert_eq!(value["cors_origins"], json!(["https://app.example.com"]));
+        assert_eq!(value["rate_limit_per_minute"], 120);
     }
 
     #[test]

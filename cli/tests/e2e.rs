@@ -465,3 +465,67 @@ async fn cli_usage_list_gateways_and_capabilities() {
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("filter.team_id"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_route_cors_origins_and_rate_limit() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["team", "create", "core", "--name", "Core"]).await;
+    let add = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "--json",
+            "route",
+            "add",
+            "--name",
+            "pay",
+            "--team",
+            "core",
+            "--path",
+            "/pay",
+            "--backend",
+            "http://127.0.0.1:9",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let (code, stderr) = cli
+        .code(&add(&["--cors-origin", "https://a.com/app"]))
+        .await;
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("cors_origins[0]: must not have a path"),
+        "{stderr}"
+    );
+    let created: serde_json::Value = serde_json::from_str(
+        &cli.ok(&add(&[
+            "--cors-origin",
+            "https://App.example.com",
+            "--cors-origin",
+            "http://localhost:5173",
+            "--rate-limit",
+            "600",
+        ]))
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        created["route"]["cors_origins"],
+        serde_json::json!(["http://localhost:5173", "https://app.example.com"])
+    );
+    assert_eq!(created["route"]["rate_limit_per_minute"], 600);
+    let shown = cli
+        .ok(&[
+            "route",
+            "update",
+            "pay",
+            "--clear-cors-origins",
+            "--rate-limit",
+            "0",
+        ])
+        .await;
+    assert!(shown.contains("cors origins:  -\n"), "{shown}");
+    assert!(shown.contains("rate limit:    none\n"), "{shown}");
+}

@@ -1,4 +1,5 @@
-//! Route rules: path prefixes matched on whole segments, backend URLs, methods, timeouts.
+//! Route rules: path prefixes matched on whole segments, backend URLs, methods, timeouts,
+//! CORS origins and per-route rate limits.
 
 use crate::FieldError;
 use url::Url;
@@ -11,6 +12,11 @@ pub const MAX_BACKEND_URL_LEN: usize = 2048;
 pub const MIN_TIMEOUT_MS: u32 = 1;
 pub const MAX_TIMEOUT_MS: u32 = 300_000;
 pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+/// Most CORS origins per route, and the longest accepted origin, in bytes.
+pub const MAX_CORS_ORIGINS: usize = 20;
+pub const MAX_CORS_ORIGIN_LEN: usize = 300;
+/// Largest per-route rate limit (requests per minute per token); 0 means no limit.
+pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = 1_000_000;
 /// Methods a route may restrict itself to.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -134,6 +140,73 @@ pub fn validate_timeout_ms(field: &str, v: u32) -> Result<u32, FieldError> {
     }
 }
 
+/// A browser origin a route answers CORS for: `*` (any origin), or `http(s)://host[:port]`
+/// without credentials, path, query or fragment (a single trailing `/` is tolerated).
+/// Returns the origin as browsers send it in `Origin` (lowercase host, IDNA, no default
+/// port), which is what the gateway compares with.
+pub fn validate_cors_origin(field: &str, v: &str) -> Result<String, FieldError> {
+    if v == "*" {
+        return Ok(v.to_owned());
+    }
+    if v.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if v.len() > MAX_CORS_ORIGIN_LEN {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_CORS_ORIGIN_LEN} characters"),
+        ));
+    }
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FieldError::new(field, "must not contain whitespace"));
+    }
+    if v.contains('*') {
+        return Err(FieldError::new(
+            field,
+            "wildcards are not supported: use \"*\" alone, or exact origins",
+        ));
+    }
+    let url = Url::parse(v).map_err(|e| {
+        FieldError::new(
+            field,
+            format!("must be \"*\" or an origin such as https://app.example.com ({e})"),
+        )
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(FieldError::new(field, "scheme must be http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(FieldError::new(field, "must not contain credentials"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(FieldError::new(field, "must have a host"));
+    }
+    if url.path() != "/" {
+        return Err(FieldError::new(
+            field,
+            "must not have a path (an origin is scheme://host[:port])",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(FieldError::new(
+            field,
+            "must not have a query or fragment (an origin is scheme://host[:port])",
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Checks a per-route rate limit (requests per minute per token; 0: none).
+pub fn validate_rate_limit_per_minute(field: &str, v: u32) -> Result<u32, FieldError> {
+    if v > MAX_RATE_LIMIT_PER_MINUTE {
+        return Err(FieldError::new(
+            field,
+            format!("must be between 0 (no limit) and {MAX_RATE_LIMIT_PER_MINUTE}"),
+        ));
+    }
+    Ok(v)
+}
+
 /// An HTTP header name for an API-key credential: an RFC 9110 token, not a hop-by-hop or
 /// gateway-owned header.
 pub fn validate_header_name(field: &str, v: &str) -> Result<(), FieldError> {
@@ -234,6 +307,46 @@ mod tests {
             assert_eq!(e.field, "backend_url");
             assert!(e.rule.contains(rule), "{url}: {}", e.rule);
         }
+    }
+
+    #[test]
+    fn cors_origin_table() {
+        let ok = [
+            ("*", "*"),
+            ("https://app.example.com", "https://app.example.com"),
+            ("https://App.Example.COM/", "https://app.example.com"),
+            ("http://localhost:5173", "http://localhost:5173"),
+            ("https://x.com:443", "https://x.com"),
+            ("http://127.0.0.1:80", "http://127.0.0.1"),
+            ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ];
+        for (v, want) in ok {
+            assert_eq!(validate_cors_origin("o", v).unwrap(), want, "{v}");
+        }
+        let bad = [
+            ("", "empty"),
+            ("app.example.com", "origin"),
+            ("ftp://x.com", "scheme"),
+            ("https://u:p@x.com", "credentials"),
+            ("https://x.com/app", "path"),
+            ("https://x.com//", "path"),
+            ("https://x.com?a=1", "query"),
+            ("https://x.com#f", "query"),
+            ("https://*.example.com", "wildcards"),
+            ("https://x .com", "whitespace"),
+            ("null", "origin"),
+        ];
+        for (v, rule) in bad {
+            let e = validate_cors_origin("o", v).unwrap_err();
+            assert!(e.rule.contains(rule), "{v}: {}", e.rule);
+        }
+        assert!(validate_cors_origin("o", &format!("https://{}.com", "a".repeat(300))).is_err());
+        assert_eq!(validate_rate_limit_per_minute("r", 0).unwrap(), 0);
+        assert_eq!(
+            validate_rate_limit_per_minute("r", 1_000_000).unwrap(),
+            1_000_000
+        );
+        assert!(validate_rate_limit_per_minute("r", 1_000_001).is_err());
     }
 
     #[test]

@@ -1294,3 +1294,125 @@ async fn usage_validation_errors_name_the_field() {
         .into_inner();
     assert_eq!(page.events[0].user_agent.len(), 512);
 }
+
+// ---------------------------------------------------------------------------------------
+// Per-route CORS origins and rate limit
+
+#[tokio::test]
+async fn route_cors_origins_and_rate_limit_reach_the_edge() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    seed_team(&s, "core").await;
+    let mut routes = RouteServiceClient::new(s.channel().await);
+    let base = pb::CreateRouteRequest {
+        name: "pay".into(),
+        team_id: "core".into(),
+        path_prefix: "/api/pay".into(),
+        backend_url: "https://pay.internal".into(),
+        ..Default::default()
+    };
+    for (req, want) in [
+        (
+            pb::CreateRouteRequest {
+                cors_origins: vec![
+                    "https://a.example.com".into(),
+                    "https://b.example.com/x".into(),
+                ],
+                ..base.clone()
+            },
+            "cors_origins[1]: must not have a path (an origin is scheme://host[:port])",
+        ),
+        (
+            pb::CreateRouteRequest {
+                cors_origins: vec!["*".into(), "https://a.example.com".into()],
+                ..base.clone()
+            },
+            "cors_origins: \"*\" allows every origin and must be the only entry",
+        ),
+        (
+            pb::CreateRouteRequest {
+                rate_limit_per_minute: 2_000_000,
+                ..base.clone()
+            },
+            "rate_limit_per_minute: must be between 0 (no limit) and 1000000",
+        ),
+    ] {
+        let e = routes.create_route(s.request(req)).await.unwrap_err();
+        assert_eq!((e.code(), e.message()), (Code::InvalidArgument, want));
+    }
+    let created = routes
+        .create_route(s.request(pb::CreateRouteRequest {
+            cors_origins: vec![
+                "https://App.Example.com:443/".into(),
+                "http://localhost:5173".into(),
+            ],
+            rate_limit_per_minute: 600,
+            ..base.clone()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap();
+    assert_eq!(
+        created.cors_origins,
+        ["http://localhost:5173", "https://app.example.com"],
+        "normalised and sorted"
+    );
+    assert_eq!(created.rate_limit_per_minute, 600);
+    // Updating the limit keeps the origins; the audit diff names the field.
+    let updated = routes
+        .update_route(s.request(pb::UpdateRouteRequest {
+            id: "pay".into(),
+            rate_limit_per_minute: Some(120),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap();
+    assert_eq!(
+        (updated.cors_origins.len(), updated.rate_limit_per_minute),
+        (2, 120)
+    );
+    let audit = AuditServiceClient::new(s.channel().await)
+        .list_audit_events(s.request(pb::ListAuditEventsRequest {
+            filter: Some(pb::AuditFilter {
+                action: "route.update".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        audit.events[0]
+            .diff_json
+            .contains(r#""rate_limit_per_minute":[600,120]"#),
+        "{}",
+        audit.events[0].diff_json
+    );
+
+    // The edge snapshot carries both.
+    let sync_key =
+        service_account_key(&s, "core", "syncer", pb::ServiceAccountCapability::Sync).await;
+    let mut stream =
+        keygate_proto::v1::sync_service_client::SyncServiceClient::new(s.channel().await)
+            .snapshot(with_key(&sync_key, pb::SnapshotRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+    let mut edge = None;
+    while let Some(m) = stream.message().await.unwrap() {
+        if let Some(pb::snapshot_response::Part::Routes(t)) = m.part {
+            edge = t.routes.into_iter().find(|r| r.name == "pay");
+        }
+    }
+    let edge = edge.expect("route in the snapshot");
+    assert_eq!(
+        edge.cors_origins,
+        ["http://localhost:5173", "https://app.example.com"]
+    );
+    assert_eq!(edge.rate_limit_per_minute, 120);
+}

@@ -241,6 +241,8 @@ impl World {
                         secret: None,
                     },
                     allowed_team_ids: vec![],
+                    cors_origins: vec![],
+                    rate_limit_per_minute: 0,
                 },
             )
             .await

@@ -147,6 +147,8 @@ fn new_route(team: &str, name: &str, path: &str, tags: &[&str], auth: AuthChange
         timeout_ms: 30_000,
         auth,
         allowed_team_ids: vec![],
+        cors_origins: vec![],
+        rate_limit_per_minute: 0,
     }
 }
 
@@ -955,6 +957,117 @@ async fn management_keys(b: Backend) {
     assert!(s.find_management_key("00").await.unwrap().is_none());
 }
 
+/// Per-route CORS origins and rate limit: stored, patched field by field, audited as a diff,
+/// and carried to the edge (change feed and snapshot).
+async fn route_edge_options(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "core").await;
+    let mut nr = new_route("core", "pay", "/api/pay", &[], no_auth());
+    nr.cors_origins = vec![
+        "https://a.example.com".into(),
+        "https://b.example.com".into(),
+    ];
+    nr.rate_limit_per_minute = 600;
+    let r = s.create_route(&ctx(), nr).await.unwrap();
+    assert_eq!(
+        r.cors_origins,
+        ["https://a.example.com", "https://b.example.com"]
+    );
+    assert_eq!(r.rate_limit_per_minute, 600);
+    assert_eq!(s.get_route("pay").await.unwrap(), r);
+
+    // Changing one keeps the other.
+    let after = s
+        .update_route(
+            &ctx(),
+            &r.id,
+            RoutePatch {
+                cors_origins: Some(vec!["*".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (after.cors_origins.clone(), after.rate_limit_per_minute),
+        (vec!["*".to_string()], 600)
+    );
+    let (page, _) = s
+        .list_audit(&AuditPage {
+            filter: AuditFilter {
+                action: Some("route.update".into()),
+                ..Default::default()
+            },
+            limit: 1,
+            before_seq: None,
+        })
+        .await
+        .unwrap();
+    let diff: serde_json::Value = serde_json::from_str(&page.items[0].diff).unwrap();
+    assert_eq!(
+        diff["cors_origins"],
+        serde_json::json!([["https://a.example.com", "https://b.example.com"], ["*"]])
+    );
+    assert!(diff.get("rate_limit_per_minute").is_none(), "{diff}");
+    let after = s
+        .update_route(
+            &ctx(),
+            &r.id,
+            RoutePatch {
+                rate_limit_per_minute: Some(0),
+                cors_origins: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (after.cors_origins.len(), after.rate_limit_per_minute),
+        (0, 0)
+    );
+    // The same values again change nothing: no audit row, no change event.
+    let before = log_position(s).await;
+    s.update_route(
+        &ctx(),
+        &r.id,
+        RoutePatch {
+            rate_limit_per_minute: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(log_position(s).await, before);
+
+    // The edge sees them, through the feed's route table and through a snapshot.
+    s.update_route(
+        &ctx(),
+        &r.id,
+        RoutePatch {
+            rate_limit_per_minute: Some(120),
+            cors_origins: Some(vec!["http://localhost:5173".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let edge = s.edge_routes().await.unwrap();
+    assert_eq!(edge[0].route.cors_origins, ["http://localhost:5173"]);
+    assert_eq!(edge[0].route.rate_limit_per_minute, 120);
+    use futures::StreamExt;
+    let mut parts = s.snapshot(100);
+    let mut seen = false;
+    while let Some(part) = parts.next().await {
+        if let keygate_control_plane::sync::SnapshotPart::Routes(routes) = part.unwrap() {
+            assert_eq!(routes[0].route.rate_limit_per_minute, 120);
+            assert_eq!(routes[0].route.cors_origins, ["http://localhost:5173"]);
+            seen = true;
+        }
+    }
+    assert!(seen);
+}
+
 fn usage_event(id: &str, at: i64, token: Option<(&TokenId, &str)>, status: u16) -> UsageEvent {
     UsageEvent {
         event_id: id.into(),
@@ -1234,4 +1347,5 @@ conformance!(
     management_keys,
     usage_ingest_list_and_retention,
     usage_large_batches_and_ties,
+    route_edge_options,
 );

@@ -77,9 +77,8 @@ pub fn route_table(t: &pb::EdgeRouteTable) -> rec::RouteTable {
                         sealed: a.sealed_secret,
                     },
                     allowed_teams: r.allowed_team_ids.clone(),
-                    // Not in the edge feed yet: filled from the route model later.
-                    cors_origins: Vec::new(),
-                    rpm: 0,
+                    cors_origins: r.cors_origins.clone(),
+                    rpm: r.rate_limit_per_minute,
                 }
             })
             .collect(),
@@ -284,6 +283,53 @@ mod tests {
         })
         .unwrap();
         assert_eq!((b.revision, b.puts.len()), (8, 0));
+    }
+
+    #[test]
+    fn route_table_carries_every_field() {
+        let t = pb::EdgeRouteTable {
+            routes: vec![pb::EdgeRoute {
+                route_id: "rte_1".into(),
+                name: "pay".into(),
+                team_id: "core".into(),
+                path_prefix: "/pay".into(),
+                backend_url: "http://127.0.0.1:9/".into(),
+                tags: vec!["money".into()],
+                methods: vec!["GET".into()],
+                strip_prefix: true,
+                timeout_ms: 1000,
+                backend_auth: Some(pb::EdgeBackendAuth {
+                    r#type: "bearer".into(),
+                    header_name: String::new(),
+                    username: String::new(),
+                    sealed_secret: "v1.k.x".into(),
+                }),
+                allowed_team_ids: vec!["core".into()],
+                cors_origins: vec!["https://app.example.com".into()],
+                rate_limit_per_minute: 120,
+            }],
+        };
+        let r = &route_table(&t).routes[0];
+        assert_eq!(r.cors_origins, ["https://app.example.com"]);
+        assert_eq!(r.rpm, 120);
+        assert_eq!(
+            (r.auth.kind.as_str(), r.auth.sealed.as_str()),
+            ("bearer", "v1.k.x")
+        );
+        assert_eq!(
+            (r.strip, r.allowed_teams.clone()),
+            (true, vec!["core".to_string()])
+        );
+        // A route without them writes neither field (older readers see the same bytes).
+        let mut plain = t.clone();
+        plain.routes[0].cors_origins.clear();
+        plain.routes[0].rate_limit_per_minute = 0;
+        let bytes = rec::encode(&route_table(&plain));
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            !text.contains("cors_origins") && !text.contains("rpm"),
+            "{text}"
+        );
     }
 
     #[test]

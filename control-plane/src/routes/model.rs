@@ -91,6 +91,11 @@ pub struct Route {
     pub created_by: String,
     /// Teams whose tokens may use the route; empty: every team.
     pub allowed_team_ids: Vec<TeamId>,
+    /// Browser origins the gateway answers CORS for (normalised, sorted), or `["*"]`; empty:
+    /// no CORS handling.
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per token on this route; 0: no per-route limit.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Route {
@@ -129,6 +134,8 @@ impl From<Route> for pb::Route {
             updated_at: Some(to_timestamp(r.updated_at)),
             created_by: r.created_by,
             allowed_team_ids: r.allowed_team_ids.into_iter().map(|t| t.0).collect(),
+            cors_origins: r.cors_origins,
+            rate_limit_per_minute: r.rate_limit_per_minute,
         }
     }
 }
@@ -267,6 +274,34 @@ fn validate_methods(field: &str, raw: &[String]) -> Result<Vec<String>, FieldErr
     Ok(out)
 }
 
+/// CORS origins: at most [`rules::MAX_CORS_ORIGINS`], each `*` or an http(s) origin
+/// (normalised), `*` only alone, no duplicates after normalisation. Returned sorted.
+pub fn validate_cors_origins(field: &str, raw: &[String]) -> Result<Vec<String>, FieldError> {
+    if raw.len() > rules::MAX_CORS_ORIGINS {
+        return Err(FieldError::new(
+            field,
+            format!("at most {} origins are allowed", rules::MAX_CORS_ORIGINS),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, o) in raw.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let o = rules::validate_cors_origin(&f, o)?;
+        if out.contains(&o) {
+            return Err(FieldError::new(f, format!("duplicate origin \"{o}\"")));
+        }
+        out.push(o);
+    }
+    if out.len() > 1 && out.iter().any(|o| o == "*") {
+        return Err(FieldError::new(
+            field,
+            "\"*\" allows every origin and must be the only entry",
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn validate_url(v: &str) -> Result<String, FieldError> {
     Ok(rules::validate_backend_url("backend_url", v)?.to_string())
 }
@@ -285,6 +320,8 @@ pub struct CreateRouteInput {
     pub timeout_ms: u32,
     pub auth: AuthInput,
     pub allowed_team_ids: Vec<TeamId>,
+    pub cors_origins: Vec<String>,
+    pub rate_limit_per_minute: u32,
 }
 
 fn validate_teams(field: &str, raw: &[String]) -> Result<Vec<TeamId>, FieldError> {
@@ -339,6 +376,11 @@ impl TryFrom<pb::CreateRouteRequest> for CreateRouteInput {
             timeout_ms: rules::validate_timeout_ms("timeout_ms", r.timeout_ms)?,
             auth,
             allowed_team_ids: validate_teams("allowed_team_ids", &r.allowed_team_ids)?,
+            cors_origins: validate_cors_origins("cors_origins", &r.cors_origins)?,
+            rate_limit_per_minute: rules::validate_rate_limit_per_minute(
+                "rate_limit_per_minute",
+                r.rate_limit_per_minute,
+            )?,
         })
     }
 }
@@ -358,6 +400,8 @@ pub struct NewRoute {
     pub timeout_ms: u32,
     pub auth: AuthChange,
     pub allowed_team_ids: Vec<TeamId>,
+    pub cors_origins: Vec<String>,
+    pub rate_limit_per_minute: u32,
 }
 
 /// Validated UpdateRoute input (secret still in plaintext).
@@ -373,6 +417,8 @@ pub struct UpdateRouteInput {
     pub timeout_ms: Option<u32>,
     pub auth: Option<AuthInput>,
     pub allowed_team_ids: Option<Vec<TeamId>>,
+    pub cors_origins: Option<Vec<String>>,
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// Validates UpdateRoute input; returns the route id or name and the changes.
@@ -416,6 +462,14 @@ pub fn parse_update(r: pb::UpdateRouteRequest) -> Result<(String, UpdateRouteInp
                 .allowed_team_ids
                 .map(|l| validate_teams("allowed_team_ids", &l.values))
                 .transpose()?,
+            cors_origins: r
+                .cors_origins
+                .map(|l| validate_cors_origins("cors_origins", &l.values))
+                .transpose()?,
+            rate_limit_per_minute: r
+                .rate_limit_per_minute
+                .map(|v| rules::validate_rate_limit_per_minute("rate_limit_per_minute", v))
+                .transpose()?,
         };
         let empty = input.name.is_none()
             && input.path_prefix.is_none()
@@ -426,7 +480,9 @@ pub fn parse_update(r: pb::UpdateRouteRequest) -> Result<(String, UpdateRouteInp
             && input.strip_prefix.is_none()
             && input.timeout_ms.is_none()
             && input.auth.is_none()
-            && input.allowed_team_ids.is_none();
+            && input.allowed_team_ids.is_none()
+            && input.cors_origins.is_none()
+            && input.rate_limit_per_minute.is_none();
         if empty {
             return Err(FieldError::new(
                 "update",
@@ -450,6 +506,8 @@ pub struct RoutePatch {
     pub timeout_ms: Option<u32>,
     pub auth: Option<AuthChange>,
     pub allowed_team_ids: Option<Vec<TeamId>>,
+    pub cors_origins: Option<Vec<String>>,
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// Sort order of ListRoutes.
@@ -635,5 +693,82 @@ mod tests {
             let e = CreateRouteInput::try_from(r).unwrap_err();
             assert_eq!(e.field, field, "{e}");
         }
+    }
+
+    #[test]
+    fn cors_origins_and_rate_limit() {
+        let ok = CreateRouteInput::try_from(pb::CreateRouteRequest {
+            cors_origins: vec![
+                "https://b.example.com/".into(),
+                "HTTP://A.example.com:80".into(),
+            ],
+            rate_limit_per_minute: 600,
+            ..req()
+        })
+        .unwrap();
+        assert_eq!(
+            ok.cors_origins,
+            ["http://a.example.com", "https://b.example.com"]
+        );
+        assert_eq!(ok.rate_limit_per_minute, 600);
+        let origins = |o: &[&str]| pb::CreateRouteRequest {
+            cors_origins: o.iter().map(|s| s.to_string()).collect(),
+            ..req()
+        };
+        let cases: Vec<(pb::CreateRouteRequest, &str, &str)> = vec![
+            (origins(&["https://a.com/app"]), "cors_origins[0]", "path"),
+            (
+                origins(&["https://a.com", "ftp://b.com"]),
+                "cors_origins[1]",
+                "scheme",
+            ),
+            (
+                origins(&["https://a.com", "https://A.com/"]),
+                "cors_origins[1]",
+                "duplicate",
+            ),
+            (
+                origins(&["*", "https://a.com"]),
+                "cors_origins",
+                "only entry",
+            ),
+            (
+                origins(&["https://a.com"; 21]),
+                "cors_origins",
+                "at most 20",
+            ),
+            (
+                pb::CreateRouteRequest {
+                    rate_limit_per_minute: 1_000_001,
+                    ..req()
+                },
+                "rate_limit_per_minute",
+                "1000000",
+            ),
+        ];
+        for (r, field, rule) in cases {
+            let e = CreateRouteInput::try_from(r).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.rule.contains(rule), "{e}");
+        }
+        // Update: a present empty list clears, an absent one keeps; 0 removes the limit.
+        let (_, patch) = parse_update(pb::UpdateRouteRequest {
+            id: "pay".into(),
+            cors_origins: Some(pb::StringList { values: vec![] }),
+            rate_limit_per_minute: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(patch.cors_origins, Some(vec![]));
+        assert_eq!(patch.rate_limit_per_minute, Some(0));
+        let e = parse_update(pb::UpdateRouteRequest {
+            id: "pay".into(),
+            cors_origins: Some(pb::StringList {
+                values: vec!["nope".into()],
+            }),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "cors_origins[0]");
     }
 }

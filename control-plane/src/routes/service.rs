@@ -75,6 +75,8 @@ impl RouteService for RouteApi {
             timeout_ms: input.timeout_ms,
             auth,
             allowed_team_ids: input.allowed_team_ids,
+            cors_origins: input.cors_origins,
+            rate_limit_per_minute: input.rate_limit_per_minute,
         };
         let route = self
             .store
@@ -161,6 +163,8 @@ impl RouteService for RouteApi {
             timeout_ms: input.timeout_ms,
             auth: input.auth.map(|a| self.seal(&current.id, a)),
             allowed_team_ids: input.allowed_team_ids,
+            cors_origins: input.cors_origins,
+            rate_limit_per_minute: input.rate_limit_per_minute,
         };
         let route = self
             .store

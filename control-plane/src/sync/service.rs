@@ -104,6 +104,8 @@ fn edge_routes(
                 sealed_secret: sealed,
             }),
             allowed_team_ids: r.allowed_team_ids.into_iter().map(|t| t.0).collect(),
+            cors_origins: r.cors_origins,
+            rate_limit_per_minute: r.rate_limit_per_minute,
         });
     }
     Ok(pb::EdgeRouteTable { routes: out })

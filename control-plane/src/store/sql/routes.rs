@@ -231,8 +231,9 @@ impl RouteStore for SqlStore {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO routes (id, team_id, name, path_prefix, backend_url, description, tags, methods, \
-             strip_prefix, timeout_ms, auth_type, auth_header_name, auth_username, created_at, updated_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
+             strip_prefix, timeout_ms, auth_type, auth_header_name, auth_username, created_at, updated_at, created_by, \
+             cors_origins, rate_limit_per_minute) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
         )
         .bind(r.id.as_str())
         .bind(r.team_id.as_str())
@@ -249,6 +250,8 @@ impl RouteStore for SqlStore {
         .bind(&r.auth.username)
         .bind(now)
         .bind(ctx.actor.reference())
+        .bind(json_list(&r.cors_origins))
+        .bind(i64::from(r.rate_limit_per_minute))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -365,7 +368,8 @@ impl RouteStore for SqlStore {
         sqlx::query(
             "UPDATE routes SET name = $1, path_prefix = $2, backend_url = $3, description = $4, tags = $5, \
              methods = $6, strip_prefix = $7, timeout_ms = $8, auth_type = $9, auth_header_name = $10, \
-             auth_username = $11, updated_at = $12 WHERE id = $13",
+             auth_username = $11, updated_at = $12, cors_origins = $14, rate_limit_per_minute = $15 \
+             WHERE id = $13",
         )
         .bind(&name)
         .bind(&path)
@@ -380,6 +384,13 @@ impl RouteStore for SqlStore {
         .bind(&user)
         .bind(now_ms())
         .bind(id.as_str())
+        .bind(json_list(
+            p.cors_origins.as_ref().unwrap_or(&before.cors_origins),
+        ))
+        .bind(i64::from(
+            p.rate_limit_per_minute
+                .unwrap_or(before.rate_limit_per_minute),
+        ))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;

@@ -72,6 +72,7 @@ impl TryFrom<TokenRow> for Token {
 pub const ROUTE_COLUMNS: &str = "r.id, r.team_id, r.name, r.path_prefix, r.backend_url, \
     r.description, r.tags, r.methods, r.strip_prefix, r.timeout_ms, r.auth_type, \
     r.auth_header_name, r.auth_username, r.created_at, r.updated_at, r.created_by, \
+    r.cors_origins, r.rate_limit_per_minute, \
     (SELECT count(*) FROM route_secrets s WHERE s.route_id = r.id) AS secret_count, \
     (SELECT count(*) FROM route_allowed_teams a WHERE a.route_id = r.id) AS allowed_count";
 
@@ -93,6 +94,8 @@ pub struct RouteRow {
     created_at: i64,
     updated_at: i64,
     created_by: String,
+    cors_origins: String,
+    rate_limit_per_minute: i64,
     secret_count: i64,
     allowed_count: i64,
 }
@@ -136,6 +139,13 @@ impl TryFrom<RouteRow> for Route {
             updated_at: r.updated_at,
             created_by: r.created_by,
             allowed_team_ids: Vec::new(),
+            cors_origins: json_vec("routes.cors_origins", &r.cors_origins)?,
+            rate_limit_per_minute: u32::try_from(r.rate_limit_per_minute).map_err(|_| {
+                StoreError::Internal(format!(
+                    "corrupt routes.rate_limit_per_minute {}",
+                    r.rate_limit_per_minute
+                ))
+            })?,
         })
     }
 }
