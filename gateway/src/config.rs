@@ -61,6 +61,10 @@ pub struct Config {
     /// Legacy key prefixes (without `_`) accepted without checksum, comma separated.
     #[arg(long, env = "KEYGATE_LEGACY_PREFIXES", value_delimiter = ',')]
     pub legacy_prefixes: Vec<String>,
+    /// Threads serving requests, each with its own event loop and listener (SO_REUSEPORT);
+    /// 0: one per CPU.
+    #[arg(long, env = "KEYGATE_GATEWAY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
     /// Log output: `text` or `json`.
     #[arg(long, env = "KEYGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -1,6 +1,11 @@
 use clap::Parser;
 use keygate_gateway::Config;
 
+// Many small, short-lived allocations per request (headers, ids): mimalloc serves them from
+// thread-local pages, measurably cheaper than glibc malloc on the proxy path.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();

@@ -50,7 +50,6 @@ impl LimitState {
 /// Everything a request needs, shared by every connection.
 pub struct App {
     pub state: Arc<ConfigState>,
-    pub client: BackendClient,
     pub usage: Arc<UsageBuffer>,
     pub metrics: Arc<Metrics>,
     pub core: core::Config,
@@ -70,7 +69,6 @@ impl App {
     ) -> Self {
         Self {
             state,
-            client: backend_client(),
             usage,
             metrics,
             core,
@@ -81,15 +79,42 @@ impl App {
         }
     }
 
+    /// `gw-` + 8 hex digits of this process's boot id + 12 of a counter: unique per process
+    /// run, cheap (no formatting machinery on the hot path).
     fn request_id(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        format!("gw-{:08x}{n:012x}", self.boot)
+        let mut out = [0u8; 23];
+        out[..3].copy_from_slice(b"gw-");
+        for i in 0..8 {
+            out[3 + i] = HEX[((self.boot >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        for i in 0..12 {
+            out[11 + i] = HEX[((n >> (44 - 4 * i)) & 0xf) as usize];
+        }
+        String::from_utf8(out.to_vec()).expect("ASCII")
     }
 
     /// Forgets rate-limit states that are back to full (their tokens are idle).
     pub fn prune_limits(&self, now_ms: i64) {
         let now_us = u64::try_from(now_ms).unwrap_or(0).saturating_mul(1000);
         self.limits.retain(|_, s| !s.is_idle(now_us));
+    }
+}
+
+/// The caller's connection, formatted once per connection rather than per request.
+#[derive(Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub ip: Arc<str>,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            ip: addr.ip().to_string().into(),
+        }
     }
 }
 
@@ -201,26 +226,34 @@ fn error_response(
     r
 }
 
-/// Handles one request. Never fails: every problem becomes a JSON error answer.
+/// Handles one request with `backends`, the calling worker thread's own connection pool
+/// (connections stay on the thread that opened them). Never fails: every problem becomes a JSON error answer.
 pub async fn handle(
     app: Arc<App>,
+    backends: BackendClient,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Result<Response<RespBody>, Infallible> {
     let started = Instant::now();
     let now = now_ms();
     let request_id = app.request_id();
+    // Usage events are only built when they are sent somewhere; metrics need just the route.
+    let keep = app.usage.enabled();
     let mut usage = Usage {
-        ev: pb::UsageEvent {
-            time: Some(timestamp(now)),
-            method: req.method().as_str().to_owned(),
-            client_ip: peer.ip().to_string(),
-            user_agent: header_str(req.headers(), header::USER_AGENT)
-                .chars()
-                .take(512)
-                .collect(),
-            request_id: request_id.clone(),
-            ..Default::default()
+        ev: if keep {
+            pb::UsageEvent {
+                time: Some(timestamp(now)),
+                method: req.method().as_str().to_owned(),
+                client_ip: peer.ip.to_string(),
+                user_agent: header_str(req.headers(), header::USER_AGENT)
+                    .chars()
+                    .take(512)
+                    .collect(),
+                request_id: request_id.clone(),
+                ..Default::default()
+            }
+        } else {
+            pb::UsageEvent::default()
         },
         started,
     };
@@ -258,8 +291,10 @@ pub async fn handle(
 
     let fwd = match decision {
         Decision::Reject(reject) => {
-            usage.ev.error = reject.error.to_owned();
-            usage.ev.token_hash = reject.token_hash.clone().unwrap_or_default();
+            if keep {
+                usage.ev.error = reject.error.to_owned();
+                usage.ev.token_hash = reject.token_hash.clone().unwrap_or_default();
+            }
             usage.ev.route = reject.route.clone().unwrap_or_default();
             let resp = error_response(&reject, &request_id, revision, &[]);
             usage.finish_now(&app, reject.status);
@@ -285,9 +320,11 @@ pub async fn handle(
         }
         Decision::Forward(f) => f,
     };
-    usage.ev.token_hash = fwd.token_hash.clone();
-    usage.ev.token_id = fwd.token_id.clone();
-    usage.ev.team_id = fwd.team.clone();
+    if keep {
+        usage.ev.token_hash = fwd.token_hash.clone();
+        usage.ev.token_id = fwd.token_id.clone();
+        usage.ev.team_id = fwd.team.clone();
+    }
     usage.ev.route = fwd.route.name.clone();
 
     // Rate limits: the token's own and the route's per-token limit, both or neither charged.
@@ -342,9 +379,8 @@ pub async fn handle(
         .map(str::to_owned)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
-    let ip = peer.ip().to_string();
     let client = core::Client {
-        ip: &ip,
+        ip: &peer.ip,
         proto: "http",
         host: &host,
     };
@@ -394,7 +430,7 @@ pub async fn handle(
         .flatten();
 
     let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
-    let mut resp = match tokio::time::timeout(timeout, app.client.request(out)).await {
+    let mut resp = match tokio::time::timeout(timeout, backends.request(out)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             app.metrics.backend_errors.inc();

@@ -30,15 +30,47 @@ pub struct Running {
     pub app: Arc<App>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting, lets requests in flight finish (up to 10 s), flushes usage events.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+        })
+        .await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
         }
+    }
+}
+
+/// Binds `addr` with `SO_REUSEPORT`, so each worker thread can have its own listener on the
+/// same port and the kernel spreads connections over them.
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// How many worker threads serve the public listener: `KEYGATE_GATEWAY_WORKERS`, else one
+/// per CPU.
+fn worker_count(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
     }
 }
 
@@ -90,19 +122,42 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.public_url.clone(),
     ));
 
-    let listener = TcpListener::bind(config.listen)
-        .await
+    // The public listener: one thread per worker, each with a single-threaded runtime, its
+    // own SO_REUSEPORT listener and its own backend pool, so a request never changes threads
+    // (the way nginx runs one event loop per worker process).
+    let first = reuseport_listener(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..worker_count(config.workers) {
+        listeners.push(reuseport_listener(addr).with_context(|| format!("listening on {addr}"))?);
+    }
+    let mut workers = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a worker runtime")?;
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("gateway-worker-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        match TcpListener::from_std(l) {
+                            Ok(l) => serve_public(l, app, stop).await,
+                            Err(e) => tracing::error!(error = %e, "worker listener failed"),
+                        }
+                    })
+                })
+                .context("starting a worker thread")?,
+        );
+    }
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("listening on {} (admin)", config.admin_listen))?;
-    let addr = listener.local_addr()?;
     let admin_addr = admin.local_addr()?;
-    tasks.push(tokio::spawn(serve_public(
-        listener,
-        app.clone(),
-        stop_rx.clone(),
-    )));
     tasks.push(tokio::spawn(serve_admin(
         admin,
         app.clone(),
@@ -128,6 +183,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         app,
         stop,
         tasks,
+        workers,
     })
 }
 
@@ -144,6 +200,7 @@ async fn serve_public(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
+    let backends = proxy::backend_client();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -159,8 +216,10 @@ async fn serve_public(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
+                let backends = backends.clone();
+                let peer = proxy::Peer::new(peer);
                 let service = service_fn(move |req: Request<Incoming>| {
-                    proxy::handle(app.clone(), req, peer)
+                    proxy::handle(app.clone(), backends.clone(), req, peer.clone())
                 });
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
