@@ -293,7 +293,14 @@ pub async fn handle(
         Decision::Reject(reject) => {
             if keep {
                 usage.ev.error = reject.error.to_owned();
-                usage.ev.token_hash = reject.token_hash.clone().unwrap_or_default();
+                if let Some(hash) = &reject.token_hash {
+                    // A known token refused for scope, route, method or expiry: attribute it.
+                    if let Some(t) = core::TokenSource::token(&snap.tokens, hash) {
+                        usage.ev.token_id = t.id.clone();
+                        usage.ev.team_id = t.team.clone();
+                    }
+                    usage.ev.token_hash = hash.clone();
+                }
             }
             usage.ev.route = reject.route.clone().unwrap_or_default();
             let resp = error_response(&reject, &request_id, revision, &[]);
@@ -539,28 +546,99 @@ fn add_cors(h: &mut HeaderMap, origin: &str) {
 }
 
 /// Removes hop-by-hop response headers (and those the `Connection` header names); an
-/// upgrade answer keeps `Connection` and `Upgrade`.
+/// upgrade answer keeps `Connection` and `Upgrade`. Works in place with the static names of
+/// [`core::HOP_BY_HOP`], so a response without them costs a few hash lookups.
 fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<String> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let remove: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| {
-            let n = k.as_str();
-            if upgrade && (n == "connection" || n == "upgrade") {
-                return false;
+    if !upgrade && h.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
+    }
+    static HOP: [HeaderName; 9] = [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        HeaderName::from_static("proxy-connection"),
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ];
+    debug_assert!(HOP.iter().all(|n| core::is_hop_by_hop(n.as_str())));
+    for n in &HOP {
+        if upgrade && (n == header::CONNECTION || n == header::UPGRADE) {
+            continue;
+        }
+        h.remove(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place response filter keeps exactly what the core's `response_headers` keeps.
+    #[test]
+    fn strip_hop_by_hop_agrees_with_the_core() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[
+                ("content-type", "text/plain"),
+                ("connection", "keep-alive, x-private"),
+                ("x-private", "1"),
+                ("keep-alive", "timeout=5"),
+                ("transfer-encoding", "chunked"),
+                ("te", "trailers"),
+                ("trailer", "x"),
+                ("upgrade", "h2c"),
+                ("proxy-authenticate", "Basic"),
+                ("proxy-connection", "close"),
+                ("x-ok", "2"),
+                ("set-cookie", "a=1"),
+                ("set-cookie", "b=2"),
+            ],
+            &[("content-length", "3"), ("location", "/x")],
+        ];
+        for case in cases {
+            let mut h = HeaderMap::new();
+            for (k, v) in *case {
+                h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
             }
-            core::is_hop_by_hop(n) || named.iter().any(|x| x == n)
-        })
-        .cloned()
-        .collect();
-    for k in remove {
-        h.remove(k);
+            let want: Vec<(String, Vec<u8>)> =
+                core::response_headers(case.iter().map(|(k, v)| (*k, v.as_bytes())));
+            strip_hop_by_hop(&mut h, false);
+            let got: Vec<(String, Vec<u8>)> = h
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            let (mut want, mut got) = (want, got);
+            want.sort();
+            got.sort();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_well_formed() {
+        let app = App::new(
+            Arc::new(ConfigState::default()),
+            Arc::new(UsageBuffer::new(10, false)),
+            Arc::new(Metrics::new()),
+            core::Config::default(),
+            None,
+        );
+        let a = app.request_id();
+        let b = app.request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 23);
+        assert!(a.starts_with("gw-"));
+        assert!(a[3..].bytes().all(|c| c.is_ascii_hexdigit()));
     }
 }

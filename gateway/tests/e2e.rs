@@ -177,6 +177,11 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// `usage`: give the gateway a GATEWAY service-account key so it reports usage events.
+    async fn start_with(usage: bool) -> Self {
         let cp = TestServer::start(Backend::Sqlite).await;
         let sync_key = cp.capability_key(Capability::Sync).await;
         let dir = tempfile::tempdir().unwrap();
@@ -205,6 +210,12 @@ impl Stack {
         // The test control plane seals route secrets to the edge key [7; 32].
         config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
         config.poll_ms = 20;
+        if usage {
+            config.gateway_key = Some(cp.capability_key(Capability::Gateway).await);
+            config.control_plane = cp.url();
+            config.usage_flush_ms = 50;
+            config.name = "e2e-gateway".into();
+        }
         let gateway = keygate_gateway::start(config).await.unwrap();
         let upstream = Upstream::start().await;
         Self {
@@ -707,4 +718,193 @@ async fn not_ready_until_the_kv_exists_then_serves_and_reports() {
     );
     assert!(metrics.contains("keygate_gateway_ready 0"), "{metrics}");
     g.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_events_reach_the_control_plane_and_set_last_used() {
+    use keygate_proto::v1::usage_service_client::UsageServiceClient;
+    let s = Stack::start_with(true).await;
+    s.team("alpha").await;
+    s.route(echo_route(&s.upstream)).await;
+    let (id, key) = s.token("alpha", &["echo"]).await;
+    s.synced().await;
+    assert_eq!(s.get("/echo/one", &key).await.status(), 200);
+    assert_eq!(s.get("/nothing", &key).await.status(), 404);
+    let r = s
+        .http
+        .post(format!("{}/echo/two", s.gw()))
+        .header("x-api-key", &key)
+        .header("user-agent", "e2e-agent/1")
+        .body(vec![b'x'; 1234])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.bytes().await.unwrap().len(), 11);
+    // A rejected request without a valid token is recorded too (no token id).
+    assert_eq!(s.get("/echo/x", "kg_bogus").await.status(), 401);
+
+    let mut usage = UsageServiceClient::new(s.channel().await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = usage
+            .list_usage_events(with_key(
+                &s.api_key,
+                pb::ListUsageEventsRequest {
+                    filter: Some(pb::UsageFilter {
+                        token_id: id.clone(),
+                        ..Default::default()
+                    }),
+                    page_size: 100,
+                    page_token: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        if events.len() >= 3 {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage events missing: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(events.len(), 3, "{events:?}");
+    let post = events
+        .iter()
+        .find(|e| e.method == "POST")
+        .expect("the POST");
+    assert_eq!(post.status, 200);
+    assert_eq!(post.route, "echo");
+    assert_eq!(post.team_id, "alpha");
+    assert_eq!(post.request_bytes, 1234);
+    assert_eq!(post.response_bytes, 11);
+    assert_eq!(post.user_agent, "e2e-agent/1");
+    assert_eq!(post.client_ip, "127.0.0.1");
+    assert_eq!(post.request_id, rid);
+    assert_eq!(post.token_hash, keygate_contracts::token::sha256_hex(&key));
+    assert!(post.config_revision > 0);
+    let missing = events.iter().find(|e| e.status == 404).expect("the 404");
+    assert_eq!(missing.error, "route_not_found");
+    // The token's last use is derived from the events.
+    let token = TokenServiceClient::new(s.channel().await)
+        .get_token(with_key(&s.api_key, pb::GetTokenRequest { id: id.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert!(token.last_used_at.is_some(), "last_used_at not set");
+    // The rejected unknown key was sent as well, without a token id.
+    let all = usage
+        .list_usage_events(with_key(
+            &s.api_key,
+            pb::ListUsageEventsRequest {
+                filter: Some(pb::UsageFilter {
+                    status: 401,
+                    ..Default::default()
+                }),
+                page_size: 100,
+                page_token: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(
+        all.iter()
+            .any(|e| e.error == "invalid_key" && e.token_id.is_empty()),
+        "{all:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_rate_limit_and_cors_preflight() {
+    let s = Stack::start().await;
+    s.team("alpha").await;
+    let mut r = echo_route(&s.upstream);
+    r.rate_limit_per_minute = 3;
+    r.cors_origins = vec!["https://app.example.com".into()];
+    s.route(r).await;
+    let (_, key) = s.token("alpha", &["echo"]).await;
+    let (_, other) = s.token("alpha", &["echo"]).await;
+    s.synced().await;
+
+    // A preflight from an allowed origin is answered by the gateway, without a key.
+    let reached = s.upstream.count();
+    let r = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/echo/x", s.gw()))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(
+        r.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("x-api-key")
+    );
+    // Another origin is refused.
+    let r = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/echo/x", s.gw()))
+        .header("origin", "https://evil.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        s.upstream.count(),
+        reached,
+        "preflights never reach the backend"
+    );
+
+    // 3 per minute per token: the 4th is refused with Retry-After, another token is not.
+    for i in 0..3 {
+        let r = s
+            .http
+            .get(format!("{}/echo/x", s.gw()))
+            .header("x-api-key", &key)
+            .header("origin", "https://app.example.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.headers()["ratelimit-limit"], "3");
+        assert_eq!(
+            r.headers()["ratelimit-remaining"],
+            (2 - i).to_string().as_str()
+        );
+        assert_eq!(
+            r.headers()["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+    }
+    let r = s.get("/echo/x", &key).await;
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    let (st, b) = error_json(r).await;
+    assert_eq!((st, b["error"].as_str()), (429, Some("rate_limited")));
+    assert_eq!(s.get("/echo/x", &other).await.status(), 200);
 }
