@@ -136,11 +136,9 @@ mod tests {
         assert_eq!(fired.load(Ordering::Relaxed), 2);
     }
 
-    fn futures_like(
-        v: Vec<Result<Frame<Bytes>, std::convert::Infallible>>,
-    ) -> StreamBody<
-        futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::convert::Infallible>>>,
-    > {
+    type Chunk = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    fn futures_like(v: Vec<Chunk>) -> StreamBody<futures::stream::Iter<std::vec::IntoIter<Chunk>>> {
         StreamBody::new(futures::stream::iter(v))
     }
 }
