@@ -98,6 +98,7 @@ fn create_request(args: TokenCreateArgs) -> CreateTokenRequest {
         description: args.description.unwrap_or_default(),
         scopes: args.scopes,
         expiry: Some(expiry),
+        rate_limit_per_minute: 0,
     }
 }
 
@@ -116,6 +117,7 @@ fn update_request(args: TokenUpdateArgs) -> UpdateTokenRequest {
             values: args.scopes,
         }),
         expiry,
+        rate_limit_per_minute: None,
     }
 }
 
@@ -342,6 +344,7 @@ mod tests {
             created_by: "key:mk_1".into(),
             rotated_from_id: String::new(),
             replaced_by_id: String::new(),
+            rate_limit_per_minute: 0,
         }
     }
 

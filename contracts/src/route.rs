@@ -15,7 +15,8 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
 /// Most CORS origins per route, and the longest accepted origin, in bytes.
 pub const MAX_CORS_ORIGINS: usize = 20;
 pub const MAX_CORS_ORIGIN_LEN: usize = 300;
-/// Largest per-route rate limit (requests per minute per token); 0 means no limit.
+/// Largest rate limit in requests per minute, per route (per token) and per token (over all
+/// routes); 0 means no limit.
 pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = 1_000_000;
 /// Methods a route may restrict itself to.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -196,7 +197,8 @@ pub fn validate_cors_origin(field: &str, v: &str) -> Result<String, FieldError> 
     Ok(url.origin().ascii_serialization())
 }
 
-/// Checks a per-route rate limit (requests per minute per token; 0: none).
+/// Checks a rate limit in requests per minute (0: none): a route's per-token limit, and also
+/// a token's own limit (the same bounds and message for both).
 pub fn validate_rate_limit_per_minute(field: &str, v: u32) -> Result<u32, FieldError> {
     if v > MAX_RATE_LIMIT_PER_MINUTE {
         return Err(FieldError::new(

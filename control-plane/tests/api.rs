@@ -65,6 +65,7 @@ fn create_token_req(team: &str, name: &str, scopes: &[&str]) -> pb::CreateTokenR
         description: String::new(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(30)),
+        rate_limit_per_minute: 0,
     }
 }
 
@@ -1415,4 +1416,141 @@ async fn route_cors_origins_and_rate_limit_reach_the_edge() {
         ["http://localhost:5173", "https://app.example.com"]
     );
     assert_eq!(edge.rate_limit_per_minute, 120);
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-token rate limit
+
+#[tokio::test]
+async fn token_rate_limit_reaches_the_edge() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    seed_team(&s, "core").await;
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let too_many = "rate_limit_per_minute: must be between 0 (no limit) and 1000000";
+    let e = tokens
+        .create_token(s.request(pb::CreateTokenRequest {
+            rate_limit_per_minute: 1_000_001,
+            ..create_token_req("core", "limited", &["*"])
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.message()), (Code::InvalidArgument, too_many));
+    let created = tokens
+        .create_token(s.request(pb::CreateTokenRequest {
+            rate_limit_per_minute: 600,
+            ..create_token_req("core", "limited", &["*"])
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(created.rate_limit_per_minute, 600);
+    let e = tokens
+        .update_token(s.request(pb::UpdateTokenRequest {
+            id: created.id.clone(),
+            rate_limit_per_minute: Some(2_000_000),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.message()), (Code::InvalidArgument, too_many));
+    let updated = tokens
+        .update_token(s.request(pb::UpdateTokenRequest {
+            id: created.id.clone(),
+            rate_limit_per_minute: Some(120),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(updated.rate_limit_per_minute, 120);
+    let got = tokens
+        .get_token(s.request(pb::GetTokenRequest {
+            id: created.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(got.rate_limit_per_minute, 120);
+    // The replacement of a rotation keeps it.
+    let rotated = tokens
+        .rotate_token(s.request(pb::RotateTokenRequest {
+            id: created.id.clone(),
+            grace_period_seconds: 3600,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let new = rotated.token.unwrap();
+    assert_eq!(new.rate_limit_per_minute, 120);
+
+    let sync_key =
+        service_account_key(&s, "core", "syncer", pb::ServiceAccountCapability::Sync).await;
+    let mut sync =
+        keygate_proto::v1::sync_service_client::SyncServiceClient::new(s.channel().await);
+    // Snapshot: both live tokens (the old one is in its grace period) carry the limit.
+    let mut stream = sync
+        .snapshot(with_key(&sync_key, pb::SnapshotRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut edge = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        if let Some(pb::snapshot_response::Part::Tokens(page)) = m.part {
+            edge.extend(page.tokens);
+        }
+    }
+    let rpm = |tokens: &[pb::EdgeToken], id: &str| {
+        tokens
+            .iter()
+            .find(|t| t.token_id == id)
+            .map(|t| t.rate_limit_per_minute)
+    };
+    assert_eq!(rpm(&edge, &created.id), Some(120), "{edge:?}");
+    assert_eq!(rpm(&edge, &new.id), Some(120), "{edge:?}");
+
+    // Watch: the replayed upserts carry it too.
+    let mut stream = sync
+        .watch(with_key(
+            &sync_key,
+            pb::WatchRequest {
+                from_revision: 0,
+                follower: "api-test".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut upserts = Vec::new();
+    let replayed = async {
+        while let Some(m) = stream.message().await.unwrap() {
+            let head = m.head_revision;
+            let mut last = 0;
+            for c in m.changes {
+                last = c.revision;
+                if let Some(pb::edge_change::Change::TokenUpsert(t)) = c.change {
+                    upserts.push(t);
+                }
+            }
+            if last >= head {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), replayed)
+        .await
+        .expect("the replay reaches the head revision");
+    assert_eq!(rpm(&upserts, &new.id), Some(120), "{upserts:?}");
+    assert!(
+        upserts
+            .iter()
+            .filter(|t| t.token_id == created.id)
+            .all(|t| t.rate_limit_per_minute == 120),
+        "{upserts:?}"
+    );
 }

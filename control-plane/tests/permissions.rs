@@ -210,6 +210,7 @@ impl World {
                     token_hash: secret.hash(),
                     preview: secret.preview(),
                     expires_at: None,
+                    rate_limit_per_minute: 0,
                 },
             )
             .await

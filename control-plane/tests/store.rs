@@ -129,6 +129,7 @@ fn token_record(
         token_hash: secret.hash(),
         preview: secret.preview(),
         expires_at,
+        rate_limit_per_minute: 0,
     };
     (rec, secret)
 }
@@ -1068,6 +1069,166 @@ async fn route_edge_options(b: Backend) {
     assert!(seen);
 }
 
+/// The per-token rate limit: stored, patched on its own, audited as a diff, kept by a
+/// rotation, and carried to the edge (per-id feed read and snapshot).
+async fn token_rate_limit(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "core").await;
+    let (mut rec, _) = token_record("core", "limited", &["*"], None);
+    rec.rate_limit_per_minute = 600;
+    let t = s.create_token(&ctx(), rec).await.unwrap();
+    assert_eq!(t.rate_limit_per_minute, 600);
+    assert_eq!(s.get_token(&t.id).await.unwrap(), t);
+    let listed = s
+        .list_tokens(&TokenFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].rate_limit_per_minute, 600);
+    let (plain, _) = token_record("core", "plain", &["*"], None);
+    let plain = s.create_token(&ctx(), plain).await.unwrap();
+    assert_eq!(plain.rate_limit_per_minute, 0, "0: no limit");
+
+    let last_audit = |action: &'static str| async move {
+        let (page, _) = s
+            .list_audit(&AuditPage {
+                filter: AuditFilter {
+                    action: Some(action.into()),
+                    ..Default::default()
+                },
+                limit: 1,
+                before_seq: None,
+            })
+            .await
+            .unwrap();
+        let diff: serde_json::Value = serde_json::from_str(&page.items[0].diff).unwrap();
+        diff
+    };
+    assert_eq!(
+        last_audit("token.create").await["rate_limit_per_minute"],
+        serde_json::json!([null, 0])
+    );
+
+    // Changing the limit alone keeps everything else; the diff names only the limit.
+    let u = s
+        .update_token(
+            &ctx(),
+            &t.id,
+            TokenPatch {
+                rate_limit_per_minute: Some(120),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.rate_limit_per_minute, 120);
+    assert_eq!((u.name.as_str(), &u.scopes), (t.name.as_str(), &t.scopes));
+    assert_eq!(
+        last_audit("token.update").await,
+        serde_json::json!({"rate_limit_per_minute": [600, 120]})
+    );
+    // Changing something else keeps the limit.
+    let u = s
+        .update_token(
+            &ctx(),
+            &t.id,
+            TokenPatch {
+                name: Some("limited-renamed".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.rate_limit_per_minute, 120);
+    // The same limit again changes nothing: no audit row, no change event.
+    let pos = log_position(s).await;
+    s.update_token(
+        &ctx(),
+        &t.id,
+        TokenPatch {
+            rate_limit_per_minute: Some(120),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(log_position(s).await, pos);
+
+    // The edge sees it: the feed's per-id read and the snapshot.
+    let edge = s
+        .edge_tokens(&[t.id.clone(), plain.id.clone()])
+        .await
+        .unwrap();
+    let rpm_of = |id: &TokenId| {
+        edge.iter()
+            .find(|e| &e.token_id == id)
+            .map(|e| e.rate_limit_per_minute)
+    };
+    assert_eq!((rpm_of(&t.id), rpm_of(&plain.id)), (Some(120), Some(0)));
+    use futures::StreamExt;
+    let mut parts = s.snapshot(100);
+    let mut seen = Vec::new();
+    while let Some(part) = parts.next().await {
+        if let keygate_control_plane::sync::SnapshotPart::Tokens(tokens) = part.unwrap() {
+            seen.extend(
+                tokens
+                    .into_iter()
+                    .map(|e| (e.token_id.0, e.rate_limit_per_minute)),
+            );
+        }
+    }
+    seen.sort();
+    let mut want = vec![(t.id.0.clone(), 120), (plain.id.0.clone(), 0)];
+    want.sort();
+    assert_eq!(seen, want);
+
+    // A rotation's replacement keeps the limit, and so does its edge record.
+    let secret = NewToken::generate(API_TOKEN_PREFIX);
+    let (new, _) = s
+        .rotate_token(
+            &ctx(),
+            &t.id,
+            RotatedToken {
+                id: TokenId::generate(),
+                token_hash: secret.hash(),
+                preview: secret.preview(),
+                grace_until: now_ms() + 3_600_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(new.rate_limit_per_minute, 120);
+    assert_eq!(
+        last_audit("token.rotate").await["rate_limit_per_minute"],
+        serde_json::json!([null, 120])
+    );
+    let edge = s.edge_tokens(std::slice::from_ref(&new.id)).await.unwrap();
+    assert_eq!(edge[0].rate_limit_per_minute, 120);
+
+    // 0 removes it.
+    let cleared = s
+        .update_token(
+            &ctx(),
+            &new.id,
+            TokenPatch {
+                rate_limit_per_minute: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.rate_limit_per_minute, 0);
+    assert_eq!(
+        last_audit("token.update").await,
+        serde_json::json!({"rate_limit_per_minute": [120, 0]})
+    );
+    let edge = s.edge_tokens(std::slice::from_ref(&new.id)).await.unwrap();
+    assert_eq!(edge[0].rate_limit_per_minute, 0);
+}
+
 fn usage_event(id: &str, at: i64, token: Option<(&TokenId, &str)>, status: u16) -> UsageEvent {
     UsageEvent {
         event_id: id.into(),
@@ -1348,4 +1509,5 @@ conformance!(
     usage_ingest_list_and_retention,
     usage_large_batches_and_ties,
     route_edge_options,
+    token_rate_limit,
 );

@@ -12,6 +12,8 @@ pub struct EdgeToken {
     pub team_id: TeamId,
     pub scopes: Vec<String>,
     pub expires_at: Option<Millis>,
+    /// Requests per minute over all routes; 0: no per-token limit.
+    pub rate_limit_per_minute: u32,
 }
 
 /// A route with its secrets sealed under the master key (`(slot, sealed)`); the service

@@ -62,7 +62,7 @@ fn edge_token(t: EdgeToken) -> pb::EdgeToken {
         team_id: t.team_id.0,
         scopes: t.scopes,
         expires_at: to_timestamp_opt(t.expires_at),
-        rate_limit_per_minute: 0,
+        rate_limit_per_minute: t.rate_limit_per_minute,
     }
 }
 

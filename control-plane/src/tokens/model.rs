@@ -3,6 +3,7 @@
 use crate::ids::{TeamId, TokenId};
 use crate::pagination;
 use crate::time::{Millis, from_timestamp, now_ms, to_timestamp, to_timestamp_opt};
+use keygate_contracts::route::validate_rate_limit_per_minute;
 use keygate_contracts::scope::{Scope, parse_scopes};
 use keygate_contracts::{FieldError, names};
 use keygate_proto::v1 as pb;
@@ -30,6 +31,8 @@ pub struct Token {
     pub created_by: String,
     pub rotated_from_id: Option<TokenId>,
     pub replaced_by_id: Option<TokenId>,
+    /// Requests per minute the gateway allows this token over all routes; 0: no limit.
+    pub rate_limit_per_minute: u32,
 }
 
 /// Lifecycle state, derived at read time.
@@ -81,6 +84,7 @@ impl From<Token> for pb::Token {
             created_by: t.created_by,
             rotated_from_id: t.rotated_from_id.map(|i| i.0).unwrap_or_default(),
             replaced_by_id: t.replaced_by_id.map(|i| i.0).unwrap_or_default(),
+            rate_limit_per_minute: t.rate_limit_per_minute,
         }
     }
 }
@@ -96,6 +100,8 @@ pub struct NewTokenRecord {
     pub token_hash: String,
     pub preview: String,
     pub expires_at: Option<Millis>,
+    /// Requests per minute; 0: no per-token limit.
+    pub rate_limit_per_minute: u32,
 }
 
 /// Validated CreateToken input.
@@ -106,6 +112,7 @@ pub struct CreateTokenInput {
     pub description: String,
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Millis>,
+    pub rate_limit_per_minute: u32,
 }
 
 /// Expiry choice on the wire.
@@ -169,6 +176,10 @@ impl TryFrom<pb::CreateTokenRequest> for CreateTokenInput {
             description: validate_description(&r.description)?,
             scopes: parse_scopes("scopes", &r.scopes)?,
             expires_at: expiry_from(choice, now_ms())?,
+            rate_limit_per_minute: validate_rate_limit_per_minute(
+                "rate_limit_per_minute",
+                r.rate_limit_per_minute,
+            )?,
         })
     }
 }
@@ -181,6 +192,8 @@ pub struct TokenPatch {
     pub scopes: Option<Vec<Scope>>,
     /// `Some(None)`: never expires.
     pub expires_at: Option<Option<Millis>>,
+    /// `Some(0)`: no per-token limit.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 impl TokenPatch {
@@ -189,6 +202,7 @@ impl TokenPatch {
             && self.description.is_none()
             && self.scopes.is_none()
             && self.expires_at.is_none()
+            && self.rate_limit_per_minute.is_none()
     }
 }
 
@@ -232,11 +246,16 @@ pub fn parse_update(r: pb::UpdateTokenRequest) -> Result<(TokenId, TokenPatch), 
                     expiry_from(Some(choice), now_ms())
                 })
                 .transpose()?,
+            rate_limit_per_minute: r
+                .rate_limit_per_minute
+                .map(|v| validate_rate_limit_per_minute("rate_limit_per_minute", v))
+                .transpose()?,
         };
         if patch.is_empty() {
             return Err(FieldError::new(
                 "update",
-                "nothing to change: set at least one of name, description, scopes, expiry",
+                "nothing to change: set at least one of name, description, scopes, expiry, \
+                 rate_limit_per_minute",
             ));
         }
         Ok((id, patch))
@@ -315,6 +334,7 @@ mod tests {
             description: String::new(),
             scopes: vec!["*".into()],
             expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(30)),
+            rate_limit_per_minute: 0,
         };
         f(&mut r);
         CreateTokenInput::try_from(r)
@@ -351,6 +371,10 @@ mod tests {
                 Box::new(|r| r.description = "d".repeat(1001)),
                 "description",
             ),
+            (
+                Box::new(|r| r.rate_limit_per_minute = 1_000_001),
+                "rate_limit_per_minute",
+            ),
         ];
         for (mutate, field) in cases {
             let e = create(|r| mutate(r)).unwrap_err();
@@ -375,6 +399,7 @@ mod tests {
             created_by: String::new(),
             rotated_from_id: None,
             replaced_by_id: None,
+            rate_limit_per_minute: 0,
         };
         assert_eq!(t.status(99), TokenStatus::Active);
         assert_eq!(t.status(100), TokenStatus::Expired);
@@ -395,5 +420,44 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(parse_update(r).unwrap_err().field, "id");
+    }
+
+    #[test]
+    fn rate_limit() {
+        assert_eq!(
+            create(|_| {}).unwrap().rate_limit_per_minute,
+            0,
+            "0: no limit"
+        );
+        for ok in [1, 600, 1_000_000] {
+            let t = create(|r| r.rate_limit_per_minute = ok).unwrap();
+            assert_eq!(t.rate_limit_per_minute, ok);
+        }
+        let e = create(|r| r.rate_limit_per_minute = 1_000_001).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rate_limit_per_minute: must be between 0 (no limit) and 1000000"
+        );
+
+        // Update: absent keeps, 0 removes, too large is refused with the field named.
+        let id = "tok_0123456789abcdef0123456789abcdef";
+        let update = |rpm: Option<u32>| {
+            parse_update(pb::UpdateTokenRequest {
+                id: id.into(),
+                rate_limit_per_minute: rpm,
+                ..Default::default()
+            })
+        };
+        assert_eq!(update(None).unwrap_err().field, "update");
+        assert_eq!(update(Some(0)).unwrap().1.rate_limit_per_minute, Some(0));
+        assert_eq!(
+            update(Some(120)).unwrap().1.rate_limit_per_minute,
+            Some(120)
+        );
+        let e = update(Some(2_000_000)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rate_limit_per_minute: must be between 0 (no limit) and 1000000"
+        );
     }
 }

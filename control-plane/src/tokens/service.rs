@@ -79,6 +79,7 @@ impl TokenService for TokenApi {
             token_hash: secret.hash(),
             preview: secret.preview(),
             expires_at: input.expires_at,
+            rate_limit_per_minute: input.rate_limit_per_minute,
         };
         let token = self
             .store

@@ -1,7 +1,7 @@
 //! Edge state for the change feed: live tokens, the route table with sealed secrets, a
 //! consistent snapshot, outbox compaction and follower status.
 
-use super::rows::{ROUTE_COLUMNS, RouteRow};
+use super::rows::{ROUTE_COLUMNS, RouteRow, rate_limit};
 use super::{Db, SqlStore, db_err};
 use crate::ids::{TeamId, TokenId};
 use crate::routes::Route;
@@ -18,6 +18,7 @@ struct EdgeTokenRow {
     scopes: String,
     token_hash: String,
     expires_at: Option<i64>,
+    rate_limit_per_minute: i64,
 }
 
 impl TryFrom<EdgeTokenRow> for EdgeToken {
@@ -31,11 +32,13 @@ impl TryFrom<EdgeTokenRow> for EdgeToken {
             token_id: TokenId(r.id),
             team_id: TeamId(r.team_id),
             expires_at: r.expires_at,
+            rate_limit_per_minute: rate_limit("tokens", r.rate_limit_per_minute)?,
         })
     }
 }
 
-const EDGE_TOKEN_COLUMNS: &str = "id, team_id, scopes, token_hash, expires_at";
+const EDGE_TOKEN_COLUMNS: &str =
+    "id, team_id, scopes, token_hash, expires_at, rate_limit_per_minute";
 
 /// Every route with its allowed teams and sealed secrets, read through `conn`.
 async fn routes_with_secrets(

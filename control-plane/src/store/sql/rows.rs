@@ -20,13 +20,20 @@ fn json_vec(field: &str, s: &str) -> Result<Vec<String>, StoreError> {
         .map_err(|e| StoreError::Internal(format!("corrupt {field} column: {e}")))
 }
 
+/// A `rate_limit_per_minute` column (a 64-bit integer in both dialects) as `u32`.
+pub(super) fn rate_limit(table: &str, v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v)
+        .map_err(|_| StoreError::Internal(format!("corrupt {table}.rate_limit_per_minute {v}")))
+}
+
 pub const TOKEN_COLUMNS: &str = "id, team_id, name, description, scopes, preview, created_at, \
-    updated_at, expires_at, revoked_at, last_used_at, created_by, rotated_from_id, replaced_by_id";
+    updated_at, expires_at, revoked_at, last_used_at, created_by, rotated_from_id, replaced_by_id, \
+    rate_limit_per_minute";
 
 /// [`TOKEN_COLUMNS`] qualified with the alias `t` (for joins).
 pub const TOKEN_COLUMNS_T: &str = "t.id, t.team_id, t.name, t.description, t.scopes, t.preview, \
     t.created_at, t.updated_at, t.expires_at, t.revoked_at, t.last_used_at, t.created_by, \
-    t.rotated_from_id, t.replaced_by_id";
+    t.rotated_from_id, t.replaced_by_id, t.rate_limit_per_minute";
 
 #[derive(sqlx::FromRow)]
 pub struct TokenRow {
@@ -44,6 +51,7 @@ pub struct TokenRow {
     created_by: String,
     rotated_from_id: Option<String>,
     replaced_by_id: Option<String>,
+    rate_limit_per_minute: i64,
 }
 
 impl TryFrom<TokenRow> for Token {
@@ -65,6 +73,7 @@ impl TryFrom<TokenRow> for Token {
             created_by: r.created_by,
             rotated_from_id: r.rotated_from_id.map(TokenId),
             replaced_by_id: r.replaced_by_id.map(TokenId),
+            rate_limit_per_minute: rate_limit("tokens", r.rate_limit_per_minute)?,
         })
     }
 }
@@ -140,12 +149,7 @@ impl TryFrom<RouteRow> for Route {
             created_by: r.created_by,
             allowed_team_ids: Vec::new(),
             cors_origins: json_vec("routes.cors_origins", &r.cors_origins)?,
-            rate_limit_per_minute: u32::try_from(r.rate_limit_per_minute).map_err(|_| {
-                StoreError::Internal(format!(
-                    "corrupt routes.rate_limit_per_minute {}",
-                    r.rate_limit_per_minute
-                ))
-            })?,
+            rate_limit_per_minute: rate_limit("routes", r.rate_limit_per_minute)?,
         })
     }
 }

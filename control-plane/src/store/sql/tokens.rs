@@ -116,8 +116,8 @@ async fn insert(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO tokens (id, team_id, name, description, scopes, token_hash, preview, \
-         created_at, updated_at, expires_at, created_by, rotated_from_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11)",
+         created_at, updated_at, expires_at, created_by, rotated_from_id, rate_limit_per_minute) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12)",
     )
     .bind(t.id.as_str())
     .bind(t.team_id.as_str())
@@ -130,6 +130,7 @@ async fn insert(
     .bind(t.expires_at)
     .bind(ctx.actor.reference())
     .bind(rotated_from.map(TokenId::as_str))
+    .bind(i64::from(t.rate_limit_per_minute))
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
@@ -275,16 +276,20 @@ impl TokenStore for SqlStore {
             None => before.scopes.clone(),
         };
         let expires_at = p.expires_at.unwrap_or(before.expires_at);
+        let rpm = p
+            .rate_limit_per_minute
+            .unwrap_or(before.rate_limit_per_minute);
         if name == before.name
             && description == before.description
             && scopes == before.scopes
             && expires_at == before.expires_at
+            && rpm == before.rate_limit_per_minute
         {
             return Ok(before);
         }
         sqlx::query(
-            "UPDATE tokens SET name = $1, description = $2, scopes = $3, expires_at = $4, updated_at = $5 \
-             WHERE id = $6",
+            "UPDATE tokens SET name = $1, description = $2, scopes = $3, expires_at = $4, updated_at = $5, \
+             rate_limit_per_minute = $7 WHERE id = $6",
         )
         .bind(&name)
         .bind(&description)
@@ -292,6 +297,7 @@ impl TokenStore for SqlStore {
         .bind(expires_at)
         .bind(now_ms())
         .bind(id.as_str())
+        .bind(i64::from(rpm))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -402,6 +408,7 @@ impl TokenStore for SqlStore {
             token_hash: new.token_hash.clone(),
             preview: new.preview,
             expires_at: old.expires_at,
+            rate_limit_per_minute: old.rate_limit_per_minute,
         };
         insert(&mut tx, ctx, &record, &old.scopes, Some(id)).await?;
         let cut = old

@@ -1,0 +1,4 @@
+-- Keygate schema v7 (SQLite): per-token rate limit, carried to the edge in the token record.
+-- Keep in step with migrations/postgres/0007_token_rate_limit.sql.
+
+ALTER TABLE tokens ADD COLUMN rate_limit_per_minute INTEGER NOT NULL DEFAULT 0;  -- 0: none
