@@ -238,7 +238,7 @@ pub enum TokenCommand {
     List(TokenListArgs),
     /// Show one token (never its plaintext).
     Get(TokenIdArg),
-    /// Change a token's name, description, scopes or expiry.
+    /// Change a token's name, description, scopes, expiry or rate limit.
     Update(TokenUpdateArgs),
     /// Revoke a token: the gateway refuses it from then on.
     Revoke(TokenRevokeArgs),
@@ -268,6 +268,10 @@ pub struct TokenCreateArgs {
     pub scopes: Vec<String>,
     #[command(flatten)]
     pub expiry: CreateExpiry,
+    /// Requests per minute for this token over all routes (1-1000000); left out: no
+    /// per-token limit.
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
     /// Print only the plaintext (for `TOKEN=$(keygate token create ... --quiet)`).
     #[arg(long, short)]
     pub quiet: bool,
@@ -333,7 +337,7 @@ pub struct TokenListArgs {
     ArgGroup::new("token_changes")
         .required(true)
         .multiple(true)
-        .args(["name", "description", "scopes", "expires_in_days", "never_expires"])
+        .args(["name", "description", "scopes", "expires_in_days", "never_expires", "rate_limit"])
 ))]
 pub struct TokenUpdateArgs {
     /// Token id (`tok_...`).
@@ -349,6 +353,9 @@ pub struct TokenUpdateArgs {
     pub scopes: Vec<String>,
     #[command(flatten)]
     pub expiry: UpdateExpiry,
+    /// Requests per minute for this token over all routes; 0 removes the limit.
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -98,7 +98,7 @@ fn create_request(args: TokenCreateArgs) -> CreateTokenRequest {
         description: args.description.unwrap_or_default(),
         scopes: args.scopes,
         expiry: Some(expiry),
-        rate_limit_per_minute: 0,
+        rate_limit_per_minute: args.rate_limit.unwrap_or(0),
     }
 }
 
@@ -117,7 +117,7 @@ fn update_request(args: TokenUpdateArgs) -> UpdateTokenRequest {
             values: args.scopes,
         }),
         expiry,
-        rate_limit_per_minute: None,
+        rate_limit_per_minute: args.rate_limit,
     }
 }
 
@@ -270,6 +270,7 @@ fn token_fields(t: &Token) -> Vec<(&'static str, String)> {
         ("description", output::or_none(&t.description)),
         ("status", status_name(t.status)),
         ("scopes", output::list(&t.scopes)),
+        ("rate limit", rate_limit_label(t.rate_limit_per_minute)),
         ("preview", output::or_none(&t.preview)),
         ("expires", output::time_or(t.expires_at.as_ref(), "never")),
         (
@@ -292,6 +293,15 @@ fn token_fields(t: &Token) -> Vec<(&'static str, String)> {
     pairs
 }
 
+/// `600/min` (over all routes), or `none`.
+fn rate_limit_label(rpm: u32) -> String {
+    if rpm == 0 {
+        "none".to_owned()
+    } else {
+        format!("{rpm}/min")
+    }
+}
+
 /// A token as JSON: proto field names, RFC 3339 times (`null` when absent), status as its
 /// short lowercase name.
 pub fn token_json(t: &Token) -> Value {
@@ -311,6 +321,7 @@ pub fn token_json(t: &Token) -> Value {
         "created_by": t.created_by,
         "rotated_from_id": t.rotated_from_id,
         "replaced_by_id": t.replaced_by_id,
+        "rate_limit_per_minute": t.rate_limit_per_minute,
     })
 }
 
@@ -465,6 +476,49 @@ mod tests {
             request.expiry,
             Some(update_token_request::Expiry::NeverExpires(true))
         );
+    }
+
+    #[test]
+    fn rate_limit_flags_and_output() {
+        let TokenCommand::Create(args) = token_command(&[
+            "create",
+            "--name",
+            "n",
+            "--team",
+            "t",
+            "--never-expires",
+            "--rate-limit",
+            "600",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(create_request(args).rate_limit_per_minute, 600);
+        let TokenCommand::Create(args) =
+            token_command(&["create", "--name", "n", "--team", "t", "--never-expires"])
+        else {
+            panic!()
+        };
+        assert_eq!(create_request(args).rate_limit_per_minute, 0);
+
+        // On update, --rate-limit alone is a change; 0 clears; left out keeps.
+        let TokenCommand::Update(args) = token_command(&["update", "tok_1", "--rate-limit", "0"])
+        else {
+            panic!()
+        };
+        assert_eq!(update_request(args).rate_limit_per_minute, Some(0));
+        let TokenCommand::Update(args) = token_command(&["update", "tok_1", "--name", "x"]) else {
+            panic!()
+        };
+        assert_eq!(update_request(args).rate_limit_per_minute, None);
+
+        let mut token = sample();
+        let text = output::fields(&token_fields(&token));
+        assert!(text.contains("rate limit:  none\n"), "{text}");
+        assert_eq!(token_json(&token)["rate_limit_per_minute"], 0);
+        token.rate_limit_per_minute = 120;
+        let text = output::fields(&token_fields(&token));
+        assert!(text.contains("rate limit:  120/min\n"), "{text}");
+        assert_eq!(token_json(&token)["rate_limit_per_minute"], 120);
     }
 
     #[test]

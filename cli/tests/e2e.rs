@@ -529,3 +529,42 @@ async fn cli_route_cors_origins_and_rate_limit() {
     assert!(shown.contains("cors origins:  -\n"), "{shown}");
     assert!(shown.contains("rate limit:    none\n"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_token_rate_limit() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["team", "create", "core", "--name", "Core"]).await;
+    let create = |rpm: &'static str| {
+        [
+            "--json",
+            "token",
+            "create",
+            "--name",
+            "limited",
+            "--team",
+            "core",
+            "--scope",
+            "*",
+            "--never-expires",
+            "--rate-limit",
+            rpm,
+        ]
+    };
+    let (code, stderr) = cli.code(&create("1000001")).await;
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("rate_limit_per_minute: must be between 0 (no limit) and 1000000"),
+        "{stderr}"
+    );
+    let created: serde_json::Value = serde_json::from_str(&cli.ok(&create("600")).await).unwrap();
+    assert_eq!(created["token"]["rate_limit_per_minute"], 600);
+    let id = created["token"]["id"].as_str().unwrap().to_owned();
+    let shown = cli.ok(&["token", "get", &id]).await;
+    assert!(shown.contains("rate limit:  600/min\n"), "{shown}");
+    let shown = cli.ok(&["token", "update", &id, "--rate-limit", "0"]).await;
+    assert!(shown.contains("rate limit:  none\n"), "{shown}");
+}
