@@ -286,6 +286,38 @@ mod tests {
     }
 
     #[test]
+    fn token_record_carries_the_rate_limit() {
+        let mut c = up(1, &h('a'));
+        let Some(Change::TokenUpsert(t)) = &mut c.change else {
+            unreachable!()
+        };
+        t.rate_limit_per_minute = 120;
+        t.expires_at = Some(prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5_000_000,
+        });
+        let t = t.clone();
+        let r = token_record(&t);
+        assert_eq!(
+            (r.rpm, r.exp, r.id.as_str(), r.team.as_str()),
+            (120, Some(1_700_000_000_005), "tok_1", "t")
+        );
+        // Through the feed path: the stored value decodes with `rpm`.
+        let mut b = Batch::after(0);
+        b.add(&c).unwrap();
+        let key = format!("v1/token/{}", h('a'));
+        let stored: rec::TokenRecord = rec::decode(&key, &b.puts[&key]).unwrap();
+        assert_eq!(stored.rpm, 120);
+        // No limit: the field is left out (older readers see the same bytes).
+        let bytes = rec::encode(&token_record(&pb::EdgeToken {
+            rate_limit_per_minute: 0,
+            ..t.clone()
+        }));
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("rpm"), "{text}");
+    }
+
+    #[test]
     fn route_table_carries_every_field() {
         let t = pb::EdgeRouteTable {
             routes: vec![pb::EdgeRoute {
