@@ -93,11 +93,24 @@ pub fn preview(plaintext: &str) -> String {
 /// Lowercase hex SHA-256 of the full token string (same as the old system, so imported
 /// tokens keep working).
 pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    // Hand-rolled hex: the gateway hashes every request's key, and this is several times
+    // faster than `hex::encode`'s iterator.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(s.as_bytes());
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
+    }
+    std::str::from_utf8(&out).expect("hex is ASCII").to_owned()
 }
 
 /// CRC32 of `head`, as exactly [`CHECKSUM_LEN`] base62 characters (zero padded).
 pub fn checksum(head: &str) -> String {
+    String::from_utf8(checksum_bytes(head).to_vec()).expect("base62 is ASCII")
+}
+
+fn checksum_bytes(head: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = crc32fast::hash(head.as_bytes()) as u64;
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
@@ -105,7 +118,7 @@ pub fn checksum(head: &str) -> String {
         n /= 62;
     }
     // 62^6 > u32::MAX, so nothing is left over.
-    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+    out
 }
 
 /// What kind of token a well-formed string is.
@@ -139,7 +152,7 @@ pub fn check_format(
             return Err(TokenFormatError::Malformed);
         }
         let split = presented.len() - CHECKSUM_LEN;
-        if checksum(&presented[..split]) != presented[split..] {
+        if checksum_bytes(&presented[..split]) != presented.as_bytes()[split..] {
             return Err(TokenFormatError::BadChecksum);
         }
         return Ok(TokenKind::Checksummed);
@@ -228,6 +241,13 @@ mod tests {
             n /= 62;
         }
         assert_eq!(checksum("a"), expect);
+    }
+
+    #[test]
+    fn sha256_hex_is_lowercase_hex_of_the_digest() {
+        for s in ["", "a", "kg_x", &"z".repeat(1000)] {
+            assert_eq!(sha256_hex(s), hex::encode(Sha256::digest(s.as_bytes())));
+        }
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //! 6. Routing, longest whole-segment prefix (`route_not_found`).
 //! 7. Team allow-list, then scopes (`forbidden`).
 //! 8. Method (`method_not_allowed` with `Allow`).
-//! 9. The forwarded URL, re-parsed: scheme, host and port must be the backend's and the path
-//!    must stay under the backend's path (`bad_request`).
+//! 9. The forwarded URL: the path-and-query reference parsed against the backend URL by the
+//!    URL parser; scheme, host and port must be the backend's and the path must stay under
+//!    the backend's path (`bad_request`).
 //!
 //! So an unauthenticated caller only ever sees 401s (or a preflight answer) and cannot probe
 //! which routes exist, and a token that may not use a route learns nothing about its methods.
@@ -232,7 +233,7 @@ fn forward<'r, T: TokenSource>(
     Ok(Forward {
         route,
         token_id: token.id.clone(),
-        token_hash: hash.clone(),
+        token_hash: hash,
         team: token.team.clone(),
         token_rpm: token.rpm,
         url,
@@ -258,33 +259,33 @@ fn grants(token: &TokenRecord, route: &Route) -> bool {
     })
 }
 
-/// Backend base + the path (minus the prefix when `strip`), joined with exactly one `/`,
-/// then `?query`; re-parsed, and refused unless scheme, host and port are the backend's and
-/// the path stays under the backend's path.
+/// The backend URL: the backend's base path (without its trailing `/`) + the path (minus
+/// the prefix when `strip`), joined with exactly one `/`, then `?query`. That path-and-query
+/// reference is parsed by the WHATWG URL parser against the backend URL (so the authority is
+/// never assembled from strings), and the result is refused unless its scheme, host and port
+/// are the backend's, it has no userinfo or fragment, and its path stays under the backend's
+/// base path. A reference that could change the authority (`//host`, `/\host`) cannot pass
+/// the path rules, and would fail this check if it did.
 fn backend_url(route: &Route, path: &str, query: Option<&str>) -> Option<String> {
     let rest = if route.strip && route.prefix != "/" {
         &path[route.prefix.len()..]
     } else {
         path
     };
-    let mut s = String::with_capacity(
-        route.origin.len() + route.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1),
+    let mut reference = String::with_capacity(
+        route.base_path.len() + rest.len() + query.map_or(1, |q| q.len() + 2),
     );
-    s.push_str(&route.origin);
-    s.push_str(&route.base_path);
-    if rest.is_empty() {
-        if route.base_path.is_empty() {
-            s.push('/');
-        }
-    } else {
-        s.push_str(rest);
+    reference.push_str(&route.base_path);
+    reference.push_str(rest);
+    if reference.is_empty() {
+        reference.push('/');
     }
     if let Some(q) = query {
-        s.push('?');
-        s.push_str(q);
+        reference.push('?');
+        reference.push_str(q);
     }
-    let url = url::Url::parse(&s).ok()?;
     let b = &route.backend_url;
+    let url = b.join(&reference).ok()?;
     let same_origin = url.scheme() == b.scheme()
         && url.host() == b.host()
         && url.port_or_known_default() == b.port_or_known_default()

@@ -44,25 +44,55 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Raw characters allowed in a path besides `/` and `%`: unreserved, sub-delims, `:`, `@`.
-fn is_pchar(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'!' | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-        )
-}
+/// Classes of raw path bytes, looked up in one table per byte.
+const BAD: u8 = 0;
+const OK: u8 = 1;
+const PERCENT: u8 = 2;
+const BACKSLASH: u8 = 3;
+const CONTROL: u8 = 4;
+
+/// OK: `/`, unreserved, sub-delims, `:`, `@`. Everything else is refused.
+const CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c < 0x20 || c == 0x7f {
+            CONTROL
+        } else if c == b'%' {
+            PERCENT
+        } else if c == b'\\' {
+            BACKSLASH
+        } else if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'/'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            )
+        {
+            OK
+        } else {
+            BAD
+        };
+        b += 1;
+    }
+    t
+};
 
 fn hex_val(b: u8) -> Option<u8> {
     match b {
@@ -85,12 +115,11 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     }
     let mut has_escape = false;
     for &b in bytes {
-        match b {
-            b'/' => {}
-            b'%' => has_escape = true,
-            b'\\' => return Err(PathError::Backslash),
-            0..=0x1f | 0x7f => return Err(PathError::ControlByte),
-            b if is_pchar(b) => {}
+        match CLASS[usize::from(b)] {
+            OK => {}
+            PERCENT => has_escape = true,
+            BACKSLASH => return Err(PathError::Backslash),
+            CONTROL => return Err(PathError::ControlByte),
             _ => return Err(PathError::BadChar),
         }
     }
@@ -138,21 +167,28 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// Empty segments (but a trailing `/`) and `.`/`..` segments, also as the name before a
+/// `;` parameter. `path` starts with `/`.
 fn check_segments(path: &str) -> Result<(), PathError> {
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(seg) = segments.next() {
-        let last = segments.peek().is_none();
-        if seg.is_empty() {
-            // Only a trailing slash (or the root) may leave an empty last segment.
-            if last {
-                break;
-            }
+    let p = path.as_bytes();
+    let mut start = 1;
+    while start <= p.len() {
+        let end = p[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(p.len(), |i| start + i);
+        let seg = &p[start..end];
+        if seg.is_empty() && end != p.len() {
             return Err(PathError::EmptySegment);
         }
-        let name = seg.split(';').next().unwrap_or(seg);
-        if name == "." || name == ".." {
+        let name = seg
+            .iter()
+            .position(|&b| b == b';')
+            .map_or(seg, |i| &seg[..i]);
+        if name == b"." || name == b".." {
             return Err(PathError::DotSegment);
         }
+        start = end + 1;
     }
     Ok(())
 }

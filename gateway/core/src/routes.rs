@@ -5,8 +5,9 @@
 //! never a secret.
 
 use keygate_contracts::route::{
-    self as rules, METHODS, validate_backend_url, validate_header_name, validate_method,
-    validate_path_prefix, validate_timeout_ms,
+    self as rules, MAX_CORS_ORIGINS, METHODS, validate_backend_url, validate_cors_origin,
+    validate_header_name, validate_method, validate_path_prefix, validate_rate_limit_per_minute,
+    validate_timeout_ms,
 };
 use keygate_contracts::seal::{SLOT_API_KEY, SLOT_BASIC, SLOT_BEARER, SealError, SealKey};
 use keygate_contracts::{FieldError, names};
@@ -129,8 +130,6 @@ pub struct Route {
     /// `Allow` / `Access-Control-Allow-Methods` value.
     pub(crate) allow: String,
     pub(crate) backend_url: Url,
-    /// `scheme://host[:port]` of the backend.
-    pub(crate) origin: String,
     /// The backend's path without its trailing `/` (`""` for the root).
     pub(crate) base_path: String,
     /// Header name (lower-case) and value to send to the backend.
@@ -365,13 +364,19 @@ fn compile_one(rec: &RouteRecord, key: &EdgeKey, p: &mut Problems<'_>) -> Option
     let timeout_ms = validate_timeout_ms("timeout_ms", rec.timeout_ms)
         .map_err(|e| p.field(e))
         .unwrap_or_default();
+    if rec.cors_origins.len() > MAX_CORS_ORIGINS {
+        p.add(
+            "cors_origins",
+            format!("at most {MAX_CORS_ORIGINS} origins are allowed"),
+        );
+    }
     for (i, o) in rec.cors_origins.iter().enumerate() {
-        if !is_origin(o) {
-            p.add(
-                format!("cors_origins[{i}]"),
-                "must be \"*\" or an origin like https://app.example.com (scheme, host, optional port; nothing else)",
-            );
+        if let Err(e) = check_origin(&format!("cors_origins[{i}]"), o) {
+            p.field(e);
         }
+    }
+    if let Err(e) = validate_rate_limit_per_minute("rpm", rec.rpm) {
+        p.field(e);
     }
     let auth = AuthKind::parse(&rec.auth.kind);
     if auth.is_none() {
@@ -383,7 +388,6 @@ fn compile_one(rec: &RouteRecord, key: &EdgeKey, p: &mut Problems<'_>) -> Option
     }
     let backend_url = backend?;
     let auth = auth?;
-    let origin = backend_url[..url::Position::BeforePath].to_owned();
     let base_path = backend_url.path().trim_end_matches('/').to_owned();
     let allow = if methods.is_empty() {
         METHODS.join(", ")
@@ -406,7 +410,6 @@ fn compile_one(rec: &RouteRecord, key: &EdgeKey, p: &mut Problems<'_>) -> Option
         auth,
         allow,
         backend_url,
-        origin,
         base_path,
         credential,
     })
@@ -491,15 +494,17 @@ fn credential(
     Some((header?, value))
 }
 
-/// `*`, or exactly the ASCII serialisation of an http(s) origin (`scheme://host[:port]`).
-fn is_origin(s: &str) -> bool {
-    if s == "*" {
-        return true;
+/// The contract's origin rule, and the stored value must already be the normalised origin
+/// (what browsers send in `Origin`), since the gateway compares exactly.
+fn check_origin(field: &str, v: &str) -> Result<(), FieldError> {
+    let normal = validate_cors_origin(field, v)?;
+    if normal != v {
+        return Err(FieldError::new(
+            field,
+            "must be the normalised origin (lowercase, no default port, no trailing \"/\")",
+        ));
     }
-    let Ok(u) = Url::parse(s) else {
-        return false;
-    };
-    matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == s
+    Ok(())
 }
 
 #[cfg(test)]
@@ -665,7 +670,6 @@ mod tests {
         assert!(!format!("{a:?}").contains("k123"));
         assert!(!format!("{routes:?}").contains("k123"));
         assert_eq!(a.allow_header(), METHODS.join(", "));
-        assert_eq!(a.origin, "http://svc.internal:8080");
         assert_eq!(a.base_path, "/base");
     }
 
@@ -677,7 +681,7 @@ mod tests {
             "http://localhost:5173",
             "https://[::1]:8443",
         ] {
-            assert!(is_origin(ok), "{ok}");
+            assert!(check_origin("o", ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
@@ -689,7 +693,7 @@ mod tests {
             "ftp://x.com",
             "app.example.com",
         ] {
-            assert!(!is_origin(bad), "{bad}");
+            assert!(check_origin("o", bad).is_err(), "{bad}");
         }
     }
 }
