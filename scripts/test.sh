@@ -75,6 +75,17 @@ choose_postgres() {
     export KEYGATE_TEST_PG_URL
 }
 
+# The gateway core must stay pure (no IO, no OS RNG): the Worker builds it for
+# wasm32, so every run checks that it still does.
+gateway_core_wasm() {
+    if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+        kg_have rustup || kg_die "rustup not found; cannot add the wasm32-unknown-unknown target"
+        kg_info "adding rustup target wasm32-unknown-unknown"
+        rustup target add wasm32-unknown-unknown
+    fi
+    cargo build -p keygate-gateway-core --target wasm32-unknown-unknown --locked
+}
+
 # Future components: test hooks. No-ops until the directories exist; whoever
 # adds the component writes the commands here (and in ensure.sh).
 test_admin_web() {
@@ -96,6 +107,8 @@ else
     kg_step "cargo clippy -D warnings" \
         cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
+
+kg_step "gateway core builds for wasm32" gateway_core_wasm
 
 kg_step_fatal "PostgreSQL for tests" choose_postgres
 
