@@ -38,6 +38,7 @@ fn request(n: usize) -> pb::CreateTokenRequest {
             format!("tag:{}", dataset::tag(i / 3)),
         ],
         expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(90)),
+        rate_limit_per_minute: 0,
     }
 }
 

@@ -206,6 +206,7 @@ impl Plane {
                                 token_hash: secret.hash(),
                                 preview: secret.preview(),
                                 expires_at: Some(expires),
+                                rate_limit_per_minute: 0,
                             },
                         )
                         .await?;
