@@ -270,6 +270,10 @@ impl Stack {
 
     /// Returns (token id, plaintext).
     async fn token(&self, team: &str, scopes: &[&str]) -> (String, String) {
+        self.token_limited(team, scopes, 0).await
+    }
+
+    async fn token_limited(&self, team: &str, scopes: &[&str], rpm: u32) -> (String, String) {
         let out = TokenServiceClient::new(self.channel().await)
             .create_token(with_key(
                 &self.api_key,
@@ -278,6 +282,7 @@ impl Stack {
                     team_id: team.into(),
                     scopes: scopes.iter().map(|s| s.to_string()).collect(),
                     expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(30)),
+                    rate_limit_per_minute: rpm,
                     ..Default::default()
                 },
             ))
@@ -907,4 +912,41 @@ async fn route_rate_limit_and_cors_preflight() {
     let (st, b) = error_json(r).await;
     assert_eq!((st, b["error"].as_str()), (429, Some("rate_limited")));
     assert_eq!(s.get("/echo/x", &other).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_rate_limit_and_h2c() {
+    let s = Stack::start().await;
+    s.team("alpha").await;
+    s.route(echo_route(&s.upstream)).await;
+    let (_, limited) = s.token_limited("alpha", &["*"], 2).await;
+    let (_, free) = s.token("alpha", &["*"]).await;
+    s.synced().await;
+    for _ in 0..2 {
+        assert_eq!(s.get("/echo/x", &limited).await.status(), 200);
+    }
+    let (st, b) = error_json(s.get("/echo/x", &limited).await).await;
+    assert_eq!((st, b["error"].as_str()), (429, Some("rate_limited")));
+    // No limit on the other token: no RateLimit headers either.
+    let r = s.get("/echo/x", &free).await;
+    assert_eq!(r.status(), 200);
+    assert!(!r.headers().contains_key("ratelimit-limit"));
+
+    // HTTP/2 without TLS (prior knowledge) is served on the same port.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .post(format!("{}/echo/h2", s.gw()))
+        .header("x-api-key", &free)
+        .body("over h2c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    let seen = s.upstream.last();
+    assert_eq!(seen.body_len, 8);
+    assert!(seen.header("x-api-key").is_empty());
 }
