@@ -401,18 +401,12 @@ pub async fn handle(
         .uri(fwd.url.as_str());
     {
         let headers = out.headers_mut().expect("builder has no error yet");
-        let incoming = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_bytes()));
-        for (k, v) in core::forward_headers(incoming, &fwd, &client, &request_id) {
-            if let (Ok(k), Ok(v)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_bytes(&v),
-            ) {
-                headers.append(k, v);
-            }
-        }
+        *headers = outgoing_headers(
+            std::mem::take(&mut parts.headers),
+            &fwd,
+            &client,
+            &request_id,
+        );
         if let Some(u) = &upgrade
             && let Ok(v) = HeaderValue::from_str(u)
         {
@@ -532,6 +526,54 @@ pub async fn handle(
     Ok(Response::from_parts(rparts, Either::Right(body)))
 }
 
+/// The request headers for the backend: the caller's map filtered in place by the core's rule
+/// ([`core::forwards_request_header`]), then the same additions in the same order as
+/// [`core::forward_headers`] (kept equal by a test).
+fn outgoing_headers(
+    mut h: HeaderMap,
+    fwd: &core::Forward,
+    client: &core::Client,
+    request_id: &str,
+) -> HeaderMap {
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|t| std::str::from_utf8(t).ok())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let credential = fwd.credential.as_ref().map(|(n, _)| n.as_str());
+    let drop: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| !core::forwards_request_header(k.as_str(), &named, credential))
+        .cloned()
+        .collect();
+    for k in drop {
+        h.remove(k);
+    }
+    static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let mut add = |name: HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.append(name, v);
+        }
+    };
+    add(XFF.clone(), client.ip);
+    add(XFP.clone(), client.proto);
+    if !client.host.is_empty() {
+        add(XFH.clone(), client.host);
+    }
+    add(X_REQUEST_ID.clone(), request_id);
+    if let Some((name, value)) = &fwd.credential
+        && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+    {
+        add(name, value);
+    }
+    h
+}
+
 /// CORS response headers for an allowed origin.
 fn add_cors(h: &mut HeaderMap, origin: &str) {
     for (k, v) in core::cors_response_headers(origin) {
@@ -623,6 +665,85 @@ mod tests {
             got.sort();
             assert_eq!(got, want);
         }
+    }
+
+    /// The in-place request filter produces what the core's `forward_headers` produces.
+    #[test]
+    fn outgoing_headers_agree_with_the_core() {
+        let table = keygate_kv_record::RouteTable {
+            v: 1,
+            routes: vec![keygate_kv_record::RouteRecord {
+                id: "rte_1".into(),
+                name: "echo".into(),
+                team: "alpha".into(),
+                prefix: "/echo".into(),
+                backend: "http://127.0.0.1:9/".into(),
+                tags: vec![],
+                methods: vec![],
+                strip: true,
+                timeout_ms: 1000,
+                auth: keygate_kv_record::BackendAuth {
+                    kind: "api_key".into(),
+                    header: "X-Backend-Key".into(),
+                    username: String::new(),
+                    sealed: core::EdgeKey::from_bytes(&[7; 32])
+                        .seal_key()
+                        .seal_with_nonce("rte_1/api_key", "s3cret", &[1; 12]),
+                },
+                allowed_teams: vec![],
+                cors_origins: vec![],
+                rpm: 0,
+            }],
+        };
+        let routes = core::Routes::compile(&table, &core::EdgeKey::from_bytes(&[7; 32])).unwrap();
+        let route = routes.by_name("echo").unwrap();
+        let fwd = core::Forward {
+            route,
+            token_id: "tok".into(),
+            token_hash: "h".into(),
+            team: "alpha".into(),
+            token_rpm: 0,
+            url: "http://127.0.0.1:9/x".into(),
+            credential: Some(("x-backend-key".into(), "s3cret".into())),
+            cors_origin: None,
+        };
+        let client = core::Client {
+            ip: "10.0.0.1",
+            proto: "http",
+            host: "gw.example",
+        };
+        let incoming: &[(&str, &str)] = &[
+            ("accept", "*/*"),
+            ("x-api-key", "kg_secret"),
+            ("authorization", "Bearer kg_secret"),
+            ("connection", "keep-alive, x-drop-me"),
+            ("x-drop-me", "1"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-request-id", "spoofed"),
+            ("x-backend-key", "caller-made"),
+            ("cookie", "a=1"),
+            ("host", "gw.example"),
+            ("content-type", "application/json"),
+            ("x-custom", "1"),
+            ("x-custom", "2"),
+        ];
+        let mut h = HeaderMap::new();
+        for (k, v) in incoming {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let mut want = core::forward_headers(
+            incoming.iter().map(|(k, v)| (*k, v.as_bytes())),
+            &fwd,
+            &client,
+            "gw-1",
+        );
+        let mut got: Vec<(String, Vec<u8>)> = outgoing_headers(h, &fwd, &client, "gw-1")
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -59,6 +59,22 @@ fn connection_tokens<'h>(headers: &[(&'h str, &'h [u8])]) -> Vec<String> {
         .collect()
 }
 
+/// Whether a caller's request header (`lower`: its lower-case name) is forwarded:
+/// the rule [`forward_headers`] applies, for hosts that filter their own header map in place.
+/// `connection_named`: the lower-case names listed in the request's `Connection` values;
+/// `credential_name`: the route credential's header, if any.
+pub fn forwards_request_header(
+    lower: &str,
+    connection_named: &[String],
+    credential_name: Option<&str>,
+) -> bool {
+    !(is_hop_by_hop(lower)
+        || NOT_FORWARDED.contains(&lower)
+        || lower.starts_with("x-forwarded-")
+        || connection_named.iter().any(|n| n == lower)
+        || credential_name == Some(lower))
+}
+
 /// The request headers to send to the backend, names lower-case, in the caller's order,
 /// followed by `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`, `x-request-id` and
 /// the route's credential.
@@ -78,12 +94,7 @@ pub fn forward_headers<'h>(
     let mut out = Vec::with_capacity(incoming.len() + 5);
     for (name, value) in incoming {
         let lower = name.to_ascii_lowercase();
-        let drop = is_hop_by_hop(&lower)
-            || NOT_FORWARDED.contains(&lower.as_str())
-            || lower.starts_with("x-forwarded-")
-            || named.contains(&lower)
-            || credential_name == Some(lower.as_str());
-        if !drop {
+        if forwards_request_header(&lower, &named, credential_name) {
             out.push((lower, value.to_vec()));
         }
     }

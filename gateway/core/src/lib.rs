@@ -49,8 +49,8 @@ pub use decide::{
 };
 pub use error::{GatewayError, Reject, code, error_body};
 pub use headers::{
-    Client, HOP_BY_HOP, NOT_FORWARDED, cors_response_headers, forward_headers, is_hop_by_hop,
-    response_headers,
+    Client, HOP_BY_HOP, NOT_FORWARDED, cors_response_headers, forward_headers,
+    forwards_request_header, is_hop_by_hop, response_headers,
 };
 pub use path::{PathError, check_query, normalize_path};
 pub use rate::{Limit, RateDecision, RateState, default_burst, gcra, gcra_all, ratelimit_headers};
