@@ -4,6 +4,7 @@
 //! Owns: the seeded data set ([`dataset`]), the control-plane Create/List benchmark
 //! ([`control_plane`]), the kv-sync propagation and throughput benchmark ([`kv_sync`]), the
 //! gateway benchmark's KV and wrk/nginx inputs ([`gateway`]; `bench/gateway.sh` runs it),
+//! Revoke -> gateway refusal latency through the real binaries ([`gateway_propagation`]),
 //! percentile maths ([`stats`]) and presenting results ([`report`]).
 //! Must not: be depended on by product code, judge anything in CI, or put load anywhere but
 //! `127.0.0.1`. Every phase is bounded in requests and in time and stops by itself; the
@@ -12,6 +13,7 @@
 pub mod control_plane;
 pub mod dataset;
 pub mod gateway;
+pub mod gateway_propagation;
 pub mod kv_sync;
 pub mod report;
 pub mod stats;

@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use keygate_bench::control_plane::setup::{Place, Serve};
 use keygate_bench::control_plane::{self, Options};
 use keygate_bench::gateway::{self, SeedOptions};
+use keygate_bench::gateway_propagation::{self as gw_prop, report as gw_report};
 use keygate_bench::kv_sync::follower::FollowerKind;
 use keygate_bench::kv_sync::{self, propagation, report as kv_report, throughput};
-use keygate_bench::report::{self, Machine, Report};
+use keygate_bench::report::{self, Code, Machine, Report};
 use keygate_control_plane::testing::{Backend, PG_ENV};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -34,6 +35,9 @@ enum Command {
     /// tokens, routes and a revision, an edge key file, and keys.txt, paths.txt and
     /// nginx-keys.map for wrk and nginx.
     GatewaySeed(GatewaySeedArgs),
+    /// Revoke -> the native gateway refuses the token: control plane, the `keygate-kv-sync`
+    /// and `keygate-gateway` binaries and a local upstream, one revocation at a time.
+    GatewayPropagation(GatewayPropagationArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -201,6 +205,52 @@ struct GatewaySeedArgs {
     scoped_every: usize,
 }
 
+#[derive(clap::Args, Debug)]
+struct GatewayPropagationArgs {
+    /// Control-plane storage backend(s).
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: BackendArg,
+    /// Tokens created and then revoked one at a time.
+    #[arg(long, default_value_t = 1000)]
+    revocations: usize,
+    /// How often a revoked token is tried against the gateway until it is refused, in ms.
+    #[arg(long, default_value_t = 5)]
+    poll_ms: u64,
+    /// Longest wait for one revoked token to be refused, in ms.
+    #[arg(long, default_value_t = 5000)]
+    revoke_timeout_ms: u64,
+    /// Wall-time cap of the revocation loop, in seconds.
+    #[arg(long, default_value_t = 300)]
+    budget_secs: u64,
+    /// `KEYGATE_GATEWAY_POLL_MS` for the gateway (how often it reads the KV's change log;
+    /// 100 is the shipped default).
+    #[arg(long, default_value_t = gw_prop::SHIPPED_GATEWAY_POLL_MS)]
+    gateway_poll_ms: u64,
+    /// Concurrent store calls creating the tokens.
+    #[arg(long, default_value_t = 8)]
+    create_concurrency: usize,
+    /// No unmeasured pause before each revocation: each then starts just after the gateway's
+    /// previous KV poll, and every sample is about one poll interval.
+    #[arg(long)]
+    no_spread: bool,
+    /// The `keygate-kv-sync` binary (default: next to this one).
+    #[arg(long)]
+    kv_sync_bin: Option<PathBuf>,
+    /// The `keygate-gateway` binary (default: next to this one; build it with
+    /// `cargo build --release -p keygate-gateway`).
+    #[arg(long)]
+    gateway_bin: Option<PathBuf>,
+    /// PostgreSQL admin URL; the benchmark creates (and drops) its own databases there.
+    #[arg(long, env = PG_ENV)]
+    pg_url: Option<String>,
+    /// Directory for the databases and KV files (default: the system temp directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -208,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
         Command::ControlPlane(args) => control_plane_bench(args).await,
         Command::KvSync(args) => kv_sync_bench(args).await,
         Command::GatewaySeed(args) => gateway_seed(args).await,
+        Command::GatewayPropagation(args) => gateway_propagation_bench(args).await,
     }
 }
 
@@ -474,6 +525,119 @@ async fn kv_sync_bench(a: KvSyncArgs) -> anyhow::Result<()> {
                 throughput: tp_opts,
             },
             cases,
+            targets,
+        };
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn gateway_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("keygate-gateway"),
+    };
+    if !path.is_file() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p keygate-gateway` or pass \
+             --gateway-bin",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+async fn gateway_propagation_bench(a: GatewayPropagationArgs) -> anyhow::Result<()> {
+    let backends = match a.backend {
+        BackendArg::Sqlite => vec![Backend::Sqlite],
+        BackendArg::Postgres => vec![Backend::Postgres],
+        BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
+    };
+    if backends.contains(&Backend::Postgres) && a.pg_url.is_none() {
+        bail!(
+            "PostgreSQL needs a server: set {PG_ENV} or --pg-url \
+             (`source scripts/lib/pg.sh && pg_start_throwaway` starts a throwaway one)"
+        );
+    }
+    if a.revocations == 0 {
+        bail!("--revocations must be at least 1");
+    }
+    if !(10..=60_000).contains(&a.gateway_poll_ms) {
+        bail!("--gateway-poll-ms must be between 10 and 60000 (what the gateway accepts)");
+    }
+    let opts = gw_prop::Options {
+        revocations: a.revocations,
+        kv_sync_bin: kv_sync_bin(a.kv_sync_bin)?,
+        gateway_bin: gateway_bin(a.gateway_bin)?,
+        gateway_poll_ms: a.gateway_poll_ms,
+        poll: Duration::from_millis(a.poll_ms.max(1)),
+        per_key_timeout: Duration::from_millis(a.revoke_timeout_ms),
+        budget: Duration::from_secs(a.budget_secs),
+        create_concurrency: a.create_concurrency.max(1),
+        spread: !a.no_spread,
+    };
+    let place = Place {
+        pg_admin_url: a.pg_url.clone(),
+        work_dir: a.work_dir.clone(),
+    };
+    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
+    let command = redacted_command();
+    let code = Code::describe();
+    let load_start = report::loadavg();
+    let started = Instant::now();
+    eprintln!(
+        "keygate-bench gateway-propagation, {date_utc}, commit {}{}, loadavg {load_start}",
+        code.commit,
+        if code.dirty {
+            " (+ uncommitted changes)"
+        } else {
+            ""
+        }
+    );
+
+    let mut results = Vec::new();
+    for &backend in &backends {
+        let name = kv_sync::backend_name(backend);
+        eprintln!(
+            "\n[{:>6.1} s] {name}: {} revocations, gateway KV poll {} ms, probe every {} ms",
+            started.elapsed().as_secs_f64(),
+            opts.revocations,
+            opts.gateway_poll_ms,
+            opts.poll.as_millis()
+        );
+        let r = gw_prop::run(backend, &place, &opts)
+            .await
+            .with_context(|| format!("gateway propagation on {name}"))?;
+        print!("{}", gw_report::table(&r));
+        results.push(r);
+    }
+    let targets: Vec<_> = results.iter().map(gw_report::target).collect();
+    println!();
+    for t in &targets {
+        println!("{}", t.line);
+    }
+    let machine = Machine::describe(load_start);
+    println!(
+        "\n{date_utc}, commit {}{}, {} CPUs ({}), kernel {}, loadavg {} -> {}, total {:.0} s",
+        code.commit,
+        if code.dirty { " (dirty)" } else { "" },
+        machine.nproc,
+        machine.cpu,
+        machine.kernel,
+        machine.loadavg_start,
+        machine.loadavg_end,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &a.json_out {
+        let report = gw_report::GatewayPropagationReport {
+            date_utc,
+            command,
+            code,
+            machine,
+            options: opts,
+            results,
             targets,
         };
         let json = serde_json::to_string_pretty(&report)?;

@@ -297,6 +297,34 @@ impl Machine {
     }
 }
 
+/// The code a run was built from, as git sees the working directory when the run starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Code {
+    /// `git rev-parse --short HEAD`, or `unknown`.
+    pub commit: String,
+    /// Tracked files differ from that commit (the binaries may include those changes).
+    pub dirty: bool,
+}
+
+impl Code {
+    pub fn describe() -> Self {
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        Self {
+            commit: git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into()),
+            dirty: git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()),
+        }
+    }
+}
+
 /// Everything `--json-out` writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

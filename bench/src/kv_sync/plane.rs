@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 /// The team every benchmark token belongs to.
 pub const TEAM: &str = "kv-bench";
 
+/// The edge key the control plane seals route secrets to: [`TestServer`] always serves with
+/// these 32 bytes (`control-plane/src/testing.rs`). A gateway reading what kv-sync wrote
+/// from this plane needs the same key.
+pub const EDGE_KEY: [u8; 32] = [7; 32];
+
 fn ctx() -> RequestContext {
     RequestContext::system("keygate-bench")
 }
@@ -49,6 +54,8 @@ struct PgDb {
 pub struct Produced {
     /// `(id, sha256 hex of the plaintext)` in creation order.
     pub tokens: Vec<(TokenId, String)>,
+    /// The plaintexts, in the same order (for callers that present the keys).
+    pub secrets: Vec<NewToken>,
     pub wall: Duration,
     /// Head revision before and after.
     pub head_before: i64,
@@ -218,17 +225,21 @@ impl Plane {
                             d as f64 / secs.max(1e-9)
                         );
                     }
-                    Ok::<_, BenchError>((id, secret.hash()))
+                    Ok::<_, BenchError>((id, secret.hash(), secret))
                 }
             })
             .buffered(concurrency.max(1));
         let mut tokens = Vec::with_capacity(n);
+        let mut secrets = Vec::with_capacity(n);
         while let Some(r) = results.next().await {
-            tokens.push(r?);
+            let (id, hash, secret) = r?;
+            tokens.push((id, hash));
+            secrets.push(secret);
         }
         let wall = started.elapsed();
         Ok(Produced {
             tokens,
+            secrets,
             wall,
             head_before,
             head_after: self.head().await?,
