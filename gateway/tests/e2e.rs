@@ -70,7 +70,7 @@ impl Upstream {
                         async move { Ok::<_, Infallible>(upstream(addr, req, log).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                         .await;
                 });
             }
@@ -106,7 +106,42 @@ async fn upstream(
     req: Request<Incoming>,
     log: Arc<Mutex<Vec<Seen>>>,
 ) -> Response<UpBody> {
-    let (parts, mut body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
+    // An upgrade (WebSocket): answer 101 and echo whatever the client sends afterwards.
+    if parts.headers.get("upgrade").is_some() {
+        let on_upgrade = parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .unwrap();
+        log.lock().unwrap().push(Seen {
+            method: parts.method.to_string(),
+            uri: parts.uri.to_string(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+                .collect(),
+            body_len: 0,
+            body_sha256: String::new(),
+        });
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut io = TokioIo::new(on_upgrade.await.unwrap());
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut r = Response::new(http_body_util::Either::Left(Full::new(Bytes::new())));
+        *r.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        r.headers_mut()
+            .insert("upgrade", "websocket".parse().unwrap());
+        return r;
+    }
     let mut hasher = Sha256::new();
     let mut len = 0u64;
     while let Some(frame) = body.frame().await {
@@ -949,4 +984,48 @@ async fn token_rate_limit_and_h2c() {
     let seen = s.upstream.last();
     assert_eq!(seen.body_len, 8);
     assert!(seen.header("x-api-key").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_are_spliced_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Stack::start().await;
+    s.team("alpha").await;
+    s.route(echo_route(&s.upstream)).await;
+    let (_, key) = s.token("alpha", &["echo"]).await;
+    s.synced().await;
+    let addr = s.gw().trim_start_matches("http://").to_owned();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "GET /echo/ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-API-Key: {key}\r\n\r\n"
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    // The upstream saw the upgrade without the caller's key, with the backend credential.
+    let seen = s.upstream.last();
+    assert_eq!(seen.header("upgrade"), vec!["websocket"]);
+    assert!(seen.header("x-api-key").is_empty());
+    assert_eq!(
+        seen.header("authorization"),
+        vec!["Bearer backend-secret-123"]
+    );
+    // Bytes flow both ways over the spliced connection.
+    for msg in [&b"hello"[..], &b"over the gateway"[..]] {
+        c.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut back))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(back, msg);
+    }
 }
