@@ -244,18 +244,19 @@ fn forward<'r, T: TokenSource>(
     })
 }
 
-/// Whether one of the token's scopes grants the route. Scopes that do not parse grant
-/// nothing (KV only holds validated scopes; this is defence in depth).
+/// Whether one of the token's scopes grants the route: `Scope::parse(s)` then
+/// `Scope::grants`, with two shortcuts that give the same answer without allocating:
+/// `*` is `Scope::All`, and a scope equal to the route's name is a valid `Scope::Route`
+/// (the name passed the slug rule in `Routes::compile`). Any other non-`tag:` scope names
+/// another route (or is malformed) and grants nothing. Malformed scopes grant nothing (KV
+/// only holds validated scopes; this is defence in depth).
 fn grants(token: &TokenRecord, route: &Route) -> bool {
     token.scopes.iter().any(|s| {
-        // `*` and plain route names need no allocation; the grammar still decides.
-        if s == "*" {
+        if s == "*" || *s == route.name {
             return true;
         }
-        if !s.starts_with("tag:") && s != &route.name {
-            return false;
-        }
-        Scope::parse("scope", s).is_ok_and(|scope| scope.grants(&route.name, &route.tags))
+        s.starts_with("tag:")
+            && Scope::parse("scope", s).is_ok_and(|scope| scope.grants(&route.name, &route.tags))
     })
 }
 
@@ -363,4 +364,76 @@ fn preflight<'r>(req: &Incoming, routes: &'r Routes) -> Option<Decision<'r>> {
         headers,
         route: route.name.clone(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::EdgeKey;
+    use keygate_kv_record::{BackendAuth, RouteRecord, RouteTable};
+
+    #[test]
+    fn grants_equals_parse_then_grants() {
+        let rec = |id: &str, name: &str, prefix: &str, tags: &[&str]| RouteRecord {
+            id: id.into(),
+            name: name.into(),
+            team: "t".into(),
+            prefix: prefix.into(),
+            backend: "http://b".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            methods: vec![],
+            strip: false,
+            timeout_ms: 1,
+            auth: BackendAuth {
+                kind: "none".into(),
+                header: String::new(),
+                username: String::new(),
+                sealed: String::new(),
+            },
+            allowed_teams: vec![],
+            cors_origins: vec![],
+            rpm: 0,
+        };
+        let table = RouteTable {
+            v: 1,
+            routes: vec![
+                rec("a", "pay", "/pay", &["billing", "x.y"]),
+                rec("b", "pay-v2", "/pay2", &[]),
+                rec("c", "7", "/seven", &["Bad Tag"]),
+            ],
+        };
+        let routes = Routes::compile(&table, &EdgeKey::from_bytes(&[0; 32])).unwrap();
+        let scopes = [
+            "*",
+            "pay",
+            "pay-v2",
+            "Pay",
+            "pay ",
+            "",
+            "**",
+            "tag:billing",
+            "tag:bill",
+            "tag:x.y",
+            "tag:",
+            "tag:Bad Tag",
+            "tag:billing ",
+            "7",
+            "tag:7",
+        ];
+        for route in routes.iter() {
+            for s in scopes {
+                let token = TokenRecord {
+                    v: 1,
+                    id: "t".into(),
+                    team: "t".into(),
+                    scopes: vec![s.into()],
+                    exp: None,
+                    rpm: 0,
+                };
+                let reference = Scope::parse("scope", s)
+                    .is_ok_and(|scope| scope.grants(&route.name, &route.tags));
+                assert_eq!(grants(&token, route), reference, "{s:?} on {}", route.name);
+            }
+        }
+    }
 }

@@ -197,7 +197,7 @@ impl Route {
 #[derive(Debug, Default)]
 pub struct Routes {
     routes: Vec<Route>,
-    by_prefix: HashMap<String, usize>,
+    by_prefix: HashMap<String, usize, PrefixHash>,
     longest_prefix: usize,
 }
 
@@ -221,7 +221,7 @@ impl Routes {
             });
         }
         let mut routes = Vec::with_capacity(table.routes.len());
-        let mut by_prefix = HashMap::with_capacity(table.routes.len());
+        let mut by_prefix = HashMap::with_capacity_and_hasher(table.routes.len(), PrefixHash);
         let mut ids = std::collections::HashSet::with_capacity(table.routes.len());
         let mut names_seen: HashMap<&str, &str> = HashMap::with_capacity(table.routes.len());
         let mut prefixes_seen: HashMap<&str, &str> = HashMap::with_capacity(table.routes.len());
@@ -301,6 +301,32 @@ impl Routes {
                 Some(at) => candidate = &candidate[..at],
                 None => return None,
             }
+        }
+    }
+}
+
+/// The prefix index's hasher: FNV-1a, cheaper than SipHash on short keys. HashDoS
+/// resistance is not needed here: the keys are the route table's own prefixes, fixed at
+/// compile time; requests only look up.
+#[derive(Debug, Clone, Copy, Default)]
+struct PrefixHash;
+
+impl std::hash::BuildHasher for PrefixHash {
+    type Hasher = Fnv1a;
+    fn build_hasher(&self) -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct Fnv1a(u64);
+
+impl std::hash::Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }
