@@ -101,8 +101,23 @@ pub struct Loader {
     key: EdgeKey,
     state: Arc<ConfigState>,
     kv: Option<SqliteKv>,
+    /// (device, inode) of the file `kv` has open: a file replaced under the same path (kv-sync
+    /// rebuilt it, an operator restored a copy) is noticed and reopened, never read stale.
+    identity: Option<(u64, u64)>,
     seq: i64,
     full: bool,
+}
+
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 /// Log entries read per query while catching up.
@@ -115,6 +130,7 @@ impl Loader {
             key,
             state,
             kv: None,
+            identity: None,
             seq: 0,
             full: true,
         }
@@ -133,6 +149,11 @@ impl Loader {
 
     /// One poll: open the KV if needed, then a full load or the changes since the last one.
     pub async fn poll(&mut self) {
+        let identity = file_identity(&self.path);
+        if self.kv.is_some() && identity != self.identity {
+            tracing::warn!(path = %self.path.display(), "the KV file was replaced or removed; reopening");
+            self.kv = None;
+        }
         if self.kv.is_none() {
             if !self.path.exists() {
                 self.state.set_kv_error(format!(
@@ -144,6 +165,7 @@ impl Loader {
             match SqliteKv::open_read_only(&self.path).await {
                 Ok(kv) => {
                     self.kv = Some(kv);
+                    self.identity = identity;
                     self.full = true;
                 }
                 Err(e) => {
@@ -186,6 +208,7 @@ impl Loader {
             }
         }
         let previous = self.state.load();
+        let had_table = routes.is_some();
         let routes = match routes {
             Some(t) => self
                 .compile(&t)
@@ -210,9 +233,14 @@ impl Loader {
                 tracing::info!(revision = revision.0, "configuration loaded");
             }
             None => {
-                // No route table yet: kv-sync has not finished its first snapshot.
                 self.full = true;
-                return Err("the KV holds no route table yet (is kv-sync running?)".into());
+                return Err(if had_table {
+                    // Refused, with nothing older to fall back on: see route_problems.
+                    "the KV's route table failed validation and no earlier one was loaded".into()
+                } else {
+                    // kv-sync has not finished its first snapshot.
+                    "the KV holds no route table yet (is kv-sync running?)".into()
+                });
             }
         }
         Ok(())

@@ -1029,3 +1029,176 @@ async fn websocket_upgrades_are_spliced_through() {
         assert_eq!(back, msg);
     }
 }
+
+/// Writes edge records straight into a local KV, as kv-sync would.
+async fn put_records(
+    kv: &SqliteKv,
+    routes: Option<&keygate_kv_record::RouteTable>,
+    tokens: &[(&str, &str)],
+    revision: i64,
+) {
+    use keygate_kv_record as rec;
+    let mut puts: Vec<(String, Vec<u8>)> = tokens
+        .iter()
+        .map(|(plaintext, team)| {
+            let hash = keygate_contracts::token::sha256_hex(plaintext);
+            (
+                rec::token_key(&hash).unwrap(),
+                rec::encode(&rec::TokenRecord {
+                    v: 1,
+                    id: format!("tok_{}", &hash[..8]),
+                    team: (*team).into(),
+                    scopes: vec!["*".into()],
+                    exp: None,
+                    rpm: 0,
+                }),
+            )
+        })
+        .collect();
+    if let Some(t) = routes {
+        puts.push((rec::ROUTES_KEY.into(), rec::encode(t)));
+    }
+    puts.push((
+        rec::REVISION_KEY.into(),
+        rec::encode(&rec::RevisionRecord {
+            v: 1,
+            revision,
+            at: 0,
+        }),
+    ));
+    kv.apply_batch(&puts, &[]).await.unwrap();
+}
+
+fn plain_route(name: &str, prefix: &str, backend: &str) -> keygate_kv_record::RouteRecord {
+    keygate_kv_record::RouteRecord {
+        id: format!("rte_{name}"),
+        name: name.into(),
+        team: "alpha".into(),
+        prefix: prefix.into(),
+        backend: backend.into(),
+        tags: vec![],
+        methods: vec![],
+        strip: true,
+        timeout_ms: 5000,
+        auth: keygate_kv_record::BackendAuth {
+            kind: "none".into(),
+            header: String::new(),
+            username: String::new(),
+            sealed: String::new(),
+        },
+        allowed_teams: vec![],
+        cors_origins: vec![],
+        rpm: 0,
+    }
+}
+
+async fn readyz(http: &reqwest::Client, g: &Running) -> serde_json::Value {
+    http.get(format!("http://{}/readyz", g.admin_addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A route table that fails validation is refused whole (the previous one keeps serving, the
+/// problems are reported); an unreadable KV leaves the last good configuration serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_route_tables_are_refused_and_an_unreadable_kv_keeps_the_last_good_config() {
+    use keygate_contracts::token::NewToken;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kv_path = dir.path().join("kv.db");
+    let kv = SqliteKv::open(&kv_path).await.unwrap();
+    let first = NewToken::generate("kg").expose().to_owned();
+    let second = NewToken::generate("kg").expose().to_owned();
+    let good = keygate_kv_record::RouteTable {
+        v: 1,
+        routes: vec![plain_route("echo", "/echo", &upstream.url())],
+    };
+    put_records(&kv, Some(&good), &[(&first, "alpha")], 1).await;
+
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_listen = "127.0.0.1:0".parse().unwrap();
+    config.kv_path = kv_path.clone();
+    config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    config.poll_ms = 20;
+    let g = keygate_gateway::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let call = |key: String, path: &'static str| {
+        let http = http.clone();
+        let addr = g.addr;
+        async move {
+            http.get(format!("http://{addr}{path}"))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(first.clone(), "/echo/a").await, 200);
+
+    // A table with one invalid route (an ftp backend) and a new route: refused whole.
+    let mut bad = good.clone();
+    bad.routes
+        .push(plain_route("evil", "/evil", "ftp://127.0.0.1/"));
+    bad.routes
+        .push(plain_route("more", "/more", &upstream.url()));
+    put_records(&kv, Some(&bad), &[(&second, "alpha")], 2).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = readyz(&http, &g).await;
+        if r["revision"] == 2 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "revision 2 not loaded: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let problems = r["route_problems"].to_string();
+    assert!(
+        problems.contains("rte_evil") && problems.contains("backend"),
+        "{r}"
+    );
+    assert_eq!(r["routes"], 1, "the previous table stays: {r}");
+    assert_eq!(call(first.clone(), "/echo/a").await, 200);
+    assert_eq!(call(first.clone(), "/more/a").await, 404);
+    // Tokens in the same batch still load.
+    assert_eq!(call(second.clone(), "/echo/a").await, 200);
+    let metrics = http
+        .get(format!("http://{}/metrics", g.admin_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keygate_gateway_route_tables_refused 1"),
+        "{metrics}"
+    );
+
+    // The KV file becomes unreadable: the gateway keeps serving what it had, and says so.
+    drop(kv);
+    for suffix in ["", "-wal", "-shm"] {
+        let p = format!("{}{suffix}", kv_path.display());
+        let _ = std::fs::remove_file(&p);
+    }
+    std::fs::write(&kv_path, b"this is not a database, just garbage bytes").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = readyz(&http, &g).await;
+        if r["kv_error"].as_str().is_some_and(|e| !e.is_empty()) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "KV error not reported: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(r["ready"], true, "{r}");
+    assert_eq!(call(first.clone(), "/echo/a").await, 200);
+    assert_eq!(call(second, "/echo/b").await, 200);
+    g.shutdown().await;
+}

@@ -2,12 +2,7 @@
 //! KV, and the Cloudflare stand-in over HTTP), faults injected. Every test ends by comparing
 //! every key of the KV with what the control plane says the edge state is.
 
-use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, NewToken};
-use keygate_control_plane::context::RequestContext;
-use keygate_control_plane::ids::{KeyId, ServiceAccountId, TeamId};
-use keygate_control_plane::policy::Role;
-use keygate_control_plane::service_accounts::{Capability, NewManagementKey, NewServiceAccount};
-use keygate_control_plane::teams::NewTeam;
+use keygate_control_plane::service_accounts::Capability;
 use keygate_control_plane::testing::{Backend, TestServer};
 use keygate_kv::{KvBackend, SqliteKv};
 use keygate_kv_record as rec;
@@ -22,61 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn ctx() -> RequestContext {
-    RequestContext::system("kv-sync-test")
-}
-
 /// A SYNC service account key.
 async fn sync_key(s: &TestServer) -> String {
-    let team = TeamId("ops".into());
-    if s.store.get_team(&team).await.is_err() {
-        s.store
-            .create_team(
-                &ctx(),
-                NewTeam {
-                    id: team.clone(),
-                    name: "Ops".into(),
-                    description: String::new(),
-                    color: String::new(),
-                    icon: String::new(),
-                },
-                None,
-            )
-            .await
-            .unwrap();
-    }
-    let sa = s
-        .store
-        .create_service_account(
-            &ctx(),
-            NewServiceAccount {
-                id: ServiceAccountId::generate(),
-                team_id: team,
-                name: "kv-sync".into(),
-                description: String::new(),
-                role: Role::Viewer,
-                capability: Capability::Sync,
-            },
-        )
-        .await
-        .unwrap();
-    let k = NewToken::generate(MANAGEMENT_KEY_PREFIX);
-    s.store
-        .create_management_key(
-            &ctx(),
-            NewManagementKey {
-                id: KeyId::generate(),
-                service_account_id: Some(sa.id),
-                name: "k".into(),
-                key_hash: k.hash(),
-                preview: k.preview(),
-                is_bootstrap: false,
-                expires_at: None,
-            },
-        )
-        .await
-        .unwrap();
-    k.expose().to_owned()
+    s.capability_key(Capability::Sync).await
 }
 
 /// What the KV must hold: the control plane's snapshot, encoded, plus the checkpoint.
