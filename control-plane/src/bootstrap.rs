@@ -125,25 +125,14 @@ pub async fn ensure_embedded_service_keys(
     store: &DynStore,
     data_dir: &Path,
 ) -> Result<Vec<PathBuf>, BootstrapError> {
-    use crate::ids::{KeyId, ServiceAccountId, TeamId};
-    use crate::service_accounts::{NewManagementKey, NewServiceAccount};
-    let ctx = RequestContext::system("bootstrap");
-    let team = TeamId(SYSTEM_TEAM.into());
-    if store.get_team(&team).await.is_err() {
-        store
-            .create_team(
-                &ctx,
-                crate::teams::NewTeam {
-                    id: team.clone(),
-                    name: "Keygate system".into(),
-                    description: "Service accounts of Keygate's own kv-sync and gateways".into(),
-                    color: String::new(),
-                    icon: String::new(),
-                },
-                None,
-            )
-            .await?;
-    }
+    let team = crate::ids::TeamId(SYSTEM_TEAM.into());
+    ensure_team(
+        store,
+        &team,
+        "Keygate system",
+        "Service accounts of Keygate's own kv-sync and gateways",
+    )
+    .await?;
     let mut written = Vec::new();
     for (capability, name) in EMBEDDED_KEY_FILES {
         let file = data_dir.join(name);
@@ -156,46 +145,95 @@ pub async fn ensure_embedded_service_keys(
                 continue;
             }
         }
-        let sa = store
-            .create_service_account(
-                &ctx,
-                NewServiceAccount {
-                    id: ServiceAccountId::generate(),
-                    team_id: team.clone(),
-                    name: format!(
-                        "embedded-{}-{:08x}",
-                        capability.as_str().to_ascii_lowercase(),
-                        rand::random::<u32>()
-                    ),
-                    description: format!("Created for the embedded stack; key in {name}"),
-                    role: crate::policy::Role::Viewer,
-                    capability: *capability,
-                },
-            )
-            .await?;
-        let key = NewToken::generate(keygate_contracts::token::MANAGEMENT_KEY_PREFIX);
-        store
-            .create_management_key(
-                &ctx,
-                NewManagementKey {
-                    id: KeyId::generate(),
-                    service_account_id: Some(sa.id),
-                    name: "embedded".into(),
-                    key_hash: key.hash(),
-                    preview: key.preview(),
-                    is_bootstrap: false,
-                    expires_at: None,
-                },
-            )
-            .await?;
+        let key = create_capability_key(
+            store,
+            &team,
+            format!(
+                "embedded-{}-{:08x}",
+                capability.as_str(),
+                rand::random::<u32>()
+            ),
+            format!("Created for the embedded stack; key in {name}"),
+            *capability,
+        )
+        .await?;
         let _ = std::fs::remove_file(&file);
-        crate::config::write_private_file(&file, &format!("{}\n", key.expose())).map_err(
-            |source| BootstrapError::File {
+        crate::config::write_private_file(&file, &format!("{key}\n")).map_err(|source| {
+            BootstrapError::File {
                 path: file.display().to_string(),
                 source,
-            },
-        )?;
+            }
+        })?;
         written.push(file);
     }
     Ok(written)
+}
+
+/// Creates team `id` unless it exists.
+pub async fn ensure_team(
+    store: &DynStore,
+    id: &crate::ids::TeamId,
+    name: &str,
+    description: &str,
+) -> Result<(), StoreError> {
+    if store.get_team(id).await.is_ok() {
+        return Ok(());
+    }
+    store
+        .create_team(
+            &RequestContext::system("bootstrap"),
+            crate::teams::NewTeam {
+                id: id.clone(),
+                name: name.into(),
+                description: description.into(),
+                color: String::new(),
+                icon: String::new(),
+            },
+            None,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Creates a VIEWER service account in `team` with `capability` and one non-expiring
+/// management key; returns the key's plaintext (the only time it exists).
+pub async fn create_capability_key(
+    store: &DynStore,
+    team: &crate::ids::TeamId,
+    name: String,
+    description: String,
+    capability: crate::service_accounts::Capability,
+) -> Result<String, StoreError> {
+    use crate::ids::{KeyId, ServiceAccountId};
+    use crate::service_accounts::{NewManagementKey, NewServiceAccount};
+    let ctx = RequestContext::system("bootstrap");
+    let sa = store
+        .create_service_account(
+            &ctx,
+            NewServiceAccount {
+                id: ServiceAccountId::generate(),
+                team_id: team.clone(),
+                name,
+                description,
+                role: crate::policy::Role::Viewer,
+                capability,
+            },
+        )
+        .await?;
+    let key = NewToken::generate(keygate_contracts::token::MANAGEMENT_KEY_PREFIX);
+    store
+        .create_management_key(
+            &ctx,
+            NewManagementKey {
+                id: KeyId::generate(),
+                service_account_id: Some(sa.id),
+                name: "key".into(),
+                key_hash: key.hash(),
+                preview: key.preview(),
+                is_bootstrap: false,
+                expires_at: None,
+            },
+        )
+        .await?;
+    Ok(key.expose().to_owned())
 }

@@ -240,58 +240,19 @@ impl TestServer {
     /// A management key of a new service account (in team `ops`, created if missing) with
     /// `capability`: what kv-sync (SYNC) and gateways (GATEWAY) authenticate with.
     pub async fn capability_key(&self, capability: crate::service_accounts::Capability) -> String {
-        use crate::ids::{KeyId, ServiceAccountId};
-        use crate::service_accounts::{NewManagementKey, NewServiceAccount};
-        let ctx = RequestContext::system("test");
         let team = TeamId("ops".into());
-        if self.store.get_team(&team).await.is_err() {
-            self.store
-                .create_team(
-                    &ctx,
-                    crate::teams::NewTeam {
-                        id: team.clone(),
-                        name: "Ops".into(),
-                        description: String::new(),
-                        color: String::new(),
-                        icon: String::new(),
-                    },
-                    None,
-                )
-                .await
-                .expect("create team ops");
-        }
-        let sa = self
-            .store
-            .create_service_account(
-                &ctx,
-                NewServiceAccount {
-                    id: ServiceAccountId::generate(),
-                    team_id: team,
-                    name: format!("{}-{}", capability.as_str(), rand::random::<u32>()),
-                    description: String::new(),
-                    role: Role::Viewer,
-                    capability,
-                },
-            )
+        crate::bootstrap::ensure_team(&self.store, &team, "Ops", "")
             .await
-            .expect("create service account");
-        let k = NewToken::generate(keygate_contracts::token::MANAGEMENT_KEY_PREFIX);
-        self.store
-            .create_management_key(
-                &ctx,
-                NewManagementKey {
-                    id: KeyId::generate(),
-                    service_account_id: Some(sa.id),
-                    name: "k".into(),
-                    key_hash: k.hash(),
-                    preview: k.preview(),
-                    is_bootstrap: false,
-                    expires_at: None,
-                },
-            )
-            .await
-            .expect("create management key");
-        k.expose().to_owned()
+            .expect("create team ops");
+        crate::bootstrap::create_capability_key(
+            &self.store,
+            &team,
+            format!("{}-{}", capability.as_str(), rand::random::<u32>()),
+            String::new(),
+            capability,
+        )
+        .await
+        .expect("create service account and key")
     }
 
     /// Stops the server and starts a new one on the same address over the same database,
