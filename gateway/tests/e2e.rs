@@ -199,6 +199,28 @@ async fn upstream(
     r
 }
 
+/// A gateway on free loopback ports over `kv_path`, polling fast, with the edge key the test
+/// control plane seals route secrets to ([7; 32]).
+fn test_config(kv_path: std::path::PathBuf) -> Config {
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_listen = "127.0.0.1:0".parse().unwrap();
+    config.kv_path = kv_path;
+    config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    config.poll_ms = 20;
+    config
+}
+
+async fn metrics_text(http: &reqwest::Client, g: &Running) -> String {
+    http.get(format!("http://{}/metrics", g.admin_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// The whole stack.
 struct Stack {
     cp: TestServer,
@@ -238,13 +260,7 @@ impl Stack {
             let _keep = stop_tx;
             follower.run(stop_rx).await
         });
-        let mut config = Config::defaults();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.admin_listen = "127.0.0.1:0".parse().unwrap();
-        config.kv_path = kv_path;
-        // The test control plane seals route secrets to the edge key [7; 32].
-        config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
-        config.poll_ms = 20;
+        let mut config = test_config(kv_path);
         if usage {
             config.gateway_key = Some(cp.capability_key(Capability::Gateway).await);
             config.control_plane = cp.url();
@@ -712,13 +728,9 @@ async fn errors_are_json_with_the_right_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_until_the_kv_exists_then_serves_and_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::defaults();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = "127.0.0.1:0".parse().unwrap();
-    config.kv_path = dir.path().join("kv.db");
-    config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
-    config.poll_ms = 20;
-    let g = keygate_gateway::start(config).await.unwrap();
+    let g = keygate_gateway::start(test_config(dir.path().join("kv.db")))
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let r = http
         .get(format!("http://{}/x", g.addr))
@@ -744,14 +756,7 @@ async fn not_ready_until_the_kv_exists_then_serves_and_reports() {
             .status(),
         200
     );
-    let metrics = http
-        .get(format!("http://{}/metrics", g.admin_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http, &g).await;
     assert!(
         metrics.contains("keygate_gateway_requests_total{route=\"-\",status=\"503\"} 1"),
         "{metrics}"
@@ -1119,13 +1124,9 @@ async fn bad_route_tables_are_refused_and_an_unreadable_kv_keeps_the_last_good_c
     };
     put_records(&kv, Some(&good), &[(&first, "alpha")], 1).await;
 
-    let mut config = Config::defaults();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = "127.0.0.1:0".parse().unwrap();
-    config.kv_path = kv_path.clone();
-    config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
-    config.poll_ms = 20;
-    let g = keygate_gateway::start(config).await.unwrap();
+    let g = keygate_gateway::start(test_config(kv_path.clone()))
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let call = |key: String, path: &'static str| {
         let http = http.clone();
@@ -1168,14 +1169,7 @@ async fn bad_route_tables_are_refused_and_an_unreadable_kv_keeps_the_last_good_c
     assert_eq!(call(first.clone(), "/more/a").await, 404);
     // Tokens in the same batch still load.
     assert_eq!(call(second.clone(), "/echo/a").await, 200);
-    let metrics = http
-        .get(format!("http://{}/metrics", g.admin_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http, &g).await;
     assert!(
         metrics.contains("keygate_gateway_route_tables_refused 1"),
         "{metrics}"
