@@ -1,5 +1,5 @@
-//! Criterion bench: the gateway core's `decide` over 100,000 tokens (a `HashMap`, as the
-//! native gateway holds them) and 1,000 routes with sealed bearer credentials. The accepted
+//! Criterion bench: the gateway core's `decide` over 100,000 tokens (a `TokenTable` built
+//! with an `Interner`, as the native gateway's snapshot holds them) and 1,000 routes with sealed bearer credentials. The accepted
 //! case is the whole per-request decision: key extraction, format and checksum, SHA-256,
 //! lookup, expiry, path normalisation, longest-prefix routing, scopes, and building and
 //! parsing the backend URL. Target: median under 1 µs for an accepted request.
@@ -12,9 +12,11 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keygate_contracts::seal::{SLOT_BEARER, SealKey, aad};
 use keygate_contracts::token::{API_TOKEN_PREFIX, NewToken};
-use keygate_gateway_core::{Client, Decision, EdgeKey, Incoming, Routes, decide, forward_headers};
+use keygate_gateway_core::{
+    Client, Decision, EdgeKey, Incoming, Interner, Routes, TokenHash, TokenTable, decide,
+    forward_headers,
+};
 use keygate_kv_record::{BackendAuth, RouteRecord, RouteTable, TokenRecord};
-use std::collections::HashMap;
 use std::hint::black_box;
 
 const TOKENS: usize = 100_000;
@@ -25,7 +27,7 @@ const NOW_MS: i64 = 1_767_225_600_000;
 
 struct Setup {
     routes: Routes,
-    tokens: HashMap<String, TokenRecord>,
+    tokens: TokenTable,
     /// `(key, path)` pairs that are accepted.
     accepted: Packed,
 }
@@ -105,7 +107,8 @@ fn setup() -> Setup {
     let prefixes: Vec<String> = routes.iter().map(|r| r.prefix.clone()).collect();
     let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
 
-    let mut tokens = HashMap::with_capacity(TOKENS);
+    let mut tokens = Vec::with_capacity(TOKENS);
+    let mut interner = Interner::default();
     let mut accepted = Vec::with_capacity(SAMPLE_KEYS);
     for i in 0..TOKENS {
         let key = NewToken::generate(API_TOKEN_PREFIX);
@@ -116,17 +119,18 @@ fn setup() -> Setup {
             1 => vec![format!("tag:tag-{}", route % 50), "other-route".into()],
             _ => vec!["*".into()],
         };
-        tokens.insert(
-            key.hash(),
-            TokenRecord {
-                v: 1,
-                id: format!("tok_{i:06}"),
-                team: format!("team-{}", i % 20),
-                scopes,
-                exp: (i % 4 == 0).then_some(NOW_MS + 86_400_000),
-                rpm: 0,
-            },
-        );
+        let record = TokenRecord {
+            v: 1,
+            id: format!("tok_{i:06}"),
+            team: format!("team-{}", i % 20),
+            scopes,
+            exp: (i % 4 == 0).then_some(NOW_MS + 86_400_000),
+            rpm: 0,
+        };
+        tokens.push((
+            TokenHash::from_hex(&key.hash()).expect("hex hash"),
+            interner.token(&record),
+        ));
         if accepted.len() < SAMPLE_KEYS && i % (TOKENS / SAMPLE_KEYS) == 0 {
             accepted.push((
                 key.expose().to_owned(),
@@ -136,7 +140,7 @@ fn setup() -> Setup {
     }
     Setup {
         routes,
-        tokens,
+        tokens: TokenTable::from_tokens(tokens),
         accepted: Packed::new(&accepted),
     }
 }

@@ -54,7 +54,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub core: core::Config,
     pub public_url: Option<String>,
-    limits: DashMap<String, LimitState>,
+    limits: DashMap<core::TokenHash, LimitState>,
     seq: AtomicU64,
     boot: u32,
 }
@@ -295,11 +295,11 @@ pub async fn handle(
                 usage.ev.error = reject.error.to_owned();
                 if let Some(hash) = &reject.token_hash {
                     // A known token refused for scope, route, method or expiry: attribute it.
-                    if let Some(t) = core::TokenSource::token(&snap.tokens, hash) {
-                        usage.ev.token_id = t.id.clone();
-                        usage.ev.team_id = t.team.clone();
+                    if let Some(t) = snap.tokens.get(hash) {
+                        usage.ev.token_id = t.id.to_string();
+                        usage.ev.team_id = t.team.to_string();
                     }
-                    usage.ev.token_hash = hash.clone();
+                    usage.ev.token_hash = hash.hex();
                 }
             }
             usage.ev.route = reject.route.clone().unwrap_or_default();
@@ -328,17 +328,18 @@ pub async fn handle(
         Decision::Forward(f) => f,
     };
     if keep {
-        usage.ev.token_hash = fwd.token_hash.clone();
-        usage.ev.token_id = fwd.token_id.clone();
-        usage.ev.team_id = fwd.team.clone();
+        usage.ev.token_hash = fwd.token_hash.hex();
+        usage.ev.token_id = fwd.token.id.to_string();
+        usage.ev.team_id = fwd.token.team.to_string();
     }
     usage.ev.route = fwd.route.name.clone();
 
     // Rate limits: the token's own and the route's per-token limit, both or neither charged.
     let mut rate_headers: Vec<(&'static str, String)> = Vec::new();
-    if fwd.token_rpm > 0 || fwd.route.rpm > 0 {
+    let token_rpm = fwd.token.rpm;
+    if token_rpm > 0 || fwd.route.rpm > 0 {
         let d = {
-            let mut entry = app.limits.entry(fwd.token_hash.clone()).or_default();
+            let mut entry = app.limits.entry(fwd.token_hash).or_default();
             let state = &mut *entry;
             let mut route_state = if fwd.route.rpm > 0 {
                 state.routes.remove(&fwd.route.id).unwrap_or_default()
@@ -349,8 +350,8 @@ pub async fn handle(
                 &mut [
                     core::Limit {
                         state: &mut state.token,
-                        per_minute: fwd.token_rpm,
-                        burst: core::default_burst(fwd.token_rpm),
+                        per_minute: token_rpm,
+                        burst: core::default_burst(token_rpm),
                     },
                     core::Limit {
                         state: &mut route_state,
@@ -543,10 +544,11 @@ fn outgoing_headers(
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    let credential = fwd.credential.as_ref().map(|(n, _)| n.as_str());
+    let credential = fwd.credential();
+    let credential_name = credential.map(|(n, _)| n);
     let drop: Vec<HeaderName> = h
         .keys()
-        .filter(|k| !core::forwards_request_header(k.as_str(), &named, credential))
+        .filter(|k| !core::forwards_request_header(k.as_str(), &named, credential_name))
         .cloned()
         .collect();
     for k in drop {
@@ -566,7 +568,7 @@ fn outgoing_headers(
         add(XFH.clone(), client.host);
     }
     add(X_REQUEST_ID.clone(), request_id);
-    if let Some((name, value)) = &fwd.credential
+    if let Some((name, value)) = credential
         && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
     {
         add(name, value);
@@ -697,16 +699,22 @@ mod tests {
         };
         let routes = core::Routes::compile(&table, &core::EdgeKey::from_bytes(&[7; 32])).unwrap();
         let route = routes.by_name("echo").unwrap();
+        let token = core::EdgeToken::from_record(&keygate_kv_record::TokenRecord {
+            v: 1,
+            id: "tok".into(),
+            team: "alpha".into(),
+            scopes: vec!["*".into()],
+            exp: None,
+            rpm: 0,
+        });
         let fwd = core::Forward {
             route,
-            token_id: "tok".into(),
-            token_hash: "h".into(),
-            team: "alpha".into(),
-            token_rpm: 0,
+            token: &token,
+            token_hash: core::TokenHash::of("kg_secret"),
             url: "http://127.0.0.1:9/x".into(),
-            credential: Some(("x-backend-key".into(), "s3cret".into())),
             cors_origin: None,
         };
+        assert_eq!(fwd.credential(), Some(("x-backend-key", "s3cret")));
         let client = core::Client {
             ip: "10.0.0.1",
             proto: "http",

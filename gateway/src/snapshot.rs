@@ -7,7 +7,7 @@
 //! whole, the previous table stays, and every problem is logged and reported.
 
 use arc_swap::ArcSwapOption;
-use keygate_gateway_core::{EdgeKey, Routes, TokenSource};
+use keygate_gateway_core::{EdgeKey, EdgeToken, Interner, Routes, TokenHash, TokenTable};
 use keygate_kv::{Changes, SqliteKv};
 use keygate_kv_record as rec;
 use std::path::PathBuf;
@@ -15,26 +15,6 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Token records by hash: a persistent map, so a new snapshot shares everything it did not
-/// change with the previous one (cloning it is O(1)).
-#[derive(Clone, Default)]
-pub struct Tokens(imbl::HashMap<String, Arc<rec::TokenRecord>>);
-
-impl Tokens {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl TokenSource for Tokens {
-    fn token(&self, hash: &str) -> Option<&rec::TokenRecord> {
-        self.0.get(hash).map(|t| t.as_ref())
-    }
-}
 
 /// One consistent view of the edge configuration.
 pub struct Snapshot {
@@ -43,7 +23,9 @@ pub struct Snapshot {
     /// When kv-sync wrote that checkpoint (Unix ms); 0 if unknown.
     pub written_at_ms: i64,
     pub routes: Arc<Routes>,
-    pub tokens: Tokens,
+    /// Every live token by hash; a new snapshot shares the large base map with the previous
+    /// one and copies only the small overlay of recent changes (see `TokenTable`).
+    pub tokens: TokenTable,
 }
 
 /// What the loader last saw, for `/readyz`, metrics and logs.
@@ -106,6 +88,8 @@ pub struct Loader {
     identity: Option<(u64, u64)>,
     seq: i64,
     full: bool,
+    /// Shares teams and scope sets among token records (kept across polls).
+    interner: Interner,
 }
 
 fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
@@ -133,6 +117,7 @@ impl Loader {
             identity: None,
             seq: 0,
             full: true,
+            interner: Interner::default(),
         }
     }
 
@@ -192,14 +177,16 @@ impl Loader {
     async fn load_full(&mut self) -> Result<(), String> {
         let kv = self.kv.as_ref().expect("opened");
         let (seq, pairs) = kv.load(rec::PREFIX).await.map_err(|e| e.to_string())?;
-        let mut tokens = imbl::HashMap::new();
+        // A full load starts a fresh interner, so teams and scope sets no longer used go.
+        self.interner = Interner::default();
+        let mut tokens = Vec::new();
         let mut routes = None;
         let mut revision = (0, 0);
         let mut bad = 0;
         for (k, v) in pairs {
             match classify(&k, Some(&v)) {
                 Entry::Token(hash, Some(t)) => {
-                    tokens.insert(hash, Arc::new(t));
+                    tokens.push((hash, self.interner.token(&t)));
                 }
                 Entry::Routes(Some(t)) => routes = Some(t),
                 Entry::Revision(Some(r)) => revision = (r.revision, r.at),
@@ -228,7 +215,7 @@ impl Loader {
                     revision: revision.0,
                     written_at_ms: revision.1,
                     routes,
-                    tokens: Tokens(tokens),
+                    tokens: TokenTable::from_tokens(tokens),
                 })));
                 tracing::info!(revision = revision.0, "configuration loaded");
             }
@@ -251,7 +238,7 @@ impl Loader {
             self.full = true;
             return Ok(());
         };
-        let mut tokens = current.tokens.0.clone();
+        let mut token_changes: Vec<(TokenHash, Option<EdgeToken>)> = Vec::new();
         let mut routes = current.routes.clone();
         let mut revision = (current.revision, current.written_at_ms);
         let mut changed = false;
@@ -274,11 +261,8 @@ impl Loader {
                     changed = true;
                     for (k, v) in pairs {
                         match classify(&k, v.as_deref()) {
-                            Entry::Token(hash, Some(t)) => {
-                                tokens.insert(hash, Arc::new(t));
-                            }
-                            Entry::Token(hash, None) => {
-                                tokens.remove(&hash);
+                            Entry::Token(hash, t) => {
+                                token_changes.push((hash, t.map(|t| self.interner.token(&t))));
                             }
                             Entry::Routes(Some(t)) => {
                                 if let Some(r) = self.compile(&t) {
@@ -305,7 +289,11 @@ impl Loader {
                 revision: revision.0,
                 written_at_ms: revision.1,
                 routes,
-                tokens: Tokens(tokens),
+                tokens: if token_changes.is_empty() {
+                    current.tokens.clone()
+                } else {
+                    current.tokens.with_changes(token_changes)
+                },
             })));
         }
         Ok(())
@@ -338,7 +326,7 @@ impl Loader {
 }
 
 enum Entry {
-    Token(String, Option<rec::TokenRecord>),
+    Token(TokenHash, Option<rec::TokenRecord>),
     Routes(Option<rec::RouteTable>),
     Revision(Option<rec::RevisionRecord>),
     Bad,
@@ -351,11 +339,15 @@ fn classify(key: &str, value: Option<&[u8]>) -> Entry {
         tracing::warn!(error = %e, "skipping an undecodable KV record");
         Entry::Bad
     };
-    if let Some(hash) = key.strip_prefix(rec::TOKEN_PREFIX) {
+    if let Some(hex) = key.strip_prefix(rec::TOKEN_PREFIX) {
+        let Some(hash) = TokenHash::from_hex(hex) else {
+            tracing::warn!(key, "skipping a token record whose key is not a SHA-256 hex");
+            return Entry::Bad;
+        };
         return match value {
-            None => Entry::Token(hash.to_owned(), None),
+            None => Entry::Token(hash, None),
             Some(v) => match rec::decode::<rec::TokenRecord>(key, v) {
-                Ok(t) => Entry::Token(hash.to_owned(), Some(t)),
+                Ok(t) => Entry::Token(hash, Some(t)),
                 Err(e) => decode_err(e),
             },
         };

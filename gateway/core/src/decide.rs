@@ -22,11 +22,10 @@
 
 use crate::error::{GatewayError, Reject};
 use crate::key::{key_hash, presented_key};
-use crate::path::{check_query, normalize_path};
+use crate::path::{check_query, is_canonical_query, normalize_path};
 use crate::routes::{Route, Routes};
+use crate::tokens::{EdgeToken, TokenHash, TokenTable};
 use keygate_contracts::route::METHODS;
-use keygate_contracts::scope::Scope;
-use keygate_kv_record::TokenRecord;
 use std::collections::HashMap;
 
 /// `Access-Control-Allow-Headers` of a preflight answer.
@@ -42,22 +41,29 @@ pub struct Config {
     pub legacy_prefixes: Vec<String>,
 }
 
-/// Where token records come from: a map in tests and benchmarks, a cache in front of KV in
-/// the hosts. Synchronous and without `Send`: a Worker looks the hash up first (see
-/// [`crate::key_hash_of`]) and passes what it found.
+/// Where token records come from: a [`TokenTable`] in the native gateway and the benchmarks,
+/// a map in tests. Synchronous and without `Send`: a Worker looks the hash up in KV first
+/// (see [`crate::key_hash_of`]) and passes what it found.
 pub trait TokenSource {
-    /// The live record of the token whose SHA-256 hex is `hash`; `None`: unknown or revoked.
-    fn token(&self, hash: &str) -> Option<&TokenRecord>;
+    /// The live token whose key hashes to `hash`; `None`: unknown or revoked.
+    fn token(&self, hash: &TokenHash) -> Option<&EdgeToken>;
 }
 
-impl TokenSource for HashMap<String, TokenRecord> {
-    fn token(&self, hash: &str) -> Option<&TokenRecord> {
+impl TokenSource for TokenTable {
+    #[inline]
+    fn token(&self, hash: &TokenHash) -> Option<&EdgeToken> {
+        self.get(hash)
+    }
+}
+
+impl<S: std::hash::BuildHasher> TokenSource for HashMap<TokenHash, EdgeToken, S> {
+    fn token(&self, hash: &TokenHash) -> Option<&EdgeToken> {
         self.get(hash)
     }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for &T {
-    fn token(&self, hash: &str) -> Option<&TokenRecord> {
+    fn token(&self, hash: &TokenHash) -> Option<&EdgeToken> {
         (**self).token(hash)
     }
 }
@@ -88,36 +94,43 @@ pub enum Decision<'r> {
     Preflight(Preflight),
 }
 
-/// Forward to the route's backend. `Debug` redacts the credential value.
+/// Forward to the route's backend. Borrows the route and the token record from the tables
+/// it was decided against (nothing is copied per request but the URL). `Debug` redacts the
+/// credential value.
 pub struct Forward<'r> {
     pub route: &'r Route,
-    pub token_id: String,
-    /// SHA-256 hex of the presented key (rate-limit and usage key).
-    pub token_hash: String,
-    /// The token's team.
-    pub team: String,
-    /// The token's requests per minute; 0: none.
-    pub token_rpm: u32,
+    /// The token's record (id, team, requests per minute).
+    pub token: &'r EdgeToken,
+    /// SHA-256 of the presented key (rate-limit and usage key; [`TokenHash::hex`] for usage).
+    pub token_hash: TokenHash,
     /// The full backend URL, query included.
     pub url: String,
-    /// Header name (lower-case) and value of the backend credential.
-    pub credential: Option<(String, String)>,
     /// `Access-Control-Allow-Origin` for the response, when the request's origin is allowed.
     pub cors_origin: Option<String>,
+}
+
+impl<'r> Forward<'r> {
+    /// Header name (lower-case) and value of the route's backend credential.
+    pub fn credential(&self) -> Option<(&'r str, &'r str)> {
+        self.route
+            .credential
+            .as_ref()
+            .map(|(h, v)| (h.as_str(), v.as_str()))
+    }
 }
 
 impl std::fmt::Debug for Forward<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forward")
             .field("route", &self.route.name)
-            .field("token_id", &self.token_id)
+            .field("token_id", &self.token.id)
             .field("token_hash", &self.token_hash)
-            .field("team", &self.team)
-            .field("token_rpm", &self.token_rpm)
+            .field("team", &self.token.team)
+            .field("token_rpm", &self.token.rpm)
             .field("url", &self.url)
             .field(
                 "credential",
-                &self.credential.as_ref().map(|(h, _)| (h, "<redacted>")),
+                &self.credential().map(|(h, _)| (h, "<redacted>")),
             )
             .field("cors_origin", &self.cors_origin)
             .finish()
@@ -140,7 +153,7 @@ pub struct Preflight {
 pub fn decide<'r, T: TokenSource>(
     req: &Incoming,
     routes: &'r Routes,
-    tokens: &T,
+    tokens: &'r T,
     now_ms: i64,
 ) -> Decision<'r> {
     decide_with(req, routes, tokens, now_ms, &Config::default())
@@ -150,7 +163,7 @@ pub fn decide<'r, T: TokenSource>(
 pub fn decide_with<'r, T: TokenSource>(
     req: &Incoming,
     routes: &'r Routes,
-    tokens: &T,
+    tokens: &'r T,
     now_ms: i64,
     config: &Config,
 ) -> Decision<'r> {
@@ -169,11 +182,12 @@ pub fn decide_with<'r, T: TokenSource>(
     }
 }
 
-/// The SHA-256 hex of the request's key when it is present, unambiguous and well-formed,
-/// else the error `decide` would answer. Hosts whose token store is asynchronous (a Worker
-/// reading KV) look this hash up first, then call [`decide_with`] with what they found.
+/// The SHA-256 of the request's key when it is present, unambiguous and well-formed, else
+/// the error `decide` would answer. Hosts whose token store is asynchronous (a Worker
+/// reading KV) look this hash up first ([`TokenHash::hex`] is the KV key), then call
+/// [`decide_with`] with what they found.
 /// The error is `missing_key`, `ambiguous_key` or `invalid_key` (answer `Reject::of(e)`).
-pub fn key_hash_of(req: &Incoming, config: &Config) -> Result<String, GatewayError> {
+pub fn key_hash_of(req: &Incoming, config: &Config) -> Result<TokenHash, GatewayError> {
     let presented = presented_key(req.api_key, req.authorization)?;
     key_hash(presented, config)
 }
@@ -181,7 +195,7 @@ pub fn key_hash_of(req: &Incoming, config: &Config) -> Result<String, GatewayErr
 fn forward<'r, T: TokenSource>(
     req: &Incoming,
     routes: &'r Routes,
-    tokens: &T,
+    tokens: &'r T,
     now_ms: i64,
     config: &Config,
 ) -> Result<Forward<'r>, Box<Reject>> {
@@ -204,13 +218,13 @@ fn forward<'r, T: TokenSource>(
     let refuse = |kind: GatewayError, message: &str| {
         fail(Reject::new(kind, message).with_route(&route.name))
     };
-    if !route.allowed_teams.is_empty() && !route.allowed_teams.contains(&token.team) {
+    if !route.allowed_teams.is_empty() && !route.allowed_teams.iter().any(|t| **t == *token.team) {
         return Err(refuse(
             GatewayError::Forbidden,
             "this API key's team may not use this route",
         ));
     }
-    if !grants(token, route) {
+    if !token.scopes.grants(route) {
         return Err(refuse(
             GatewayError::Forbidden,
             GatewayError::Forbidden.default_message(),
@@ -232,31 +246,12 @@ fn forward<'r, T: TokenSource>(
     })?;
     Ok(Forward {
         route,
-        token_id: token.id.clone(),
+        token,
         token_hash: hash,
-        team: token.team.clone(),
-        token_rpm: token.rpm,
         url,
-        credential: route.credential.clone(),
         cors_origin: origin_str(req)
             .and_then(|o| route.cors_allow(o))
             .map(str::to_owned),
-    })
-}
-
-/// Whether one of the token's scopes grants the route: `Scope::parse(s)` then
-/// `Scope::grants`, with two shortcuts that give the same answer without allocating:
-/// `*` is `Scope::All`, and a scope equal to the route's name is a valid `Scope::Route`
-/// (the name passed the slug rule in `Routes::compile`). Any other non-`tag:` scope names
-/// another route (or is malformed) and grants nothing. Malformed scopes grant nothing (KV
-/// only holds validated scopes; this is defence in depth).
-fn grants(token: &TokenRecord, route: &Route) -> bool {
-    token.scopes.iter().any(|s| {
-        if s == "*" || *s == route.name {
-            return true;
-        }
-        s.starts_with("tag:")
-            && Scope::parse("scope", s).is_ok_and(|scope| scope.grants(&route.name, &route.tags))
     })
 }
 
@@ -267,12 +262,47 @@ fn grants(token: &TokenRecord, route: &Route) -> bool {
 /// are the backend's, it has no userinfo or fragment, and its path stays under the backend's
 /// base path. A reference that could change the authority (`//host`, `/\host`) cannot pass
 /// the path rules, and would fail this check if it did.
+///
+/// Fast path: when the reference is already in the form the parser leaves unchanged (every
+/// normalised path is, and so is a query without `"`, `<`, `>`, `'`; the backend's base path
+/// is checked once when routes are compiled), parsing it against the backend would give
+/// `origin + reference` exactly, with the backend's own scheme, host and port and a path
+/// under its base, so that string is the result. Debug builds (all tests, every vector)
+/// check it against the parser; a test compares the two over generated paths and queries.
 fn backend_url(route: &Route, path: &str, query: Option<&str>) -> Option<String> {
     let rest = if route.strip && route.prefix != "/" {
         &path[route.prefix.len()..]
     } else {
         path
     };
+    if route.canonical_base && query.is_none_or(is_canonical_query) {
+        let fast = join_canonical(route, rest, query);
+        debug_assert_eq!(Some(&fast), parsed_backend_url(route, rest, query).as_ref());
+        return Some(fast);
+    }
+    parsed_backend_url(route, rest, query)
+}
+
+/// `origin + base path + rest + ?query` (a normalised path and canonical query).
+fn join_canonical(route: &Route, rest: &str, query: Option<&str>) -> String {
+    let mut url = String::with_capacity(
+        route.origin.len() + route.base_path.len() + rest.len() + query.map_or(1, |q| q.len() + 2),
+    );
+    url.push_str(&route.origin);
+    url.push_str(&route.base_path);
+    url.push_str(rest);
+    if route.base_path.is_empty() && rest.is_empty() {
+        url.push('/');
+    }
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+/// The backend URL by the URL parser, with the same-origin and under-base checks.
+fn parsed_backend_url(route: &Route, rest: &str, query: Option<&str>) -> Option<String> {
     let mut reference = String::with_capacity(
         route.base_path.len() + rest.len() + query.map_or(1, |q| q.len() + 2),
     );
@@ -370,7 +400,120 @@ fn preflight<'r>(req: &Incoming, routes: &'r Routes) -> Option<Decision<'r>> {
 mod tests {
     use super::*;
     use crate::routes::EdgeKey;
+    use keygate_contracts::scope::Scope;
     use keygate_kv_record::{BackendAuth, RouteRecord, RouteTable};
+
+    /// The fast URL join gives what the URL parser gives, for every normalised path and
+    /// accepted query generated here (over backends with and without a base path, and
+    /// with and without prefix stripping); and queries it cannot take go the parser's way.
+    #[test]
+    fn fast_backend_url_equals_the_parser() {
+        let record = |id: &str, prefix: &str, backend: &str, strip: bool| RouteRecord {
+            id: id.into(),
+            name: id.into(),
+            team: "t".into(),
+            prefix: prefix.into(),
+            backend: backend.into(),
+            tags: vec![],
+            methods: vec![],
+            strip,
+            timeout_ms: 1,
+            auth: BackendAuth {
+                kind: "none".into(),
+                header: String::new(),
+                username: String::new(),
+                sealed: String::new(),
+            },
+            allowed_teams: vec![],
+            cors_origins: vec![],
+            rpm: 0,
+        };
+        let table = RouteTable {
+            v: 1,
+            routes: vec![
+                record("a", "/a", "http://b.internal:8080", false),
+                record("b", "/b", "https://b.internal/base/", true),
+                record("c", "/c/d", "http://10.0.0.1:81/x/y", true),
+                record("d", "/", "http://[::1]:9000/r", false),
+                record("e", "/e", "http://B.Internal:80/%7Euser/", true),
+            ],
+        };
+        let routes = Routes::compile(&table, &EdgeKey::from_bytes(&[0; 32])).unwrap();
+        // Path pieces: every class the path rules accept, including escapes they keep.
+        let pieces = [
+            "x",
+            "A.b",
+            "~u",
+            "-_",
+            "!$&'()*+,;=",
+            ":@",
+            "%20",
+            "%2F",
+            "%C3%A9",
+            "a;b",
+            "..a",
+            ".a.",
+            "%25",
+            "",
+            "seg",
+        ];
+        let queries = [
+            None,
+            Some(""),
+            Some("a=1&b=2"),
+            Some("q=%20x/y?z"),
+            Some("x={}|^`"),
+            Some("quote=\"a\""),
+            Some("lt=<"),
+            Some("it's"),
+            Some("b=\\"),
+        ];
+        let mut checked = 0;
+        for route in routes.iter() {
+            let prefix = if route.prefix == "/" {
+                ""
+            } else {
+                route.prefix.as_str()
+            };
+            for (i, a) in pieces.iter().enumerate() {
+                for b in pieces.iter().skip(i % 3) {
+                    for raw in [
+                        format!("{prefix}/{a}"),
+                        format!("{prefix}/{a}/{b}"),
+                        format!("{prefix}/{a}/{b}/"),
+                    ] {
+                        let Ok(path) = normalize_path(&raw) else {
+                            continue;
+                        };
+                        let Some(matched) = routes.lookup(&path) else {
+                            continue;
+                        };
+                        for q in queries {
+                            if q.is_some_and(|q| check_query(q).is_err()) {
+                                continue;
+                            }
+                            let rest = if matched.strip && matched.prefix != "/" {
+                                &path[matched.prefix.len()..]
+                            } else {
+                                &path[..]
+                            };
+                            let parsed = parsed_backend_url(matched, rest, q);
+                            assert_eq!(backend_url(matched, &path, q), parsed, "{raw} {q:?}");
+                            if matched.canonical_base && q.is_none_or(is_canonical_query) {
+                                assert_eq!(
+                                    Some(join_canonical(matched, rest, q)),
+                                    parsed,
+                                    "{raw} {q:?}"
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} fast-path cases");
+    }
 
     #[test]
     fn grants_equals_parse_then_grants() {
@@ -422,17 +565,10 @@ mod tests {
         ];
         for route in routes.iter() {
             for s in scopes {
-                let token = TokenRecord {
-                    v: 1,
-                    id: "t".into(),
-                    team: "t".into(),
-                    scopes: vec![s.into()],
-                    exp: None,
-                    rpm: 0,
-                };
+                let set = crate::tokens::ScopeSet::parse(&[s.to_owned()]);
                 let reference = Scope::parse("scope", s)
                     .is_ok_and(|scope| scope.grants(&route.name, &route.tags));
-                assert_eq!(grants(&token, route), reference, "{s:?} on {}", route.name);
+                assert_eq!(set.grants(route), reference, "{s:?} on {}", route.name);
             }
         }
     }

@@ -147,9 +147,9 @@ pub struct Reject {
     pub error: &'static str,
     /// Short, safe for clients: never a key, a scope list or a secret.
     pub message: String,
-    /// SHA-256 hex of the presented key, once it was well-formed enough to hash (for logs and
+    /// SHA-256 of the presented key, once it was well-formed enough to hash (for logs and
     /// usage); `None` for missing, ambiguous or malformed keys.
-    pub token_hash: Option<String>,
+    pub token_hash: Option<crate::TokenHash>,
     /// The matched route's name, once routing happened (never for 401s).
     pub route: Option<String>,
     /// The `Allow` header value of a 405.
@@ -188,8 +188,8 @@ impl Reject {
         error_body(self.error, &self.message, request_id)
     }
 
-    pub(crate) fn with_hash(mut self, hash: &str) -> Self {
-        self.token_hash = Some(hash.to_owned());
+    pub(crate) fn with_hash(mut self, hash: &crate::TokenHash) -> Self {
+        self.token_hash = Some(*hash);
         self
     }
 

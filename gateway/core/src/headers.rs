@@ -90,7 +90,8 @@ pub fn forward_headers<'h>(
 ) -> Vec<(String, Vec<u8>)> {
     let incoming: Vec<(&str, &[u8])> = incoming.collect();
     let named = connection_tokens(&incoming);
-    let credential_name = fwd.credential.as_ref().map(|(h, _)| h.as_str());
+    let credential = fwd.credential();
+    let credential_name = credential.map(|(h, _)| h);
     let mut out = Vec::with_capacity(incoming.len() + 5);
     for (name, value) in incoming {
         let lower = name.to_ascii_lowercase();
@@ -104,8 +105,8 @@ pub fn forward_headers<'h>(
         out.push(("x-forwarded-host".into(), client.host.as_bytes().to_vec()));
     }
     out.push(("x-request-id".into(), request_id.as_bytes().to_vec()));
-    if let Some((name, value)) = &fwd.credential {
-        out.push((name.clone(), value.as_bytes().to_vec()));
+    if let Some((name, value)) = credential {
+        out.push((name.to_owned(), value.as_bytes().to_vec()));
     }
     out
 }

@@ -3,7 +3,8 @@
 
 use crate::decide::Config;
 use crate::error::GatewayError;
-use keygate_contracts::token::{API_TOKEN_PREFIX, check_format, sha256_hex};
+use crate::tokens::TokenHash;
+use keygate_contracts::token::{API_TOKEN_PREFIX, check_format};
 
 /// Optional whitespace around header values and between a scheme and its credentials.
 fn trim_ows(v: &[u8]) -> &[u8] {
@@ -57,8 +58,8 @@ pub fn presented_key<'a>(
 }
 
 /// Checks the presented key's format (prefix, length, alphabet, checksum; legacy prefixes
-/// only when configured) and returns its SHA-256 hex, the token store's key. No lookup.
-pub fn key_hash(presented: &[u8], config: &Config) -> Result<String, GatewayError> {
+/// only when configured) and returns its SHA-256, the token store's key. No lookup.
+pub fn key_hash(presented: &[u8], config: &Config) -> Result<TokenHash, GatewayError> {
     let invalid = || GatewayError::InvalidKey;
     let key = std::str::from_utf8(presented).map_err(|_| invalid())?;
     let ok = if config.legacy_prefixes.is_empty() {
@@ -68,7 +69,7 @@ pub fn key_hash(presented: &[u8], config: &Config) -> Result<String, GatewayErro
         check_format(key, API_TOKEN_PREFIX, &legacy)
     };
     ok.map_err(|_| invalid())?;
-    Ok(sha256_hex(key))
+    Ok(TokenHash::of(key))
 }
 
 #[cfg(test)]
@@ -125,8 +126,8 @@ mod tests {
             legacy_prefixes: vec!["ntk".into()],
         };
         assert_eq!(
-            key_hash(legacy.as_bytes(), &cfg).unwrap(),
-            sha256_hex(&legacy)
+            key_hash(legacy.as_bytes(), &cfg).unwrap().hex(),
+            keygate_contracts::token::sha256_hex(&legacy)
         );
     }
 }

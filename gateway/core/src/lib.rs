@@ -41,6 +41,7 @@ pub mod path;
 pub mod rate;
 pub mod redirect;
 pub mod routes;
+pub mod tokens;
 pub mod vectors;
 
 pub use decide::{
@@ -56,6 +57,7 @@ pub use path::{PathError, check_query, normalize_path};
 pub use rate::{Limit, RateDecision, RateState, default_burst, gcra, gcra_all, ratelimit_headers};
 pub use redirect::rewrite_location;
 pub use routes::{AuthKind, EdgeKey, Route, RouteProblem, Routes};
+pub use tokens::{EdgeToken, Interner, ScopeSet, TokenHash, TokenTable};
 
 /// Re-exported so hosts need no direct dependency for the records they hand in.
 pub use keygate_kv_record::{RouteTable, TokenRecord};

@@ -94,6 +94,21 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// Whether the URL parser leaves `path` unchanged when it is the path of a reference: only
+/// path characters and `%`. Every path [`normalize_path`] returns passes.
+pub(crate) fn is_canonical_path(path: &str) -> bool {
+    path.bytes()
+        .all(|b| CLASS[usize::from(b)] == OK || b == b'%')
+}
+
+/// Whether the URL parser leaves a query (accepted by [`check_query`]) unchanged in an
+/// http(s) URL: it percent-encodes `"`, `<`, `>` and `'` there.
+pub(crate) fn is_canonical_query(query: &str) -> bool {
+    query
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\'' | b'#'))
+}
+
 fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),

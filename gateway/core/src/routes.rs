@@ -132,6 +132,11 @@ pub struct Route {
     pub(crate) backend_url: Url,
     /// The backend's path without its trailing `/` (`""` for the root).
     pub(crate) base_path: String,
+    /// `scheme://host[:port]` of the backend as the URL parser serialises it.
+    pub(crate) origin: String,
+    /// Whether `base_path` is in the form the URL parser leaves unchanged, so the backend URL
+    /// of a canonical request path can be assembled without re-parsing (see `decide`).
+    pub(crate) canonical_base: bool,
     /// Header name (lower-case) and value to send to the backend.
     pub(crate) credential: Option<(String, String)>,
 }
@@ -415,6 +420,8 @@ fn compile_one(rec: &RouteRecord, key: &EdgeKey, p: &mut Problems<'_>) -> Option
     let backend_url = backend?;
     let auth = auth?;
     let base_path = backend_url.path().trim_end_matches('/').to_owned();
+    let origin = backend_url[..url::Position::BeforePath].to_owned();
+    let canonical_base = crate::path::is_canonical_path(&base_path);
     let allow = if methods.is_empty() {
         METHODS.join(", ")
     } else {
@@ -437,6 +444,8 @@ fn compile_one(rec: &RouteRecord, key: &EdgeKey, p: &mut Problems<'_>) -> Option
         allow,
         backend_url,
         base_path,
+        origin,
+        canonical_base,
         credential,
     })
 }

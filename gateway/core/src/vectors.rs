@@ -12,7 +12,7 @@ use crate::headers::{Client, forward_headers};
 use crate::rate::{RateState, gcra, ratelimit_headers};
 use crate::redirect::rewrite_location;
 use crate::routes::{EdgeKey, Routes};
-use keygate_contracts::token::sha256_hex;
+use crate::tokens::{EdgeToken, Interner, TokenHash, TokenTable};
 use keygate_kv_record::{BackendAuth, RouteRecord, RouteTable, TokenRecord};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::Cell;
@@ -270,7 +270,10 @@ impl Summary {
 pub struct Loaded {
     pub key: EdgeKey,
     pub routes: Routes,
-    pub tokens: HashMap<String, TokenRecord>,
+    /// The fixture's tokens as the decision reads them.
+    pub tokens: TokenTable,
+    /// The same tokens' records, by hash (for checks on what a reject may show).
+    pub records: HashMap<TokenHash, TokenRecord>,
     pub config: Config,
     pub now_ms: i64,
     pub secrets: Vec<String>,
@@ -363,17 +366,20 @@ pub fn load(f: &Fixture) -> Result<Loaded, String> {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         format!("fixture.routes does not compile: {}", list.join("; "))
     })?;
-    let mut tokens = HashMap::new();
+    let mut records = HashMap::new();
     for (i, t) in f.tokens.iter().enumerate() {
         let record = token_record(&t.record, &format!("fixture.tokens[{i}].record"))?;
-        if tokens.insert(sha256_hex(&t.key), record).is_some() {
+        if records.insert(TokenHash::of(&t.key), record).is_some() {
             return Err(format!("fixture.tokens[{i}]: duplicate key"));
         }
     }
+    let mut interner = Interner::default();
+    let tokens = TokenTable::from_tokens(records.iter().map(|(h, r)| (*h, interner.token(r))));
     Ok(Loaded {
         key,
         routes,
         tokens,
+        records,
         config: Config {
             legacy_prefixes: f.legacy_prefixes.clone(),
         },
@@ -384,12 +390,12 @@ pub fn load(f: &Fixture) -> Result<Loaded, String> {
 
 /// A token source that counts lookups.
 struct Counting<'a> {
-    inner: &'a HashMap<String, TokenRecord>,
+    inner: &'a TokenTable,
     lookups: Cell<u32>,
 }
 
 impl TokenSource for Counting<'_> {
-    fn token(&self, hash: &str) -> Option<&TokenRecord> {
+    fn token(&self, hash: &TokenHash) -> Option<&EdgeToken> {
         self.lookups.set(self.lookups.get() + 1);
         self.inner.get(hash)
     }
@@ -521,13 +527,14 @@ fn run_decide(c: &DecideCase, l: &Loaded, failures: &mut Vec<String>) {
         }
         match (&decision, &c.expect) {
             (Decision::Forward(f), DecideExpect::Forward(w)) => {
+                let credential = f.credential().map(|(h, v)| (h.to_owned(), v.to_owned()));
                 let got = (
                     f.route.name.as_str(),
                     f.url.as_str(),
-                    f.token_id.as_str(),
-                    f.team.as_str(),
-                    f.token_rpm,
-                    &f.credential,
+                    &*f.token.id,
+                    &*f.token.team,
+                    f.token.rpm,
+                    &credential,
                     &f.cors_origin,
                 );
                 let want = (
@@ -542,7 +549,7 @@ fn run_decide(c: &DecideCase, l: &Loaded, failures: &mut Vec<String>) {
                 if got != want {
                     fail(format!("forward {got:?}, want {want:?}"));
                 }
-                if l.tokens.get(&f.token_hash).map(|t| &t.id) != Some(&f.token_id) {
+                if l.records.get(&f.token_hash).map(|t| t.id.as_str()) != Some(&*f.token.id) {
                     fail("token_hash is not the presented key's".into());
                 }
             }
@@ -576,7 +583,7 @@ fn run_decide(c: &DecideCase, l: &Loaded, failures: &mut Vec<String>) {
                         fail("the message shows the presented key".into());
                     }
                 }
-                if let Some(t) = r.token_hash.as_ref().and_then(|h| l.tokens.get(h)) {
+                if let Some(t) = r.token_hash.as_ref().and_then(|h| l.records.get(h)) {
                     for s in t.scopes.iter().filter(|s| s.len() > 1) {
                         if r.message.contains(s.as_str()) {
                             fail(format!("the message lists the token's scope {s:?}"));
