@@ -10,17 +10,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 pin_project_lite::pin_project! {
-    /// Passes `inner` through, adding each data frame's length to `count`.
+    /// Passes `inner` through, adding each data frame's length to `count` (if any).
     pub struct Counted<B> {
         #[pin]
         inner: B,
-        count: Arc<AtomicU64>,
+        count: Option<Arc<AtomicU64>>,
     }
 }
 
 impl<B> Counted<B> {
     pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
-        Self { inner, count }
+        Self {
+            inner,
+            count: Some(count),
+        }
+    }
+
+    /// Passes `inner` through without counting (nothing to report the bytes to).
+    pub fn uncounted(inner: B) -> Self {
+        Self { inner, count: None }
     }
 }
 
@@ -34,10 +42,11 @@ impl<B: Body<Data = Bytes>> Body for Counted<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let r = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &r
+        if let Some(count) = this.count
+            && let Poll::Ready(Some(Ok(f))) = &r
             && let Some(d) = f.data_ref()
         {
-            this.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+            count.fetch_add(d.len() as u64, Ordering::Relaxed);
         }
         r
     }
@@ -74,6 +83,11 @@ impl<B, F: FnOnce()> OnDone<B, F> {
             inner,
             done: Some(done),
         }
+    }
+
+    /// Passes `inner` through with nothing to run.
+    pub fn inert(inner: B) -> Self {
+        Self { inner, done: None }
     }
 }
 

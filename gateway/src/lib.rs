@@ -4,13 +4,14 @@
 //! response through without buffering.
 //!
 //! Codemap: [`config`] (flags and environment), [`snapshot`] (KV -> in-memory configuration,
-//! swapped atomically), [`proxy`] (the request path), [`body`] (streaming byte counters),
-//! [`usage`] (bounded usage-event buffer and sender), [`metrics`], [`server`] (listeners,
-//! admin endpoints, shutdown).
+//! swapped atomically), [`proxy`] (the request path), [`pool`] (each worker's backend
+//! connections), [`body`] (streaming byte counters), [`usage`] (bounded usage-event buffer
+//! and sender), [`metrics`], [`server`] (listeners, admin endpoints, shutdown).
 
 pub mod body;
 pub mod config;
 pub mod metrics;
+pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod snapshot;

@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 pub type RespBody = Either<Full<Bytes>, OnDone<Counted<Incoming>, Box<dyn FnOnce() + Send>>>;
 /// What a forwarded request streams.
 pub type ReqBody = Counted<Incoming>;
+/// The legacy pooled client: `https://` backends (and whatever [`Backends`] does not handle).
 pub type BackendClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ReqBody>;
+/// One worker's backend connections: its own pool for `http://`, [`BackendClient`] for the rest.
+pub type Backends = crate::pool::Backends<ReqBody>;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_KEYGATE_REVISION: HeaderName = HeaderName::from_static("x-keygate-revision");
@@ -151,6 +154,34 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
+/// Every value of one request header, on the stack for the usual zero to two values.
+enum Values<'a> {
+    Few([&'a [u8]; 2], usize),
+    Many(Vec<&'a [u8]>),
+}
+
+impl<'a> Values<'a> {
+    fn of(h: &'a HeaderMap, name: &HeaderName) -> Self {
+        let mut few: [&[u8]; 2] = [&[]; 2];
+        let mut n = 0;
+        for v in h.get_all(name) {
+            if n == few.len() {
+                return Self::Many(h.get_all(name).iter().map(|v| v.as_bytes()).collect());
+            }
+            few[n] = v.as_bytes();
+            n += 1;
+        }
+        Self::Few(few, n)
+    }
+
+    fn as_slice(&self) -> &[&'a [u8]] {
+        match self {
+            Self::Few(few, n) => &few[..*n],
+            Self::Many(v) => v,
+        }
+    }
+}
+
 fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> &str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
@@ -162,17 +193,16 @@ struct Usage {
 }
 
 impl Usage {
-    fn finish_now(mut self, app: &App, status: u16) {
+    /// Records an answered request: metrics under `route` (`-` when none matched) and, when
+    /// usage is on, the event.
+    fn finish_now(mut self, app: &App, status: u16, route: &str) {
         let elapsed = self.started.elapsed();
-        self.ev.status = u32::from(status);
-        self.ev.latency_us = elapsed.as_micros() as u64;
-        let route = if self.ev.route.is_empty() {
-            "-"
-        } else {
-            self.ev.route.as_str()
-        };
         app.metrics.observe(route, status, elapsed.as_secs_f64());
-        app.usage.push(self.ev);
+        if app.usage.enabled() {
+            self.ev.status = u32::from(status);
+            self.ev.latency_us = elapsed.as_micros() as u64;
+            app.usage.push(self.ev);
+        }
     }
 }
 
@@ -230,7 +260,7 @@ fn error_response(
 /// (connections stay on the thread that opened them). Never fails: every problem becomes a JSON error answer.
 pub async fn handle(
     app: Arc<App>,
-    backends: BackendClient,
+    backends: Backends,
     req: Request<Incoming>,
     peer: Peer,
 ) -> Result<Response<RespBody>, Infallible> {
@@ -261,7 +291,7 @@ pub async fn handle(
         let reject = Reject::of(GatewayError::NotReady);
         usage.ev.error = reject.error.to_owned();
         let resp = error_response(&reject, &request_id, None, &[("retry-after", "1".into())]);
-        usage.finish_now(&app, reject.status);
+        usage.finish_now(&app, reject.status, "-");
         return Ok(resp);
     };
     usage.ev.config_revision = snap.revision;
@@ -269,18 +299,14 @@ pub async fn handle(
 
     let decision = {
         let h = req.headers();
-        let api_key: Vec<&[u8]> = h.get_all(&X_API_KEY).iter().map(|v| v.as_bytes()).collect();
-        let authorization: Vec<&[u8]> = h
-            .get_all(header::AUTHORIZATION)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
+        let api_key = Values::of(h, &X_API_KEY);
+        let authorization = Values::of(h, &header::AUTHORIZATION);
         let incoming = core::Incoming {
             method: req.method().as_str(),
             path: req.uri().path(),
             query: req.uri().query(),
-            api_key: &api_key,
-            authorization: &authorization,
+            api_key: api_key.as_slice(),
+            authorization: authorization.as_slice(),
             origin: h.get(header::ORIGIN).map(|v| v.as_bytes()),
             preflight_method: h
                 .get(header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -302,13 +328,17 @@ pub async fn handle(
                     usage.ev.token_hash = hash.hex();
                 }
             }
-            usage.ev.route = reject.route.clone().unwrap_or_default();
+            if keep {
+                usage.ev.route = reject.route.clone().unwrap_or_default();
+            }
             let resp = error_response(&reject, &request_id, revision, &[]);
-            usage.finish_now(&app, reject.status);
+            usage.finish_now(&app, reject.status, reject.route.as_deref().unwrap_or("-"));
             return Ok(resp);
         }
         Decision::Preflight(p) => {
-            usage.ev.route = p.route.clone();
+            if keep {
+                usage.ev.route = p.route.clone();
+            }
             let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::NO_CONTENT);
             for (k, v) in &p.headers {
@@ -322,7 +352,7 @@ pub async fn handle(
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 r.headers_mut().insert(X_REQUEST_ID.clone(), v);
             }
-            usage.finish_now(&app, p.status);
+            usage.finish_now(&app, p.status, &p.route);
             return Ok(r);
         }
         Decision::Forward(f) => f,
@@ -332,7 +362,10 @@ pub async fn handle(
         usage.ev.token_id = fwd.token.id.to_string();
         usage.ev.team_id = fwd.token.team.to_string();
     }
-    usage.ev.route = fwd.route.name.clone();
+    let route_name = fwd.route.name.as_str();
+    if keep {
+        usage.ev.route = fwd.route.name.clone();
+    }
 
     // Rate limits: the token's own and the route's per-token limit, both or neither charged.
     let mut rate_headers: Vec<(&'static str, String)> = Vec::new();
@@ -374,7 +407,7 @@ pub async fn handle(
             );
             usage.ev.error = reject.error.to_owned();
             let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(&app, reject.status);
+            usage.finish_now(&app, reject.status, route_name);
             return Ok(resp);
         }
     }
@@ -415,14 +448,19 @@ pub async fn handle(
             headers.insert(header::UPGRADE, v);
         }
     }
-    let request_bytes = Arc::new(AtomicU64::new(0));
-    let out = match out.body(Counted::new(body, request_bytes.clone())) {
+    // Bytes are only counted for usage events.
+    let request_bytes = keep.then(|| Arc::new(AtomicU64::new(0)));
+    let counted = match &request_bytes {
+        Some(n) => Counted::new(body, n.clone()),
+        None => Counted::uncounted(body),
+    };
+    let out = match out.body(counted) {
         Ok(r) => r,
         Err(_) => {
             let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
             usage.ev.error = reject.error.to_owned();
             let resp = error_response(&reject, &request_id, revision, &[]);
-            usage.finish_now(&app, reject.status);
+            usage.finish_now(&app, reject.status, route_name);
             return Ok(resp);
         }
     };
@@ -439,9 +477,11 @@ pub async fn handle(
             tracing::warn!(route = %fwd.route.name, request_id = %request_id, error = %e, "backend request failed");
             let reject = Reject::of(GatewayError::BadGateway);
             usage.ev.error = reject.error.to_owned();
-            usage.ev.request_bytes = request_bytes.load(Ordering::Relaxed);
+            usage.ev.request_bytes = request_bytes
+                .as_ref()
+                .map_or(0, |n| n.load(Ordering::Relaxed));
             let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(&app, reject.status);
+            usage.finish_now(&app, reject.status, route_name);
             return Ok(resp);
         }
         Err(_) => {
@@ -449,9 +489,11 @@ pub async fn handle(
             tracing::warn!(route = %fwd.route.name, request_id = %request_id, timeout_ms = fwd.route.timeout_ms, "backend timed out");
             let reject = Reject::of(GatewayError::GatewayTimeout);
             usage.ev.error = reject.error.to_owned();
-            usage.ev.request_bytes = request_bytes.load(Ordering::Relaxed);
+            usage.ev.request_bytes = request_bytes
+                .as_ref()
+                .map_or(0, |n| n.load(Ordering::Relaxed));
             let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(&app, reject.status);
+            usage.finish_now(&app, reject.status, route_name);
             return Ok(resp);
         }
     };
@@ -499,7 +541,7 @@ pub async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
-    h.insert(X_KEYGATE_REVISION.clone(), HeaderValue::from(snap.revision));
+    h.insert(X_KEYGATE_REVISION.clone(), snap.revision_header.clone());
     for (k, v) in &rate_headers {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(*k, v);
@@ -512,7 +554,12 @@ pub async fn handle(
     // Latency and status are known now; bytes when the response body ends.
     let elapsed = started.elapsed();
     app.metrics
-        .observe(&usage.ev.route, status.as_u16(), elapsed.as_secs_f64());
+        .observe(route_name, status.as_u16(), elapsed.as_secs_f64());
+    let Some(request_bytes) = request_bytes else {
+        // Usage off: the body streams through untouched.
+        let body = OnDone::inert(Counted::uncounted(rbody));
+        return Ok(Response::from_parts(rparts, Either::Right(body)));
+    };
     usage.ev.status = u32::from(status.as_u16());
     usage.ev.latency_us = elapsed.as_micros() as u64;
     let response_bytes = Arc::new(AtomicU64::new(0));
@@ -617,6 +664,11 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
         header::UPGRADE,
     ];
     debug_assert!(HOP.iter().all(|n| core::is_hop_by_hop(n.as_str())));
+    // The usual response has a handful of headers and none of these: one pass over its
+    // names is cheaper than nine hashed removals.
+    if !h.keys().any(|k| HOP.contains(k)) {
+        return;
+    }
     for n in &HOP {
         if upgrade && (n == header::CONNECTION || n == header::UPGRADE) {
             continue;

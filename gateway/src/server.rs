@@ -200,7 +200,7 @@ async fn serve_public(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
-    let backends = proxy::backend_client();
+    let backends = proxy::Backends::new(proxy::backend_client());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-
 /// One consistent view of the edge configuration.
 pub struct Snapshot {
     /// The KV revision (kv-sync's checkpoint) this view includes; 0 if none was written.
@@ -26,6 +25,20 @@ pub struct Snapshot {
     /// Every live token by hash; a new snapshot shares the large base map with the previous
     /// one and copies only the small overlay of recent changes (see `TokenTable`).
     pub tokens: TokenTable,
+    /// `revision` as the `X-Keygate-Revision` header value (formatted once, not per request).
+    pub revision_header: http::HeaderValue,
+}
+
+impl Snapshot {
+    fn new(revision: (i64, i64), routes: Arc<Routes>, tokens: TokenTable) -> Self {
+        Self {
+            revision: revision.0,
+            written_at_ms: revision.1,
+            routes,
+            tokens,
+            revision_header: http::HeaderValue::from(revision.0),
+        }
+    }
 }
 
 /// What the loader last saw, for `/readyz`, metrics and logs.
@@ -211,12 +224,11 @@ impl Loader {
         self.full = false;
         match routes {
             Some(routes) => {
-                self.state.current.store(Some(Arc::new(Snapshot {
-                    revision: revision.0,
-                    written_at_ms: revision.1,
+                self.state.current.store(Some(Arc::new(Snapshot::new(
+                    revision,
                     routes,
-                    tokens: TokenTable::from_tokens(tokens),
-                })));
+                    TokenTable::from_tokens(tokens),
+                ))));
                 tracing::info!(revision = revision.0, "configuration loaded");
             }
             None => {
@@ -285,16 +297,14 @@ impl Loader {
             }
         }
         if changed {
-            self.state.current.store(Some(Arc::new(Snapshot {
-                revision: revision.0,
-                written_at_ms: revision.1,
-                routes,
-                tokens: if token_changes.is_empty() {
-                    current.tokens.clone()
-                } else {
-                    current.tokens.with_changes(token_changes)
-                },
-            })));
+            let tokens = if token_changes.is_empty() {
+                current.tokens.clone()
+            } else {
+                current.tokens.with_changes(token_changes)
+            };
+            self.state
+                .current
+                .store(Some(Arc::new(Snapshot::new(revision, routes, tokens))));
         }
         Ok(())
     }
@@ -341,7 +351,10 @@ fn classify(key: &str, value: Option<&[u8]>) -> Entry {
     };
     if let Some(hex) = key.strip_prefix(rec::TOKEN_PREFIX) {
         let Some(hash) = TokenHash::from_hex(hex) else {
-            tracing::warn!(key, "skipping a token record whose key is not a SHA-256 hex");
+            tracing::warn!(
+                key,
+                "skipping a token record whose key is not a SHA-256 hex"
+            );
             return Entry::Bad;
         };
         return match value {

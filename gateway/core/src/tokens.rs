@@ -139,7 +139,7 @@ impl ScopeSet {
     /// Whether one of the scopes grants `route` (same answer as [`Scope::grants`] on each).
     pub fn grants(&self, route: &Route) -> bool {
         self.all
-            || self.routes.iter().any(|n| *n == route.name)
+            || self.routes.contains(&route.name)
             || self.tags.iter().any(|t| route.tags.contains(t))
     }
 }
@@ -382,7 +382,7 @@ mod tests {
             for _ in 0..200 {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                 let n = (seed >> 8) % 4000;
-                let t = (seed % 3 != 0).then(|| tok(n + round, &mut i));
+                let t = (!seed.is_multiple_of(3)).then(|| tok(n + round, &mut i));
                 changes.push((h(n), t));
             }
             for (k, v) in &changes {
