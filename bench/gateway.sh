@@ -6,7 +6,7 @@
 # answers 200 and a small JSON body to anything):
 #   a  the upstream directly
 #   b  nginx as an API-key-checking reverse proxy (a `map` of the keys, keepalive pool)
-#   c  the Keygate gateway (target/release/keygate-gateway) over a local KV holding the same
+#   c  the Keygate gateway (target/gateway/keygate-gateway) over a local KV holding the same
 #      keys as tokens and the same routes (keygate-bench gateway-seed writes it)
 # After a warm-up, the targets run in interleaved rounds (order rotated each round); the
 # report gives the median over rounds of requests/s, p50/p99 latency and CPU seconds per
@@ -24,7 +24,8 @@
 #   --routes N          routes / nginx locations (default 100)
 #   --only LIST         targets, comma separated (default a,b,c; without --only, c is skipped
 #                       with a message while the keygate-gateway package does not exist)
-#   --gateway-bin PATH  the gateway binary (default target/release/keygate-gateway)
+#   --gateway-bin PATH  the gateway binary (default target/gateway/keygate-gateway, the
+#                       production profile `gateway` of Cargo.toml)
 #   --json-out FILE     JSON result (default bench/results/gateway.json; - for none)
 #   --no-build          do not run cargo build; use the binaries as they are
 #   --keep              keep the work directory (configs, logs, KV) and print its path
@@ -37,7 +38,7 @@ source "$KG_ROOT/scripts/lib/ensure.sh"
 # shellcheck source=scripts/lib/pg.sh
 source "$KG_ROOT/scripts/lib/pg.sh" # kg_free_port
 
-usage() { sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,32s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # Targets of the issue.
 THROUGHPUT_TARGET=1.0 # keygate req/s / nginx req/s, at least
@@ -124,7 +125,7 @@ else
     fi
 fi
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
-GATEWAY_BIN=${GATEWAY_BIN:-$TARGET_DIR/release/keygate-gateway}
+GATEWAY_BIN=${GATEWAY_BIN:-$TARGET_DIR/gateway/keygate-gateway}
 
 # ------------------------------------------------------------- tools
 
@@ -141,16 +142,16 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 CLK_TCK=$(getconf CLK_TCK)
 
 if [[ -n "$BUILD" ]]; then
-    pkgs=(-p keygate-bench)
+    kg_log "building keygate-bench (release)"
+    nice -n 10 cargo build --release -p keygate-bench
     if has_target c && gateway_package_exists; then
-        pkgs+=(-p keygate-gateway)
+        kg_log "building keygate-gateway (profile gateway: release + fat LTO, 1 codegen unit)"
+        nice -n 10 cargo build --profile gateway -p keygate-gateway
     fi
-    kg_log "building ${pkgs[*]} (release)"
-    nice -n 10 cargo build --release "${pkgs[@]}"
 fi
 [[ -x "$BENCH_BIN" ]] || kg_die "$BENCH_BIN not found: cargo build --release -p keygate-bench"
 if has_target c; then
-    [[ -x "$GATEWAY_BIN" ]] || kg_die "$GATEWAY_BIN not found: cargo build --release -p keygate-gateway"
+    [[ -x "$GATEWAY_BIN" ]] || kg_die "$GATEWAY_BIN not found: cargo build --profile gateway -p keygate-gateway"
 fi
 
 # -------------------------------------------------- processes and cleanup
@@ -345,6 +346,13 @@ $(nginx_temp_paths "$NX_DIR")
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header X-API-Key "";
+    # The forwarding contract the gateway keeps, so both proxies do the same work per
+    # request: client address, scheme and host to the backend, and a request id both ways.
+    proxy_set_header X-Forwarded-For \$remote_addr;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Forwarded-Host \$host;
+    proxy_set_header X-Request-Id \$request_id;
+    add_header X-Request-Id \$request_id always;
     server {
         listen 127.0.0.1:${PORT[b]};
         if (\$kg_ok = 0) { return 401; }

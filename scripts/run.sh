@@ -158,13 +158,15 @@ kg_log "checking toolchain"
 ensure_system_packages build
 kg_have cargo || kg_die "cargo not found: install Rust with rustup first"
 
-kg_log "building (release)"
-cargo build --release --locked -p keygate-control-plane -p keygate-cli -p keygate-kv-sync -p keygate-gateway
+kg_log "building (release; the gateway with its own whole-program-optimised profile)"
+cargo build --release --locked -p keygate-control-plane -p keygate-cli -p keygate-kv-sync
+cargo build --profile gateway --locked -p keygate-gateway
 
 # Where cargo put the binaries (honours CARGO_TARGET_DIR and .cargo/config).
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
     grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)
 BIN_DIR=${TARGET_DIR:-$KG_ROOT/target}/release
+GATEWAY_BIN=${TARGET_DIR:-$KG_ROOT/target}/gateway/keygate-gateway
 BIN_DIR_SHOWN=${BIN_DIR#"$KG_ROOT"/}
 
 # The data dir holds the database and key files, and a first start prints the
@@ -208,7 +210,7 @@ KEYGATE_ADDR=http://$URL_HOST \
     KEYGATE_GATEWAY_LISTEN=$GATEWAY_LISTEN \
     KEYGATE_GATEWAY_ADMIN_LISTEN=$GATEWAY_ADMIN_LISTEN \
     KEYGATE_PUBLIC_URL=${KEYGATE_PUBLIC_URL:-$GATEWAY_URL} \
-    start_service gateway "$BIN_DIR/keygate-gateway"
+    start_service gateway "$GATEWAY_BIN"
 wait_for_tcp gateway "$GATEWAY_LISTEN"
 if [[ -n "${DATABASE_URL:-}" ]]; then
     DB_SHOWN="$(kg_redact_url "$DATABASE_URL") (from DATABASE_URL)"

@@ -1,4 +1,8 @@
 //! Prometheus metrics. Names are defined here and nowhere else.
+//!
+//! Request series carry a `worker` label (the worker thread's index): each worker counts into
+//! its own series, so two cores never increment the same counter (a shared counter's cache
+//! line would move between cores on every request). Sum over `worker` for the gateway's total.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,11 +19,23 @@ pub struct RequestLabels {
     /// Route name, or `-` when no route matched.
     pub route: String,
     pub status: u16,
+    pub worker: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
     pub route: String,
+    pub worker: u16,
+}
+
+thread_local! {
+    /// The worker index requests observed on this thread are counted under.
+    static WORKER: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts this thread's requests under worker `index` (called once by each worker thread).
+pub fn set_thread_worker(index: usize) {
+    WORKER.with(|w| w.set(u16::try_from(index).unwrap_or(u16::MAX)));
 }
 
 pub struct Metrics {
@@ -142,6 +158,7 @@ impl Metrics {
     /// used, so the usual request costs one lookup by route name in a thread-local map, no
     /// label allocation and no lock on the shared families (a series is created there once).
     pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        let worker = WORKER.with(|w| w.get());
         SERIES.with(|cache| {
             let mut cache = cache.borrow_mut();
             let routes = cache.entry(self.id).or_default();
@@ -154,6 +171,7 @@ impl Metrics {
                             .latency
                             .get_or_create(&RouteLabel {
                                 route: route.to_owned(),
+                                worker,
                             })
                             .clone(),
                         by_status: Vec::new(),
@@ -170,6 +188,7 @@ impl Metrics {
                         .get_or_create(&RequestLabels {
                             route: route.to_owned(),
                             status,
+                            worker,
                         })
                         .clone();
                     c.inc();
@@ -209,20 +228,23 @@ impl Default for Metrics {
 mod tests {
     use super::*;
 
-    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-        text.lines().find(|l| l.starts_with(prefix))
+    fn value(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned))
     }
 
-    /// Counts from several threads and several routes land in the shared series, and two
+    /// Counts from several threads and routes land in their worker's series, and two
     /// instances in one process (one thread-local cache) do not see each other's counts.
     #[test]
-    fn observe_counts_per_route_and_status_across_threads_and_instances() {
+    fn observe_counts_per_route_status_and_worker_across_threads_and_instances() {
         let a = std::sync::Arc::new(Metrics::new());
         let b = Metrics::new();
         let threads: Vec<_> = (0..3)
-            .map(|_| {
+            .map(|i| {
                 let a = a.clone();
                 std::thread::spawn(move || {
+                    // Threads 0 and 1 count as worker 0, thread 2 as worker 1.
+                    set_thread_worker(i / 2);
                     for _ in 0..100 {
                         a.observe("pay", 200, 0.001);
                     }
@@ -236,29 +258,35 @@ mod tests {
         }
         b.observe("pay", 200, 0.001);
         let text = a.encode();
-        let req = |route: &str, status: u16| {
-            let prefix =
-                format!("keygate_gateway_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
-            line(&text, &prefix).map(|l| l[prefix.len()..].to_owned())
-        };
-        assert_eq!(req("pay", 200).as_deref(), Some("300"), "{text}");
-        assert_eq!(req("pay", 502).as_deref(), Some("3"));
-        assert_eq!(req("-", 401).as_deref(), Some("3"));
-        assert!(
-            line(
+        let req = |route: &str, status: u16, worker: u16| {
+            value(
                 &text,
-                "keygate_gateway_request_duration_seconds_count{route=\"pay\"} 303"
+                &format!(
+                    "keygate_gateway_requests_total{{route=\"{route}\",status=\"{status}\",worker=\"{worker}\"}}"
+                ),
             )
-            .is_some(),
+        };
+        assert_eq!(req("pay", 200, 0).as_deref(), Some("200"), "{text}");
+        assert_eq!(req("pay", 200, 1).as_deref(), Some("100"), "{text}");
+        assert_eq!(req("pay", 502, 0).as_deref(), Some("2"));
+        assert_eq!(req("-", 401, 1).as_deref(), Some("1"));
+        assert_eq!(
+            value(
+                &text,
+                "keygate_gateway_request_duration_seconds_count{route=\"pay\",worker=\"0\"}"
+            )
+            .as_deref(),
+            Some("202"),
             "{text}"
         );
         let other = b.encode();
-        assert!(
-            line(
+        assert_eq!(
+            value(
                 &other,
-                "keygate_gateway_requests_total{route=\"pay\",status=\"200\"} 1"
+                "keygate_gateway_requests_total{route=\"pay\",status=\"200\",worker=\"0\"}"
             )
-            .is_some(),
+            .as_deref(),
+            Some("1"),
             "{other}"
         );
     }

@@ -210,7 +210,12 @@ where
                 by_authority: HashMap::default(),
                 tick: 0,
             }),
-            h1: http1::Builder::new(),
+            h1: {
+                // Small requests: one flattened write beats a vectored one (see server.rs).
+                let mut h1 = http1::Builder::new();
+                h1.writev(false);
+                h1
+            },
             legacy,
             limits,
         });

@@ -58,7 +58,6 @@ pub struct App {
     pub core: core::Config,
     pub public_url: Option<String>,
     limits: DashMap<core::TokenHash, LimitState>,
-    seq: AtomicU64,
     boot: u32,
 }
 
@@ -77,25 +76,8 @@ impl App {
             core,
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
             limits: DashMap::new(),
-            seq: AtomicU64::new(0),
             boot: rand::random(),
         }
-    }
-
-    /// `gw-` + 8 hex digits of this process's boot id + 12 of a counter: unique per process
-    /// run, cheap (no formatting machinery on the hot path).
-    fn request_id(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut out = [0u8; 23];
-        out[..3].copy_from_slice(b"gw-");
-        for i in 0..8 {
-            out[3 + i] = HEX[((self.boot >> (28 - 4 * i)) & 0xf) as usize];
-        }
-        for i in 0..12 {
-            out[11 + i] = HEX[((n >> (44 - 4 * i)) & 0xf) as usize];
-        }
-        String::from_utf8(out.to_vec()).expect("ASCII")
     }
 
     /// Forgets rate-limit states that are back to full (their tokens are idle).
@@ -105,20 +87,105 @@ impl App {
     }
 }
 
+/// One worker thread's view of the gateway: the shared [`App`], its own backend pool, request
+/// id counter and handle to the current snapshot.
+///
+/// Nothing here is written by another worker, so a request touches no cache line another core
+/// writes: two workers incrementing one shared counter (an `Arc`'s refcount, a request id
+/// sequence) would pass that line back and forth between cores on every request, which on
+/// this kind of machine costs more than the request's own decision. Per-request clones are of
+/// the worker's own `Arc`s; the shared snapshot is re-fetched only when the loader replaced it.
+pub struct Worker {
+    pub app: Arc<App>,
+    pub backends: Backends,
+    /// The high 8 bits of this worker's request ids' counter part.
+    index: u8,
+    seq: AtomicU64,
+    snapshot: std::sync::Mutex<Option<(u64, Arc<WorkerSnapshot>)>>,
+}
+
+/// The current snapshot as one worker holds it.
+pub struct WorkerSnapshot {
+    pub snap: Arc<crate::snapshot::Snapshot>,
+    /// `X-Keygate-Revision`, formatted once per snapshot and worker.
+    pub revision_header: HeaderValue,
+}
+
+impl Worker {
+    pub fn new(app: Arc<App>, backends: Backends, index: usize) -> Self {
+        Self {
+            app,
+            backends,
+            index: (index % 256) as u8,
+            seq: AtomicU64::new(0),
+            snapshot: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The current snapshot: this worker's handle, refreshed when the loader stored a new one.
+    pub fn snapshot(&self) -> Option<Arc<WorkerSnapshot>> {
+        let generation = self.app.state.generation();
+        let mut cached = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, s)) = &*cached
+            && *g == generation
+        {
+            return Some(s.clone());
+        }
+        let snap = self.app.state.load()?;
+        let fresh = Arc::new(WorkerSnapshot {
+            revision_header: HeaderValue::from(snap.revision),
+            snap,
+        });
+        *cached = Some((generation, fresh.clone()));
+        Some(fresh)
+    }
+
+    /// `gw-` + 8 hex digits of this process's boot id + 12 of the worker index (2) and its
+    /// counter (10): unique per process run, cheap (no formatting machinery on the hot path).
+    fn request_id(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = (u64::from(self.index) << 40)
+            | (self.seq.fetch_add(1, Ordering::Relaxed) & 0xff_ffff_ffff);
+        let boot = self.app.boot;
+        let mut out = [0u8; 23];
+        out[..3].copy_from_slice(b"gw-");
+        for i in 0..8 {
+            out[3 + i] = HEX[((boot >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        for i in 0..12 {
+            out[11 + i] = HEX[((n >> (44 - 4 * i)) & 0xf) as usize];
+        }
+        String::from_utf8(out.to_vec()).expect("ASCII")
+    }
+}
+
 /// The caller's connection, formatted once per connection rather than per request.
 #[derive(Clone)]
 pub struct Peer {
     pub addr: SocketAddr,
     pub ip: Arc<str>,
+    /// `ip` as the `X-Forwarded-For` value.
+    pub forwarded_for: HeaderValue,
 }
 
 impl Peer {
     pub fn new(addr: SocketAddr) -> Self {
+        let ip = addr.ip().to_string();
         Self {
             addr,
-            ip: addr.ip().to_string().into(),
+            forwarded_for: HeaderValue::from_str(&ip).expect("an IP address is a header value"),
+            ip: ip.into(),
         }
     }
+}
+
+/// What the gateway adds to a forwarded request besides the route's credential.
+struct Added<'a> {
+    /// `X-Forwarded-For`: the TCP peer's address.
+    forwarded_for: &'a HeaderValue,
+    /// `X-Forwarded-Host`: the caller's `Host` (or HTTP/2 `:authority`), if any.
+    host: Option<HeaderValue>,
+    request_id: HeaderValue,
 }
 
 /// A pooled HTTP/1.1 + HTTP/2 client to backends, http and https (webpki roots).
@@ -259,14 +326,14 @@ fn error_response(
 /// Handles one request with `backends`, the calling worker thread's own connection pool
 /// (connections stay on the thread that opened them). Never fails: every problem becomes a JSON error answer.
 pub async fn handle(
-    app: Arc<App>,
-    backends: Backends,
+    worker: Arc<Worker>,
     req: Request<Incoming>,
     peer: Peer,
 ) -> Result<Response<RespBody>, Infallible> {
+    let app: &App = &worker.app;
     let started = Instant::now();
     let now = now_ms();
-    let request_id = app.request_id();
+    let request_id = worker.request_id();
     // Usage events are only built when they are sent somewhere; metrics need just the route.
     let keep = app.usage.enabled();
     let mut usage = Usage {
@@ -287,13 +354,14 @@ pub async fn handle(
         },
         started,
     };
-    let Some(snap) = app.state.load() else {
+    let Some(current) = worker.snapshot() else {
         let reject = Reject::of(GatewayError::NotReady);
         usage.ev.error = reject.error.to_owned();
         let resp = error_response(&reject, &request_id, None, &[("retry-after", "1".into())]);
-        usage.finish_now(&app, reject.status, "-");
+        usage.finish_now(app, reject.status, "-");
         return Ok(resp);
     };
+    let snap = &current.snap;
     usage.ev.config_revision = snap.revision;
     let revision = Some(snap.revision);
 
@@ -315,7 +383,7 @@ pub async fn handle(
         core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
     };
 
-    let fwd = match decision {
+    let mut fwd = match decision {
         Decision::Reject(reject) => {
             if keep {
                 usage.ev.error = reject.error.to_owned();
@@ -332,7 +400,7 @@ pub async fn handle(
                 usage.ev.route = reject.route.clone().unwrap_or_default();
             }
             let resp = error_response(&reject, &request_id, revision, &[]);
-            usage.finish_now(&app, reject.status, reject.route.as_deref().unwrap_or("-"));
+            usage.finish_now(app, reject.status, reject.route.as_deref().unwrap_or("-"));
             return Ok(resp);
         }
         Decision::Preflight(p) => {
@@ -352,7 +420,7 @@ pub async fn handle(
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 r.headers_mut().insert(X_REQUEST_ID.clone(), v);
             }
-            usage.finish_now(&app, p.status, &p.route);
+            usage.finish_now(app, p.status, &p.route);
             return Ok(r);
         }
         Decision::Forward(f) => f,
@@ -407,70 +475,66 @@ pub async fn handle(
             );
             usage.ev.error = reject.error.to_owned();
             let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(&app, reject.status, route_name);
+            usage.finish_now(app, reject.status, route_name);
             return Ok(resp);
         }
     }
 
     let (mut parts, body) = req.into_parts();
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    let client = core::Client {
-        ip: &peer.ip,
-        proto: "http",
-        host: &host,
-    };
-    let upgrade = parts
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut out = Request::builder()
-        .method(parts.method.clone())
-        .uri(fwd.url.as_str());
-    {
-        let headers = out.headers_mut().expect("builder has no error yet");
-        *headers = outgoing_headers(
-            std::mem::take(&mut parts.headers),
-            &fwd,
-            &client,
-            &request_id,
-        );
-        if let Some(u) = &upgrade
-            && let Ok(v) = HeaderValue::from_str(u)
-        {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, v);
-        }
-    }
+    // The caller's Host (HTTP/2: :authority), kept as the header value it arrived as.
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let upgrade = parts.headers.get(header::UPGRADE).cloned();
     // Bytes are only counted for usage events.
     let request_bytes = keep.then(|| Arc::new(AtomicU64::new(0)));
     let counted = match &request_bytes {
         Some(n) => Counted::new(body, n.clone()),
         None => Counted::uncounted(body),
     };
-    let out = match out.body(counted) {
-        Ok(r) => r,
+    let mut out = Request::new(counted);
+    *out.method_mut() = std::mem::take(&mut parts.method);
+    let request_id_value = HeaderValue::from_str(&request_id).expect("request ids are ASCII hex");
+    {
+        let headers = out.headers_mut();
+        *headers = outgoing_headers(
+            std::mem::take(&mut parts.headers),
+            fwd.credential(),
+            Added {
+                forwarded_for: &peer.forwarded_for,
+                host: host.clone(),
+                request_id: request_id_value.clone(),
+            },
+        );
+        if let Some(u) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, u);
+        }
+    }
+    // The URL string moves into the URI (parsed, not copied).
+    match http::Uri::try_from(std::mem::take(&mut fwd.url)) {
+        Ok(uri) => *out.uri_mut() = uri,
         Err(_) => {
             let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
             usage.ev.error = reject.error.to_owned();
             let resp = error_response(&reject, &request_id, revision, &[]);
-            usage.finish_now(&app, reject.status, route_name);
+            usage.finish_now(app, reject.status, route_name);
             return Ok(resp);
         }
     };
-    let client_upgrade = upgrade
-        .is_some()
+    let client_upgrade = out
+        .headers()
+        .contains_key(header::UPGRADE)
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         .flatten();
 
     let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
-    let mut resp = match tokio::time::timeout(timeout, backends.request(out)).await {
+    // The deadline counts from when the request arrived (and saves a clock read).
+    let deadline = tokio::time::Instant::from_std(started) + timeout;
+    let mut resp = match tokio::time::timeout_at(deadline, worker.backends.request(out)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             app.metrics.backend_errors.inc();
@@ -481,7 +545,7 @@ pub async fn handle(
                 .as_ref()
                 .map_or(0, |n| n.load(Ordering::Relaxed));
             let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(&app, reject.status, route_name);
+            usage.finish_now(app, reject.status, route_name);
             return Ok(resp);
         }
         Err(_) => {
@@ -493,7 +557,7 @@ pub async fn handle(
                 .as_ref()
                 .map_or(0, |n| n.load(Ordering::Relaxed));
             let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(&app, reject.status, route_name);
+            usage.finish_now(app, reject.status, route_name);
             return Ok(resp);
         }
     };
@@ -529,7 +593,10 @@ pub async fn handle(
     {
         let public = match &app.public_url {
             Some(u) => u.clone(),
-            None => format!("http://{host}"),
+            None => format!(
+                "http://{}",
+                host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("")
+            ),
         };
         if let Some(new) = core::rewrite_location(loc, fwd.route, &public)
             && let Ok(v) = HeaderValue::from_str(&new)
@@ -538,10 +605,8 @@ pub async fn handle(
         }
     }
     let h = &mut rparts.headers;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert(X_REQUEST_ID.clone(), v);
-    }
-    h.insert(X_KEYGATE_REVISION.clone(), snap.revision_header.clone());
+    h.insert(X_REQUEST_ID.clone(), request_id_value);
+    h.insert(X_KEYGATE_REVISION.clone(), current.revision_header.clone());
     for (k, v) in &rate_headers {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(*k, v);
@@ -579,9 +644,8 @@ pub async fn handle(
 /// [`core::forward_headers`] (kept equal by a test).
 fn outgoing_headers(
     mut h: HeaderMap,
-    fwd: &core::Forward,
-    client: &core::Client,
-    request_id: &str,
+    credential: Option<(&str, &str)>,
+    added: Added<'_>,
 ) -> HeaderMap {
     let named: Vec<String> = h
         .get_all(header::CONNECTION)
@@ -591,34 +655,40 @@ fn outgoing_headers(
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    let credential = fwd.credential();
     let credential_name = credential.map(|(n, _)| n);
-    let drop: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| !core::forwards_request_header(k.as_str(), &named, credential_name))
-        .cloned()
-        .collect();
-    for k in drop {
+    // Usually two or three names go (the key, Host, Connection): no allocation for those.
+    let mut drop: [Option<HeaderName>; 4] = Default::default();
+    let mut more: Vec<HeaderName> = Vec::new();
+    let mut n = 0;
+    for k in h.keys() {
+        if !core::forwards_request_header(k.as_str(), &named, credential_name) {
+            match drop.get_mut(n) {
+                Some(slot) => *slot = Some(k.clone()),
+                None => more.push(k.clone()),
+            }
+            n += 1;
+        }
+    }
+    for k in drop.into_iter().flatten().chain(more) {
         h.remove(k);
     }
     static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-    let mut add = |name: HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.append(name, v);
-        }
-    };
-    add(XFF.clone(), client.ip);
-    add(XFP.clone(), client.proto);
-    if !client.host.is_empty() {
-        add(XFH.clone(), client.host);
+    h.append(XFF.clone(), added.forwarded_for.clone());
+    // The native gateway does not terminate TLS.
+    h.append(XFP.clone(), HeaderValue::from_static("http"));
+    if let Some(host) = added.host.filter(|v| !v.is_empty()) {
+        h.append(XFH.clone(), host);
     }
-    add(X_REQUEST_ID.clone(), request_id);
+    h.append(X_REQUEST_ID.clone(), added.request_id);
     if let Some((name, value)) = credential
-        && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+        && let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        )
     {
-        add(name, value);
+        h.append(name, value);
     }
     h
 }
@@ -797,7 +867,13 @@ mod tests {
             &client,
             "gw-1",
         );
-        let mut got: Vec<(String, Vec<u8>)> = outgoing_headers(h, &fwd, &client, "gw-1")
+        let forwarded_for = HeaderValue::from_static("10.0.0.1");
+        let added = Added {
+            forwarded_for: &forwarded_for,
+            host: Some(HeaderValue::from_static("gw.example")),
+            request_id: HeaderValue::from_static("gw-1"),
+        };
+        let mut got: Vec<(String, Vec<u8>)> = outgoing_headers(h, fwd.credential(), added)
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect();
@@ -815,9 +891,18 @@ mod tests {
             core::Config::default(),
             None,
         );
-        let a = app.request_id();
-        let b = app.request_id();
+        let app = Arc::new(app);
+        let pool = || Backends::new(backend_client());
+        let (w0, w1) = (
+            Worker::new(app.clone(), pool(), 0),
+            Worker::new(app, pool(), 1),
+        );
+        let a = w0.request_id();
+        let b = w0.request_id();
+        let c = w1.request_id();
         assert_ne!(a, b);
+        assert_ne!(a, c, "workers count apart");
+        assert_eq!(a[..11], c[..11], "same boot id");
         assert_eq!(a.len(), 23);
         assert!(a.starts_with("gw-"));
         assert!(a[3..].bytes().all(|c| c.is_ascii_hexdigit()));

@@ -145,8 +145,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 .name(format!("gateway-worker-{i}"))
                 .spawn(move || {
                     rt.block_on(async move {
+                        crate::metrics::set_thread_worker(i);
                         match TcpListener::from_std(l) {
-                            Ok(l) => serve_public(l, app, stop).await,
+                            Ok(l) => serve_public(l, app, i, stop).await,
                             Err(e) => tracing::error!(error = %e, "worker listener failed"),
                         }
                     })
@@ -197,10 +198,19 @@ fn now_ms() -> i64 {
 async fn serve_public(
     listener: TcpListener,
     app: Arc<App>,
+    index: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let backends = proxy::Backends::new(proxy::backend_client());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Flatten each response into one buffer and one write(2): API answers are mostly small,
+    // and copying a few hundred bytes is cheaper than hyper's queue of buffers + writev.
+    // Large bodies pass through hyper's bounded write buffer (one extra memcpy per chunk).
+    builder.http1().writev(false);
+    let worker = Arc::new(proxy::Worker::new(
+        app,
+        proxy::Backends::new(proxy::backend_client()),
+        index,
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -215,11 +225,10 @@ async fn serve_public(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let backends = backends.clone();
+                let worker = worker.clone();
                 let peer = proxy::Peer::new(peer);
                 let service = service_fn(move |req: Request<Incoming>| {
-                    proxy::handle(app.clone(), backends.clone(), req, peer.clone())
+                    proxy::handle(worker.clone(), req, peer.clone())
                 });
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)

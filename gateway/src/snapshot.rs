@@ -13,6 +13,7 @@ use keygate_kv_record as rec;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One consistent view of the edge configuration.
@@ -25,8 +26,6 @@ pub struct Snapshot {
     /// Every live token by hash; a new snapshot shares the large base map with the previous
     /// one and copies only the small overlay of recent changes (see `TokenTable`).
     pub tokens: TokenTable,
-    /// `revision` as the `X-Keygate-Revision` header value (formatted once, not per request).
-    pub revision_header: http::HeaderValue,
 }
 
 impl Snapshot {
@@ -36,7 +35,6 @@ impl Snapshot {
             written_at_ms: revision.1,
             routes,
             tokens,
-            revision_header: http::HeaderValue::from(revision.0),
         }
     }
 }
@@ -59,6 +57,9 @@ pub struct LoadStatus {
 #[derive(Default)]
 pub struct ConfigState {
     current: ArcSwapOption<Snapshot>,
+    /// Bumped after every store, so workers can keep their own handle to the snapshot and
+    /// only reload it when this moves (a read of a rarely written word, no shared refcount).
+    generation: AtomicU64,
     status: Mutex<LoadStatus>,
 }
 
@@ -66,6 +67,16 @@ impl ConfigState {
     /// The current snapshot (cheap; hold it for one request).
     pub fn load(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
+    }
+
+    /// Changes whenever the snapshot is replaced; read it before [`Self::load`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn store(&self, snap: Snapshot) {
+        self.current.store(Some(Arc::new(snap)));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn status(&self) -> LoadStatus {
@@ -224,11 +235,11 @@ impl Loader {
         self.full = false;
         match routes {
             Some(routes) => {
-                self.state.current.store(Some(Arc::new(Snapshot::new(
+                self.state.store(Snapshot::new(
                     revision,
                     routes,
                     TokenTable::from_tokens(tokens),
-                ))));
+                ));
                 tracing::info!(revision = revision.0, "configuration loaded");
             }
             None => {
@@ -302,9 +313,7 @@ impl Loader {
             } else {
                 current.tokens.with_changes(token_changes)
             };
-            self.state
-                .current
-                .store(Some(Arc::new(Snapshot::new(revision, routes, tokens))));
+            self.state.store(Snapshot::new(revision, routes, tokens));
         }
         Ok(())
     }
