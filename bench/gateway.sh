@@ -26,6 +26,9 @@
 #                       with a message while the keygate-gateway package does not exist)
 #   --gateway-bin PATH  the gateway binary (default target/gateway/keygate-gateway, the
 #                       production profile `gateway` of Cargo.toml)
+#   --nginx-headers H   same (default): nginx sets the forwarding headers the gateway adds
+#                       (X-Forwarded-For/Proto/Host, X-Request-Id both ways); minimal: it
+#                       only strips X-API-Key (less work than the gateway does)
 #   --json-out FILE     JSON result (default bench/results/gateway.json; - for none)
 #   --no-build          do not run cargo build; use the binaries as they are
 #   --keep              keep the work directory (configs, logs, KV) and print its path
@@ -38,7 +41,7 @@ source "$KG_ROOT/scripts/lib/ensure.sh"
 # shellcheck source=scripts/lib/pg.sh
 source "$KG_ROOT/scripts/lib/pg.sh" # kg_free_port
 
-usage() { sed -n '2,32s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,35s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # Targets of the issue.
 THROUGHPUT_TARGET=1.0 # keygate req/s / nginx req/s, at least
@@ -56,6 +59,7 @@ GATEWAY_BIN=
 JSON_OUT=$KG_ROOT/bench/results/gateway.json
 BUILD=1
 KEEP=
+NGINX_HEADERS=same
 ORIG_ARGS="$*"
 
 need_value() { (($# >= 2)) || kg_die "$1 needs a value"; }
@@ -75,6 +79,7 @@ while (($# > 0)); do
     --only) need_value "$@"; ONLY=$2; shift 2 ;;
     --gateway-bin) need_value "$@"; GATEWAY_BIN=$2; shift 2 ;;
     --json-out) need_value "$@"; JSON_OUT=$2; shift 2 ;;
+    --nginx-headers) need_value "$@"; NGINX_HEADERS=$2; shift 2 ;;
     --no-build) BUILD=; shift ;;
     --keep) KEEP=1; shift ;;
     *) kg_die "unknown option: $1 (see --help)" ;;
@@ -85,6 +90,8 @@ for v in DURATION ROUNDS CONNECTIONS THREADS TOKENS ROUTES; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || kg_die "--${v,,} must be a positive integer"
 done
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || kg_die "--warmup must be a whole number of seconds"
+[[ "$NGINX_HEADERS" == same || "$NGINX_HEADERS" == minimal ]] ||
+    kg_die "--nginx-headers must be 'same' or 'minimal' (got '$NGINX_HEADERS')"
 ((CONNECTIONS >= THREADS)) || kg_die "--connections must be at least --threads"
 ((ROUTES <= 1000)) || kg_die "--routes must be at most 1000"
 
@@ -236,6 +243,20 @@ nginx_temp_paths() {
     done
 }
 
+# nginx_forwarding_headers — with --nginx-headers same, the forwarding contract the gateway
+# keeps, so both proxies do the same work per request: client address, scheme and host to
+# the backend, and a request id both ways.
+nginx_forwarding_headers() {
+    [[ "$NGINX_HEADERS" == same ]] || return 0
+    cat <<'EOF'
+    proxy_set_header X-Forwarded-For $remote_addr;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Host $host;
+    proxy_set_header X-Request-Id $request_id;
+    add_header X-Request-Id $request_id always;
+EOF
+}
+
 # start_nginx NAME DIR — run nginx in the foreground of a background job with DIR/nginx.conf;
 # sets NGINX_PID (the master).
 start_nginx() {
@@ -346,13 +367,7 @@ $(nginx_temp_paths "$NX_DIR")
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header X-API-Key "";
-    # The forwarding contract the gateway keeps, so both proxies do the same work per
-    # request: client address, scheme and host to the backend, and a request id both ways.
-    proxy_set_header X-Forwarded-For \$remote_addr;
-    proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_set_header X-Forwarded-Host \$host;
-    proxy_set_header X-Request-Id \$request_id;
-    add_header X-Request-Id \$request_id always;
+$(nginx_forwarding_headers)
     server {
         listen 127.0.0.1:${PORT[b]};
         if (\$kg_ok = 0) { return 401; }
@@ -536,8 +551,8 @@ done
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "null" || v == "") print "-"; else printf f, v }'; }
 
 echo
-printf '== gateway benchmark: medians of %d rounds x %d s, %d connections, %d wrk threads, %d tokens, %d routes ==\n' \
-    "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$TOKENS" "$ROUTES"
+printf '== gateway benchmark: medians of %d rounds x %d s, %d connections, %d wrk threads, %d tokens, %d routes, nginx headers %s ==\n' \
+    "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$TOKENS" "$ROUTES" "$NGINX_HEADERS"
 printf '%-26s %10s %9s %9s %18s %21s\n' target 'req/s' 'p50 ms' 'p99 ms' 'proxy CPU s/100k' 'upstream CPU s/100k'
 for t in a b c; do
     if has_target "$t"; then
@@ -591,7 +606,7 @@ if [[ "$JSON_OUT" != - ]]; then
         echo "  \"command\": $(json_str "bench/gateway.sh $ORIG_ARGS"),"
         echo "  \"machine\": {\"nproc\": $(nproc), \"cpu\": $(json_str "$CPU_MODEL"), \"kernel\": $(json_str "$(uname -r)"), \"loadavg_start\": $(json_str "$LOAD_START"), \"loadavg_end\": $(json_str "$LOAD_END")},"
         echo "  \"tools\": {\"nginx\": $(json_str "$("$NGINX" -v 2>&1)"), \"wrk\": $(json_str "$(wrk -v 2>&1 | head -n 1)")},"
-        echo "  \"options\": {\"duration_s\": $DURATION, \"rounds\": $ROUNDS, \"connections\": $CONNECTIONS, \"wrk_threads\": $THREADS, \"warmup_s\": $WARMUP, \"tokens\": $TOKENS, \"routes\": $ROUTES, \"targets\": [$(printf '"%s",' "${TARGETS[@]}" | sed 's/,$//')]},"
+        echo "  \"options\": {\"duration_s\": $DURATION, \"rounds\": $ROUNDS, \"connections\": $CONNECTIONS, \"wrk_threads\": $THREADS, \"warmup_s\": $WARMUP, \"tokens\": $TOKENS, \"routes\": $ROUTES, \"nginx_headers\": \"$NGINX_HEADERS\", \"targets\": [$(printf '"%s",' "${TARGETS[@]}" | sed 's/,$//')]},"
         if [[ -n "$SKIPPED_C" ]]; then
             echo "  \"skipped\": {\"c\": $(json_str "$SKIPPED_C")},"
         fi

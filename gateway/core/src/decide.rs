@@ -400,8 +400,9 @@ fn preflight<'r>(req: &Incoming, routes: &'r Routes) -> Option<Decision<'r>> {
 mod tests {
     use super::*;
     use crate::routes::EdgeKey;
+    use crate::routes::tests::record as route_record;
     use keygate_contracts::scope::Scope;
-    use keygate_kv_record::{BackendAuth, RouteRecord, RouteTable};
+    use keygate_kv_record::{RouteRecord, RouteTable};
 
     /// The fast URL join gives what the URL parser gives, for every normalised path and
     /// accepted query generated here (over backends with and without a base path, and
@@ -409,24 +410,9 @@ mod tests {
     #[test]
     fn fast_backend_url_equals_the_parser() {
         let record = |id: &str, prefix: &str, backend: &str, strip: bool| RouteRecord {
-            id: id.into(),
-            name: id.into(),
-            team: "t".into(),
-            prefix: prefix.into(),
             backend: backend.into(),
-            tags: vec![],
-            methods: vec![],
             strip,
-            timeout_ms: 1,
-            auth: BackendAuth {
-                kind: "none".into(),
-                header: String::new(),
-                username: String::new(),
-                sealed: String::new(),
-            },
-            allowed_teams: vec![],
-            cors_origins: vec![],
-            rpm: 0,
+            ..route_record(id, prefix)
         };
         let table = RouteTable {
             v: 1,
@@ -518,24 +504,9 @@ mod tests {
     #[test]
     fn grants_equals_parse_then_grants() {
         let rec = |id: &str, name: &str, prefix: &str, tags: &[&str]| RouteRecord {
-            id: id.into(),
             name: name.into(),
-            team: "t".into(),
-            prefix: prefix.into(),
-            backend: "http://b".into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            methods: vec![],
-            strip: false,
-            timeout_ms: 1,
-            auth: BackendAuth {
-                kind: "none".into(),
-                header: String::new(),
-                username: String::new(),
-                sealed: String::new(),
-            },
-            allowed_teams: vec![],
-            cors_origins: vec![],
-            rpm: 0,
+            ..route_record(id, prefix)
         };
         let table = RouteTable {
             v: 1,

@@ -543,10 +543,11 @@ fn check_origin(field: &str, v: &str) -> Result<(), FieldError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use keygate_kv_record::BackendAuth;
 
+    /// A valid route record without credential (other modules' tests build on it).
     pub(crate) fn record(id: &str, prefix: &str) -> RouteRecord {
         RouteRecord {
             id: id.into(),
