@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -214,8 +214,9 @@ struct RouteSeries {
 }
 
 thread_local! {
-    /// Per `Metrics` instance, per route name.
-    static SERIES: RefCell<HashMap<u64, HashMap<String, RouteSeries>>> = RefCell::default();
+    /// Per `Metrics` instance, per route name. FxHash: the keys are our own instance ids and
+    /// route names from the validated route table, not attacker-chosen.
+    static SERIES: RefCell<FxHashMap<u64, FxHashMap<String, RouteSeries>>> = RefCell::default();
 }
 
 impl Default for Metrics {

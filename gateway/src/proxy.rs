@@ -222,30 +222,63 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 }
 
 /// Every value of one request header, on the stack for the usual zero to two values.
-enum Values<'a> {
-    Few([&'a [u8]; 2], usize),
-    Many(Vec<&'a [u8]>),
+#[derive(Default)]
+struct Values<'a> {
+    few: [&'a [u8]; 2],
+    n: usize,
+    /// Every value, once there are more than two.
+    many: Vec<&'a [u8]>,
 }
 
 impl<'a> Values<'a> {
-    fn of(h: &'a HeaderMap, name: &HeaderName) -> Self {
-        let mut few: [&[u8]; 2] = [&[]; 2];
-        let mut n = 0;
-        for v in h.get_all(name) {
-            if n == few.len() {
-                return Self::Many(h.get_all(name).iter().map(|v| v.as_bytes()).collect());
+    fn push(&mut self, v: &'a [u8]) {
+        if self.n < self.few.len() {
+            self.few[self.n] = v;
+        } else {
+            if self.many.is_empty() {
+                self.many.extend_from_slice(&self.few);
             }
-            few[n] = v.as_bytes();
-            n += 1;
+            self.many.push(v);
         }
-        Self::Few(few, n)
+        self.n += 1;
     }
 
     fn as_slice(&self) -> &[&'a [u8]] {
-        match self {
-            Self::Few(few, n) => &few[..*n],
-            Self::Many(v) => v,
+        if self.many.is_empty() {
+            &self.few[..self.n]
+        } else {
+            &self.many
         }
+    }
+}
+
+/// The request headers the decision reads, gathered in one pass over the map (cheaper than
+/// one hashed lookup per name).
+#[derive(Default)]
+struct DecisionHeaders<'a> {
+    api_key: Values<'a>,
+    authorization: Values<'a>,
+    /// The first value, as `HeaderMap::get` gives.
+    origin: Option<&'a [u8]>,
+    preflight_method: Option<&'a [u8]>,
+}
+
+impl<'a> DecisionHeaders<'a> {
+    fn of(h: &'a HeaderMap) -> Self {
+        let mut d = Self::default();
+        for (name, value) in h {
+            let v = value.as_bytes();
+            if name == X_API_KEY {
+                d.api_key.push(v);
+            } else if name == header::AUTHORIZATION {
+                d.authorization.push(v);
+            } else if name == header::ORIGIN {
+                d.origin.get_or_insert(v);
+            } else if name == header::ACCESS_CONTROL_REQUEST_METHOD {
+                d.preflight_method.get_or_insert(v);
+            }
+        }
+        d
     }
 }
 
@@ -366,19 +399,15 @@ pub async fn handle(
     let revision = Some(snap.revision);
 
     let decision = {
-        let h = req.headers();
-        let api_key = Values::of(h, &X_API_KEY);
-        let authorization = Values::of(h, &header::AUTHORIZATION);
+        let h = DecisionHeaders::of(req.headers());
         let incoming = core::Incoming {
             method: req.method().as_str(),
             path: req.uri().path(),
             query: req.uri().query(),
-            api_key: api_key.as_slice(),
-            authorization: authorization.as_slice(),
-            origin: h.get(header::ORIGIN).map(|v| v.as_bytes()),
-            preflight_method: h
-                .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-                .map(|v| v.as_bytes()),
+            api_key: h.api_key.as_slice(),
+            authorization: h.authorization.as_slice(),
+            origin: h.origin,
+            preflight_method: h.preflight_method,
         };
         core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
     };
@@ -880,6 +909,42 @@ mod tests {
         want.sort();
         got.sort();
         assert_eq!(got, want);
+    }
+
+    /// The one-pass gathering gives what `get_all` / `get` give, for repeated names too.
+    #[test]
+    fn decision_headers_equal_lookups() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("x-api-key", "a"), ("accept", "*/*")],
+            &[("x-api-key", "a"), ("x-api-key", "b"), ("x-api-key", "c")],
+            &[
+                ("authorization", "Basic x"),
+                ("origin", "https://a"),
+                ("authorization", "Bearer k"),
+                ("origin", "https://b"),
+                ("access-control-request-method", "PUT"),
+                ("authorization", "Bearer j"),
+            ],
+        ];
+        for case in cases {
+            let mut h = HeaderMap::new();
+            for (k, v) in *case {
+                h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+            }
+            let d = DecisionHeaders::of(&h);
+            let all = |n: &HeaderName| -> Vec<&[u8]> {
+                h.get_all(n).iter().map(|v| v.as_bytes()).collect()
+            };
+            assert_eq!(d.api_key.as_slice(), all(&X_API_KEY), "{case:?}");
+            assert_eq!(d.authorization.as_slice(), all(&header::AUTHORIZATION));
+            assert_eq!(d.origin, h.get(header::ORIGIN).map(|v| v.as_bytes()));
+            assert_eq!(
+                d.preflight_method,
+                h.get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                    .map(|v| v.as_bytes())
+            );
+        }
     }
 
     #[test]
