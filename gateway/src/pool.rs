@@ -64,8 +64,7 @@ use hyper::client::conn::http1;
 use hyper_util::client::legacy;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -156,7 +155,8 @@ struct Inner<B> {
 }
 
 struct Hosts<B> {
-    by_authority: HashMap<Box<str>, Host<B>, BuildHasherDefault<Fx>>,
+    /// FxHash: authorities come from the route table, not from callers.
+    by_authority: FxHashMap<Box<str>, Host<B>>,
     /// Sweeps so far: the clock parked senders are stamped with.
     tick: u32,
 }
@@ -207,7 +207,7 @@ where
     pub fn with_limits(legacy: Legacy<B>, limits: Limits) -> Self {
         let inner = Arc::new(Inner {
             hosts: Mutex::new(Hosts {
-                by_authority: HashMap::default(),
+                by_authority: FxHashMap::default(),
                 tick: 0,
             }),
             h1: {
@@ -418,29 +418,6 @@ fn host_header(authority: &Authority) -> HeaderValue {
     };
     HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes()))
         .expect("an authority is a valid header value")
-}
-
-/// FxHash (rustc's): authorities come from the route table, not from callers, so a fast
-/// non-keyed hash is enough.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut add = |w: u64| self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        for &b in chunks.remainder() {
-            add(u64::from(b));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 #[cfg(test)]

@@ -222,35 +222,7 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 }
 
 /// Every value of one request header, on the stack for the usual zero to two values.
-#[derive(Default)]
-struct Values<'a> {
-    few: [&'a [u8]; 2],
-    n: usize,
-    /// Every value, once there are more than two.
-    many: Vec<&'a [u8]>,
-}
-
-impl<'a> Values<'a> {
-    fn push(&mut self, v: &'a [u8]) {
-        if self.n < self.few.len() {
-            self.few[self.n] = v;
-        } else {
-            if self.many.is_empty() {
-                self.many.extend_from_slice(&self.few);
-            }
-            self.many.push(v);
-        }
-        self.n += 1;
-    }
-
-    fn as_slice(&self) -> &[&'a [u8]] {
-        if self.many.is_empty() {
-            &self.few[..self.n]
-        } else {
-            &self.many
-        }
-    }
-}
+type Values<'a> = smallvec::SmallVec<[&'a [u8]; 2]>;
 
 /// The request headers the decision reads, gathered in one pass over the map (cheaper than
 /// one hashed lookup per name).
@@ -563,24 +535,23 @@ pub async fn handle(
     let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
     // The deadline counts from when the request arrived (and saves a clock read).
     let deadline = tokio::time::Instant::from_std(started) + timeout;
-    let mut resp = match tokio::time::timeout_at(deadline, worker.backends.request(out)).await {
-        Ok(Ok(r)) => r,
+    let outcome = match tokio::time::timeout_at(deadline, worker.backends.request(out)).await {
+        Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => {
             app.metrics.backend_errors.inc();
             tracing::warn!(route = %fwd.route.name, request_id = %request_id, error = %e, "backend request failed");
-            let reject = Reject::of(GatewayError::BadGateway);
-            usage.ev.error = reject.error.to_owned();
-            usage.ev.request_bytes = request_bytes
-                .as_ref()
-                .map_or(0, |n| n.load(Ordering::Relaxed));
-            let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(app, reject.status, route_name);
-            return Ok(resp);
+            Err(GatewayError::BadGateway)
         }
         Err(_) => {
             app.metrics.backend_timeouts.inc();
             tracing::warn!(route = %fwd.route.name, request_id = %request_id, timeout_ms = fwd.route.timeout_ms, "backend timed out");
-            let reject = Reject::of(GatewayError::GatewayTimeout);
+            Err(GatewayError::GatewayTimeout)
+        }
+    };
+    let mut resp = match outcome {
+        Ok(r) => r,
+        Err(kind) => {
+            let reject = Reject::of(kind);
             usage.ev.error = reject.error.to_owned();
             usage.ev.request_bytes = request_bytes
                 .as_ref()

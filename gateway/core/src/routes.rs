@@ -12,6 +12,7 @@ use keygate_contracts::route::{
 use keygate_contracts::seal::{SLOT_API_KEY, SLOT_BASIC, SLOT_BEARER, SealError, SealKey};
 use keygate_contracts::{FieldError, names};
 use keygate_kv_record::{RouteRecord, RouteTable};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use url::Url;
 
@@ -202,7 +203,9 @@ impl Route {
 #[derive(Debug, Default)]
 pub struct Routes {
     routes: Vec<Route>,
-    by_prefix: HashMap<String, usize, PrefixHash>,
+    /// FxHash: the keys are the table's own prefixes, fixed at compile time; requests only
+    /// look up, so HashDoS resistance is not needed and a fast hash on short keys is.
+    by_prefix: FxHashMap<String, usize>,
     longest_prefix: usize,
 }
 
@@ -226,7 +229,8 @@ impl Routes {
             });
         }
         let mut routes = Vec::with_capacity(table.routes.len());
-        let mut by_prefix = HashMap::with_capacity_and_hasher(table.routes.len(), PrefixHash);
+        let mut by_prefix =
+            FxHashMap::with_capacity_and_hasher(table.routes.len(), Default::default());
         let mut ids = std::collections::HashSet::with_capacity(table.routes.len());
         let mut names_seen: HashMap<&str, &str> = HashMap::with_capacity(table.routes.len());
         let mut prefixes_seen: HashMap<&str, &str> = HashMap::with_capacity(table.routes.len());
@@ -306,32 +310,6 @@ impl Routes {
                 Some(at) => candidate = &candidate[..at],
                 None => return None,
             }
-        }
-    }
-}
-
-/// The prefix index's hasher: FNV-1a, cheaper than SipHash on short keys. HashDoS
-/// resistance is not needed here: the keys are the route table's own prefixes, fixed at
-/// compile time; requests only look up.
-#[derive(Debug, Clone, Copy, Default)]
-struct PrefixHash;
-
-impl std::hash::BuildHasher for PrefixHash {
-    type Hasher = Fnv1a;
-    fn build_hasher(&self) -> Fnv1a {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-struct Fnv1a(u64);
-
-impl std::hash::Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }
