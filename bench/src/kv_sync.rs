@@ -42,6 +42,23 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Latency {
+    /// Appends a table of `rows` (name, distribution) to `out`, one line each, under a header.
+    pub fn write_table(out: &mut String, rows: &[(&str, &Latency)]) {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "", "n", "min ms", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"
+        );
+        for (name, l) in rows {
+            let _ = writeln!(
+                out,
+                "  {:<28} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                name, l.count, l.min_ms, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.mean_ms
+            );
+        }
+    }
+
     pub fn of(mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         let count = samples.len();

@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod gateway;
 pub mod gateway_propagation;
 pub mod kv_sync;
+pub mod process;
 pub mod report;
 pub mod stats;
 

@@ -105,19 +105,7 @@ impl ChildGateway {
     /// SIGTERM to its PID (the binary's clean stop) and up to 12 s to exit (it lets requests
     /// in flight finish for up to 10 s), then SIGKILL.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = tokio::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
-        }
-        if tokio::time::timeout(Duration::from_secs(12), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        crate::process::terminate(&mut self.child, Duration::from_secs(12)).await;
     }
 }
 

@@ -42,22 +42,14 @@ pub fn table(p: &GatewayPropagationResult) -> String {
             "revocations NOT spread (each starts just after a gateway poll)"
         }
     );
-    let _ = writeln!(
-        s,
-        "  {:<28} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "", "n", "min ms", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"
+    crate::kv_sync::Latency::write_table(
+        &mut s,
+        &[
+            ("Revoke returned -> 401", &p.latency),
+            ("RevokeToken call", &p.revoke_rpc),
+            ("one probe GET (200 or 401)", &p.probe),
+        ],
     );
-    for (name, l) in [
-        ("Revoke returned -> 401", &p.latency),
-        ("RevokeToken call", &p.revoke_rpc),
-        ("one probe GET (200 or 401)", &p.probe),
-    ] {
-        let _ = writeln!(
-            s,
-            "  {:<28} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            name, l.count, l.min_ms, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.mean_ms
-        );
-    }
     let _ = writeln!(
         s,
         "  revoked {}, timed out {}{}; {} probes still let through after Revoke returned; \

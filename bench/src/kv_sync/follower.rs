@@ -113,19 +113,7 @@ impl ChildFollower {
 
     /// SIGTERM (the binary's clean stop) and up to 5 s to exit, then SIGKILL.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = tokio::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
-        }
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        crate::process::terminate(&mut self.child, Duration::from_secs(5)).await;
     }
 }
 

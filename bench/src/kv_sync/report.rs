@@ -36,21 +36,13 @@ pub fn propagation_table(backend: &str, p: &PropagationResult) -> String {
         p.batch_window_ms,
         p.poll_ms
     );
-    let _ = writeln!(
-        s,
-        "  {:<28} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "", "n", "min ms", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"
+    crate::kv_sync::Latency::write_table(
+        &mut s,
+        &[
+            ("commit -> gone from KV", &p.latency),
+            ("RevokeToken call", &p.revoke_rpc),
+        ],
     );
-    for (name, l) in [
-        ("commit -> gone from KV", &p.latency),
-        ("RevokeToken call", &p.revoke_rpc),
-    ] {
-        let _ = writeln!(
-            s,
-            "  {:<28} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            name, l.count, l.min_ms, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.mean_ms
-        );
-    }
     let _ = writeln!(
         s,
         "  revoked {}, timed out {}{}; token keys left {} (expected {})",
