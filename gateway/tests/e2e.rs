@@ -797,25 +797,35 @@ async fn usage_events_reach_the_control_plane_and_set_last_used() {
     // A rejected request without a valid token is recorded too (no token id).
     assert_eq!(s.get("/echo/x", "kg_bogus").await.status(), 401);
 
-    let mut usage = UsageServiceClient::new(s.channel().await);
+    let usage = UsageServiceClient::new(s.channel().await);
+    // The first page (100) of usage events matching `filter`, as the admin of `s`.
+    let api_key = s.api_key.clone();
+    let list_events = |filter: pb::UsageFilter| {
+        let mut usage = usage.clone();
+        let req = with_key(
+            &api_key,
+            pb::ListUsageEventsRequest {
+                filter: Some(filter),
+                page_size: 100,
+                page_token: String::new(),
+            },
+        );
+        async move {
+            usage
+                .list_usage_events(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .events
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let events = loop {
-        let events = usage
-            .list_usage_events(with_key(
-                &s.api_key,
-                pb::ListUsageEventsRequest {
-                    filter: Some(pb::UsageFilter {
-                        token_id: id.clone(),
-                        ..Default::default()
-                    }),
-                    page_size: 100,
-                    page_token: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .events;
+        let events = list_events(pb::UsageFilter {
+            token_id: id.clone(),
+            ..Default::default()
+        })
+        .await;
         if events.len() >= 3 {
             break events;
         }
@@ -852,22 +862,11 @@ async fn usage_events_reach_the_control_plane_and_set_last_used() {
         .unwrap();
     assert!(token.last_used_at.is_some(), "last_used_at not set");
     // The rejected unknown key was sent as well, without a token id.
-    let all = usage
-        .list_usage_events(with_key(
-            &s.api_key,
-            pb::ListUsageEventsRequest {
-                filter: Some(pb::UsageFilter {
-                    status: 401,
-                    ..Default::default()
-                }),
-                page_size: 100,
-                page_token: String::new(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let all = list_events(pb::UsageFilter {
+        status: 401,
+        ..Default::default()
+    })
+    .await;
     assert!(
         all.iter()
             .any(|e| e.error == "invalid_key" && e.token_id.is_empty()),
