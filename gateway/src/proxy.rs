@@ -227,7 +227,7 @@ type Values<'a> = smallvec::SmallVec<[&'a [u8]; 2]>;
 /// The request headers the decision reads, gathered in one pass over the map (cheaper than
 /// one hashed lookup per name).
 #[derive(Default)]
-struct DecisionHeaders<'a> {
+pub struct DecisionHeaders<'a> {
     api_key: Values<'a>,
     authorization: Values<'a>,
     /// The first value, as `HeaderMap::get` gives.
@@ -236,7 +236,7 @@ struct DecisionHeaders<'a> {
 }
 
 impl<'a> DecisionHeaders<'a> {
-    fn of(h: &'a HeaderMap) -> Self {
+    pub fn of(h: &'a HeaderMap) -> Self {
         let mut d = Self::default();
         for (name, value) in h {
             let v = value.as_bytes();
@@ -254,17 +254,53 @@ impl<'a> DecisionHeaders<'a> {
     }
 }
 
-fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> &str {
-    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
-
-/// The usage event being filled in for one request.
-struct Usage {
-    ev: pb::UsageEvent,
+/// The usage event being filled in for one request, and when the request arrived.
+pub struct Usage {
+    pub ev: pb::UsageEvent,
     started: Instant,
 }
 
+/// `v` as `HeaderValue::to_str` gives it: visible ASCII (and tabs), else empty.
+fn visible_ascii(v: &[u8]) -> &str {
+    if v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        std::str::from_utf8(v).unwrap_or("")
+    } else {
+        ""
+    }
+}
+
 impl Usage {
+    /// A request's event, started when it arrived (`started`, `now` in ms since the epoch).
+    /// Filled in only when usage events are sent somewhere; metrics need just the route.
+    pub fn start(
+        app: &App,
+        started: Instant,
+        now: i64,
+        method: &str,
+        peer: &Peer,
+        user_agent: &[u8],
+        request_id: &str,
+    ) -> Self {
+        let ev = if app.usage.enabled() {
+            pb::UsageEvent {
+                time: Some(timestamp(now)),
+                method: method.to_owned(),
+                client_ip: peer.ip.to_string(),
+                user_agent: visible_ascii(user_agent).chars().take(512).collect(),
+                request_id: request_id.to_owned(),
+                ..Default::default()
+            }
+        } else {
+            pb::UsageEvent::default()
+        };
+        Self { ev, started }
+    }
+
+    /// When the request arrived.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Records an answered request: metrics under `route` (`-` when none matched) and, when
     /// usage is on, the event.
     fn finish_now(mut self, app: &App, status: u16, route: &str) {
@@ -275,6 +311,43 @@ impl Usage {
             self.ev.latency_us = elapsed.as_micros() as u64;
             app.usage.push(self.ev);
         }
+    }
+
+    /// A forwarded request's response head is known: metrics now, the event's status and
+    /// latency (completed by [`Usage::push`] when the body ends).
+    pub fn head_done(&mut self, app: &App, status: u16, route: &str) {
+        let elapsed = self.started.elapsed();
+        app.metrics.observe(route, status, elapsed.as_secs_f64());
+        self.ev.status = u32::from(status);
+        self.ev.latency_us = elapsed.as_micros() as u64;
+    }
+
+    /// Queues a forwarded request's event with its byte counts (usage on only).
+    pub fn push(mut self, app: &App, request_bytes: u64, response_bytes: u64) {
+        if app.usage.enabled() {
+            self.ev.request_bytes = request_bytes;
+            self.ev.response_bytes = response_bytes;
+            app.usage.push(self.ev);
+        }
+    }
+
+    /// A forwarded request that failed before a response head (backend error, timeout, a
+    /// URL that cannot be sent): its JSON answer, recorded.
+    pub fn failed(
+        mut self,
+        app: &App,
+        reject: Reject,
+        request_id: &str,
+        revision: i64,
+        rate_headers: &[(&'static str, String)],
+        route: &str,
+        request_bytes: u64,
+    ) -> Response<Bytes> {
+        self.ev.error = reject.error.to_owned();
+        self.ev.request_bytes = request_bytes;
+        let resp = error_response(&reject, request_id, Some(revision), rate_headers);
+        self.finish_now(app, reject.status, route);
+        resp
     }
 }
 
@@ -288,8 +361,8 @@ fn error_response(
     request_id: &str,
     revision: Option<i64>,
     extra: &[(&'static str, String)],
-) -> Response<RespBody> {
-    let mut r = Response::new(full(reject.body(request_id)));
+) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(reject.body(request_id)));
     *r.status_mut() =
         StatusCode::from_u16(reject.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
@@ -328,63 +401,48 @@ fn error_response(
     r
 }
 
-/// Handles one request with `backends`, the calling worker thread's own connection pool
-/// (connections stay on the thread that opened them). Never fails: every problem becomes a JSON error answer.
-pub async fn handle(
-    worker: Arc<Worker>,
-    req: Request<Incoming>,
-    peer: Peer,
-) -> Result<Response<RespBody>, Infallible> {
-    let app: &App = &worker.app;
-    let started = Instant::now();
-    let now = now_ms();
-    let request_id = worker.request_id();
-    // Usage events are only built when they are sent somewhere; metrics need just the route.
+/// The 503 answer before any configuration is loaded, recorded.
+pub fn not_ready(app: &App, mut usage: Usage, request_id: &str) -> Response<Bytes> {
+    let reject = Reject::of(GatewayError::NotReady);
+    usage.ev.error = reject.error.to_owned();
+    let resp = error_response(&reject, request_id, None, &[("retry-after", "1".into())]);
+    usage.finish_now(app, reject.status, "-");
+    resp
+}
+
+/// What [`admit`] makes of a decision.
+pub enum Admission<'s> {
+    /// The gateway answers itself (an error, a CORS preflight, a rate limit); metrics and the
+    /// usage event are recorded.
+    Answer(Response<Bytes>),
+    /// Forward: the request passed the decision and its rate limits.
+    Forward(Admitted<'s>),
+}
+
+/// A request to forward.
+pub struct Admitted<'s> {
+    pub fwd: core::Forward<'s>,
+    /// `RateLimit-*` headers for the answer, when a limit applies.
+    pub rate_headers: Vec<(&'static str, String)>,
+    pub usage: Usage,
+}
+
+/// What every front end does with the core's decision (HTTP/1 fast path and hyper alike):
+/// answers refused requests and preflights, attributes the usage event, and charges the
+/// token's and the route's rate limits (both or neither). `snap` is the snapshot `decision`
+/// was made against, `now` the request's arrival in ms since the epoch.
+pub fn admit<'s>(
+    app: &App,
+    snap: &'s crate::snapshot::Snapshot,
+    decision: Decision<'s>,
+    mut usage: Usage,
+    request_id: &str,
+    now: i64,
+) -> Admission<'s> {
     let keep = app.usage.enabled();
-    let mut usage = Usage {
-        ev: if keep {
-            pb::UsageEvent {
-                time: Some(timestamp(now)),
-                method: req.method().as_str().to_owned(),
-                client_ip: peer.ip.to_string(),
-                user_agent: header_str(req.headers(), header::USER_AGENT)
-                    .chars()
-                    .take(512)
-                    .collect(),
-                request_id: request_id.clone(),
-                ..Default::default()
-            }
-        } else {
-            pb::UsageEvent::default()
-        },
-        started,
-    };
-    let Some(current) = worker.snapshot() else {
-        let reject = Reject::of(GatewayError::NotReady);
-        usage.ev.error = reject.error.to_owned();
-        let resp = error_response(&reject, &request_id, None, &[("retry-after", "1".into())]);
-        usage.finish_now(app, reject.status, "-");
-        return Ok(resp);
-    };
-    let snap = &current.snap;
     usage.ev.config_revision = snap.revision;
     let revision = Some(snap.revision);
-
-    let decision = {
-        let h = DecisionHeaders::of(req.headers());
-        let incoming = core::Incoming {
-            method: req.method().as_str(),
-            path: req.uri().path(),
-            query: req.uri().query(),
-            api_key: h.api_key.as_slice(),
-            authorization: h.authorization.as_slice(),
-            origin: h.origin,
-            preflight_method: h.preflight_method,
-        };
-        core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
-    };
-
-    let mut fwd = match decision {
+    let fwd = match decision {
         Decision::Reject(reject) => {
             if keep {
                 usage.ev.error = reject.error.to_owned();
@@ -396,19 +454,17 @@ pub async fn handle(
                     }
                     usage.ev.token_hash = hash.hex();
                 }
-            }
-            if keep {
                 usage.ev.route = reject.route.clone().unwrap_or_default();
             }
-            let resp = error_response(&reject, &request_id, revision, &[]);
+            let resp = error_response(&reject, request_id, revision, &[]);
             usage.finish_now(app, reject.status, reject.route.as_deref().unwrap_or("-"));
-            return Ok(resp);
+            return Admission::Answer(resp);
         }
         Decision::Preflight(p) => {
             if keep {
                 usage.ev.route = p.route.clone();
             }
-            let mut r = Response::new(full(Bytes::new()));
+            let mut r = Response::new(Bytes::new());
             *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::NO_CONTENT);
             for (k, v) in &p.headers {
                 if let (Ok(k), Ok(v)) = (
@@ -418,11 +474,11 @@ pub async fn handle(
                     r.headers_mut().append(k, v);
                 }
             }
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
+            if let Ok(v) = HeaderValue::from_str(request_id) {
                 r.headers_mut().insert(X_REQUEST_ID.clone(), v);
             }
             usage.finish_now(app, p.status, &p.route);
-            return Ok(r);
+            return Admission::Answer(r);
         }
         Decision::Forward(f) => f,
     };
@@ -430,9 +486,6 @@ pub async fn handle(
         usage.ev.token_hash = fwd.token_hash.hex();
         usage.ev.token_id = fwd.token.id.to_string();
         usage.ev.team_id = fwd.token.team.to_string();
-    }
-    let route_name = fwd.route.name.as_str();
-    if keep {
         usage.ev.route = fwd.route.name.clone();
     }
 
@@ -475,11 +528,86 @@ pub async fn handle(
                 format!("rate limit of {} requests per minute exceeded", d.limit),
             );
             usage.ev.error = reject.error.to_owned();
-            let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(app, reject.status, route_name);
-            return Ok(resp);
+            let resp = error_response(&reject, request_id, revision, &rate_headers);
+            usage.finish_now(app, reject.status, &fwd.route.name);
+            return Admission::Answer(resp);
         }
     }
+    Admission::Forward(Admitted {
+        fwd,
+        rate_headers,
+        usage,
+    })
+}
+
+/// The request headers the decision reads, as the core wants them.
+pub fn incoming<'a>(
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    h: &'a DecisionHeaders<'_>,
+) -> core::Incoming<'a> {
+    core::Incoming {
+        method,
+        path,
+        query,
+        api_key: h.api_key.as_slice(),
+        authorization: h.authorization.as_slice(),
+        origin: h.origin,
+        preflight_method: h.preflight_method,
+    }
+}
+
+/// Handles one request with `backends`, the calling worker thread's own connection pool
+/// (connections stay on the thread that opened them). Never fails: every problem becomes a JSON error answer.
+pub async fn handle(
+    worker: Arc<Worker>,
+    req: Request<Incoming>,
+    peer: Peer,
+) -> Result<Response<RespBody>, Infallible> {
+    let app: &App = &worker.app;
+    let started = Instant::now();
+    let now = now_ms();
+    let request_id = worker.request_id();
+    let keep = app.usage.enabled();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map_or(&b""[..], |v| v.as_bytes());
+    let usage = Usage::start(
+        app,
+        started,
+        now,
+        req.method().as_str(),
+        &peer,
+        user_agent,
+        &request_id,
+    );
+    let Some(current) = worker.snapshot() else {
+        return Ok(not_ready(app, usage, &request_id).map(full));
+    };
+    let snap = &current.snap;
+    let revision = snap.revision;
+
+    let decision = {
+        let h = DecisionHeaders::of(req.headers());
+        let incoming = incoming(
+            req.method().as_str(),
+            req.uri().path(),
+            req.uri().query(),
+            &h,
+        );
+        core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
+    };
+    let Admitted {
+        mut fwd,
+        rate_headers,
+        mut usage,
+    } = match admit(app, snap, decision, usage, &request_id, now) {
+        Admission::Answer(r) => return Ok(r.map(full)),
+        Admission::Forward(a) => a,
+    };
+    let route_name = fwd.route.name.as_str();
 
     let (mut parts, body) = req.into_parts();
     // The caller's Host (HTTP/2: :authority), kept as the header value it arrived as.
@@ -520,10 +648,8 @@ pub async fn handle(
         Ok(uri) => *out.uri_mut() = uri,
         Err(_) => {
             let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
-            usage.ev.error = reject.error.to_owned();
-            let resp = error_response(&reject, &request_id, revision, &[]);
-            usage.finish_now(app, reject.status, route_name);
-            return Ok(resp);
+            let resp = usage.failed(app, reject, &request_id, revision, &[], route_name, 0);
+            return Ok(resp.map(full));
         }
     };
     let client_upgrade = out
@@ -551,14 +677,19 @@ pub async fn handle(
     let mut resp = match outcome {
         Ok(r) => r,
         Err(kind) => {
-            let reject = Reject::of(kind);
-            usage.ev.error = reject.error.to_owned();
-            usage.ev.request_bytes = request_bytes
+            let sent = request_bytes
                 .as_ref()
                 .map_or(0, |n| n.load(Ordering::Relaxed));
-            let resp = error_response(&reject, &request_id, revision, &rate_headers);
-            usage.finish_now(app, reject.status, route_name);
-            return Ok(resp);
+            let resp = usage.failed(
+                app,
+                Reject::of(kind),
+                &request_id,
+                revision,
+                &rate_headers,
+                route_name,
+                sent,
+            );
+            return Ok(resp.map(full));
         }
     };
     let status = resp.status();
@@ -617,23 +748,20 @@ pub async fn handle(
     }
 
     // Latency and status are known now; bytes when the response body ends.
-    let elapsed = started.elapsed();
-    app.metrics
-        .observe(route_name, status.as_u16(), elapsed.as_secs_f64());
+    usage.head_done(app, status.as_u16(), route_name);
     let Some(request_bytes) = request_bytes else {
         // Usage off: the body streams through untouched.
         let body = OnDone::inert(Counted::uncounted(rbody));
         return Ok(Response::from_parts(rparts, Either::Right(body)));
     };
-    usage.ev.status = u32::from(status.as_u16());
-    usage.ev.latency_us = elapsed.as_micros() as u64;
     let response_bytes = Arc::new(AtomicU64::new(0));
-    let (rb, buffer) = (response_bytes.clone(), app.usage.clone());
-    let mut ev = usage.ev;
+    let (rb, app) = (response_bytes.clone(), worker.app.clone());
     let done: Box<dyn FnOnce() + Send> = Box::new(move || {
-        ev.request_bytes = request_bytes.load(Ordering::Relaxed);
-        ev.response_bytes = rb.load(Ordering::Relaxed);
-        buffer.push(ev);
+        let (sent, received) = (
+            request_bytes.load(Ordering::Relaxed),
+            rb.load(Ordering::Relaxed),
+        );
+        usage.push(&app, sent, received);
     });
     let body = OnDone::new(Counted::new(rbody, response_bytes), done);
     Ok(Response::from_parts(rparts, Either::Right(body)))
