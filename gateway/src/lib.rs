@@ -4,12 +4,14 @@
 //! response through without buffering.
 //!
 //! Codemap: [`config`] (flags and environment), [`snapshot`] (KV -> in-memory configuration,
-//! swapped atomically), [`proxy`] (the request path), [`pool`] (each worker's backend
+//! swapped atomically), [`proxy`] (the request path shared by both front ends, and the hyper front end), [`h1`] (the
+//! HTTP/1.1 fast path front end), [`pool`] (each worker's backend
 //! connections), [`body`] (streaming byte counters), [`usage`] (bounded usage-event buffer
 //! and sender), [`metrics`], [`server`] (listeners, admin endpoints, shutdown).
 
 pub mod body;
 pub mod config;
+pub mod h1;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

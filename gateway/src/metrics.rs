@@ -57,6 +57,8 @@ pub struct Metrics {
     pub usage_sent: Gauge,
     pub backend_errors: Counter,
     pub backend_timeouts: Counter,
+    /// Caller connections the HTTP/1.1 fast path passed to hyper (see `h1`).
+    pub handoffs: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -100,6 +102,7 @@ impl Metrics {
             usage_sent: Gauge::default(),
             backend_errors: Counter::default(),
             backend_timeouts: Counter::default(),
+            handoffs: Counter::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -145,6 +148,11 @@ impl Metrics {
             "backend_errors",
             "Backend connections or requests that failed (answered 502)",
             m.backend_errors.clone(),
+        );
+        r.register(
+            "hyper_handoffs",
+            "Caller connections the HTTP/1.1 fast path passed to hyper (h2c, HTTP/1.0, Expect, Upgrade, chunked uploads, https backends, heads it does not parse)",
+            m.handoffs.clone(),
         );
         r.register(
             "backend_timeouts",

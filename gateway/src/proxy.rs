@@ -142,7 +142,7 @@ impl Worker {
 
     /// `gw-` + 8 hex digits of this process's boot id + 12 of the worker index (2) and its
     /// counter (10): unique per process run, cheap (no formatting machinery on the hot path).
-    fn request_id(&self) -> String {
+    pub fn request_id(&self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = (u64::from(self.index) << 40)
             | (self.seq.fetch_add(1, Ordering::Relaxed) & 0xff_ffff_ffff);
@@ -236,6 +236,23 @@ pub struct DecisionHeaders<'a> {
 }
 
 impl<'a> DecisionHeaders<'a> {
+    /// Takes one header of a raw head (`name` in any case) if the decision reads it; whether
+    /// it did.
+    pub fn offer(&mut self, name: &str, v: &'a [u8]) -> bool {
+        match name.len() {
+            9 if name.eq_ignore_ascii_case("x-api-key") => self.api_key.push(v),
+            13 if name.eq_ignore_ascii_case("authorization") => self.authorization.push(v),
+            6 if name.eq_ignore_ascii_case("origin") => {
+                self.origin.get_or_insert(v);
+            }
+            29 if name.eq_ignore_ascii_case("access-control-request-method") => {
+                self.preflight_method.get_or_insert(v);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     pub fn of(h: &'a HeaderMap) -> Self {
         let mut d = Self::default();
         for (name, value) in h {
@@ -333,6 +350,7 @@ impl Usage {
 
     /// A forwarded request that failed before a response head (backend error, timeout, a
     /// URL that cannot be sent): its JSON answer, recorded.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the answer; a struct would only rename them
     pub fn failed(
         mut self,
         app: &App,
@@ -411,6 +429,9 @@ pub fn not_ready(app: &App, mut usage: Usage, request_id: &str) -> Response<Byte
 }
 
 /// What [`admit`] makes of a decision.
+// Returned once per request and destructured at once: boxing the large variant would cost an
+// allocation per forwarded request.
+#[allow(clippy::large_enum_variant)]
 pub enum Admission<'s> {
     /// The gateway answers itself (an error, a CORS preflight, a rate limit); metrics and the
     /// usage event are recorded.

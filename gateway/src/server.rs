@@ -3,6 +3,7 @@
 //! `/metrics`).
 
 use crate::config::Config;
+use crate::h1;
 use crate::metrics::Metrics;
 use crate::proxy::{self, App};
 use crate::snapshot::{ConfigState, Loader};
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use keygate_gateway_core as core;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -147,7 +149,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                     rt.block_on(async move {
                         crate::metrics::set_thread_worker(i);
                         match TcpListener::from_std(l) {
-                            Ok(l) => serve_public(l, app, i, stop).await,
+                            // A LocalSet: connection tasks hold the thread's own pool.
+                            Ok(l) => {
+                                tokio::task::LocalSet::new()
+                                    .run_until(serve_public(l, app, i, stop))
+                                    .await
+                            }
                             Err(e) => tracing::error!(error = %e, "worker listener failed"),
                         }
                     })
@@ -206,12 +213,31 @@ async fn serve_public(
     // and copying a few hundred bytes is cheaper than hyper's queue of buffers + writev.
     // Large bodies pass through hyper's bounded write buffer (one extra memcpy per chunk).
     builder.http1().writev(false);
+    let builder = Rc::new(builder);
     let worker = Arc::new(proxy::Worker::new(
         app,
         proxy::Backends::new(proxy::backend_client()),
         index,
     ));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // The fast path's backend connections, this thread's only.
+    let pool = Rc::new(h1::Pool::default());
+    {
+        let pool = Rc::downgrade(&pool);
+        tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                match pool.upgrade() {
+                    Some(p) => p.sweep(),
+                    None => return,
+                }
+            }
+        });
+    }
+    // This worker's own stop signal (connections wait on it between requests; a channel
+    // local to the thread keeps them off the shared one), and a sender per connection so
+    // shutdown can wait for the last one to end.
+    let (local_stop, local_rx) = tokio::sync::watch::channel(false);
+    let (alive, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -225,17 +251,35 @@ async fn serve_public(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let worker = worker.clone();
-                let peer = proxy::Peer::new(peer);
-                let service = service_fn(move |req: Request<Incoming>| {
-                    proxy::handle(worker.clone(), req, peer.clone())
-                });
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                let (worker, pool, builder) = (worker.clone(), pool.clone(), builder.clone());
+                let mut stop = local_rx.clone();
+                let alive = alive.clone();
+                tokio::task::spawn_local(async move {
+                    let _alive = alive;
+                    let peer = proxy::Peer::new(peer);
+                    let io = match h1::serve(&worker, &pool, stream, &peer, &mut stop).await {
+                        h1::End::Closed => return,
+                        h1::End::Handoff(io) => io,
+                    };
+                    worker.app.metrics.handoffs.inc();
+                    drop(pool);
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        proxy::handle(worker.clone(), req, peer.clone())
+                    });
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    tokio::pin!(conn);
+                    let ended = tokio::select! {
+                        r = conn.as_mut() => Some(r),
+                        _ = stop.changed() => None,
+                    };
+                    let result = match ended {
+                        Some(r) => r,
+                        None => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -244,7 +288,9 @@ async fn serve_public(
         }
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+    let _ = local_stop.send(true);
+    drop(alive);
+    if tokio::time::timeout(Duration::from_secs(10), all_ended.recv())
         .await
         .is_err()
     {

@@ -498,6 +498,20 @@ async fn forwards_with_injected_credential_and_intact_bodies() {
         r.headers()["location"].to_str().unwrap(),
         format!("{}/echo/other", s.gw())
     );
+    // All of it went through the HTTP/1.1 fast path: no connection was handed to hyper.
+    let m = metrics_text(&s.http, s.gateway.as_ref().unwrap()).await;
+    assert_eq!(
+        metric(&m, "keygate_gateway_hyper_handoffs_total"),
+        0.0,
+        "{m}"
+    );
+}
+
+/// The value of an unlabelled metric in OpenMetrics text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
 /// Reads this process's resident memory high-water mark, in bytes.
@@ -531,29 +545,44 @@ async fn a_100_mb_body_streams_through_with_bounded_memory() {
     }
     let want = hex::encode(hasher.finalize());
     let chunk = Bytes::from(chunk);
-    let stream = futures::stream::iter(
-        (0..TOTAL / CHUNK).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-    );
-    let r = s
-        .http
-        .post(format!("{}/echo/big", s.gw()))
-        .header("x-api-key", &key)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let seen = s.upstream.last();
-    assert_eq!(seen.body_len, TOTAL as u64);
-    assert_eq!(seen.body_sha256, want);
-    let grew = peak_rss().saturating_sub(before);
-    // The client, the gateway and the upstream all live in this process: had any of them
-    // buffered the body, the peak would have grown by at least 100 MiB.
-    assert!(
-        grew < 32 * 1024 * 1024,
-        "peak memory grew by {} MiB while streaming 100 MiB",
-        grew >> 20
-    );
+    // Twice: chunked (the connection goes to hyper) and with a Content-Length (the HTTP/1.1
+    // fast path).
+    for with_length in [false, true] {
+        let chunk = chunk.clone();
+        let stream = futures::stream::iter(
+            (0..TOTAL / CHUNK).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        );
+        let mut req = s
+            .http
+            .post(format!("{}/echo/big", s.gw()))
+            .header("x-api-key", &key);
+        if with_length {
+            req = req.header("content-length", TOTAL.to_string());
+        }
+        let r = req
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "with_length {with_length}");
+        let seen = s.upstream.last();
+        assert_eq!(seen.body_len, TOTAL as u64);
+        assert_eq!(seen.body_sha256, want);
+        let grew = peak_rss().saturating_sub(before);
+        // The client, the gateway and the upstream all live in this process: had any of them
+        // buffered the body, the peak would have grown by at least 100 MiB.
+        assert!(
+            grew < 32 * 1024 * 1024,
+            "peak memory grew by {} MiB while streaming 100 MiB (with_length {with_length})",
+            grew >> 20
+        );
+        let handoffs = metric(
+            &metrics_text(&s.http, s.gateway.as_ref().unwrap()).await,
+            "keygate_gateway_hyper_handoffs_total",
+        );
+        // The chunked upload was handed to hyper; the sized one was not.
+        assert_eq!(handoffs, 1.0, "with_length {with_length}");
+    }
 
     // The response direction streams too (bytes counted as they pass).
     let r = s

@@ -1,0 +1,805 @@
+//! The HTTP/1.1 fast path: a connection's requests read straight from the socket, decided by
+//! the core through [`proxy::admit`] (the same rules as the hyper path), and relayed to the
+//! backend over a raw keep-alive connection of the worker's [`Pool`], headers written once
+//! into a buffer, bodies streamed through without being reassembled.
+//!
+//! It owns only HTTP/1.1 mechanics: framing (RFC 9112), keep-alive, pipelining, timeouts,
+//! backend connection reuse. It takes the plain requests (see [`wire::Request::fast`]) to
+//! `http://` backends; at the first request it does not take (HTTP/1.0, `Expect`,
+//! `Upgrade`, `Transfer-Encoding`, an `https://` backend, h2c prior knowledge, a head it
+//! cannot parse...) it hands the connection, with every byte it has read and not used, to
+//! hyper ([`End::Handoff`]), which serves it from that request on. A request is handed over
+//! before anything about it happened (no rate-limit charge, no usage event), so hyper
+//! decides it afresh.
+
+mod backend;
+mod wire;
+
+pub use backend::Pool;
+
+use crate::proxy::{self, Admission, Admitted, Peer, Usage, Worker};
+use bytes::{Buf, Bytes, BytesMut};
+use keygate_gateway_core as core;
+use keygate_gateway_core::{Decision, GatewayError, Reject};
+use std::cell::Cell;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use wire::{Framing, put_header};
+
+/// How long an idle keep-alive connection from a caller stays open (nginx's default).
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long a caller may take to send a whole request head once it started one.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Read buffers grow by this much when full.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How a connection ended on the fast path.
+pub enum End {
+    Closed,
+    /// hyper serves the rest: the socket, with the bytes read and not yet used in front.
+    Handoff(Rewind),
+}
+
+/// What to do after one exchange.
+enum Next {
+    KeepAlive,
+    Close,
+    Handoff,
+}
+
+/// Buffers a connection reuses from request to request.
+#[derive(Default)]
+struct Buffers {
+    /// The head being written (to the backend, then to the caller).
+    out: Vec<u8>,
+    /// What the backend sent.
+    rbuf: BytesMut,
+    /// The caller's `Host`, for rewriting redirects.
+    host: String,
+}
+
+/// Serves one caller connection until it closes, fails, or goes to hyper.
+pub async fn serve(
+    worker: &Worker,
+    pool: &Pool,
+    mut stream: TcpStream,
+    peer: &Peer,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> End {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut bufs = Buffers::default();
+    loop {
+        let head_len = loop {
+            match wire::head_end(&buf) {
+                Ok(Some(n)) => break n,
+                Ok(None) => {}
+                // Too large or malformed: hyper answers it (400 / 431).
+                Err(()) => return End::Handoff(Rewind::new(buf.freeze(), stream)),
+            }
+            let idle = buf.is_empty();
+            let deadline = tokio::time::Instant::now()
+                + if idle {
+                    KEEPALIVE_TIMEOUT
+                } else {
+                    HEAD_TIMEOUT
+                };
+            reserve(&mut buf);
+            let read = tokio::select! {
+                biased;
+                r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
+                _ = stop.changed(), if idle => return End::Closed,
+            };
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return End::Closed,
+            }
+        };
+        let next = exchange(
+            worker,
+            pool,
+            peer,
+            &mut stream,
+            &mut buf,
+            head_len,
+            &mut bufs,
+        )
+        .await;
+        match next {
+            Next::KeepAlive => {}
+            Next::Close => {
+                let _ = stream.shutdown().await;
+                return End::Closed;
+            }
+            Next::Handoff => return End::Handoff(Rewind::new(buf.freeze(), stream)),
+        }
+    }
+}
+
+fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Writes a gateway answer (error, preflight) as an HTTP/1.1 response.
+fn put_answer(out: &mut Vec<u8>, resp: &http::Response<Bytes>, head_only: bool, close: bool) {
+    out.clear();
+    let status = resp.status();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (k, v) in resp.headers() {
+        put_header(out, k.as_str().as_bytes(), v.as_bytes());
+    }
+    let body = resp.body();
+    let bodiless =
+        status == http::StatusCode::NO_CONTENT || status == http::StatusCode::NOT_MODIFIED;
+    if !bodiless {
+        out.extend_from_slice(b"content-length: ");
+        wire::put_u64(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    wire::put_date(out);
+    if close {
+        put_header(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only && !bodiless {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Answers with `resp` and says what comes next.
+async fn answer(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    resp: &http::Response<Bytes>,
+    head_only: bool,
+    close: bool,
+) -> Next {
+    put_answer(out, resp, head_only, close);
+    match stream.write_all(out).await {
+        Ok(()) if !close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+/// Lower-cases an ASCII header name into `scratch` (names longer than it are rare: heap).
+fn lower<'s>(name: &str, scratch: &'s mut [u8; 64], long: &'s mut String) -> &'s str {
+    if name.len() <= scratch.len() {
+        let s = &mut scratch[..name.len()];
+        s.copy_from_slice(name.as_bytes());
+        s.make_ascii_lowercase();
+        // httparse admits only token characters (ASCII) in names.
+        std::str::from_utf8(s).unwrap_or("")
+    } else {
+        *long = name.to_ascii_lowercase();
+        long
+    }
+}
+
+/// What the response side needs to know about the request.
+struct Exchange<'a, 's> {
+    app: &'a proxy::App,
+    fwd: &'a core::Forward<'s>,
+    rate_headers: &'a [(&'static str, String)],
+    request_id: &'a str,
+    revision: &'a [u8],
+    route: &'a str,
+    head_only: bool,
+    client_close: bool,
+    deadline: tokio::time::Instant,
+}
+
+/// One request on the fast path, from its parsed head to the end of the response.
+async fn exchange(
+    worker: &Worker,
+    pool: &Pool,
+    peer: &Peer,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    head_len: usize,
+    bufs: &mut Buffers,
+) -> Next {
+    let app = &*worker.app;
+    let started = Instant::now();
+    let now = now_ms();
+    let mut headers = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
+    let Some(req) = wire::parse_request(&buf[..head_len], &mut headers) else {
+        return Next::Handoff;
+    };
+    if !req.fast {
+        return Next::Handoff;
+    }
+    let head_only = req.method == "HEAD";
+    // A body the gateway does not forward is not read: such a connection closes after the
+    // answer.
+    let refuse_close = req.close || req.content_length > 0;
+    let Some(current) = worker.snapshot() else {
+        let request_id = worker.request_id();
+        let usage = Usage::start(
+            app,
+            started,
+            now,
+            req.method,
+            peer,
+            req.user_agent,
+            &request_id,
+        );
+        let resp = proxy::not_ready(app, usage, &request_id);
+        drop(req);
+        buf.advance(head_len);
+        return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
+    };
+    let snap = &current.snap;
+    let decision = {
+        let incoming = proxy::incoming(req.method, req.path, req.query, &req.decision);
+        core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
+    };
+    if let Decision::Forward(f) = &decision
+        && !f.url.starts_with("http://")
+    {
+        return Next::Handoff;
+    }
+    let request_id = worker.request_id();
+    let usage = Usage::start(
+        app,
+        started,
+        now,
+        req.method,
+        peer,
+        req.user_agent,
+        &request_id,
+    );
+    let Admitted {
+        fwd,
+        rate_headers,
+        mut usage,
+    } = match proxy::admit(app, snap, decision, usage, &request_id, now) {
+        Admission::Answer(resp) => {
+            drop(req);
+            buf.advance(head_len);
+            return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
+        }
+        Admission::Forward(a) => a,
+    };
+    let route_name = fwd.route.name.as_str();
+    let revision = snap.revision;
+
+    // The backend's request head: `<method> <path?query> HTTP/1.1`, its Host, the caller's
+    // headers the core's rule forwards, then what the gateway adds (as the hyper path).
+    let rest = &fwd.url["http://".len()..];
+    let (authority, target) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
+        let resp = usage.failed(app, reject, &request_id, revision, &[], route_name, 0);
+        drop(req);
+        buf.advance(head_len);
+        return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
+    }
+    let out = &mut bufs.out;
+    out.clear();
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(out, b"host", backend::host_value(authority).as_bytes());
+    let credential = fwd.credential();
+    let credential_name = credential.map(|(n, _)| n);
+    let (mut scratch, mut long) = ([0u8; 64], String::new());
+    for h in req.headers {
+        let name = lower(h.name, &mut scratch, &mut long);
+        if core::forwards_request_header(name, &req.connection_named, credential_name) {
+            put_header(out, name.as_bytes(), h.value);
+        }
+    }
+    put_header(out, b"x-forwarded-for", peer.ip.as_bytes());
+    put_header(out, b"x-forwarded-proto", b"http");
+    bufs.host.clear();
+    if let Some(host) = req
+        .host
+        .filter(|h| !h.is_empty() && wire::is_header_value(h))
+    {
+        put_header(out, b"x-forwarded-host", host);
+        bufs.host.push_str(std::str::from_utf8(host).unwrap_or(""));
+    }
+    put_header(out, b"x-request-id", request_id.as_bytes());
+    if let Some((name, value)) = credential
+        && wire::is_header_value(value.as_bytes())
+    {
+        put_header(out, name.as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    let body_len = req.content_length;
+    let client_close = req.close;
+    let retry_ok = body_len == 0 && matches!(req.method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
+    drop(req);
+    buf.advance(head_len);
+
+    let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
+    // The deadline counts from when the request arrived, as on the hyper path.
+    let deadline = tokio::time::Instant::from_std(started) + timeout;
+    let x = Exchange {
+        app,
+        fwd: &fwd,
+        rate_headers: &rate_headers,
+        request_id: &request_id,
+        revision: current.revision_header.as_bytes(),
+        route: route_name,
+        head_only,
+        client_close,
+        deadline,
+    };
+
+    let sent = Cell::new(0u64);
+    let body_done = Cell::new(body_len == 0);
+    let mut backend: Option<TcpStream> = None;
+    let outcome = loop {
+        let reused;
+        (reused, backend) = match pool.checkout(authority) {
+            Some(s) => (true, Some(s)),
+            None => match backend::connect(authority, deadline).await {
+                Ok(s) => (false, Some(s)),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    break Relay::Failed(Failure::Timeout, false);
+                }
+                Err(e) => {
+                    tracing::warn!(route = %route_name, request_id = %request_id, error = %e, "backend connect failed");
+                    break Relay::Failed(Failure::Backend, false);
+                }
+            },
+        };
+        let Some(conn) = backend.as_mut() else {
+            break Relay::Failed(Failure::Backend, false);
+        };
+        let (mut br, mut bw) = conn.split();
+        if bw.write_all(&bufs.out).await.is_err() {
+            if reused && retry_ok {
+                continue;
+            }
+            break Relay::Failed(Failure::Backend, false);
+        }
+        let (mut cr, mut cw) = stream.split();
+        let r = if body_len == 0 {
+            relay(
+                &mut br,
+                &mut cw,
+                &x,
+                &mut bufs.out,
+                &mut bufs.rbuf,
+                &bufs.host,
+                &body_done,
+                &mut usage,
+            )
+            .await
+        } else {
+            let pump = pump(&mut cr, buf, &mut bw, body_len, &sent);
+            let resp = relay(
+                &mut br,
+                &mut cw,
+                &x,
+                &mut bufs.out,
+                &mut bufs.rbuf,
+                &bufs.host,
+                &body_done,
+                &mut usage,
+            );
+            tokio::pin!(pump, resp);
+            let mut pumping = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut resp => break r,
+                    p = &mut pump, if pumping => {
+                        pumping = false;
+                        match p {
+                            Ok(()) => body_done.set(true),
+                            Err(Pump::CallerGone) => break Relay::Aborted,
+                            // The backend stopped reading: its answer (if any) still counts.
+                            Err(Pump::BackendGone) => {}
+                        }
+                    }
+                }
+            }
+        };
+        match r {
+            Relay::Failed(Failure::Backend, true) if reused && retry_ok => continue,
+            r => break r,
+        }
+    };
+    let received = match outcome {
+        Relay::Done {
+            backend_reusable,
+            client_close: close,
+            received,
+        } => {
+            let whole = body_done.get();
+            if backend_reusable
+                && whole
+                && let Some(conn) = backend
+            {
+                pool.park(authority, conn);
+            }
+            usage.push(app, sent.get(), received);
+            return if close || !whole {
+                Next::Close
+            } else {
+                Next::KeepAlive
+            };
+        }
+        Relay::Aborted => None,
+        Relay::AbortedAfterHead(received) => Some(received),
+        Relay::Failed(kind, _) => {
+            let kind = match kind {
+                Failure::Timeout => {
+                    app.metrics.backend_timeouts.inc();
+                    tracing::warn!(route = %route_name, request_id = %request_id, timeout_ms = fwd.route.timeout_ms, "backend timed out");
+                    GatewayError::GatewayTimeout
+                }
+                Failure::Backend => {
+                    app.metrics.backend_errors.inc();
+                    tracing::warn!(route = %route_name, request_id = %request_id, "backend request failed");
+                    GatewayError::BadGateway
+                }
+            };
+            let resp = usage.failed(
+                app,
+                Reject::of(kind),
+                &request_id,
+                revision,
+                &rate_headers,
+                route_name,
+                sent.get(),
+            );
+            let close = client_close || !body_done.get();
+            return answer(stream, &mut bufs.out, &resp, head_only, close).await;
+        }
+    };
+    // Broken after the answer started (caller or backend gone): the event is complete with
+    // what passed.
+    if let Some(received) = received {
+        usage.push(app, sent.get(), received);
+    }
+    Next::Close
+}
+
+/// Why no answer came from the backend.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    Timeout,
+    Backend,
+}
+
+/// How the response side of an exchange ended.
+enum Relay {
+    Done {
+        backend_reusable: bool,
+        client_close: bool,
+        received: u64,
+    },
+    /// No response head: 502/504 (the flag: nothing at all came back, so a request without
+    /// a body may go to a fresh connection).
+    Failed(Failure, bool),
+    /// The caller went away before an answer started.
+    Aborted,
+    /// The answer started and then broke (the caller or the backend went away, a malformed
+    /// body): bytes of the body relayed.
+    AbortedAfterHead(u64),
+}
+
+enum Pump {
+    CallerGone,
+    BackendGone,
+}
+
+/// Streams `len` body bytes from the caller (what `buf` already holds first) to the backend;
+/// bytes beyond it stay in `buf` (the next pipelined request).
+async fn pump<R, W>(
+    cr: &mut R,
+    buf: &mut BytesMut,
+    bw: &mut W,
+    mut left: u64,
+    sent: &Cell<u64>,
+) -> Result<(), Pump>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        if !buf.is_empty() {
+            let take = (left.min(buf.len() as u64)) as usize;
+            bw.write_all(&buf[..take])
+                .await
+                .map_err(|_| Pump::BackendGone)?;
+            buf.advance(take);
+            left -= take as u64;
+            sent.set(sent.get() + take as u64);
+        }
+        if left == 0 {
+            return Ok(());
+        }
+        reserve(buf);
+        match cr.read_buf(buf).await {
+            Ok(n) if n > 0 => {}
+            _ => return Err(Pump::CallerGone),
+        }
+    }
+}
+
+/// Reads the backend's answer and relays it to the caller: the head rewritten (hop-by-hop
+/// headers out, the gateway's headers in, redirects to the backend rewritten), the body as it
+/// arrives.
+#[allow(clippy::too_many_arguments)]
+async fn relay<R, W>(
+    br: &mut R,
+    cw: &mut W,
+    x: &Exchange<'_, '_>,
+    out: &mut Vec<u8>,
+    rbuf: &mut BytesMut,
+    host: &str,
+    body_done: &Cell<bool>,
+    usage: &mut Usage,
+) -> Relay
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    rbuf.clear();
+    let head = loop {
+        if !rbuf.is_empty() {
+            let mut hs = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
+            let step = match wire::parse_response(rbuf, &mut hs, x.head_only) {
+                Ok(Some(r)) if r.status < 200 => Err(Some(r.len)),
+                Ok(Some(r)) => {
+                    let close = x.client_close || r.framing == Framing::Close || !body_done.get();
+                    write_head(out, &r, x, host, close);
+                    Ok((r.status, r.framing, r.close, close, r.len))
+                }
+                Ok(None) => Err(None),
+                Err(e) => {
+                    tracing::warn!(route = %x.route, request_id = %x.request_id, problem = ?e, "backend answer cannot be relayed");
+                    return Relay::Failed(Failure::Backend, false);
+                }
+            };
+            match step {
+                Ok(h) => break h,
+                // An interim 1xx answer: skipped (the caller asked for none).
+                Err(Some(n)) => {
+                    rbuf.advance(n);
+                    continue;
+                }
+                Err(None) => {}
+            }
+        }
+        reserve(rbuf);
+        match tokio::time::timeout_at(x.deadline, br.read_buf(rbuf)).await {
+            Err(_) => return Relay::Failed(Failure::Timeout, false),
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return Relay::Failed(Failure::Backend, rbuf.is_empty()),
+        }
+    };
+    let (status, framing, backend_close, client_close, head_len) = head;
+    usage.head_done(x.app, status, x.route);
+    rbuf.advance(head_len);
+
+    // The first body bytes go out with the head, in one write.
+    let mut received = 0u64;
+    let mut chunked = wire::Chunked::default();
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let first = match framing {
+        Framing::Empty => 0,
+        Framing::Length(_) => left.min(rbuf.len() as u64) as usize,
+        Framing::Close => rbuf.len(),
+        Framing::Chunked => match chunked.scan(rbuf) {
+            Ok(n) => n,
+            Err(_) => return Relay::Failed(Failure::Backend, false),
+        },
+    };
+    out.extend_from_slice(&rbuf[..first]);
+    rbuf.advance(first);
+    received += first as u64;
+    left -= if let Framing::Length(_) = framing {
+        first as u64
+    } else {
+        0
+    };
+    if cw.write_all(out).await.is_err() {
+        return Relay::AbortedAfterHead(received);
+    }
+    let finished = |chunked: &wire::Chunked, left: u64| match framing {
+        Framing::Empty => true,
+        Framing::Length(_) => left == 0,
+        Framing::Chunked => chunked.is_done(),
+        Framing::Close => false,
+    };
+    while !finished(&chunked, left) {
+        reserve(rbuf);
+        match br.read_buf(rbuf).await {
+            Ok(n) if n > 0 => {}
+            // The end of a close-delimited body; for the others, a truncated answer.
+            _ if framing == Framing::Close => break,
+            _ => return Relay::AbortedAfterHead(received),
+        }
+        let n = match framing {
+            Framing::Length(_) => left.min(rbuf.len() as u64) as usize,
+            Framing::Chunked => match chunked.scan(rbuf) {
+                Ok(n) => n,
+                Err(_) => return Relay::AbortedAfterHead(received),
+            },
+            _ => rbuf.len(),
+        };
+        if cw.write_all(&rbuf[..n]).await.is_err() {
+            return Relay::AbortedAfterHead(received);
+        }
+        rbuf.advance(n);
+        received += n as u64;
+        if let Framing::Length(_) = framing {
+            left -= n as u64;
+        }
+    }
+    // Bytes past the answer's end: the backend cannot be trusted with another request.
+    let backend_reusable = !backend_close && framing != Framing::Close && rbuf.is_empty();
+    Relay::Done {
+        backend_reusable,
+        client_close,
+        received,
+    }
+}
+
+/// The caller's response head for the backend's answer `r`.
+fn write_head(
+    out: &mut Vec<u8>,
+    r: &wire::Response<'_, '_>,
+    x: &Exchange<'_, '_>,
+    host: &str,
+    close: bool,
+) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    wire::put_u64(out, u64::from(r.status));
+    out.push(b' ');
+    let reason = if r.reason.is_empty() {
+        http::StatusCode::from_u16(r.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("")
+    } else {
+        r.reason
+    };
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let cors = x.fwd.cors_origin.as_deref();
+    let is = |name: &str, other: &str| name.eq_ignore_ascii_case(other);
+    for h in r.headers {
+        let name = h.name;
+        if core::is_hop_by_hop(name)
+            || r.connection_named.iter().any(|n| is(name, n))
+            || (r.framing == Framing::Chunked && is(name, "content-length"))
+            || is(name, "x-request-id")
+            || is(name, "x-keygate-revision")
+            || x.rate_headers.iter().any(|(k, _)| is(name, k))
+            || (cors.is_some()
+                && (is(name, "access-control-allow-origin")
+                    || is(name, "access-control-expose-headers")))
+        {
+            continue;
+        }
+        if is(name, "location")
+            && wire::is_header_value(h.value)
+            && let Ok(loc) = std::str::from_utf8(h.value)
+        {
+            let public = match &x.app.public_url {
+                Some(u) => u.clone(),
+                None => format!("http://{host}"),
+            };
+            if let Some(new) = core::rewrite_location(loc, x.fwd.route, &public)
+                && wire::is_header_value(new.as_bytes())
+            {
+                put_header(out, b"location", new.as_bytes());
+                continue;
+            }
+        }
+        put_header(out, name.as_bytes(), h.value);
+    }
+    if r.framing == Framing::Chunked {
+        put_header(out, b"transfer-encoding", b"chunked");
+    }
+    put_header(out, b"x-request-id", x.request_id.as_bytes());
+    put_header(out, b"x-keygate-revision", x.revision);
+    for (k, v) in x.rate_headers {
+        if wire::is_header_value(v.as_bytes()) {
+            put_header(out, k.as_bytes(), v.as_bytes());
+        }
+    }
+    if let Some(o) = cors {
+        for (k, v) in core::cors_response_headers(o) {
+            if wire::is_header_value(v.as_bytes()) {
+                put_header(out, k.as_bytes(), v.as_bytes());
+            }
+        }
+    }
+    if !r.has_date {
+        wire::put_date(out);
+    }
+    if close {
+        put_header(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A socket with bytes already read from it put back in front, for hyper.
+pub struct Rewind {
+    pre: Bytes,
+    io: TcpStream,
+}
+
+impl Rewind {
+    pub fn new(pre: Bytes, io: TcpStream) -> Self {
+        Self { pre, io }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.pre.is_empty() {
+            let n = this.pre.len().min(buf.remaining());
+            buf.put_slice(&this.pre[..n]);
+            this.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
