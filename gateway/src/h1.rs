@@ -190,6 +190,50 @@ fn lower<'s>(name: &str, scratch: &'s mut [u8; 64], long: &'s mut String) -> &'s
     }
 }
 
+/// The backend's request head: `<method> <target> HTTP/1.1`, `host` (the backend's), the
+/// caller's headers [`core::forwards_request_header`] keeps (names lower-case, in the
+/// caller's order), then what the gateway adds, in [`core::forward_headers`]'s order
+/// (`x-forwarded-for`, `-proto`, `-host`, `x-request-id`, the route's credential).
+fn write_backend_head(
+    out: &mut Vec<u8>,
+    req: &wire::Request<'_, '_>,
+    target: &str,
+    authority: &str,
+    credential: Option<(&str, &str)>,
+    peer_ip: &str,
+    request_id: &str,
+) {
+    out.clear();
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(out, b"host", backend::host_value(authority).as_bytes());
+    let credential_name = credential.map(|(n, _)| n);
+    let (mut scratch, mut long) = ([0u8; 64], String::new());
+    for h in req.headers {
+        let name = lower(h.name, &mut scratch, &mut long);
+        if core::forwards_request_header(name, &req.connection_named, credential_name) {
+            put_header(out, name.as_bytes(), h.value);
+        }
+    }
+    put_header(out, b"x-forwarded-for", peer_ip.as_bytes());
+    put_header(out, b"x-forwarded-proto", b"http");
+    if let Some(host) = req
+        .host
+        .filter(|h| !h.is_empty() && wire::is_header_value(h))
+    {
+        put_header(out, b"x-forwarded-host", host);
+    }
+    put_header(out, b"x-request-id", request_id.as_bytes());
+    if let Some((name, value)) = credential
+        && wire::is_header_value(value.as_bytes())
+    {
+        put_header(out, name.as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// What the response side needs to know about the request.
 struct Exchange<'a, 's> {
     app: &'a proxy::App,
@@ -292,39 +336,19 @@ async fn exchange(
         buf.advance(head_len);
         return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
     }
-    let out = &mut bufs.out;
-    out.clear();
-    out.extend_from_slice(req.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    put_header(out, b"host", backend::host_value(authority).as_bytes());
-    let credential = fwd.credential();
-    let credential_name = credential.map(|(n, _)| n);
-    let (mut scratch, mut long) = ([0u8; 64], String::new());
-    for h in req.headers {
-        let name = lower(h.name, &mut scratch, &mut long);
-        if core::forwards_request_header(name, &req.connection_named, credential_name) {
-            put_header(out, name.as_bytes(), h.value);
-        }
-    }
-    put_header(out, b"x-forwarded-for", peer.ip.as_bytes());
-    put_header(out, b"x-forwarded-proto", b"http");
+    write_backend_head(
+        &mut bufs.out,
+        &req,
+        target,
+        authority,
+        fwd.credential(),
+        &peer.ip,
+        &request_id,
+    );
     bufs.host.clear();
-    if let Some(host) = req
-        .host
-        .filter(|h| !h.is_empty() && wire::is_header_value(h))
-    {
-        put_header(out, b"x-forwarded-host", host);
+    if let Some(host) = req.host.filter(|h| wire::is_header_value(h)) {
         bufs.host.push_str(std::str::from_utf8(host).unwrap_or(""));
     }
-    put_header(out, b"x-request-id", request_id.as_bytes());
-    if let Some((name, value)) = credential
-        && wire::is_header_value(value.as_bytes())
-    {
-        put_header(out, name.as_bytes(), value.as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
     let body_len = req.content_length;
     let client_close = req.close;
     let retry_ok = body_len == 0 && matches!(req.method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
@@ -801,5 +825,152 @@ impl AsyncWrite for Rewind {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route_table(auth_kind: &str, header: &str) -> keygate_kv_record::RouteTable {
+        let key = core::EdgeKey::from_bytes(&[7; 32]);
+        keygate_kv_record::RouteTable {
+            v: 1,
+            routes: vec![keygate_kv_record::RouteRecord {
+                id: "rte_1".into(),
+                name: "echo".into(),
+                team: "alpha".into(),
+                prefix: "/echo".into(),
+                backend: "http://127.0.0.1:9/".into(),
+                tags: vec![],
+                methods: vec![],
+                strip: true,
+                timeout_ms: 1000,
+                auth: keygate_kv_record::BackendAuth {
+                    kind: auth_kind.into(),
+                    header: header.into(),
+                    username: String::new(),
+                    sealed: key.seal_key().seal_with_nonce(
+                        &format!("rte_1/{auth_kind}"),
+                        "s3cret",
+                        &[1; 12],
+                    ),
+                },
+                allowed_teams: vec![],
+                cors_origins: vec![],
+                rpm: 0,
+            }],
+        }
+    }
+
+    /// The head written to the backend carries exactly the headers the core's
+    /// `forward_headers` gives, for a caller trying every header it must not pass.
+    #[test]
+    fn backend_head_agrees_with_the_core() {
+        let key = core::EdgeKey::from_bytes(&[7; 32]);
+        let routes = core::Routes::compile(&route_table("api_key", "X-Backend-Key"), &key).unwrap();
+        let route = routes.by_name("echo").unwrap();
+        let token = core::EdgeToken::from_record(&keygate_kv_record::TokenRecord {
+            v: 1,
+            id: "tok".into(),
+            team: "alpha".into(),
+            scopes: vec!["*".into()],
+            exp: None,
+            rpm: 0,
+        });
+        let fwd = core::Forward {
+            route,
+            token: &token,
+            token_hash: core::TokenHash::of("kg_secret"),
+            url: "http://127.0.0.1:9/x".into(),
+            cors_origin: None,
+        };
+        let raw = "POST /echo/x?a=1 HTTP/1.1\r\n\
+            Accept: */*\r\n\
+            X-API-Key: kg_secret\r\n\
+            Authorization: Bearer kg_secret\r\n\
+            Connection: keep-alive, X-Drop-Me\r\n\
+            X-Drop-Me: 1\r\n\
+            X-Forwarded-For: 6.6.6.6\r\n\
+            x-forwarded-host: evil\r\n\
+            X-Request-Id: spoofed\r\n\
+            X-Backend-Key: caller-made\r\n\
+            Cookie: a=1\r\n\
+            Proxy-Authorization: Basic x\r\n\
+            TE: trailers\r\n\
+            Host: gw.example\r\n\
+            Content-Type: application/json\r\n\
+            Content-Length: 2\r\n\
+            X-Custom: 1\r\n\
+            X-Custom: 2\r\n\r\n";
+        let mut hs = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
+        let req = wire::parse_request(raw.as_bytes(), &mut hs).unwrap();
+        assert!(req.fast);
+        let mut out = Vec::new();
+        write_backend_head(
+            &mut out,
+            &req,
+            "/x?a=1",
+            "127.0.0.1:9",
+            fwd.credential(),
+            "10.0.0.1",
+            "gw-1",
+        );
+        let text = String::from_utf8(out).unwrap();
+        let (first, rest) = text.split_once("\r\n").unwrap();
+        assert_eq!(first, "POST /x?a=1 HTTP/1.1");
+        assert!(rest.ends_with("\r\n\r\n"));
+        let got: Vec<(String, Vec<u8>)> = rest
+            .trim_end()
+            .split("\r\n")
+            .map(|l| {
+                let (k, v) = l.split_once(": ").unwrap();
+                (k.to_owned(), v.as_bytes().to_vec())
+            })
+            .collect();
+        assert_eq!(got[0], ("host".into(), b"127.0.0.1:9".to_vec()));
+        let client = core::Client {
+            ip: "10.0.0.1",
+            proto: "http",
+            host: "gw.example",
+        };
+        let want = core::forward_headers(
+            req.headers.iter().map(|h| (h.name, h.value)),
+            &fwd,
+            &client,
+            "gw-1",
+        );
+        // Same headers in the same order (after the backend's Host).
+        assert_eq!(got[1..].to_vec(), want);
+    }
+
+    #[test]
+    fn answers_are_framed() {
+        let mut r = http::Response::new(Bytes::from_static(b"{\"error\":\"x\"}"));
+        *r.status_mut() = http::StatusCode::UNAUTHORIZED;
+        r.headers_mut()
+            .insert("x-request-id", http::HeaderValue::from_static("gw-1"));
+        let mut out = Vec::new();
+        put_answer(&mut out, &r, false, true);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
+        assert!(text.contains("\r\ncontent-length: 13\r\n"), "{text}");
+        assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n{\"error\":\"x\"}"), "{text}");
+        // HEAD: the same head, no body.
+        put_answer(&mut out, &r, true, false);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.ends_with("\r\n\r\n") && text.contains("content-length: 13"),
+            "{text}"
+        );
+        // 204 (a preflight): neither a length nor a body.
+        *r.status_mut() = http::StatusCode::NO_CONTENT;
+        put_answer(&mut out, &r, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("content-length") && text.ends_with("\r\n\r\n"),
+            "{text}"
+        );
     }
 }

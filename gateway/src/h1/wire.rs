@@ -73,7 +73,7 @@ pub fn parse_request<'h, 'b>(
     let mut fast = version == 1
         && method != "CONNECT"
         && target.starts_with('/')
-        && target.bytes().all(|b| (0x21..0x7f).contains(&b));
+        && target.bytes().all(is_plain_target_byte);
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
@@ -130,6 +130,13 @@ pub fn parse_request<'h, 'b>(
     }
     r.fast = fast && lengths <= 1 && !r.connection_named.iter().any(|t| t == "upgrade");
     Some(r)
+}
+
+/// Whether `b` may appear in a target the fast path takes: RFC 3986 `pchar`, `/` and `?`.
+/// Every such target means the same to hyper's URI parser (no fragment `#`, nothing it
+/// refuses or rewrites); targets with any other byte go to hyper.
+fn is_plain_target_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%?".contains(&b)
 }
 
 /// A `Content-Length` value: 1 to 18 ASCII digits (no sign, no list).
@@ -456,6 +463,9 @@ mod tests {
                 false,
             ),
             ("GET /a HTTP/1.1\r\nConnection: Upgrade\r\n\r\n", false),
+            ("GET /a#frag HTTP/1.1\r\n\r\n", false),
+            ("GET /a\\b HTTP/1.1\r\n\r\n", false),
+            ("GET /a%2Fb?x=1&y=a:b@c HTTP/1.1\r\n\r\n", true),
         ];
         for (raw, fast) in cases {
             assert_eq!(request(raw).0, *fast, "{raw:?}");
