@@ -944,6 +944,123 @@ mod tests {
         assert_eq!(got[1..].to_vec(), want);
     }
 
+    /// The caller's head for a backend answer keeps what the core's `response_headers` keeps
+    /// (hop-by-hop and `Connection`-named headers out), replaces the gateway's own headers,
+    /// drops `Content-Length` beside chunked framing, and rewrites a redirect to the backend.
+    #[test]
+    fn response_head_agrees_with_the_core() {
+        use crate::metrics::Metrics;
+        use crate::snapshot::ConfigState;
+        use crate::usage::UsageBuffer;
+        use std::sync::Arc;
+        let key = core::EdgeKey::from_bytes(&[7; 32]);
+        let mut table = route_table("none", "");
+        table.routes[0].auth.sealed.clear();
+        let routes = core::Routes::compile(&table, &key).unwrap();
+        let route = routes.by_name("echo").unwrap();
+        let token = core::EdgeToken::from_record(&keygate_kv_record::TokenRecord {
+            v: 1,
+            id: "tok".into(),
+            team: "alpha".into(),
+            scopes: vec!["*".into()],
+            exp: None,
+            rpm: 0,
+        });
+        let fwd = core::Forward {
+            route,
+            token: &token,
+            token_hash: core::TokenHash::of("kg_secret"),
+            url: "http://127.0.0.1:9/x".into(),
+            cors_origin: Some("https://app.example".into()),
+        };
+        let app = proxy::App::new(
+            Arc::new(ConfigState::default()),
+            Arc::new(UsageBuffer::new(10, false)),
+            Arc::new(Metrics::new()),
+            core::Config::default(),
+            None,
+        );
+        let rate = vec![("ratelimit-limit", "10".to_owned())];
+        let x = Exchange {
+            app: &app,
+            fwd: &fwd,
+            rate_headers: &rate,
+            request_id: "gw-1",
+            revision: b"42",
+            route: "echo",
+            head_only: false,
+            client_close: false,
+            deadline: tokio::time::Instant::now(),
+        };
+        let backend = "HTTP/1.1 302 Found\r\n\
+            Content-Type: text/plain\r\n\
+            Connection: keep-alive, X-Private\r\n\
+            X-Private: 1\r\n\
+            Keep-Alive: timeout=5\r\n\
+            Transfer-Encoding: chunked\r\n\
+            Content-Length: 99\r\n\
+            Trailer: x\r\n\
+            Upgrade: h2c\r\n\
+            Proxy-Authenticate: Basic\r\n\
+            X-Request-Id: backend-made\r\n\
+            X-Keygate-Revision: 1\r\n\
+            RateLimit-Limit: 5\r\n\
+            Access-Control-Allow-Origin: *\r\n\
+            Location: http://127.0.0.1:9/next?a=1\r\n\
+            Set-Cookie: a=1\r\n\
+            Set-Cookie: b=2\r\n\
+            Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        let mut hs = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
+        let r = wire::parse_response(backend.as_bytes(), &mut hs, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.framing, Framing::Chunked);
+        let mut out = Vec::new();
+        write_head(&mut out, &r, &x, "gw.example", true);
+        let text = String::from_utf8(out).unwrap();
+        let (first, rest) = text.split_once("\r\n").unwrap();
+        assert_eq!(first, "HTTP/1.1 302 Found");
+        let mut got: Vec<(String, String)> = rest
+            .trim_end()
+            .split("\r\n")
+            .map(|l| {
+                let (k, v) = l.split_once(": ").unwrap();
+                (k.to_ascii_lowercase(), v.to_owned())
+            })
+            .collect();
+        let ours = [
+            "x-request-id",
+            "x-keygate-revision",
+            "ratelimit-limit",
+            "access-control-allow-origin",
+            "access-control-expose-headers",
+            "content-length",
+            "location",
+        ];
+        let mut want: Vec<(String, String)> =
+            core::response_headers(r.headers.iter().map(|h| (h.name, h.value)))
+                .into_iter()
+                .filter(|(k, _)| !ours.contains(&k.as_str()))
+                .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+                .collect();
+        for (k, v) in [
+            ("location", "http://gw.example/echo/next?a=1"),
+            ("transfer-encoding", "chunked"),
+            ("x-request-id", "gw-1"),
+            ("x-keygate-revision", "42"),
+            ("ratelimit-limit", "10"),
+            ("connection", "close"),
+        ] {
+            want.push((k.into(), v.into()));
+        }
+        for (k, v) in core::cors_response_headers("https://app.example") {
+            want.push((k.into(), v));
+        }
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn answers_are_framed() {
         let mut r = http::Response::new(Bytes::from_static(b"{\"error\":\"x\"}"));

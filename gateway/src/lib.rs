@@ -1,4 +1,5 @@
-//! Keygate's native gateway: a hyper server in front of backends. It reads the local KV
+//! Keygate's native gateway: an HTTP server in front of backends (its own HTTP/1.1 fast path,
+//! hyper for everything else). It reads the local KV
 //! (written by kv-sync) into an in-memory snapshot, asks the pure decision core
 //! (`keygate-gateway-core`) what to do with each request, and streams the request and the
 //! response through without buffering.

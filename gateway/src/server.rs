@@ -1,6 +1,7 @@
 //! Starting and stopping a gateway: the KV loader, the usage sender, the public listener
-//! (HTTP/1.1 and h2c, with upgrades) and the admin listener (`/healthz`, `/readyz`,
-//! `/metrics`).
+//! (each connection served by the HTTP/1.1 fast path [`crate::h1`] first, by hyper — HTTP/1.1,
+//! h2c, upgrades — from the first request the fast path does not take) and the admin
+//! listener (`/healthz`, `/readyz`, `/metrics`).
 
 use crate::config::Config;
 use crate::h1;
