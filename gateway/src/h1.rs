@@ -271,17 +271,18 @@ async fn exchange(
     // A body the gateway does not forward is not read: such a connection closes after the
     // answer.
     let refuse_close = req.close || req.content_length > 0;
+    // (A request handed over below drops these unused: hyper starts its own.)
+    let request_id = worker.request_id();
+    let usage = Usage::start(
+        app,
+        started,
+        now,
+        req.method,
+        peer,
+        req.user_agent,
+        &request_id,
+    );
     let Some(current) = worker.snapshot() else {
-        let request_id = worker.request_id();
-        let usage = Usage::start(
-            app,
-            started,
-            now,
-            req.method,
-            peer,
-            req.user_agent,
-            &request_id,
-        );
         let resp = proxy::not_ready(app, usage, &request_id);
         drop(req);
         buf.advance(head_len);
@@ -297,16 +298,6 @@ async fn exchange(
     {
         return Next::Handoff;
     }
-    let request_id = worker.request_id();
-    let usage = Usage::start(
-        app,
-        started,
-        now,
-        req.method,
-        peer,
-        req.user_agent,
-        &request_id,
-    );
     let Admitted {
         fwd,
         rate_headers,
@@ -383,46 +374,43 @@ async fn exchange(
                     break Relay::Failed(Failure::Timeout, false);
                 }
                 Err(e) => {
-                    tracing::warn!(route = %route_name, request_id = %request_id, error = %e, "backend connect failed");
-                    break Relay::Failed(Failure::Backend, false);
+                    break Relay::Failed(
+                        Failure::Backend(format!("tcp connect error: {e}")),
+                        false,
+                    );
                 }
             },
         };
         let Some(conn) = backend.as_mut() else {
-            break Relay::Failed(Failure::Backend, false);
+            break Relay::Failed(Failure::Backend("no connection".into()), false);
         };
         let (mut br, mut bw) = conn.split();
         if bw.write_all(&bufs.out).await.is_err() {
             if reused && retry_ok {
                 continue;
             }
-            break Relay::Failed(Failure::Backend, false);
+            break Relay::Failed(
+                Failure::Backend("connection closed while sending the request".into()),
+                false,
+            );
         }
         let (mut cr, mut cw) = stream.split();
+        let resp = relay(
+            &mut br,
+            &mut cw,
+            &x,
+            &mut bufs.out,
+            &mut bufs.rbuf,
+            &bufs.host,
+            &body_done,
+            &mut usage,
+        );
         let r = if body_len == 0 {
-            relay(
-                &mut br,
-                &mut cw,
-                &x,
-                &mut bufs.out,
-                &mut bufs.rbuf,
-                &bufs.host,
-                &body_done,
-                &mut usage,
-            )
-            .await
+            resp.await
         } else {
+            // The body goes up while the answer is read: a backend may answer early, or
+            // stream its answer while it reads.
             let pump = pump(&mut cr, buf, &mut bw, body_len, &sent);
-            let resp = relay(
-                &mut br,
-                &mut cw,
-                &x,
-                &mut bufs.out,
-                &mut bufs.rbuf,
-                &bufs.host,
-                &body_done,
-                &mut usage,
-            );
             tokio::pin!(pump, resp);
             let mut pumping = true;
             loop {
@@ -442,7 +430,7 @@ async fn exchange(
             }
         };
         match r {
-            Relay::Failed(Failure::Backend, true) if reused && retry_ok => continue,
+            Relay::Failed(Failure::Backend(_), true) if reused && retry_ok => continue,
             r => break r,
         }
     };
@@ -468,22 +456,14 @@ async fn exchange(
         }
         Relay::Aborted => None,
         Relay::AbortedAfterHead(received) => Some(received),
-        Relay::Failed(kind, _) => {
-            let kind = match kind {
-                Failure::Timeout => {
-                    app.metrics.backend_timeouts.inc();
-                    tracing::warn!(route = %route_name, request_id = %request_id, timeout_ms = fwd.route.timeout_ms, "backend timed out");
-                    GatewayError::GatewayTimeout
-                }
-                Failure::Backend => {
-                    app.metrics.backend_errors.inc();
-                    tracing::warn!(route = %route_name, request_id = %request_id, "backend request failed");
-                    GatewayError::BadGateway
-                }
+        Relay::Failed(failure, _) => {
+            let reject = match &failure {
+                Failure::Timeout => proxy::backend_failure(app, fwd.route, &request_id, None),
+                Failure::Backend(e) => proxy::backend_failure(app, fwd.route, &request_id, Some(e)),
             };
             let resp = usage.failed(
                 app,
-                Reject::of(kind),
+                reject,
                 &request_id,
                 revision,
                 &rate_headers,
@@ -503,10 +483,11 @@ async fn exchange(
 }
 
 /// Why no answer came from the backend.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Failure {
     Timeout,
-    Backend,
+    /// What went wrong, for the log (never for the caller).
+    Backend(String),
 }
 
 /// How the response side of an exchange ended.
@@ -596,8 +577,10 @@ where
                 }
                 Ok(None) => Err(None),
                 Err(e) => {
-                    tracing::warn!(route = %x.route, request_id = %x.request_id, problem = ?e, "backend answer cannot be relayed");
-                    return Relay::Failed(Failure::Backend, false);
+                    return Relay::Failed(
+                        Failure::Backend(format!("answer cannot be relayed: {e:?}")),
+                        false,
+                    );
                 }
             };
             match step {
@@ -614,7 +597,13 @@ where
         match tokio::time::timeout_at(x.deadline, br.read_buf(rbuf)).await {
             Err(_) => return Relay::Failed(Failure::Timeout, false),
             Ok(Ok(n)) if n > 0 => {}
-            Ok(_) => return Relay::Failed(Failure::Backend, rbuf.is_empty()),
+            Ok(r) => {
+                let what = match r {
+                    Err(e) => format!("reading the answer: {e}"),
+                    Ok(_) => "connection closed before an answer".to_owned(),
+                };
+                return Relay::Failed(Failure::Backend(what), rbuf.is_empty());
+            }
         }
     };
     let (status, framing, backend_close, client_close, head_len) = head;
@@ -634,7 +623,12 @@ where
         Framing::Close => rbuf.len(),
         Framing::Chunked => match chunked.scan(rbuf) {
             Ok(n) => n,
-            Err(_) => return Relay::Failed(Failure::Backend, false),
+            Err(e) => {
+                return Relay::Failed(
+                    Failure::Backend(format!("answer cannot be relayed: {e:?}")),
+                    false,
+                );
+            }
         },
     };
     out.extend_from_slice(&rbuf[..first]);
@@ -832,59 +826,15 @@ impl AsyncWrite for Rewind {
 mod tests {
     use super::*;
 
-    fn route_table(auth_kind: &str, header: &str) -> keygate_kv_record::RouteTable {
-        let key = core::EdgeKey::from_bytes(&[7; 32]);
-        keygate_kv_record::RouteTable {
-            v: 1,
-            routes: vec![keygate_kv_record::RouteRecord {
-                id: "rte_1".into(),
-                name: "echo".into(),
-                team: "alpha".into(),
-                prefix: "/echo".into(),
-                backend: "http://127.0.0.1:9/".into(),
-                tags: vec![],
-                methods: vec![],
-                strip: true,
-                timeout_ms: 1000,
-                auth: keygate_kv_record::BackendAuth {
-                    kind: auth_kind.into(),
-                    header: header.into(),
-                    username: String::new(),
-                    sealed: key.seal_key().seal_with_nonce(
-                        &format!("rte_1/{auth_kind}"),
-                        "s3cret",
-                        &[1; 12],
-                    ),
-                },
-                allowed_teams: vec![],
-                cors_origins: vec![],
-                rpm: 0,
-            }],
-        }
-    }
-
     /// The head written to the backend carries exactly the headers the core's
     /// `forward_headers` gives, for a caller trying every header it must not pass.
     #[test]
     fn backend_head_agrees_with_the_core() {
-        let key = core::EdgeKey::from_bytes(&[7; 32]);
-        let routes = core::Routes::compile(&route_table("api_key", "X-Backend-Key"), &key).unwrap();
-        let route = routes.by_name("echo").unwrap();
-        let token = core::EdgeToken::from_record(&keygate_kv_record::TokenRecord {
-            v: 1,
-            id: "tok".into(),
-            team: "alpha".into(),
-            scopes: vec!["*".into()],
-            exp: None,
-            rpm: 0,
-        });
-        let fwd = core::Forward {
-            route,
-            token: &token,
-            token_hash: core::TokenHash::of("kg_secret"),
-            url: "http://127.0.0.1:9/x".into(),
-            cors_origin: None,
-        };
+        let (routes, token) = (
+            crate::fixtures::routes("api_key", "X-Backend-Key"),
+            crate::fixtures::token(),
+        );
+        let fwd = crate::fixtures::forward(&routes, &token, None);
         let raw = "POST /echo/x?a=1 HTTP/1.1\r\n\
             Accept: */*\r\n\
             X-API-Key: kg_secret\r\n\
@@ -953,26 +903,11 @@ mod tests {
         use crate::snapshot::ConfigState;
         use crate::usage::UsageBuffer;
         use std::sync::Arc;
-        let key = core::EdgeKey::from_bytes(&[7; 32]);
-        let mut table = route_table("none", "");
-        table.routes[0].auth.sealed.clear();
-        let routes = core::Routes::compile(&table, &key).unwrap();
-        let route = routes.by_name("echo").unwrap();
-        let token = core::EdgeToken::from_record(&keygate_kv_record::TokenRecord {
-            v: 1,
-            id: "tok".into(),
-            team: "alpha".into(),
-            scopes: vec!["*".into()],
-            exp: None,
-            rpm: 0,
-        });
-        let fwd = core::Forward {
-            route,
-            token: &token,
-            token_hash: core::TokenHash::of("kg_secret"),
-            url: "http://127.0.0.1:9/x".into(),
-            cors_origin: Some("https://app.example".into()),
-        };
+        let (routes, token) = (
+            crate::fixtures::routes("none", ""),
+            crate::fixtures::token(),
+        );
+        let fwd = crate::fixtures::forward(&routes, &token, Some("https://app.example"));
         let app = proxy::App::new(
             Arc::new(ConfigState::default()),
             Arc::new(UsageBuffer::new(10, false)),

@@ -12,6 +12,8 @@
 
 pub mod body;
 pub mod config;
+#[cfg(test)]
+mod fixtures;
 pub mod h1;
 pub mod metrics;
 pub mod pool;

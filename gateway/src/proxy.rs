@@ -561,6 +561,29 @@ pub fn admit<'s>(
     })
 }
 
+/// A backend that failed (`error`) or did not answer within the route's timeout (`None`):
+/// counted, logged with the request id, and the caller's 502 / 504. The answer never names
+/// the backend.
+pub fn backend_failure(
+    app: &App,
+    route: &core::Route,
+    request_id: &str,
+    error: Option<&dyn std::fmt::Display>,
+) -> Reject {
+    match error {
+        Some(e) => {
+            app.metrics.backend_errors.inc();
+            tracing::warn!(route = %route.name, request_id = %request_id, error = %e, "backend request failed");
+            Reject::of(GatewayError::BadGateway)
+        }
+        None => {
+            app.metrics.backend_timeouts.inc();
+            tracing::warn!(route = %route.name, request_id = %request_id, timeout_ms = route.timeout_ms, "backend timed out");
+            Reject::of(GatewayError::GatewayTimeout)
+        }
+    }
+}
+
 /// The request headers the decision reads, as the core wants them.
 pub fn incoming<'a>(
     method: &'a str,
@@ -684,26 +707,18 @@ pub async fn handle(
     let deadline = tokio::time::Instant::from_std(started) + timeout;
     let outcome = match tokio::time::timeout_at(deadline, worker.backends.request(out)).await {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => {
-            app.metrics.backend_errors.inc();
-            tracing::warn!(route = %fwd.route.name, request_id = %request_id, error = %e, "backend request failed");
-            Err(GatewayError::BadGateway)
-        }
-        Err(_) => {
-            app.metrics.backend_timeouts.inc();
-            tracing::warn!(route = %fwd.route.name, request_id = %request_id, timeout_ms = fwd.route.timeout_ms, "backend timed out");
-            Err(GatewayError::GatewayTimeout)
-        }
+        Ok(Err(e)) => Err(backend_failure(app, fwd.route, &request_id, Some(&e))),
+        Err(_) => Err(backend_failure(app, fwd.route, &request_id, None)),
     };
     let mut resp = match outcome {
         Ok(r) => r,
-        Err(kind) => {
+        Err(reject) => {
             let sent = request_bytes
                 .as_ref()
                 .map_or(0, |n| n.load(Ordering::Relaxed));
             let resp = usage.failed(
                 app,
-                Reject::of(kind),
+                reject,
                 &request_id,
                 revision,
                 &rate_headers,
@@ -943,48 +958,11 @@ mod tests {
     /// The in-place request filter produces what the core's `forward_headers` produces.
     #[test]
     fn outgoing_headers_agree_with_the_core() {
-        let table = keygate_kv_record::RouteTable {
-            v: 1,
-            routes: vec![keygate_kv_record::RouteRecord {
-                id: "rte_1".into(),
-                name: "echo".into(),
-                team: "alpha".into(),
-                prefix: "/echo".into(),
-                backend: "http://127.0.0.1:9/".into(),
-                tags: vec![],
-                methods: vec![],
-                strip: true,
-                timeout_ms: 1000,
-                auth: keygate_kv_record::BackendAuth {
-                    kind: "api_key".into(),
-                    header: "X-Backend-Key".into(),
-                    username: String::new(),
-                    sealed: core::EdgeKey::from_bytes(&[7; 32])
-                        .seal_key()
-                        .seal_with_nonce("rte_1/api_key", "s3cret", &[1; 12]),
-                },
-                allowed_teams: vec![],
-                cors_origins: vec![],
-                rpm: 0,
-            }],
-        };
-        let routes = core::Routes::compile(&table, &core::EdgeKey::from_bytes(&[7; 32])).unwrap();
-        let route = routes.by_name("echo").unwrap();
-        let token = core::EdgeToken::from_record(&keygate_kv_record::TokenRecord {
-            v: 1,
-            id: "tok".into(),
-            team: "alpha".into(),
-            scopes: vec!["*".into()],
-            exp: None,
-            rpm: 0,
-        });
-        let fwd = core::Forward {
-            route,
-            token: &token,
-            token_hash: core::TokenHash::of("kg_secret"),
-            url: "http://127.0.0.1:9/x".into(),
-            cors_origin: None,
-        };
+        let (routes, token) = (
+            crate::fixtures::routes("api_key", "X-Backend-Key"),
+            crate::fixtures::token(),
+        );
+        let fwd = crate::fixtures::forward(&routes, &token, None);
         assert_eq!(fwd.credential(), Some(("x-backend-key", "s3cret")));
         let client = core::Client {
             ip: "10.0.0.1",

@@ -2,7 +2,6 @@
 //! local SQLite KV -> the native gateway -> a real HTTP upstream on 127.0.0.1:0 that records
 //! what it received. Nothing is mocked.
 
-use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -11,7 +10,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keygate_control_plane::service_accounts::Capability;
 use keygate_control_plane::testing::{Backend, TestServer, with_key};
-use keygate_gateway::{Config, Running};
+use keygate_gateway::Running;
+
+mod common;
+use common::{plain_route, put_records, test_config};
 use keygate_kv::{KvBackend, SqliteKv};
 use keygate_kv_sync::follow::Follower;
 use keygate_proto::v1 as pb;
@@ -197,18 +199,6 @@ async fn upstream(
         )));
     }
     r
-}
-
-/// A gateway on free loopback ports over `kv_path`, polling fast, with the edge key the test
-/// control plane seals route secrets to ([7; 32]).
-fn test_config(kv_path: std::path::PathBuf) -> Config {
-    let mut config = Config::defaults();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = "127.0.0.1:0".parse().unwrap();
-    config.kv_path = kv_path;
-    config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
-    config.poll_ms = 20;
-    config
 }
 
 async fn metrics_text(http: &reqwest::Client, g: &Running) -> String {
@@ -1067,68 +1057,6 @@ async fn websocket_upgrades_are_spliced_through() {
             .expect("echo in time")
             .unwrap();
         assert_eq!(back, msg);
-    }
-}
-
-/// Writes edge records straight into a local KV, as kv-sync would.
-async fn put_records(
-    kv: &SqliteKv,
-    routes: Option<&keygate_kv_record::RouteTable>,
-    tokens: &[(&str, &str)],
-    revision: i64,
-) {
-    use keygate_kv_record as rec;
-    let mut puts: Vec<(String, Vec<u8>)> = tokens
-        .iter()
-        .map(|(plaintext, team)| {
-            let hash = keygate_contracts::token::sha256_hex(plaintext);
-            (
-                rec::token_key(&hash).unwrap(),
-                rec::encode(&rec::TokenRecord {
-                    v: 1,
-                    id: format!("tok_{}", &hash[..8]),
-                    team: (*team).into(),
-                    scopes: vec!["*".into()],
-                    exp: None,
-                    rpm: 0,
-                }),
-            )
-        })
-        .collect();
-    if let Some(t) = routes {
-        puts.push((rec::ROUTES_KEY.into(), rec::encode(t)));
-    }
-    puts.push((
-        rec::REVISION_KEY.into(),
-        rec::encode(&rec::RevisionRecord {
-            v: 1,
-            revision,
-            at: 0,
-        }),
-    ));
-    kv.apply_batch(&puts, &[]).await.unwrap();
-}
-
-fn plain_route(name: &str, prefix: &str, backend: &str) -> keygate_kv_record::RouteRecord {
-    keygate_kv_record::RouteRecord {
-        id: format!("rte_{name}"),
-        name: name.into(),
-        team: "alpha".into(),
-        prefix: prefix.into(),
-        backend: backend.into(),
-        tags: vec![],
-        methods: vec![],
-        strip: true,
-        timeout_ms: 5000,
-        auth: keygate_kv_record::BackendAuth {
-            kind: "none".into(),
-            header: String::new(),
-            username: String::new(),
-            sealed: String::new(),
-        },
-        allowed_teams: vec![],
-        cors_origins: vec![],
-        rpm: 0,
     }
 }
 

@@ -9,8 +9,8 @@
 //! wait bounded so that a hang fails instead of blocking.
 
 use keygate_contracts::token::NewToken;
-use keygate_gateway::{Config, Running};
-use keygate_kv::{KvBackend, SqliteKv};
+use keygate_gateway::Running;
+use keygate_kv::SqliteKv;
 use keygate_kv_record::{RouteRecord, RouteTable};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
 
 /// The bound on every wait.
 const WAIT: Duration = Duration::from_secs(10);
@@ -692,70 +694,9 @@ fn chunk(data: &[u8]) -> Vec<u8> {
 // The gateway
 // ---------------------------------------------------------------------------------------------
 
-fn test_config(kv_path: std::path::PathBuf) -> Config {
-    use base64::Engine;
-    let mut config = Config::defaults();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = "127.0.0.1:0".parse().unwrap();
-    config.kv_path = kv_path;
-    config.edge_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
-    config.poll_ms = 20;
-    config.workers = 1;
-    config
-}
-
-/// Writes the route table and one token (team `alpha`, every scope) at revision 1.
-async fn put_records(kv: &SqliteKv, routes: &RouteTable, token: &str) {
-    use keygate_kv_record as rec;
-    let hash = keygate_contracts::token::sha256_hex(token);
-    let puts = vec![
-        (
-            rec::token_key(&hash).unwrap(),
-            rec::encode(&rec::TokenRecord {
-                v: 1,
-                id: format!("tok_{}", &hash[..8]),
-                team: "alpha".into(),
-                scopes: vec!["*".into()],
-                exp: None,
-                rpm: 0,
-            }),
-        ),
-        (rec::ROUTES_KEY.into(), rec::encode(routes)),
-        (
-            rec::REVISION_KEY.into(),
-            rec::encode(&rec::RevisionRecord {
-                v: 1,
-                revision: 1,
-                at: 0,
-            }),
-        ),
-    ];
-    kv.apply_batch(&puts, &[]).await.unwrap();
-}
-
 /// A route `prefix` (stripped) to `backend`, no credential, 5 s timeout.
 fn route(prefix: &str, backend: &str) -> RouteRecord {
-    let name = prefix.trim_start_matches('/');
-    RouteRecord {
-        id: format!("rte_{name}"),
-        name: name.into(),
-        team: "alpha".into(),
-        prefix: prefix.into(),
-        backend: backend.into(),
-        tags: vec![],
-        methods: vec![],
-        strip: true,
-        timeout_ms: 5000,
-        auth: keygate_kv_record::BackendAuth {
-            kind: "none".into(),
-            header: String::new(),
-            username: String::new(),
-            sealed: String::new(),
-        },
-        allowed_teams: vec![],
-        cors_origins: vec![],
-        rpm: 0,
-    }
+    common::plain_route(prefix.trim_start_matches('/'), prefix, backend)
 }
 
 struct Gateway {
@@ -772,8 +713,17 @@ impl Gateway {
         let kv_path = dir.path().join("kv.db");
         let kv = SqliteKv::open(&kv_path).await.unwrap();
         let key = NewToken::generate("kg").expose().to_owned();
-        put_records(&kv, &RouteTable { v: 1, routes }, &key).await;
-        let running = keygate_gateway::start(test_config(kv_path)).await.unwrap();
+        common::put_records(
+            &kv,
+            Some(&RouteTable { v: 1, routes }),
+            &[(&key, "alpha")],
+            1,
+        )
+        .await;
+        // One worker, so connection counts at the upstream are exact.
+        let mut config = common::test_config(kv_path);
+        config.workers = 1;
+        let running = keygate_gateway::start(config).await.unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
             let mut c = Wire::connect(running.admin_addr).await;
