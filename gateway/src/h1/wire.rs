@@ -65,9 +65,12 @@ pub fn parse_request<'h, 'b>(
     headers: &'h mut [httparse::Header<'b>; MAX_HEADERS],
 ) -> Option<Request<'h, 'b>> {
     let mut req = httparse::Request::new(headers);
-    let Ok(httparse::Status::Complete(_)) = req.parse(buf) else {
-        return None;
-    };
+    // The head must end exactly where `head_end` said: a bare-LF head followed by a CRLF one
+    // (pipelined) is hyper's to split.
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n == buf.len() => {}
+        _ => return None,
+    }
     let (method, target, version) = (req.method?, req.path?, req.version?);
     let headers: &'h [httparse::Header<'b>] = req.headers;
     let mut fast = version == 1
@@ -475,6 +478,17 @@ mod tests {
             42
         );
         assert!(request("GET /a HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n").2);
+    }
+
+    /// A bare-LF head with a CRLF head pipelined after it: `head_end` finds the second's end,
+    /// so the fast path must not take the pair as one head.
+    #[test]
+    fn a_head_shorter_than_head_end_is_left_to_hyper() {
+        let raw = b"GET /a HTTP/1.1\nHost: x\n\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+        let end = head_end(raw).unwrap().unwrap();
+        assert_eq!(end, raw.len());
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        assert!(parse_request(&raw[..end], &mut h).is_none());
     }
 
     #[test]
