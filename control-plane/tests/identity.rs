@@ -3,7 +3,10 @@
 
 use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, TokenKind, check_format};
 use keygate_control_plane::audit::{AuditFilter, AuditPage};
-use keygate_control_plane::bootstrap::{Bootstrap, SETUP_FILE, ensure_first_admin};
+use keygate_control_plane::bootstrap::{
+    Bootstrap, EMBEDDED_KEY_FILES, SETUP_FILE, SYSTEM_TEAM, ensure_embedded_service_keys,
+    ensure_first_admin,
+};
 use keygate_control_plane::passwords;
 use keygate_control_plane::policy::Role;
 use keygate_control_plane::sessions::SESSION_PREFIX;
@@ -517,6 +520,97 @@ async fn first_start_setup_code_is_single_use(backend: Backend) {
         .unwrap();
 }
 
+/// The one-command stack's service-account keys: written once (0600, live, the right
+/// capability, in the system team), left alone while they work, replaced when revoked or
+/// unreadable as a key; a replacement touches only the dead file.
+async fn embedded_service_keys_are_kept_while_live_and_replaced_when_dead(backend: Backend) {
+    use keygate_control_plane::context::RequestContext;
+    let s = TestServer::start(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = EMBEDDED_KEY_FILES
+        .iter()
+        .map(|(_, name)| dir.path().join(name))
+        .collect();
+    let live_key = |file: std::path::PathBuf| {
+        let store = s.store.clone();
+        async move {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let hash = keygate_contracts::token::sha256_hex(text.trim());
+            let key = store
+                .find_management_key(&hash)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{} holds no known key", file.display()));
+            assert!(key.revoked_at.is_none());
+            let account = store
+                .get_service_account(key.service_account_id.as_ref().unwrap())
+                .await
+                .unwrap();
+            (text, key, account)
+        }
+    };
+
+    let written = ensure_embedded_service_keys(&s.store, dir.path())
+        .await
+        .unwrap();
+    assert_eq!(written, files);
+    for ((capability, _), file) in EMBEDDED_KEY_FILES.iter().zip(&files) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let (text, _, account) = live_key(file.clone()).await;
+        assert_eq!(
+            check_format(text.trim(), MANAGEMENT_KEY_PREFIX, &[]),
+            Ok(TokenKind::Checksummed)
+        );
+        assert_eq!(account.capability, *capability);
+        assert_eq!(account.team_id.0, SYSTEM_TEAM);
+    }
+    let before: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+
+    // Next start: both keys still work, nothing is rewritten.
+    let written = ensure_embedded_service_keys(&s.store, dir.path())
+        .await
+        .unwrap();
+    assert!(written.is_empty(), "{written:?}");
+    for (file, text) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read_to_string(file).unwrap(), text);
+    }
+
+    // A revoked key is replaced; the other file is left alone.
+    let (_, gateway_key, _) = live_key(files[1].clone()).await;
+    s.store
+        .revoke_management_key(&RequestContext::system("test"), &gateway_key.id)
+        .await
+        .unwrap();
+    let written = ensure_embedded_service_keys(&s.store, dir.path())
+        .await
+        .unwrap();
+    assert_eq!(written, vec![files[1].clone()]);
+    let (text, key, account) = live_key(files[1].clone()).await;
+    assert_ne!(text, before[1]);
+    assert_ne!(key.id, gateway_key.id);
+    assert_eq!(account.capability, EMBEDDED_KEY_FILES[1].0);
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), before[0]);
+
+    // A file that holds no key of this database is replaced too.
+    std::fs::write(&files[0], "not a key\n").unwrap();
+    let written = ensure_embedded_service_keys(&s.store, dir.path())
+        .await
+        .unwrap();
+    assert_eq!(written, vec![files[0].clone()]);
+    let (_, _, account) = live_key(files[0].clone()).await;
+    assert_eq!(account.capability, EMBEDDED_KEY_FILES[0].0);
+}
+
 async fn invitations_create_accounts_once(backend: Backend) {
     let s = TestServer::start(backend).await;
     team(&s, "alpha").await;
@@ -1020,6 +1114,16 @@ async fn first_start_setup_code_is_single_use_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_setup_code_is_single_use_postgres() {
     first_start_setup_code_is_single_use(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_service_keys_are_kept_while_live_and_replaced_when_dead_sqlite() {
+    embedded_service_keys_are_kept_while_live_and_replaced_when_dead(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_service_keys_are_kept_while_live_and_replaced_when_dead_postgres() {
+    embedded_service_keys_are_kept_while_live_and_replaced_when_dead(Backend::Postgres).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

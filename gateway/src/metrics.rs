@@ -55,6 +55,7 @@ pub struct Metrics {
     pub usage_pending: Gauge,
     pub usage_dropped: Gauge,
     pub usage_sent: Gauge,
+    pub usage_send_errors: Gauge,
     pub backend_errors: Counter,
     pub backend_timeouts: Counter,
     /// Caller connections the HTTP/1.1 fast path passed to hyper (see `h1`).
@@ -100,6 +101,7 @@ impl Metrics {
             usage_pending: Gauge::default(),
             usage_dropped: Gauge::default(),
             usage_sent: Gauge::default(),
+            usage_send_errors: Gauge::default(),
             backend_errors: Counter::default(),
             backend_timeouts: Counter::default(),
             handoffs: Counter::default(),
@@ -143,6 +145,11 @@ impl Metrics {
             "usage_events_sent",
             "Usage events accepted by the control plane",
             m.usage_sent.clone(),
+        );
+        r.register(
+            "usage_send_errors",
+            "Usage batches the control plane did not take (unreachable, or refused)",
+            m.usage_send_errors.clone(),
         );
         r.register(
             "backend_errors",

@@ -394,6 +394,8 @@ fn admin(app: &App, path: &str) -> Response<Full<Bytes>> {
             m.usage_dropped.set(r.usage_events_dropped as i64);
             m.usage_sent
                 .set(app.usage.sent_total.load(Ordering::Relaxed) as i64);
+            m.usage_send_errors
+                .set(app.usage.send_errors_total.load(Ordering::Relaxed) as i64);
             text(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",

@@ -20,6 +20,7 @@ use keygate_proto::v1 as pb;
 use keygate_proto::v1::route_service_client::RouteServiceClient;
 use keygate_proto::v1::team_service_client::TeamServiceClient;
 use keygate_proto::v1::token_service_client::TokenServiceClient;
+use keygate_proto::v1::usage_service_client::UsageServiceClient;
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -211,25 +212,103 @@ async fn metrics_text(http: &reqwest::Client, g: &Running) -> String {
         .unwrap()
 }
 
+/// A TCP relay to `target` on a fixed loopback port that can be down (nothing listens: the
+/// port refuses connections, relayed connections are cut) or up: a control plane outage as
+/// the gateway sees it, and its return on the same address.
+struct Relay {
+    addr: SocketAddr,
+    target: SocketAddr,
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Relay {
+    async fn down(target: SocketAddr) -> Self {
+        // Reserve a free port, then let it go: down means nothing listens there.
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        Self {
+            addr,
+            target,
+            accept: Mutex::new(None),
+        }
+    }
+
+    async fn up(&self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        let target = self.target;
+        let task = tokio::spawn(async move {
+            // Dropped (aborting every relayed connection) when the accept task is aborted.
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.accept.lock().unwrap() = Some(task);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(t) = self.accept.lock().unwrap().take() {
+            t.abort();
+        }
+    }
+}
+
 /// The whole stack.
 struct Stack {
     cp: TestServer,
     upstream: Upstream,
     gateway: Option<Running>,
+    /// Between the gateway's usage sender and the control plane, when asked for.
+    relay: Option<Relay>,
     _kv_dir: tempfile::TempDir,
     _follower: tokio::task::JoinHandle<()>,
     api_key: String,
     http: reqwest::Client,
 }
 
+/// How to build a [`Stack`].
+#[derive(Clone, Copy)]
+struct Options {
+    /// The control plane's database.
+    backend: Backend,
+    /// Give the gateway a GATEWAY service-account key so it reports usage events.
+    usage: bool,
+    /// The gateway's usage buffer (events), when not the default.
+    usage_buffer: Option<u64>,
+    /// Send usage through a [`Relay`] that starts down.
+    usage_via_relay: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            usage: false,
+            usage_buffer: None,
+            usage_via_relay: false,
+        }
+    }
+}
+
 impl Stack {
     async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_opts(Options::default()).await
     }
 
-    /// `usage`: give the gateway a GATEWAY service-account key so it reports usage events.
-    async fn start_with(usage: bool) -> Self {
-        let cp = TestServer::start(Backend::Sqlite).await;
+    async fn start_opts(o: Options) -> Self {
+        let cp = TestServer::start(o.backend).await;
         let sync_key = cp.capability_key(Capability::Sync).await;
         let dir = tempfile::tempdir().unwrap();
         let kv_path = dir.path().join("kv.db");
@@ -251,11 +330,20 @@ impl Stack {
             follower.run(stop_rx).await
         });
         let mut config = test_config(kv_path);
-        if usage {
+        let mut relay = None;
+        if o.usage {
             config.gateway_key = Some(cp.capability_key(Capability::Gateway).await);
             config.control_plane = cp.url();
             config.usage_flush_ms = 50;
             config.name = "e2e-gateway".into();
+            if let Some(n) = o.usage_buffer {
+                config.usage_buffer = n;
+            }
+            if o.usage_via_relay {
+                let r = Relay::down(cp.addr).await;
+                config.control_plane = format!("http://{}", r.addr);
+                relay = Some(r);
+            }
         }
         let gateway = keygate_gateway::start(config).await.unwrap();
         let upstream = Upstream::start().await;
@@ -264,6 +352,7 @@ impl Stack {
             cp,
             upstream,
             gateway: Some(gateway),
+            relay,
             _kv_dir: dir,
             _follower: handle,
             http: reqwest::Client::builder()
@@ -368,6 +457,50 @@ impl Stack {
                 "gateway did not reach revision {head}: {r}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The first page (100) of the control plane's usage events matching `filter`.
+    async fn usage_events(&self, filter: pb::UsageFilter) -> Vec<pb::UsageEvent> {
+        UsageServiceClient::new(self.channel().await)
+            .list_usage_events(with_key(
+                &self.api_key,
+                pb::ListUsageEventsRequest {
+                    filter: Some(filter),
+                    page_size: 100,
+                    page_token: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+    }
+
+    /// Waits (up to `within`) until the control plane holds at least `n` usage events of
+    /// token `id`, and returns them.
+    async fn await_token_events(
+        &self,
+        id: &str,
+        n: usize,
+        within: Duration,
+    ) -> Vec<pb::UsageEvent> {
+        let deadline = Instant::now() + within;
+        loop {
+            let events = self
+                .usage_events(pb::UsageFilter {
+                    token_id: id.into(),
+                    ..Default::default()
+                })
+                .await;
+            if events.len() >= n {
+                return events;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "usage events missing: {events:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -590,7 +723,21 @@ async fn a_100_mb_body_streams_through_with_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_and_team_deletion_take_effect_without_restart() {
-    let s = Stack::start().await;
+    revocation_and_team_deletion(Backend::Sqlite).await
+}
+
+/// The same with the control plane on PostgreSQL (what production runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_and_team_deletion_take_effect_without_restart_postgres() {
+    revocation_and_team_deletion(Backend::Postgres).await
+}
+
+async fn revocation_and_team_deletion(backend: Backend) {
+    let s = Stack::start_opts(Options {
+        backend,
+        ..Options::default()
+    })
+    .await;
     s.team("alpha").await;
     s.team("beta").await;
     s.route(echo_route(&s.upstream)).await;
@@ -793,8 +940,21 @@ async fn not_ready_until_the_kv_exists_then_serves_and_reports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_events_reach_the_control_plane_and_set_last_used() {
-    use keygate_proto::v1::usage_service_client::UsageServiceClient;
-    let s = Stack::start_with(true).await;
+    usage_events_reach_the_control_plane(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_events_reach_the_control_plane_and_set_last_used_postgres() {
+    usage_events_reach_the_control_plane(Backend::Postgres).await
+}
+
+async fn usage_events_reach_the_control_plane(backend: Backend) {
+    let s = Stack::start_opts(Options {
+        backend,
+        usage: true,
+        ..Options::default()
+    })
+    .await;
     s.team("alpha").await;
     s.route(echo_route(&s.upstream)).await;
     let (id, key) = s.token("alpha", &["echo"]).await;
@@ -816,44 +976,7 @@ async fn usage_events_reach_the_control_plane_and_set_last_used() {
     // A rejected request without a valid token is recorded too (no token id).
     assert_eq!(s.get("/echo/x", "kg_bogus").await.status(), 401);
 
-    let usage = UsageServiceClient::new(s.channel().await);
-    // The first page (100) of usage events matching `filter`, as the admin of `s`.
-    let api_key = s.api_key.clone();
-    let list_events = |filter: pb::UsageFilter| {
-        let mut usage = usage.clone();
-        let req = with_key(
-            &api_key,
-            pb::ListUsageEventsRequest {
-                filter: Some(filter),
-                page_size: 100,
-                page_token: String::new(),
-            },
-        );
-        async move {
-            usage
-                .list_usage_events(req)
-                .await
-                .unwrap()
-                .into_inner()
-                .events
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let events = loop {
-        let events = list_events(pb::UsageFilter {
-            token_id: id.clone(),
-            ..Default::default()
-        })
-        .await;
-        if events.len() >= 3 {
-            break events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "usage events missing: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events = s.await_token_events(&id, 3, Duration::from_secs(10)).await;
     assert_eq!(events.len(), 3, "{events:?}");
     let post = events
         .iter()
@@ -881,11 +1004,12 @@ async fn usage_events_reach_the_control_plane_and_set_last_used() {
         .unwrap();
     assert!(token.last_used_at.is_some(), "last_used_at not set");
     // The rejected unknown key was sent as well, without a token id.
-    let all = list_events(pb::UsageFilter {
-        status: 401,
-        ..Default::default()
-    })
-    .await;
+    let all = s
+        .usage_events(pb::UsageFilter {
+            status: 401,
+            ..Default::default()
+        })
+        .await;
     assert!(
         all.iter()
             .any(|e| e.error == "invalid_key" && e.token_id.is_empty()),
@@ -1158,4 +1282,74 @@ async fn bad_route_tables_are_refused_and_an_unreadable_kv_keeps_the_last_good_c
     assert_eq!(call(first.clone(), "/echo/a").await, 200);
     assert_eq!(call(second, "/echo/b").await, 200);
     g.shutdown().await;
+}
+
+/// The control plane unreachable: the gateway keeps answering, buffers usage up to its bound
+/// (dropping the oldest, counted), and delivers what it kept once the control plane is back on
+/// the same address, reporting how many it dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_rides_out_a_control_plane_outage_dropping_the_oldest() {
+    let s = Stack::start_opts(Options {
+        usage: true,
+        usage_buffer: Some(3),
+        usage_via_relay: true,
+        ..Options::default()
+    })
+    .await;
+    s.team("alpha").await;
+    s.route(echo_route(&s.upstream)).await;
+    let (id, key) = s.token("alpha", &["echo"]).await;
+    s.synced().await;
+
+    // Outage: every request is still served.
+    let mut request_ids = Vec::new();
+    for n in 0..5 {
+        let r = s.get(&format!("/echo/{n}"), &key).await;
+        assert_eq!(r.status(), 200);
+        request_ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    let g = s.gateway.as_ref().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(
+        &metrics_text(&s.http, g).await,
+        "keygate_gateway_usage_send_errors",
+    ) < 1.0
+    {
+        assert!(Instant::now() < deadline, "the sender never tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ready = readyz(&s.http, g).await;
+    assert_eq!(ready["usage_events_pending"], 3, "{ready}");
+    assert_eq!(ready["usage_events_dropped"], 2, "{ready}");
+    assert!(
+        s.usage_events(pb::UsageFilter {
+            token_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    // Back: the three kept (the newest) arrive, once each, with the drop reported.
+    s.relay.as_ref().unwrap().up().await;
+    let events = s.await_token_events(&id, 3, Duration::from_secs(40)).await;
+    let mut got: Vec<&str> = events.iter().map(|e| e.request_id.as_str()).collect();
+    got.sort_unstable();
+    let mut want: Vec<&str> = request_ids[2..].iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    let text = metrics_text(&s.http, g).await;
+    assert_eq!(metric(&text, "keygate_gateway_usage_events_sent"), 3.0);
+    assert_eq!(metric(&text, "keygate_gateway_usage_events_pending"), 0.0);
+    let gateways = UsageServiceClient::new(s.channel().await)
+        .list_gateways(with_key(&s.api_key, pb::ListGatewaysRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .gateways;
+    let me = gateways
+        .iter()
+        .find(|gw| gw.name == "e2e-gateway")
+        .expect("the gateway is listed");
+    assert_eq!((me.events_total, me.dropped_total), (3, 2), "{me:?}");
 }
