@@ -1439,6 +1439,57 @@ async fn usage_ingest_list_and_retention(b: Backend) {
 
 /// Batches larger than one INSERT statement, many events at the same instant (the row id
 /// breaks ties across pages), and a retention pass larger than one DELETE statement.
+/// An event whose key the gateway no longer knows (no token id; e.g. a revoked token, gone
+/// from the edge) is attributed to its token and team by the key's hash, and is not a use.
+async fn usage_of_keys_the_edge_forgot_is_attributed(b: Backend) {
+    let f = fixture(b).await;
+    let s = &f.store;
+    team(s, "core").await;
+    let (rec, secret) = token_record("core", "ci", &["*"], None);
+    let tok = s.create_token(&ctx(), rec).await.unwrap().id;
+    s.revoke_token(&ctx(), &tok, "leaked").await.unwrap();
+    let now = now_ms();
+    let mut revoked_key = usage_event("r1", now - 2000, None, 401);
+    revoked_key.token_hash = secret.hash();
+    revoked_key.error = "invalid_key".into();
+    let mut unknown_key = usage_event("r2", now - 1000, None, 401);
+    unknown_key.token_hash = "cd".repeat(32);
+    unknown_key.error = "invalid_key".into();
+    assert_eq!(
+        s.ingest_usage(&batch("edge-1", vec![revoked_key, unknown_key], 0))
+            .await
+            .unwrap(),
+        2
+    );
+    let of_token = s
+        .list_usage(&UsageFilter {
+            token_id: Some(tok.clone()),
+            ..usage_filter(10)
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(of_token.len(), 1);
+    assert_eq!(of_token[0].event.event_id, "r1");
+    assert_eq!(of_token[0].event.team_id, Some(TeamId("core".into())));
+    let of_team = s
+        .list_usage(&UsageFilter {
+            team_id: Some(TeamId("core".into())),
+            ..usage_filter(10)
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(of_team.len(), 1);
+    let all = s.list_usage(&usage_filter(10)).await.unwrap().items;
+    let unknown = all.iter().find(|e| e.event.event_id == "r2").unwrap();
+    assert_eq!(
+        (&unknown.event.token_id, &unknown.event.team_id),
+        (&None, &None)
+    );
+    assert_eq!(s.get_token(&tok).await.unwrap().last_used_at, None);
+}
+
 async fn usage_large_batches_and_ties(b: Backend) {
     let f = fixture(b).await;
     let s = &f.store;
@@ -1508,6 +1559,7 @@ conformance!(
     management_keys,
     usage_ingest_list_and_retention,
     usage_large_batches_and_ties,
+    usage_of_keys_the_edge_forgot_is_attributed,
     route_edge_options,
     token_rate_limit,
 );

@@ -113,6 +113,41 @@ impl UsageStore for SqlStore {
         }
 
         let mut tx = self.begin().await?;
+        // Keys the gateway no longer knows (revoked, expired, deleted: not in its snapshot)
+        // are still tokens here: attribute those events to their token and team, so calls
+        // still made with a revoked key show up under it. They do not count as a use.
+        let unattributed: Vec<String> = events
+            .iter()
+            .filter(|e| e.token_id.is_none() && !e.token_hash.is_empty())
+            .map(|e| e.token_hash.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut known: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for chunk in unattributed.chunks(INSERT_CHUNK) {
+            let mut qb =
+                QueryBuilder::<Db>::new("SELECT token_hash, id, team_id FROM tokens WHERE 1 = 1");
+            super::push_in(&mut qb, "token_hash", chunk.iter().cloned());
+            let rows: Vec<(String, String, String)> = qb
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            known.extend(rows.into_iter().map(|(h, id, team)| (h, (id, team))));
+        }
+        let owner = |e: &UsageEvent| -> (String, String) {
+            match (&e.token_id, known.get(&e.token_hash)) {
+                (Some(t), _) => (
+                    t.0.clone(),
+                    e.team_id.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+                ),
+                (None, Some((id, team))) => (id.clone(), team.clone()),
+                (None, None) => (
+                    String::new(),
+                    e.team_id.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+                ),
+            }
+        };
         let mut inserted: u64 = 0;
         for chunk in events.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Db>::new(
@@ -121,12 +156,13 @@ impl UsageStore for SqlStore {
                  client_ip, user_agent, config_revision, request_id) ",
             );
             qb.push_values(chunk, |mut row, e| {
+                let (token_id, team_id) = owner(e);
                 row.push_bind(b.gateway.clone())
                     .push_bind(e.event_id.clone())
                     .push_bind(e.at)
                     .push_bind(e.token_hash.clone())
-                    .push_bind(e.token_id.as_ref().map(|t| t.0.clone()).unwrap_or_default())
-                    .push_bind(e.team_id.as_ref().map(|t| t.0.clone()).unwrap_or_default())
+                    .push_bind(token_id)
+                    .push_bind(team_id)
                     .push_bind(e.route.clone())
                     .push_bind(e.method.clone())
                     .push_bind(i32::from(e.status))
