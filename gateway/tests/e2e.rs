@@ -721,18 +721,7 @@ async fn a_100_mb_body_streams_through_with_bounded_memory() {
     assert_eq!(n, 20 * 1024 * 1024);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_and_team_deletion_take_effect_without_restart() {
-    revocation_and_team_deletion(Backend::Sqlite).await
-}
-
-/// The same with the control plane on PostgreSQL (what production runs).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_and_team_deletion_take_effect_without_restart_postgres() {
-    revocation_and_team_deletion(Backend::Postgres).await
-}
-
-async fn revocation_and_team_deletion(backend: Backend) {
+async fn revocation_and_team_deletion_take_effect_without_restart(backend: Backend) {
     let s = Stack::start_opts(Options {
         backend,
         ..Options::default()
@@ -938,17 +927,7 @@ async fn not_ready_until_the_kv_exists_then_serves_and_reports() {
     g.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_events_reach_the_control_plane_and_set_last_used() {
-    usage_events_reach_the_control_plane(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_events_reach_the_control_plane_and_set_last_used_postgres() {
-    usage_events_reach_the_control_plane(Backend::Postgres).await
-}
-
-async fn usage_events_reach_the_control_plane(backend: Backend) {
+async fn usage_events_reach_the_control_plane_and_set_last_used(backend: Backend) {
     let s = Stack::start_opts(Options {
         backend,
         usage: true,
@@ -1353,3 +1332,31 @@ async fn usage_rides_out_a_control_plane_outage_dropping_the_oldest() {
         .expect("the gateway is listed");
     assert_eq!((me.events_total, me.dropped_total), (3, 2), "{me:?}");
 }
+
+/// `sqlite::NAME` and `postgres::NAME`: test `NAME(backend)` with the control plane on each
+/// database (PostgreSQL is what production runs; `./scripts/test.sh` provides one).
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    revocation_and_team_deletion_take_effect_without_restart,
+    usage_events_reach_the_control_plane_and_set_last_used,
+);
