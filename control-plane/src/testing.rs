@@ -361,3 +361,29 @@ pub fn with_key<T>(key: &str, msg: T) -> tonic::Request<T> {
     );
     r
 }
+
+/// For each `async fn NAME(backend: Backend)` in the calling module, declares the tests
+/// `sqlite::NAME` and `postgres::NAME` running it on each storage backend (the PostgreSQL half
+/// needs [`PG_ENV`]; `./scripts/test.sh` provides a server). The caller needs `tokio` with
+/// its test macros.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -304,16 +304,6 @@ async fn database_dump(s: &TestServer) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn plaintext_shown_once_sqlite() {
-    plaintext_shown_once(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn plaintext_shown_once_postgres() {
-    plaintext_shown_once(Backend::Postgres).await
-}
-
-#[tokio::test]
 async fn validation_errors_name_the_field_and_rule() {
     let s = TestServer::start(Backend::Sqlite).await;
     seed_team(&s, "core").await;
@@ -1204,16 +1194,6 @@ async fn usage_ingest_and_list(backend: Backend) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_ingest_and_list_sqlite() {
-    usage_ingest_and_list(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_ingest_and_list_postgres() {
-    usage_ingest_and_list(Backend::Postgres).await
-}
-
 #[tokio::test]
 async fn usage_validation_errors_name_the_field() {
     let s = TestServer::start(Backend::Sqlite).await;
@@ -1554,3 +1534,5 @@ async fn token_rate_limit_reaches_the_edge() {
         "{upserts:?}"
     );
 }
+
+keygate_control_plane::on_both_backends!(plaintext_shown_once, usage_ingest_and_list,);

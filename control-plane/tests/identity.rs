@@ -1086,72 +1086,12 @@ async fn team_creator_becomes_admin_and_claiming_needs_an_empty_team(backend: Ba
     assert!(e.message().contains("has members"), "{}", e.message());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_in_and_failures_that_reveal_nothing_sqlite() {
-    sign_in_and_failures_that_reveal_nothing(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_in_and_failures_that_reveal_nothing_postgres() {
-    sign_in_and_failures_that_reveal_nothing(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_sign_out_and_password_change_sqlite() {
-    sessions_sign_out_and_password_change(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_sign_out_and_password_change_postgres() {
-    sessions_sign_out_and_password_change(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_start_setup_code_is_single_use_sqlite() {
-    first_start_setup_code_is_single_use(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_start_setup_code_is_single_use_postgres() {
-    first_start_setup_code_is_single_use(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_service_keys_are_kept_while_live_and_replaced_when_dead_sqlite() {
-    embedded_service_keys_are_kept_while_live_and_replaced_when_dead(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_service_keys_are_kept_while_live_and_replaced_when_dead_postgres() {
-    embedded_service_keys_are_kept_while_live_and_replaced_when_dead(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invitations_create_accounts_once_sqlite() {
-    invitations_create_accounts_once(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invitations_create_accounts_once_postgres() {
-    invitations_create_accounts_once(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_accounts_act_with_their_team_role_only_sqlite() {
-    service_accounts_act_with_their_team_role_only(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_accounts_act_with_their_team_role_only_postgres() {
-    service_accounts_act_with_their_team_role_only(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn team_creator_becomes_admin_and_claiming_needs_an_empty_team_sqlite() {
-    team_creator_becomes_admin_and_claiming_needs_an_empty_team(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn team_creator_becomes_admin_and_claiming_needs_an_empty_team_postgres() {
-    team_creator_becomes_admin_and_claiming_needs_an_empty_team(Backend::Postgres).await
-}
+keygate_control_plane::on_both_backends!(
+    sign_in_and_failures_that_reveal_nothing,
+    sessions_sign_out_and_password_change,
+    first_start_setup_code_is_single_use,
+    embedded_service_keys_are_kept_while_live_and_replaced_when_dead,
+    invitations_create_accounts_once,
+    service_accounts_act_with_their_team_role_only,
+    team_creator_becomes_admin_and_claiming_needs_an_empty_team,
+);

@@ -1001,16 +1001,6 @@ fn is_setup(request_id: &str) -> bool {
     request_id == "matrix" || request_id == "test"
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permission_matrix_sqlite() {
-    permission_matrix(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permission_matrix_postgres() {
-    permission_matrix(Backend::Postgres).await
-}
-
 async fn permission_matrix(backend: Backend) {
     let w = World::build(backend).await;
     let mut failures = Vec::new();
@@ -1559,3 +1549,5 @@ async fn route_team_restriction_is_enforced_on_token_scopes() {
         .unwrap();
     tokens.create_token(w.s.request(mk("alpha"))).await.unwrap();
 }
+
+keygate_control_plane::on_both_backends!(permission_matrix,);

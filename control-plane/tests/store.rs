@@ -1526,28 +1526,7 @@ async fn usage_large_batches_and_ties(b: Backend) {
     assert!(usage_ids(s, usage_filter(10)).await.is_empty());
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+keygate_control_plane::on_both_backends!(
     teams_crud,
     token_lifecycle,
     token_rotation,

@@ -422,6 +422,16 @@ impl Stack {
         (out.token.unwrap().id, out.plaintext)
     }
 
+    /// Team `alpha`, the [`echo_route`], and a token of `alpha` with `scopes`, in the gateway:
+    /// (token id, plaintext).
+    async fn echo_token(&self, scopes: &[&str]) -> (String, String) {
+        self.team("alpha").await;
+        self.route(echo_route(&self.upstream)).await;
+        let token = self.token("alpha", scopes).await;
+        self.synced().await;
+        token
+    }
+
     async fn revoke(&self, id: &str) {
         TokenServiceClient::new(self.channel().await)
             .revoke_token(with_key(
@@ -547,10 +557,7 @@ async fn error_json(r: reqwest::Response) -> (u16, serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_with_injected_credential_and_intact_bodies() {
     let s = Stack::start().await;
-    s.team("alpha").await;
-    s.route(echo_route(&s.upstream)).await;
-    let (_, key) = s.token("alpha", &["echo"]).await;
-    s.synced().await;
+    let (_, key) = s.echo_token(&["echo"]).await;
 
     let r = s.get("/echo/items/7?x=1&y=%20z", &key).await;
     assert_eq!(r.status(), 200);
@@ -651,10 +658,7 @@ fn peak_rss() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_body_streams_through_with_bounded_memory() {
     let s = Stack::start().await;
-    s.team("alpha").await;
-    s.route(echo_route(&s.upstream)).await;
-    let (_, key) = s.token("alpha", &["*"]).await;
-    s.synced().await;
+    let (_, key) = s.echo_token(&["*"]).await;
     // Warm up every path once so one-time allocations are behind us.
     assert_eq!(s.get("/echo/warm", &key).await.status(), 200);
     let before = peak_rss();
@@ -934,10 +938,7 @@ async fn usage_events_reach_the_control_plane_and_set_last_used(backend: Backend
         ..Options::default()
     })
     .await;
-    s.team("alpha").await;
-    s.route(echo_route(&s.upstream)).await;
-    let (id, key) = s.token("alpha", &["echo"]).await;
-    s.synced().await;
+    let (id, key) = s.echo_token(&["echo"]).await;
     assert_eq!(s.get("/echo/one", &key).await.status(), 200);
     assert_eq!(s.get("/nothing", &key).await.status(), 404);
     let r = s
@@ -1123,10 +1124,7 @@ async fn token_rate_limit_and_h2c() {
 async fn websocket_upgrades_are_spliced_through() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = Stack::start().await;
-    s.team("alpha").await;
-    s.route(echo_route(&s.upstream)).await;
-    let (_, key) = s.token("alpha", &["echo"]).await;
-    s.synced().await;
+    let (_, key) = s.echo_token(&["echo"]).await;
     let addr = s.gw().trim_start_matches("http://").to_owned();
     let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let req = format!(
@@ -1275,10 +1273,7 @@ async fn usage_rides_out_a_control_plane_outage_dropping_the_oldest() {
         ..Options::default()
     })
     .await;
-    s.team("alpha").await;
-    s.route(echo_route(&s.upstream)).await;
-    let (id, key) = s.token("alpha", &["echo"]).await;
-    s.synced().await;
+    let (id, key) = s.echo_token(&["echo"]).await;
 
     // Outage: every request is still served.
     let mut request_ids = Vec::new();
@@ -1333,30 +1328,7 @@ async fn usage_rides_out_a_control_plane_outage_dropping_the_oldest() {
     assert_eq!((me.events_total, me.dropped_total), (3, 2), "{me:?}");
 }
 
-/// `sqlite::NAME` and `postgres::NAME`: test `NAME(backend)` with the control plane on each
-/// database (PostgreSQL is what production runs; `./scripts/test.sh` provides one).
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+keygate_control_plane::on_both_backends!(
     revocation_and_team_deletion_take_effect_without_restart,
     usage_events_reach_the_control_plane_and_set_last_used,
 );
