@@ -30,6 +30,10 @@
 #                       (X-Forwarded-For/Proto/Host, X-Request-Id both ways); minimal: it
 #                       only strips X-API-Key (less work than the gateway does)
 #   --json-out FILE     JSON result (default bench/results/gateway.json; - for none)
+#   --usage             the gateway reports usage events (every request) to a real control
+#                       plane (target/release/keygate-control-plane on SQLite, started here
+#                       on the same 2 CPUs), as in production; reports the events sent and
+#                       dropped and the control plane's CPU. Default: usage reporting off
 #   --no-build          do not run cargo build; use the binaries as they are
 #   --keep              keep the work directory (configs, logs, KV) and print its path
 set -euo pipefail
@@ -41,7 +45,7 @@ source "$KG_ROOT/scripts/lib/ensure.sh"
 # shellcheck source=scripts/lib/pg.sh
 source "$KG_ROOT/scripts/lib/pg.sh" # kg_free_port
 
-usage() { sed -n '2,35s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,39s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # Targets of the issue.
 THROUGHPUT_TARGET=1.0 # keygate req/s / nginx req/s, at least
@@ -59,6 +63,7 @@ GATEWAY_BIN=
 JSON_OUT=$KG_ROOT/bench/results/gateway.json
 BUILD=1
 KEEP=
+USAGE=
 NGINX_HEADERS=same
 ORIG_ARGS="$*"
 
@@ -81,6 +86,7 @@ while (($# > 0)); do
     --json-out) need_value "$@"; JSON_OUT=$2; shift 2 ;;
     --nginx-headers) need_value "$@"; NGINX_HEADERS=$2; shift 2 ;;
     --no-build) BUILD=; shift ;;
+    --usage) USAGE=1; shift ;;
     --keep) KEEP=1; shift ;;
     *) kg_die "unknown option: $1 (see --help)" ;;
     esac
@@ -155,10 +161,19 @@ if [[ -n "$BUILD" ]]; then
         kg_log "building keygate-gateway (profile gateway: release + fat LTO, 1 codegen unit)"
         nice -n 10 cargo build --profile gateway -p keygate-gateway
     fi
+    if [[ -n "$USAGE" ]]; then
+        kg_log "building keygate-control-plane (release), for --usage"
+        nice -n 10 cargo build --release -p keygate-control-plane
+    fi
 fi
+CP_BIN=$TARGET_DIR/release/keygate-control-plane
 [[ -x "$BENCH_BIN" ]] || kg_die "$BENCH_BIN not found: cargo build --release -p keygate-bench"
 if has_target c; then
     [[ -x "$GATEWAY_BIN" ]] || kg_die "$GATEWAY_BIN not found: cargo build --profile gateway -p keygate-gateway"
+fi
+if [[ -n "$USAGE" ]]; then
+    has_target c || kg_die "--usage needs target c (the keygate gateway)"
+    [[ -x "$CP_BIN" ]] || kg_die "$CP_BIN not found: cargo build --release -p keygate-control-plane"
 fi
 
 # -------------------------------------------------- processes and cleanup
@@ -402,8 +417,37 @@ if has_target c; then
     PORT[c]=$(kg_free_port)
     ADMIN_PORT=$(kg_free_port)
     kg_log "c: keygate gateway ($GATEWAY_BIN) on 127.0.0.1:${PORT[c]}, admin 127.0.0.1:$ADMIN_PORT"
-    # Usage reporting stays off: no gateway key. The edge key comes from the seeded file.
+    # Without --usage, usage reporting stays off: no gateway key. With it, a control plane of
+    # its own (SQLite in the work directory) writes a GATEWAY key for the embedded stack and
+    # takes the events. The edge key comes from the seeded file either way.
+    USAGE_ENV=()
+    if [[ -n "$USAGE" ]]; then
+        CP_PORT=$(kg_free_port)
+        CP_LOG=$WORK/control-plane.log
+        kg_log "control plane ($CP_BIN) on 127.0.0.1:$CP_PORT, for the gateway's usage events"
+        env -u DATABASE_URL -u KEYGATE_MASTER_KEY \
+            KEYGATE_DATA_DIR="$WORK/cp" KEYGATE_LISTEN="127.0.0.1:$CP_PORT" \
+            KEYGATE_EMBEDDED_SERVICE_KEYS=true KEYGATE_LOG=warn \
+            "$CP_BIN" >"$CP_LOG" 2>&1 &
+        CP_PID=$!
+        STARTED_PIDS+=("$CP_PID")
+        deadline=$((SECONDS + 60))
+        until [[ -s "$WORK/cp/gateway.key" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$CP_PORT") 2>/dev/null; do
+            kill -0 "$CP_PID" 2>/dev/null || {
+                show_log "$CP_LOG"
+                kg_die "the control plane exited before it was ready"
+            }
+            ((SECONDS < deadline)) || {
+                show_log "$CP_LOG"
+                kg_die "the control plane was not ready after 60 s"
+            }
+            sleep 0.1
+        done
+        USAGE_ENV=(KEYGATE_ADDR="http://127.0.0.1:$CP_PORT"
+            KEYGATE_GATEWAY_KEY_FILE="$WORK/cp/gateway.key" KEYGATE_GATEWAY_NAME=bench)
+    fi
     env -u KEYGATE_GATEWAY_KEY -u KEYGATE_GATEWAY_KEY_FILE -u KEYGATE_EDGE_KEY \
+        "${USAGE_ENV[@]}" \
         KEYGATE_GATEWAY_LISTEN="127.0.0.1:${PORT[c]}" \
         KEYGATE_GATEWAY_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
         KEYGATE_KV_PATH="$WORK/kv.db" \
@@ -503,6 +547,7 @@ run_wrk() {
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE_UTC=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+[[ -z "$USAGE" ]] || CP_TICKS0=$(cpu_ticks "$CP_PID")
 STARTED=$SECONDS
 if ((WARMUP > 0)); then
     kg_log "warm-up: ${WARMUP} s per target (${TARGETS[*]})"
@@ -520,6 +565,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$((SECONDS - STARTED))
+
+# --usage: what reached the control plane. The gateway flushes at least every second; give
+# the last batch time to land, then read the gateway's own counters.
+USAGE_JSON=null
+if [[ -n "$USAGE" ]]; then
+    sleep 3
+    CP_TICKS=$(($(cpu_ticks "$CP_PID") - CP_TICKS0))
+    METRICS=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics")
+    gauge() { awk -v n="keygate_gateway_$1" '$1 == n { print $2; exit }' <<<"$METRICS"; }
+    U_SENT=$(gauge usage_events_sent) U_DROPPED=$(gauge usage_events_dropped)
+    U_PENDING=$(gauge usage_events_pending) U_ERRORS=$(gauge usage_send_errors)
+    # Requests the gateway answered while measuring (warm-up excluded): from rounds.tsv.
+    C_REQUESTS=$(awk -F'\t' '$2 == "c" { n += $3 } END { print n + 0 }' "$ROUNDS_TSV")
+    USAGE_JSON=$(printf '{"events_sent": %s, "events_dropped": %s, "events_pending": %s, "send_errors": %s, "gateway_requests_measured": %s, "control_plane_cpu_s": %s}' \
+        "${U_SENT:-null}" "${U_DROPPED:-null}" "${U_PENDING:-null}" "${U_ERRORS:-null}" "$C_REQUESTS" \
+        "$(awk -v t="$CP_TICKS" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')")
+fi
 
 # ---------------------------------------------------------- reporting
 
@@ -580,6 +642,11 @@ echo
 printf 'keygate/nginx throughput: %s (target >= %sx) %s\n' "$(fmt "$R_RPS" %.2fx)" "$THROUGHPUT_TARGET" "$V_RPS"
 printf 'keygate/nginx p99:        %s (target <= %sx) %s\n' "$(fmt "$R_P99" %.2fx)" "$P99_TARGET" "$V_P99"
 printf 'keygate/nginx CPU/100k:   %s (no target)\n' "$(fmt "$R_CPU" %.2fx)"
+if [[ -n "$USAGE" ]]; then
+    printf 'usage reporting on: %s events sent, %s dropped, %s pending, %s failed sends; gateway answered %s requests in the measured rounds (plus warm-up); control plane CPU %s s over the whole measuring (it shares the 2 CPUs)\n' \
+        "${U_SENT:-?}" "${U_DROPPED:-?}" "${U_PENDING:-?}" "${U_ERRORS:-?}" "$C_REQUESTS" \
+        "$(awk -v t="$CP_TICKS" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz }')"
+fi
 if [[ "$V_RPS" == "not run" ]]; then
     echo "(targets not judged: both b and c must run; ${SKIPPED_C:-see --only})"
 fi
@@ -606,11 +673,12 @@ if [[ "$JSON_OUT" != - ]]; then
         echo "  \"command\": $(json_str "bench/gateway.sh $ORIG_ARGS"),"
         echo "  \"machine\": {\"nproc\": $(nproc), \"cpu\": $(json_str "$CPU_MODEL"), \"kernel\": $(json_str "$(uname -r)"), \"loadavg_start\": $(json_str "$LOAD_START"), \"loadavg_end\": $(json_str "$LOAD_END")},"
         echo "  \"tools\": {\"nginx\": $(json_str "$("$NGINX" -v 2>&1)"), \"wrk\": $(json_str "$(wrk -v 2>&1 | head -n 1)")},"
-        echo "  \"options\": {\"duration_s\": $DURATION, \"rounds\": $ROUNDS, \"connections\": $CONNECTIONS, \"wrk_threads\": $THREADS, \"warmup_s\": $WARMUP, \"tokens\": $TOKENS, \"routes\": $ROUTES, \"nginx_headers\": \"$NGINX_HEADERS\", \"targets\": [$(printf '"%s",' "${TARGETS[@]}" | sed 's/,$//')]},"
+        echo "  \"options\": {\"duration_s\": $DURATION, \"rounds\": $ROUNDS, \"connections\": $CONNECTIONS, \"wrk_threads\": $THREADS, \"warmup_s\": $WARMUP, \"tokens\": $TOKENS, \"routes\": $ROUTES, \"nginx_headers\": \"$NGINX_HEADERS\", \"usage\": $([[ -n "$USAGE" ]] && echo true || echo false), \"targets\": [$(printf '"%s",' "${TARGETS[@]}" | sed 's/,$//')]},"
         if [[ -n "$SKIPPED_C" ]]; then
             echo "  \"skipped\": {\"c\": $(json_str "$SKIPPED_C")},"
         fi
         echo "  \"measuring_s\": $ELAPSED,"
+        echo "  \"usage\": $USAGE_JSON,"
         echo "  \"rounds\": ["
         awk -F'\t' -v q='"' 'BEGIN { sep = "" } {
             printf "%s    {\"round\": %d, \"target\": %s%s%s, \"requests\": %d, \"duration_s\": %.3f, \"rps\": %.1f, \"p50_ms\": %.3f, \"p75_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, \"proxy_cpu_s\": %s, \"proxy_cpu_s_per_100k\": %s, \"upstream_cpu_s_per_100k\": %.3f}",

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Team that owns every seeded route and token.
-pub const TEAM: &str = "team_bench";
+pub const TEAM: &str = "team-bench";
 /// Most routes `svcNNN` can be named with three digits.
 pub const MAX_ROUTES: usize = 1000;
 
@@ -162,7 +162,7 @@ pub async fn seed(o: &SeedOptions) -> Result<Seeded, SeedError> {
         };
         let record = TokenRecord {
             v: 1,
-            id: format!("tok_bench_{i:06}"),
+            id: crate::dataset::token_id(i as u64),
             team: TEAM.to_owned(),
             scopes,
             exp: None,
@@ -249,6 +249,10 @@ mod tests {
                 "token {i}: {t:?} {path}"
             );
             assert_eq!(t.scopes == [route], i % 10 == 9);
+            // Ids and team as the control plane makes them: usage events that carry them
+            // (bench/gateway.sh --usage) must pass its ingestion checks.
+            keygate_control_plane::tokens::parse_token_id("id", &t.id).unwrap();
+            keygate_contracts::names::validate_team_id("team", &t.team).unwrap();
         }
         assert!(kv.get(REVISION_KEY).await.unwrap().is_some());
 
