@@ -33,6 +33,15 @@ pub struct SqlStore {
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
+#[cfg(test)]
+impl SqlStore {
+    /// The writer and the read pool, for tests of connection settings.
+    #[allow(dead_code)] // compiled per dialect; only the SQLite store's tests use it
+    pub(crate) fn pools(&self) -> (&Pool<Db>, &Pool<Db>) {
+        (&self.write, &self.read)
+    }
+}
+
 type Tx = Transaction<'static, Db>;
 
 impl SqlStore {
