@@ -578,9 +578,9 @@ if [[ -n "$USAGE" ]]; then
     U_PENDING=$(gauge usage_events_pending) U_ERRORS=$(gauge usage_send_errors)
     # Requests the gateway answered while measuring (warm-up excluded): from rounds.tsv.
     C_REQUESTS=$(awk -F'\t' '$2 == "c" { n += $3 } END { print n + 0 }' "$ROUNDS_TSV")
+    CP_CPU_S=$(awk -v t="$CP_TICKS" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
     USAGE_JSON=$(printf '{"events_sent": %s, "events_dropped": %s, "events_pending": %s, "send_errors": %s, "gateway_requests_measured": %s, "control_plane_cpu_s": %s}' \
-        "${U_SENT:-null}" "${U_DROPPED:-null}" "${U_PENDING:-null}" "${U_ERRORS:-null}" "$C_REQUESTS" \
-        "$(awk -v t="$CP_TICKS" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')")
+        "${U_SENT:-null}" "${U_DROPPED:-null}" "${U_PENDING:-null}" "${U_ERRORS:-null}" "$C_REQUESTS" "$CP_CPU_S")
 fi
 
 # ---------------------------------------------------------- reporting
@@ -644,8 +644,7 @@ printf 'keygate/nginx p99:        %s (target <= %sx) %s\n' "$(fmt "$R_P99" %.2fx
 printf 'keygate/nginx CPU/100k:   %s (no target)\n' "$(fmt "$R_CPU" %.2fx)"
 if [[ -n "$USAGE" ]]; then
     printf 'usage reporting on: %s events sent, %s dropped, %s pending, %s failed sends; gateway answered %s requests in the measured rounds (plus warm-up); control plane CPU %s s over the whole measuring (it shares the 2 CPUs)\n' \
-        "${U_SENT:-?}" "${U_DROPPED:-?}" "${U_PENDING:-?}" "${U_ERRORS:-?}" "$C_REQUESTS" \
-        "$(awk -v t="$CP_TICKS" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz }')"
+        "${U_SENT:-?}" "${U_DROPPED:-?}" "${U_PENDING:-?}" "${U_ERRORS:-?}" "$C_REQUESTS" "$CP_CPU_S"
 fi
 if [[ "$V_RPS" == "not run" ]]; then
     echo "(targets not judged: both b and c must run; ${SKIPPED_C:-see --only})"

@@ -21,9 +21,10 @@ use tokio::task::JoinHandle;
 /// Environment variable naming the PostgreSQL server tests create databases on.
 pub const PG_ENV: &str = "KEYGATE_TEST_PG_URL";
 
-/// Which storage backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which storage backend (SQLite, the embedded default, unless said otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
+    #[default]
     Sqlite,
     Postgres,
 }

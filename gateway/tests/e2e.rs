@@ -212,8 +212,8 @@ async fn metrics_text(http: &reqwest::Client, g: &Running) -> String {
         .unwrap()
 }
 
-/// A TCP relay to `target` on a fixed loopback port that can be down (nothing listens: the
-/// port refuses connections, relayed connections are cut) or up: a control plane outage as
+/// A TCP relay to `target` on a fixed loopback port that starts down (nothing listens: the
+/// port refuses connections) and is brought up by [`Relay::up`]: a control plane outage as
 /// the gateway sees it, and its return on the same address.
 struct Relay {
     addr: SocketAddr,
@@ -279,7 +279,7 @@ struct Stack {
 }
 
 /// How to build a [`Stack`].
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Options {
     /// The control plane's database.
     backend: Backend,
@@ -289,17 +289,6 @@ struct Options {
     usage_buffer: Option<u64>,
     /// Send usage through a [`Relay`] that starts down.
     usage_via_relay: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            backend: Backend::Sqlite,
-            usage: false,
-            usage_buffer: None,
-            usage_via_relay: false,
-        }
-    }
 }
 
 impl Stack {

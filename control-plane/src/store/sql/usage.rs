@@ -124,6 +124,8 @@ impl UsageStore for SqlStore {
             .into_iter()
             .collect();
         let mut known: BTreeMap<String, (String, String)> = BTreeMap::new();
+        // (One bind per hash: the INSERT chunk size keeps every statement far below the
+        // bind-parameter limit.)
         for chunk in unattributed.chunks(INSERT_CHUNK) {
             let mut qb =
                 QueryBuilder::<Db>::new("SELECT token_hash, id, team_id FROM tokens WHERE 1 = 1");
@@ -135,15 +137,12 @@ impl UsageStore for SqlStore {
                 .map_err(db_err)?;
             known.extend(rows.into_iter().map(|(h, id, team)| (h, (id, team))));
         }
+        // (token id, team id) to store; empty when unknown.
         let owner = |e: &UsageEvent| -> (String, String) {
             match (&e.token_id, known.get(&e.token_hash)) {
-                (Some(t), _) => (
-                    t.0.clone(),
-                    e.team_id.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
-                ),
                 (None, Some((id, team))) => (id.clone(), team.clone()),
-                (None, None) => (
-                    String::new(),
+                (token, _) => (
+                    token.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
                     e.team_id.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
                 ),
             }
