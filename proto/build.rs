@@ -16,6 +16,8 @@ const FILES: &[&str] = &[
     "keygate/v1/service_account.proto",
     "keygate/v1/sync.proto",
     "keygate/v1/usage.proto",
+    "keygate/v1/alert.proto",
+    "keygate/v1/dashboard.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

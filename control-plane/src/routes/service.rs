@@ -122,6 +122,7 @@ impl RouteService for RouteApi {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListRoutesResponse {
+            total_size: 0,
             routes: page.items.into_iter().map(Into::into).collect(),
             next_page_token,
         }))

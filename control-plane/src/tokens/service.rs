@@ -128,6 +128,7 @@ impl TokenService for TokenApi {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListTokensResponse {
+            total_size: 0,
             tokens: page.items.into_iter().map(Into::into).collect(),
             next_page_token,
         }))

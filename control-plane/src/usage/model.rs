@@ -364,6 +364,7 @@ impl From<GatewayStatus> for pb::Gateway {
             last_seen_at: to_timestamp_opt(Some(g.last_seen_at)),
             events_total: g.events_total.max(0) as u64,
             dropped_total: g.dropped_total.max(0) as u64,
+            ..Default::default()
         }
     }
 }

@@ -60,7 +60,10 @@ impl UsageService for UsageApi {
         if batch.dropped > 0 {
             tracing::warn!(gateway = %batch.gateway, dropped = batch.dropped, "gateway dropped usage events");
         }
-        Ok(Response::new(pb::IngestUsageResponse { accepted }))
+        Ok(Response::new(pb::IngestUsageResponse {
+            accepted,
+            ..Default::default()
+        }))
     }
 
     async fn list_usage_events(
@@ -100,5 +103,52 @@ impl UsageService for UsageApi {
         Ok(Response::new(pb::ListGatewaysResponse {
             gateways: gateways.into_iter().map(Into::into).collect(),
         }))
+    }
+
+    type TailUsageEventsStream = futures::stream::BoxStream<'static, Result<pb::UsageEvent, Status>>;
+    type ExportUsageStream =
+        futures::stream::BoxStream<'static, Result<pb::ExportUsageChunk, Status>>;
+
+    async fn get_usage_summary(
+        &self,
+        _req: Request<pb::GetUsageSummaryRequest>,
+    ) -> Result<Response<pb::GetUsageSummaryResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+    async fn list_top_usage(
+        &self,
+        _req: Request<pb::ListTopUsageRequest>,
+    ) -> Result<Response<pb::ListTopUsageResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+    async fn batch_get_token_usage(
+        &self,
+        _req: Request<pb::BatchGetTokenUsageRequest>,
+    ) -> Result<Response<pb::BatchGetTokenUsageResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+    async fn get_token_usage(
+        &self,
+        _req: Request<pb::GetTokenUsageRequest>,
+    ) -> Result<Response<pb::GetTokenUsageResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+    async fn get_route_usage(
+        &self,
+        _req: Request<pb::GetRouteUsageRequest>,
+    ) -> Result<Response<pb::GetRouteUsageResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+    async fn tail_usage_events(
+        &self,
+        _req: Request<pb::TailUsageEventsRequest>,
+    ) -> Result<Response<Self::TailUsageEventsStream>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+    async fn export_usage(
+        &self,
+        _req: Request<pb::ExportUsageRequest>,
+    ) -> Result<Response<Self::ExportUsageStream>, Status> {
+        Err(Status::unimplemented("in progress"))
     }
 }
