@@ -172,7 +172,8 @@ pub enum Command {
     /// Edge sync followers (kv-sync): status and resync. System admins.
     #[command(subcommand)]
     Sync(SyncCommand),
-    /// Requests the gateways answered: usage events and gateway totals.
+    /// Requests the gateways answered: analytics (summary, top, token, route), live tail,
+    /// export, raw events and gateway totals.
     #[command(subcommand)]
     Usage(UsageCommand),
 }

@@ -1,24 +1,19 @@
 //! `keygate audit ...`: list, export and verify the hash-chained audit log.
 //!
 //! Owns: turning audit filters into `AuditService` requests, the event's table row and JSON
-//! shape, streaming an export to stdout or a file, and turning a broken chain into a
-//! failing exit code. Must not: reformat exported bytes (they are written exactly as the
-//! server streams them) or check hashes itself (the server recomputes the chain).
-
-use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+//! shape, and turning a broken chain into a failing exit code (`export` writes the stream).
+//! Must not: reformat exported bytes or check hashes itself (the server recomputes the chain).
 
 use keygate_proto::v1::{
-    AuditEvent, AuditFilter, ExportAuditEventsRequest, ExportAuditEventsResponse, ExportFormat,
-    ListAuditEventsRequest, VerifyAuditChainRequest, VerifyAuditChainResponse,
+    AuditEvent, AuditFilter, ExportAuditEventsRequest, ExportFormat, ListAuditEventsRequest,
+    VerifyAuditChainRequest, VerifyAuditChainResponse,
 };
 use serde_json::{Value, json};
 
 use crate::Context;
 use crate::args::{AuditCommand, AuditExportArgs, AuditFilterArgs, AuditListArgs, ExportFormatArg};
-use crate::client::{CliError, Connection, ServerStream};
+use crate::client::CliError;
+use crate::export;
 use crate::output::{self, NONE};
 
 const HEADER: [&str; 7] = [
@@ -112,103 +107,12 @@ async fn export(args: AuditExportArgs, ctx: &mut Context<'_>) -> Result<(), CliE
         filter: Some(filter(&args.filter)),
         format: format as i32,
     };
-    // Open the destination before calling, so a bad path fails fast.
-    let mut file = match &args.output {
-        Some(path) => Some(PartialFile::create(path)?),
-        None => None,
-    };
+    let destination = export::Destination::open(args.output.as_deref())?;
     let conn = ctx.connect().await?;
     let stream = conn
         .open_stream(conn.audit().export_audit_events(request))
-        .await;
-    let result = match (stream, &mut file) {
-        (Err(e), _) => Err(e),
-        (Ok(mut stream), Some(file)) => {
-            let path = file.path.clone();
-            copy_stream(&conn, &mut stream, &mut file.file, |e| {
-                CliError::io(format!("cannot write {}", path.display()), e)
-            })
-            .await
-        }
-        (Ok(mut stream), None) => copy_stream(&conn, &mut stream, ctx.out, CliError::Output).await,
-    };
-    match (result, file) {
-        (Ok(bytes), Some(file)) => {
-            let path = file.finish()?;
-            ctx.note(format_args!("wrote {bytes} bytes to {}", path.display()))?;
-            Ok(())
-        }
-        (Ok(_), None) => Ok(()),
-        (Err(e), file) => {
-            if let Some(file) = file {
-                file.discard();
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Writes every chunk of the export stream to `dest` in order; returns the byte count.
-async fn copy_stream(
-    conn: &Connection,
-    stream: &mut ServerStream<ExportAuditEventsResponse>,
-    dest: &mut dyn Write,
-    write_error: impl Fn(io::Error) -> CliError,
-) -> Result<u64, CliError> {
-    let mut bytes = 0u64;
-    while let Some(chunk) = conn.next(stream).await? {
-        dest.write_all(&chunk.data).map_err(&write_error)?;
-        bytes += chunk.data.len() as u64;
-    }
-    dest.flush().map_err(&write_error)?;
-    Ok(bytes)
-}
-
-/// An export file written as `<path>.partial` and renamed into place only when complete,
-/// so that a failed export never leaves a truncated file under the requested name.
-struct PartialFile {
-    file: File,
-    /// The `.partial` path being written.
-    path: PathBuf,
-    target: PathBuf,
-}
-
-impl PartialFile {
-    fn create(target: &Path) -> Result<Self, CliError> {
-        let mut name = OsString::from(target.as_os_str());
-        name.push(".partial");
-        let path = PathBuf::from(name);
-        let file = File::create(&path)
-            .map_err(|e| CliError::io(format!("cannot create {}", path.display()), e))?;
-        Ok(PartialFile {
-            file,
-            path,
-            target: target.to_owned(),
-        })
-    }
-
-    fn finish(self) -> Result<PathBuf, CliError> {
-        self.file
-            .sync_all()
-            .map_err(|e| CliError::io(format!("cannot write {}", self.path.display()), e))?;
-        std::fs::rename(&self.path, &self.target).map_err(|e| {
-            CliError::io(
-                format!(
-                    "cannot move {} to {}",
-                    self.path.display(),
-                    self.target.display()
-                ),
-                e,
-            )
-        })?;
-        Ok(self.target)
-    }
-
-    fn discard(self) {
-        drop(self.file);
-        // Best effort: the export already failed, and that error is the one to report.
-        let _ = std::fs::remove_file(&self.path);
-    }
+        .await?;
+    destination.write(&conn, stream, ctx).await
 }
 
 /// `key:mk_1` style actor, preferring the display name when there is one.
@@ -376,22 +280,5 @@ mod tests {
             "audit chain broken at seq 5: hash mismatch (5 events checked)"
         );
         assert_eq!(verify_json(&bad)["first_bad_seq"], 5);
-    }
-
-    #[test]
-    fn partial_file_is_renamed_only_when_finished() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("audit.ndjson");
-        let mut file = PartialFile::create(&target).unwrap();
-        file.file.write_all(b"{}\n").unwrap();
-        assert!(!target.exists());
-        assert_eq!(file.finish().unwrap(), target);
-        assert_eq!(std::fs::read(&target).unwrap(), b"{}\n");
-
-        let other = dir.path().join("failed.csv");
-        let file = PartialFile::create(&other).unwrap();
-        let partial = file.path.clone();
-        file.discard();
-        assert!(!other.exists() && !partial.exists());
     }
 }

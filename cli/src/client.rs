@@ -337,6 +337,19 @@ impl Connection {
         }
     }
 
+    /// Reads the next message of a server stream that may be quiet for any length of time
+    /// (a live tail): no timeout.
+    pub async fn next_untimed<T>(
+        &self,
+        stream: &mut ServerStream<T>,
+    ) -> Result<Option<T>, CliError> {
+        stream
+            .messages
+            .message()
+            .await
+            .map_err(|status| status_error_in(&self.addr, status, stream.request_id.as_deref()))
+    }
+
     fn timed_out(&self) -> CliError {
         CliError::Unreachable {
             addr: self.addr.clone(),

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod export;
 pub mod invitations;
 pub mod members;
 pub mod output;

@@ -1,9 +1,13 @@
-//! `keygate usage ...`: the requests gateways answered (usage events) and each gateway's
-//! totals.
+//! `keygate usage ...`: the requests gateways answered (usage events), each gateway's
+//! totals, and the analytics views over the rollups (`analytics`: summary, top, token, route;
+//! `stream`: tail, export).
 //!
 //! Owns: turning usage filters into `UsageService` requests, paging up to `--limit`, the event
-//! and gateway table rows and JSON shapes. Must not: compute statistics (the server stores raw
-//! events; analytics come later).
+//! and gateway table rows and JSON shapes. Must not: compute statistics (the server merges the
+//! rollups; the CLI formats its answers).
+
+pub mod analytics;
+pub mod stream;
 
 use keygate_proto::v1::{
     Gateway, ListGatewaysRequest, ListUsageEventsRequest, UsageEvent, UsageFilter,
@@ -34,6 +38,12 @@ const GATEWAY_HEADER: [&str; 6] = [
 pub(crate) async fn run(command: UsageCommand, ctx: &mut Context<'_>) -> Result<(), CliError> {
     match command {
         UsageCommand::List(args) => list(args, ctx).await,
+        UsageCommand::Summary(args) => analytics::summary(args, ctx).await,
+        UsageCommand::Top(args) => analytics::top(args, ctx).await,
+        UsageCommand::Token(args) => analytics::token(args, ctx).await,
+        UsageCommand::Route(args) => analytics::route(args, ctx).await,
+        UsageCommand::Tail(args) => stream::tail(args, ctx).await,
+        UsageCommand::Export(args) => stream::export(args, ctx).await,
         UsageCommand::Gateways => {
             let conn = ctx.connect().await?;
             let response = conn
@@ -278,6 +288,7 @@ mod tests {
             }),
             events_total: 12,
             dropped_total: 3,
+            ..Default::default()
         };
         assert_eq!(
             gateway_table(std::slice::from_ref(&g)),
