@@ -13,6 +13,7 @@ use prost_types::Timestamp;
 
 use crate::client::Credential;
 
+mod alerts;
 mod auth;
 mod invitations;
 mod members;
@@ -20,6 +21,7 @@ mod service_accounts;
 mod usage;
 mod users;
 
+pub use alerts::*;
 pub use auth::*;
 pub use invitations::*;
 pub use members::*;
@@ -176,6 +178,10 @@ pub enum Command {
     /// export, raw events and gateway totals.
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Alert rules that POST a signed webhook when a condition starts to hold, and their
+    /// deliveries.
+    #[command(subcommand)]
+    Alert(AlertCommand),
 }
 
 #[derive(Debug, Subcommand)]

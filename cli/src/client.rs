@@ -276,6 +276,15 @@ impl Connection {
         )
     }
 
+    pub fn alerts(
+        &self,
+    ) -> keygate_proto::v1::alert_service_client::AlertServiceClient<AuthedChannel> {
+        keygate_proto::v1::alert_service_client::AlertServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.auth.clone(),
+        )
+    }
+
     pub fn audit(&self) -> AuditServiceClient<AuthedChannel> {
         AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }

@@ -1,7 +1,8 @@
 //! The `keygate` command-line client, as a library so that tests can drive it in-process.
 //!
 //! Owns: dispatching a parsed [`Cli`] to the resource modules (`tokens`, `routes`, `teams`,
-//! `audit`, `auth`, `users`, `members`, `invitations`, `service_accounts`, `sync`, `usage`)
+//! `audit`, `auth`, `users`, `members`, `invitations`, `service_accounts`, `sync`, `usage`,
+//! `alerts`)
 //! with a [`Context`] holding the configuration, the environment and the output streams.
 //! Must not: call `std::process::exit` or print errors itself; `main.rs` maps the returned
 //! [`CliError`] to a message and an exit code.
@@ -15,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alerts;
 pub mod args;
 pub mod audit;
 pub mod auth;
@@ -104,6 +106,7 @@ pub async fn run_with_env(
         Command::ServiceAccount(command) => service_accounts::run(command, &mut ctx).await,
         Command::Sync(command) => sync::run(command, &mut ctx).await,
         Command::Usage(command) => usage::run(command, &mut ctx).await,
+        Command::Alert(command) => alerts::run(command, &mut ctx).await,
     };
     // The command's own error matters more than a failed flush after it.
     let flushed = ctx.out.flush();
