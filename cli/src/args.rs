@@ -15,6 +15,7 @@ use crate::client::Credential;
 
 mod alerts;
 mod auth;
+mod dashboard;
 mod invitations;
 mod members;
 mod service_accounts;
@@ -23,6 +24,7 @@ mod users;
 
 pub use alerts::*;
 pub use auth::*;
+pub use dashboard::*;
 pub use invitations::*;
 pub use members::*;
 pub use service_accounts::*;
@@ -182,6 +184,9 @@ pub enum Command {
     /// deliveries.
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// The home page in one call: token, route, team and user counts, today's traffic,
+    /// tokens expiring soon, unused or never used, tokens created per day, recent audit.
+    Dashboard(DashboardArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -335,8 +340,30 @@ pub struct TokenListArgs {
     /// Case-insensitive substring of name or description.
     #[arg(long)]
     pub query: Option<String>,
+    /// Only tokens used, but not within this many days (never-used ones are left out: ask
+    /// for them with --never-used).
+    #[arg(long, value_name = "DAYS", conflicts_with = "never_used")]
+    pub unused_days: Option<u32>,
+    /// Only tokens never used.
+    #[arg(long)]
+    pub never_used: bool,
+    /// Sort field (default: created, newest first). Never-used tokens sort as the oldest
+    /// use; tokens that never expire after every expiry.
+    #[arg(long, value_enum)]
+    pub sort: Option<TokenSortArg>,
+    /// Reverse the field's natural order (names Z-A, times newest first).
+    #[arg(long)]
+    pub desc: bool,
     #[command(flatten)]
     pub page: PageArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenSortArg {
+    Created,
+    Name,
+    LastUsed,
+    Expires,
 }
 
 #[derive(Debug, Args)]

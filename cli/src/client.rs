@@ -285,6 +285,15 @@ impl Connection {
         )
     }
 
+    pub fn dashboard(
+        &self,
+    ) -> keygate_proto::v1::dashboard_service_client::DashboardServiceClient<AuthedChannel> {
+        keygate_proto::v1::dashboard_service_client::DashboardServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.auth.clone(),
+        )
+    }
+
     pub fn audit(&self) -> AuditServiceClient<AuthedChannel> {
         AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }

@@ -2,7 +2,7 @@
 //!
 //! Owns: dispatching a parsed [`Cli`] to the resource modules (`tokens`, `routes`, `teams`,
 //! `audit`, `auth`, `users`, `members`, `invitations`, `service_accounts`, `sync`, `usage`,
-//! `alerts`)
+//! `alerts`, `dashboard`)
 //! with a [`Context`] holding the configuration, the environment and the output streams.
 //! Must not: call `std::process::exit` or print errors itself; `main.rs` maps the returned
 //! [`CliError`] to a message and an exit code.
@@ -23,6 +23,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod dashboard;
 pub mod export;
 pub mod invitations;
 pub mod members;
@@ -107,6 +108,7 @@ pub async fn run_with_env(
         Command::Sync(command) => sync::run(command, &mut ctx).await,
         Command::Usage(command) => usage::run(command, &mut ctx).await,
         Command::Alert(command) => alerts::run(command, &mut ctx).await,
+        Command::Dashboard(args) => dashboard::run(args, &mut ctx).await,
     };
     // The command's own error matters more than a failed flush after it.
     let flushed = ctx.out.flush();

@@ -8,12 +8,15 @@ use std::time::{Duration, SystemTime};
 
 use keygate_proto::v1::{
     CreateTokenRequest, GetTokenRequest, ListTokensRequest, RevokeTokenRequest, RotateTokenRequest,
-    StringList, Token, TokenStatus, UpdateTokenRequest, create_token_request, update_token_request,
+    StringList, Token, TokenSortField, TokenStatus, UpdateTokenRequest, create_token_request,
+    update_token_request,
 };
 use serde_json::{Value, json};
 
 use crate::Context;
-use crate::args::{TokenCommand, TokenCreateArgs, TokenListArgs, TokenStatusArg, TokenUpdateArgs};
+use crate::args::{
+    TokenCommand, TokenCreateArgs, TokenListArgs, TokenSortArg, TokenStatusArg, TokenUpdateArgs,
+};
 use crate::client::CliError;
 use crate::output::{self, NONE};
 
@@ -138,6 +141,24 @@ fn list_request(args: &TokenListArgs, now: SystemTime) -> ListTokensRequest {
         query: args.query.clone().unwrap_or_default(),
         page_size: args.page.page_size.unwrap_or(0),
         page_token: args.page.page_token.clone().unwrap_or_default(),
+        last_used_before: args
+            .unused_days
+            .map(|days| (now - Duration::from_secs(u64::from(days) * 86_400)).into()),
+        never_used: args.never_used,
+        sort_by: sort_field(args.sort, args.desc) as i32,
+        descending: args.desc,
+    }
+}
+
+/// `--sort`; `--desc` alone means created, newest first (the server's default order).
+fn sort_field(sort: Option<TokenSortArg>, desc: bool) -> TokenSortField {
+    match sort {
+        None if desc => TokenSortField::CreatedAt,
+        None => TokenSortField::Unspecified,
+        Some(TokenSortArg::Created) => TokenSortField::CreatedAt,
+        Some(TokenSortArg::Name) => TokenSortField::Name,
+        Some(TokenSortArg::LastUsed) => TokenSortField::LastUsedAt,
+        Some(TokenSortArg::Expires) => TokenSortField::ExpiresAt,
     }
 }
 
@@ -145,13 +166,13 @@ async fn list(args: TokenListArgs, ctx: &mut Context<'_>) -> Result<(), CliError
     let mut request = list_request(&args, SystemTime::now());
     let conn = ctx.connect().await?;
     let mut tokens = Vec::new();
-    let next_page_token = loop {
+    let (next_page_token, total_size) = loop {
         let page = conn
             .call(conn.tokens().list_tokens(request.clone()))
             .await?;
         tokens.extend(page.tokens);
         if !args.page.all || page.next_page_token.is_empty() {
-            break page.next_page_token;
+            break (page.next_page_token, page.total_size);
         }
         request.page_token = page.next_page_token;
     };
@@ -160,6 +181,7 @@ async fn list(args: TokenListArgs, ctx: &mut Context<'_>) -> Result<(), CliError
         let value = json!({
             "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(),
             "next_page_token": next_page_token,
+            "total_size": total_size,
         });
         return ctx.print_json(&value);
     }
@@ -167,8 +189,19 @@ async fn list(args: TokenListArgs, ctx: &mut Context<'_>) -> Result<(), CliError
         ctx.note("no tokens found")?;
     } else {
         ctx.out.write_all(token_table(&tokens).as_bytes())?;
+        ctx.note(total_line(tokens.len(), total_size))?;
     }
     ctx.next_page_hint(&next_page_token)
+}
+
+/// `3 of 120 tokens` (on stderr, so the table on stdout stays machine-readable).
+fn total_line(shown: usize, total: u64) -> String {
+    let noun = if total == 1 { "token" } else { "tokens" };
+    if shown as u64 == total {
+        format!("{total} {noun}")
+    } else {
+        format!("{shown} of {total} {noun}")
+    }
 }
 
 fn show_one(ctx: &mut Context<'_>, token: Option<Token>) -> Result<(), CliError> {
@@ -543,6 +576,64 @@ mod tests {
         assert_eq!(request.team_id, "core");
         assert_eq!(request.page_size, 10);
         assert_eq!(request.page_token, "");
+        assert_eq!(request.sort_by, TokenSortField::Unspecified as i32);
+        assert_eq!(request.last_used_before, None);
+        assert!(!request.never_used);
+
+        let TokenCommand::List(args) = token_command(&[
+            "list",
+            "--unused-days",
+            "30",
+            "--sort",
+            "last-used",
+            "--desc",
+        ]) else {
+            panic!()
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100 * 86_400);
+        let request = list_request(&args, now);
+        assert_eq!(request.last_used_before.unwrap().seconds, 70 * 86_400);
+        assert_eq!(request.sort_by, TokenSortField::LastUsedAt as i32);
+        assert!(request.descending);
+
+        let TokenCommand::List(args) =
+            token_command(&["list", "--never-used", "--sort", "expires"])
+        else {
+            panic!()
+        };
+        let request = list_request(&args, now);
+        assert!(request.never_used);
+        assert_eq!(request.sort_by, TokenSortField::ExpiresAt as i32);
+        assert!(!request.descending);
+        for (flag, field) in [
+            ("created", TokenSortField::CreatedAt),
+            ("name", TokenSortField::Name),
+        ] {
+            let TokenCommand::List(args) = token_command(&["list", "--sort", flag]) else {
+                panic!()
+            };
+            assert_eq!(list_request(&args, now).sort_by, field as i32);
+        }
+        let TokenCommand::List(args) = token_command(&["list", "--desc"]) else {
+            panic!()
+        };
+        assert_eq!(
+            list_request(&args, now).sort_by,
+            TokenSortField::CreatedAt as i32
+        );
+
+        // The two filters contradict each other: refused before any call.
+        let argv = [
+            "keygate",
+            "token",
+            "list",
+            "--never-used",
+            "--unused-days",
+            "3",
+        ];
+        assert!(Cli::try_parse_from(argv).is_err());
+        assert_eq!(total_line(3, 120), "3 of 120 tokens");
+        assert_eq!(total_line(1, 1), "1 token");
     }
 
     #[test]

@@ -433,6 +433,7 @@ async fn cli_usage_list_gateways_and_capabilities() {
             reported_by: "service_account:sa_test".into(),
             events: vec![event("1", now - 2000, 200), event("2", now - 1000, 429)],
             dropped: 4,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -567,4 +568,391 @@ async fn cli_token_rate_limit() {
     assert!(shown.contains("rate limit:  600/min\n"), "{shown}");
     let shown = cli.ok(&["token", "update", &id, "--rate-limit", "0"]).await;
     assert!(shown.contains("rate limit:  none\n"), "{shown}");
+}
+
+/// A gateway's report: rollups (and sampled events) through `UsageService.IngestUsage` with
+/// a GATEWAY service account's key, as the gateway sends them.
+async fn ingest(
+    server: &TestServer,
+    key: &str,
+    batch_id: &str,
+    rollups: Vec<keygate_proto::v1::UsageRollup>,
+    events: Vec<keygate_proto::v1::UsageEvent>,
+) {
+    use keygate_proto::v1::IngestUsageRequest;
+    use keygate_proto::v1::usage_service_client::UsageServiceClient;
+    let mut client = UsageServiceClient::new(server.channel().await);
+    let response = client
+        .ingest_usage(keygate_control_plane::testing::with_key(
+            key,
+            IngestUsageRequest {
+                gateway: "edge-e2e".into(),
+                events,
+                rollups,
+                batch_id: batch_id.into(),
+                events_sampled: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("ingest usage")
+        .into_inner();
+    assert!(!response.replayed);
+}
+
+/// `count` requests of one minute that took `latency_us` each.
+fn rollup(
+    minute_ms: i64,
+    token: (&str, &str),
+    status: u32,
+    error: &str,
+    count: u64,
+    latency_us: u64,
+) -> keygate_proto::v1::UsageRollup {
+    let mut sketch = keygate_rollup::LatencySketch::new();
+    sketch.add_n(latency_us, count);
+    keygate_proto::v1::UsageRollup {
+        minute: Some(prost_types::Timestamp {
+            seconds: minute_ms / 1000,
+            nanos: 0,
+        }),
+        token_id: token.0.into(),
+        team_id: token.1.into(),
+        route: "billing".into(),
+        status,
+        error: error.into(),
+        count,
+        request_bytes: 100 * count,
+        response_bytes: 1000 * count,
+        latency_sum_us: latency_us * count,
+        latency_min_us: latency_us,
+        latency_max_us: latency_us,
+        latency_sketch: sketch.encode(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_usage_analytics_tail_and_export() {
+    use keygate_control_plane::service_accounts::Capability;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["team", "create", "core", "--name", "Core"]).await;
+    cli.ok(&[
+        "route",
+        "add",
+        "--name",
+        "billing",
+        "--team",
+        "core",
+        "--path",
+        "/billing",
+        "--backend",
+        "http://127.0.0.1:9",
+    ])
+    .await;
+    let created: serde_json::Value = serde_json::from_str(
+        &cli.ok(&[
+            "--json",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--team",
+            "core",
+            "--scope",
+            "billing",
+            "--never-expires",
+        ])
+        .await,
+    )
+    .unwrap();
+    let token = created["token"]["id"].as_str().unwrap().to_owned();
+    let gateway_key = server.capability_key(Capability::Gateway).await;
+
+    // Five minutes ago: 8 successes at 2 ms and 2 upstream errors at 50 ms; a minute later
+    // 5 successes at 4 ms.
+    let now = keygate_control_plane::time::now_ms();
+    let minute = now - now.rem_euclid(60_000) - 5 * 60_000;
+    ingest(
+        &server,
+        &gateway_key,
+        "b1",
+        vec![
+            rollup(minute, (&token, "core"), 200, "", 8, 2_000),
+            rollup(minute, (&token, "core"), 502, "upstream_error", 2, 50_000),
+            rollup(minute + 60_000, (&token, "core"), 200, "", 5, 4_000),
+        ],
+        vec![],
+    )
+    .await;
+
+    // Summary: totals and percentiles from the merged sketches (1 % relative accuracy).
+    let summary: serde_json::Value = serde_json::from_str(
+        &cli.ok(&[
+            "--json", "usage", "summary", "--since", "1h", "--step", "1m",
+        ])
+        .await,
+    )
+    .unwrap();
+    let total = &summary["total"];
+    assert_eq!(
+        (total["calls"].as_u64(), total["errors"].as_u64()),
+        (Some(15), Some(2)),
+        "{summary}"
+    );
+    assert!((total["success_rate"].as_f64().unwrap() - 13.0 / 15.0).abs() < 1e-9);
+    let p50 = total["latency_p50_us"].as_u64().unwrap();
+    assert!((1_980..=2_020).contains(&p50), "p50 {p50}");
+    let p99 = total["latency_p99_us"].as_u64().unwrap();
+    assert!((49_500..=50_500).contains(&p99), "p99 {p99}");
+    assert_eq!(total["request_bytes"], 1500);
+    assert_eq!(summary["step_seconds"], 60);
+    assert_eq!(summary["tier"], "minute");
+    let series = summary["series"].as_array().unwrap();
+    assert_eq!(series.len(), 60, "every minute of the hour");
+    let calls: Vec<u64> = series
+        .iter()
+        .map(|p| p["stats"]["calls"].as_u64().unwrap())
+        .filter(|&c| c > 0)
+        .collect();
+    assert_eq!(calls, [10, 5]);
+
+    let text = cli
+        .ok(&[
+            "usage", "summary", "--since", "1h", "--step", "1m", "--team", "core",
+        ])
+        .await;
+    assert!(
+        text.contains("calls:   15\n") && text.contains("errors:  2\n"),
+        "{text}"
+    );
+    assert!(text.contains("success: 86.6%\n"), "{text}");
+    assert!(
+        text.contains("(max 10 per 1m)") && text.contains('█'),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nTIME                  CALLS  ERRORS"),
+        "{text}"
+    );
+    let errors_only: serde_json::Value = serde_json::from_str(
+        &cli.ok(&["--json", "usage", "summary", "--status", "errors"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(errors_only["total"]["calls"], 2, "{errors_only}");
+
+    // Top.
+    let top: serde_json::Value = serde_json::from_str(
+        &cli.ok(&["--json", "usage", "top", "--by", "token", "--since", "1h"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(top["entries"][0]["key"], token.as_str(), "{top}");
+    assert_eq!(top["entries"][0]["label"], "ci", "{top}");
+    assert_eq!(top["entries"][0]["calls"], 15);
+    let by_error = cli
+        .ok(&["usage", "top", "--by", "error", "--order", "errors"])
+        .await;
+    assert!(by_error.starts_with("ERROR "), "{by_error}");
+    assert!(
+        by_error
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("upstream_error "),
+        "{by_error}"
+    );
+
+    // One token, one route.
+    let detail: serde_json::Value = serde_json::from_str(
+        &cli.ok(&["--json", "usage", "token", &token, "--since", "2h"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(detail["total"]["calls"], 15, "{detail}");
+    assert_eq!(detail["routes"][0]["key"], "billing");
+    let statuses: Vec<(u64, u64)> = detail["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["status"].as_u64().unwrap(), s["calls"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        statuses.contains(&(200, 13)) && statuses.contains(&(502, 2)),
+        "{statuses:?}"
+    );
+    assert!(detail["first_used_at"].is_string(), "{detail}");
+    let route = cli.ok(&["usage", "route", "billing"]).await;
+    assert!(route.starts_with("route:      billing\n"), "{route}");
+    assert!(route.contains("\nSTATUS  CALLS  SHARE\n"), "{route}");
+    assert!(route.contains(&token), "{route}");
+
+    // Export: CSV with a header row; the calls column adds up.
+    let csv = cli
+        .ok(&[
+            "usage", "export", "--format", "csv", "--since", "1h", "--tier", "minute",
+        ])
+        .await;
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let calls_at = header
+        .iter()
+        .position(|c| *c == "calls")
+        .expect("calls column");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows.iter().all(|r| r.len() == header.len()), "{csv}");
+    let sum: u64 = rows
+        .iter()
+        .map(|r| r[calls_at].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(sum, 15);
+    // To a file: renamed into place when complete, nothing left under `.partial`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollups.ndjson");
+    let out = cli
+        .run(
+            &[
+                "usage",
+                "export",
+                "--since",
+                "1h",
+                "--output",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written.lines().count(), 3, "{written}");
+    for line in written.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("NDJSON");
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote "));
+    assert!(!dir.path().join("rollups.ndjson.partial").exists());
+    // A refused export leaves no file behind.
+    let refused = dir.path().join("refused.csv");
+    let (code, stderr) = cli
+        .code(&[
+            "usage",
+            "export",
+            "--gateway",
+            "edge-e2e",
+            "--output",
+            refused.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only rollups.ndjson"
+    );
+
+    // Errors: client-side usage errors (2) and the server's answers.
+    assert_eq!(cli.code(&["usage", "summary", "--step", "90s"]).await.0, 2);
+    assert_eq!(
+        cli.code(&["usage", "export", "--kind", "events", "--tier", "day"])
+            .await
+            .0,
+        2
+    );
+    assert_eq!(cli.code(&["usage", "route", "nope"]).await.0, 4);
+
+    // Tail: a new event reaches a running `usage tail --json`; Ctrl-C ends it with 0.
+    tail_until_interrupted(&server, &gateway_key, &token).await;
+}
+
+async fn tail_until_interrupted(server: &TestServer, gateway_key: &str, token: &str) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let config = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["--json", "usage", "tail", "--route", "billing"])
+        .env("KEYGATE_ADDR", server.url())
+        .env("KEYGATE_KEY", &server.admin_key)
+        .env("KEYGATE_CONFIG_DIR", config.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("keygate usage tail runs");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = std::time::Duration::from_secs(20);
+    // The notice comes once the stream is open: events stored from then on are tailed.
+    let notice = tokio::time::timeout(deadline, stderr.next_line())
+        .await
+        .expect("tail notice in time")
+        .unwrap()
+        .expect("a notice line");
+    assert_eq!(notice, "tailing usage events (Ctrl-C to stop)");
+
+    let now = keygate_control_plane::time::now_ms();
+    let event = |id: &str, route: &str| keygate_proto::v1::UsageEvent {
+        event_id: id.into(),
+        time: Some(prost_types::Timestamp {
+            seconds: now / 1000,
+            nanos: 0,
+        }),
+        token_id: token.into(),
+        team_id: "core".into(),
+        route: route.into(),
+        method: "GET".into(),
+        status: 502,
+        error: "upstream_error".into(),
+        latency_us: 50_000,
+        client_ip: "192.0.2.7".into(),
+        ..Default::default()
+    };
+    let minute = now - now.rem_euclid(60_000);
+    ingest(
+        server,
+        gateway_key,
+        "tail-1",
+        vec![
+            rollup(minute, (token, "core"), 502, "upstream_error", 1, 50_000),
+            keygate_proto::v1::UsageRollup {
+                route: "other".into(),
+                ..rollup(minute, (token, "core"), 502, "upstream_error", 1, 50_000)
+            },
+        ],
+        vec![event("t-other", "other"), event("t-1", "billing")],
+    )
+    .await;
+    let line = tokio::time::timeout(deadline, stdout.next_line())
+        .await
+        .expect("a tailed event in time")
+        .unwrap()
+        .expect("an event line");
+    let tailed: serde_json::Value = serde_json::from_str(&line).expect("NDJSON");
+    assert_eq!(
+        tailed["event_id"], "t-1",
+        "the --route filter applies: {tailed}"
+    );
+    assert_eq!(tailed["status"], 502);
+    assert_eq!(tailed["client_ip"], "192.0.2.7");
+
+    let pid = child.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(deadline, child.wait())
+        .await
+        .expect("tail exits on SIGINT")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
 }

@@ -20,7 +20,8 @@ fn team_of(action: &Action<'_>) -> String {
         | ReadAudit(t)
         | ListInvitations(t)
         | ReadServiceAccounts(t)
-        | ReadUsage(t) => t.0.clone(),
+        | ReadUsage(t)
+        | ReadAlerts(t) => t.0.clone(),
         ClaimTeam { team, .. }
         | AddMember { team, .. }
         | ChangeMemberRole { team, .. }
@@ -28,7 +29,8 @@ fn team_of(action: &Action<'_>) -> String {
         | ChangeToken { team, .. }
         | ChangeRoute { team, .. }
         | Invite { team, .. }
-        | ManageServiceAccount { team, .. } => team.0.clone(),
+        | ManageServiceAccount { team, .. }
+        | ManageAlerts { team, .. } => team.0.clone(),
         _ => String::new(),
     }
 }

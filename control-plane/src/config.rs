@@ -75,6 +75,20 @@ pub struct Config {
     #[arg(long, env = "KEYGATE_SESSION_TTL_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub session_ttl_hours: u32,
 
+    /// Hosts or networks alert webhooks may call although private, loopback, link-local or
+    /// unspecified, comma-separated (`127.0.0.1`, `10.0.0.0/8`, `hooks.internal`). Empty: none.
+    #[arg(
+        long,
+        env = "KEYGATE_ALERT_WEBHOOK_ALLOW",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub alert_webhook_allow: Vec<String>,
+
+    /// Seconds between alert rule evaluations (10-3600).
+    #[arg(long, env = "KEYGATE_ALERT_EVAL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(10..=3600))]
+    pub alert_eval_seconds: u32,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KEYGATE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -97,6 +111,8 @@ impl std::fmt::Debug for Config {
                 &self.admin_password.as_ref().map(|_| "<set>"),
             )
             .field("session_ttl_hours", &self.session_ttl_hours)
+            .field("alert_webhook_allow", &self.alert_webhook_allow)
+            .field("alert_eval_seconds", &self.alert_eval_seconds)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -137,6 +153,15 @@ impl Config {
             .collect()
     }
 
+    /// The alert settings (allow-list parsed).
+    pub fn alerts(&self) -> Result<crate::alerts::AlertSettings, String> {
+        Ok(crate::alerts::AlertSettings {
+            allow: crate::alerts::Allow::parse(&self.alert_webhook_allow)
+                .map_err(|e| format!("KEYGATE_ALERT_WEBHOOK_ALLOW: {e}"))?,
+            eval_interval: std::time::Duration::from_secs(u64::from(self.alert_eval_seconds)),
+        })
+    }
+
     /// Checks combinations clap cannot.
     pub fn validate(&self) -> Result<(), String> {
         let url = self.database_url();
@@ -160,6 +185,7 @@ impl Config {
                 ));
             }
         }
+        self.alerts()?;
         Ok(())
     }
 }
@@ -220,5 +246,31 @@ mod tests {
         assert!(Config::try_parse_from(["x", "--usage-retention-days", "0"]).is_err());
         let c = Config::parse_from(["x", "--database-url", "mysql://x"]);
         assert!(c.validate().unwrap_err().starts_with("DATABASE_URL"));
+    }
+
+    #[test]
+    fn alert_settings() {
+        let c = Config::parse_from(["x"]);
+        let a = c.alerts().unwrap();
+        assert!(a.allow.is_empty());
+        assert_eq!(a.eval_interval, std::time::Duration::from_secs(60));
+        let c = Config::parse_from([
+            "x",
+            "--alert-webhook-allow",
+            "127.0.0.1,10.0.0.0/8,hooks.internal",
+            "--alert-eval-seconds",
+            "10",
+        ]);
+        assert!(c.validate().is_ok());
+        assert!(!c.alerts().unwrap().allow.is_empty());
+        assert_eq!(c.alerts().unwrap().eval_interval.as_secs(), 10);
+        let c = Config::parse_from(["x", "--alert-webhook-allow", "10.0.0.0/99"]);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .starts_with("KEYGATE_ALERT_WEBHOOK_ALLOW")
+        );
+        assert!(Config::try_parse_from(["x", "--alert-eval-seconds", "9"]).is_err());
+        assert!(Config::try_parse_from(["x", "--alert-eval-seconds", "3601"]).is_err());
     }
 }

@@ -67,6 +67,21 @@ id_type!(
     InvitationId,
     "inv"
 );
+id_type!(
+    /// An alert rule.
+    AlertRuleId,
+    "alr"
+);
+id_type!(
+    /// One alert to deliver (a firing or a test), the same for each of its delivery tries.
+    AlertId,
+    "alt"
+);
+id_type!(
+    /// One delivery try of an alert (sent as `Keygate-Delivery`).
+    DeliveryId,
+    "dlv"
+);
 
 /// A team's id is its slug, chosen by the creator.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -27,7 +27,9 @@ pub mod store;
 pub mod testing;
 pub mod time;
 
+pub mod alerts;
 pub mod audit;
+pub mod dashboard;
 pub mod invitations;
 pub mod routes;
 pub mod service_accounts;

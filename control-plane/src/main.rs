@@ -124,6 +124,13 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+    // Alert rules: evaluated on their own timer (one replica at a time on PostgreSQL).
+    let alerts = config.alerts().map_err(anyhow::Error::msg)?;
+    keygate_control_plane::alerts::evaluate::spawn(
+        store.clone(),
+        master_key.clone(),
+        alerts.clone(),
+    );
     serve(
         listener,
         ServerParts {
@@ -131,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
             master_key,
             cors_origins: config.cors(),
             edge_key,
+            alerts,
             auth: AuthSettings {
                 session_ttl: std::time::Duration::from_secs(
                     u64::from(config.session_ttl_hours) * 3600,

@@ -15,6 +15,9 @@
 //!   manage people, invitations, other service accounts, or create teams;
 //! - capabilities add one power each: SYNC follows the change feed, GATEWAY reports usage
 //!   (IngestUsage). Usage events are read like tokens: VIEWER+ of their team.
+//! - alert rules and their deliveries are read by VIEWER+ of the rule's team and created,
+//!   changed, deleted and tested by MANAGER+; rules with a system-wide condition (sync lag,
+//!   gateway health) only by system admins.
 
 use crate::context::Actor;
 use crate::ids::{KeyId, ServiceAccountId, SessionId, TeamId, UserId};
@@ -216,6 +219,15 @@ pub enum Action<'a> {
     ReadUsage(&'a TeamId),
     /// Reading every gateway's totals.
     ReadGateways,
+    // Alerts
+    /// Reading a team's alert rules and their deliveries.
+    ReadAlerts(&'a TeamId),
+    /// Creating, changing, deleting or testing an alert rule of `team`; `system_wide` when
+    /// the rule's condition (before or after the change) is about the whole system.
+    ManageAlerts {
+        team: &'a TeamId,
+        system_wide: bool,
+    },
 }
 
 /// Why a call was refused. The text is safe for clients (no secrets, no token scopes).
@@ -269,7 +281,16 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
                 deny("claiming a team requires ADMIN in another team")
             }
         }
-        ListMembers(t) | ReadTokens(t) | ReadAudit(t) | ReadUsage(t) => need(t, Role::Viewer),
+        ListMembers(t) | ReadTokens(t) | ReadAudit(t) | ReadUsage(t) | ReadAlerts(t) => {
+            need(t, Role::Viewer)
+        }
+        ManageAlerts { team, system_wide } => {
+            if *system_wide {
+                deny("system-wide alert conditions require a system admin")
+            } else {
+                need(team, Role::Manager)
+            }
+        }
         AddMember { team, role } | Invite { team, role } => {
             people_manager("manage members")?;
             need(team, Role::Manager)?;
@@ -553,6 +574,41 @@ mod tests {
         sys.system_admin = true;
         assert!(check(&sys, &Action::IngestUsage).is_ok());
         assert!(check(&sys, &Action::ReadGateways).is_ok());
+    }
+
+    #[test]
+    fn alerts_read_by_viewers_managed_by_managers_system_wide_by_system_admins() {
+        let a = TeamId("a".into());
+        let manage = |system_wide| Action::ManageAlerts {
+            team: &a,
+            system_wide,
+        };
+        for (role, read, manage_team) in [
+            (Role::Viewer, true, false),
+            (Role::Developer, true, false),
+            (Role::Manager, true, true),
+            (Role::Admin, true, true),
+        ] {
+            let c = user(&[("a", role)]);
+            assert_eq!(check(&c, &Action::ReadAlerts(&a)).is_ok(), read, "{role:?}");
+            assert_eq!(check(&c, &manage(false)).is_ok(), manage_team, "{role:?}");
+            assert!(check(&c, &manage(true)).is_err(), "{role:?} system-wide");
+        }
+        let outsider = user(&[("b", Role::Admin)]);
+        assert!(check(&outsider, &Action::ReadAlerts(&a)).is_err());
+        assert!(check(&outsider, &manage(false)).is_err());
+        let mut sys = user(&[]);
+        sys.system_admin = true;
+        assert!(check(&sys, &manage(true)).is_ok());
+        assert!(check(&sys, &Action::ReadAlerts(&a)).is_ok());
+        // A MANAGER service account manages its team's rules like a MANAGER.
+        let mut robot = user(&[("a", Role::Manager)]);
+        robot.principal = Principal::ServiceAccount {
+            id: ServiceAccountId("sa_1".into()),
+            key: KeyId("mk_1".into()),
+        };
+        assert!(check(&robot, &manage(false)).is_ok());
+        assert!(check(&robot, &manage(true)).is_err());
     }
 
     #[test]

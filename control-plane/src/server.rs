@@ -1,9 +1,11 @@
-//! Wiring: the Keygate services (tokens, routes, teams, audit, identity, sync, usage), health
-//! and reflection on one port, with grpc-web (HTTP/1.1) translation, CORS, and the
-//! [`AuthLayer`] around all of them.
+//! Wiring: the Keygate services (tokens, routes, teams, audit, identity, sync, usage,
+//! alerts), health and reflection on one port, with grpc-web (HTTP/1.1) translation, CORS,
+//! and the [`AuthLayer`] around all of them.
 
+use crate::alerts::{AlertApi, AlertSettings};
 use crate::audit::AuditApi;
 use crate::auth::{AuthLayer, REQUEST_ID};
+use crate::dashboard::DashboardApi;
 use crate::invitations::InvitationApi;
 use crate::routes::RouteApi;
 use crate::secrets::MasterKey;
@@ -16,8 +18,10 @@ use crate::tokens::TokenApi;
 use crate::usage::UsageApi;
 use crate::users::UserApi;
 use http::{HeaderName, HeaderValue, Method};
+use keygate_proto::v1::alert_service_server::AlertServiceServer;
 use keygate_proto::v1::audit_service_server::AuditServiceServer;
 use keygate_proto::v1::auth_service_server::AuthServiceServer;
+use keygate_proto::v1::dashboard_service_server::DashboardServiceServer;
 use keygate_proto::v1::invitation_service_server::InvitationServiceServer;
 use keygate_proto::v1::route_service_server::RouteServiceServer;
 use keygate_proto::v1::service_account_service_server::ServiceAccountServiceServer;
@@ -40,6 +44,8 @@ pub struct ServerParts {
     pub auth: AuthSettings,
     /// Seals backend secrets for the edge (the gateways hold it too).
     pub edge_key: MasterKey,
+    /// Webhook address allow-list (TestWebhook and rule checks; the evaluator runs apart).
+    pub alerts: AlertSettings,
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -112,6 +118,12 @@ pub async fn serve(
     health_reporter
         .set_serving::<UsageServiceServer<UsageApi>>()
         .await;
+    health_reporter
+        .set_serving::<AlertServiceServer<AlertApi>>()
+        .await;
+    health_reporter
+        .set_serving::<DashboardServiceServer<DashboardApi>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(keygate_proto::FILE_DESCRIPTOR_SET)
@@ -156,6 +168,14 @@ pub async fn serve(
             UsageServiceServer::new(UsageApi::new(store.clone()))
                 .max_decoding_message_size(crate::usage::service::MAX_REQUEST_BYTES),
         )
+        .add_service(DashboardServiceServer::new(DashboardApi::new(
+            store.clone(),
+        )))
+        .add_service(AlertServiceServer::new(AlertApi::new(
+            store.clone(),
+            parts.master_key.clone(),
+            parts.alerts.clone(),
+        )))
         .add_service(SyncServiceServer::new(SyncApi::new(
             store,
             parts.master_key.clone(),

@@ -13,10 +13,15 @@
 pub mod postgres;
 pub mod sqlite;
 
+use crate::alerts::{
+    Alert, AlertDelivery, AlertRule, AlertRuleFilter, AlertRulePatch, AlertState, AlertTokenQuery,
+    DeliveryFilter, NewAlertRule,
+};
 use crate::audit::{AuditEvent, AuditFilter, AuditPage, ChainReport};
 use crate::context::RequestContext;
+use crate::dashboard::DashboardCounts;
 use crate::ids::{
-    InvitationId, KeyId, RouteId, ServiceAccountId, SessionId, TeamId, TokenId, UserId,
+    AlertRuleId, InvitationId, KeyId, RouteId, ServiceAccountId, SessionId, TeamId, TokenId, UserId,
 };
 use crate::invitations::{Invitation, NewInvitation};
 use crate::policy::Role;
@@ -28,7 +33,8 @@ use crate::teams::Member;
 use crate::teams::{NewTeam, Team, TeamDeletion, TeamFilter, TeamPatch};
 use crate::time::Millis;
 use crate::tokens::{NewTokenRecord, Token, TokenFilter, TokenPatch};
-use crate::usage::{GatewayStatus, StoredUsageEvent, UsageBatch, UsageFilter};
+use crate::usage::analytics::AnalyticsStore;
+use crate::usage::{GatewayStatus, IngestOutcome, StoredUsageEvent, UsageBatch, UsageFilter};
 use crate::users::{NewUser, User, UserFilter, UserPatch};
 use futures::stream::BoxStream;
 use keygate_contracts::FieldError;
@@ -93,6 +99,9 @@ pub trait Store:
     + InvitationStore
     + ServiceAccountStore
     + UsageStore
+    + AnalyticsStore
+    + DashboardStore
+    + AlertStore
 {
 }
 
@@ -109,6 +118,9 @@ impl<T> Store for T where
         + InvitationStore
         + ServiceAccountStore
         + UsageStore
+        + AnalyticsStore
+        + DashboardStore
+        + AlertStore
 {
 }
 
@@ -145,6 +157,8 @@ pub trait TokenStore: Send + Sync + 'static {
     -> StoreResult<Token>;
     async fn get_token(&self, id: &TokenId) -> StoreResult<Token>;
     async fn list_tokens(&self, filter: &TokenFilter) -> StoreResult<Page<Token>>;
+    /// Tokens matching `filter` over all pages (its page position and limit are ignored).
+    async fn count_tokens(&self, filter: &TokenFilter) -> StoreResult<u64>;
     async fn update_token(
         &self,
         ctx: &RequestContext,
@@ -184,6 +198,8 @@ pub trait RouteStore: Send + Sync + 'static {
     /// By id (`rte_...`) or by name.
     async fn get_route(&self, id_or_name: &str) -> StoreResult<Route>;
     async fn list_routes(&self, filter: &RouteFilter) -> StoreResult<Page<Route>>;
+    /// Routes matching `filter` over all pages (its page position and limit are ignored).
+    async fn count_routes(&self, filter: &RouteFilter) -> StoreResult<u64>;
     async fn update_route(
         &self,
         ctx: &RequestContext,
@@ -437,18 +453,139 @@ pub trait FeedStore: Send + Sync + 'static {
 /// row or a change event, or wakes change-feed watchers.
 #[async_trait::async_trait]
 pub trait UsageStore: Send + Sync + 'static {
-    /// Stores a batch in ONE transaction: events whose `(gateway, event_id)` is already stored
-    /// are skipped (a resent batch counts once); each token's `last_used_at` moves forward to
-    /// its newest event in the batch (never back); the gateway's totals are updated (its drop
-    /// count is not added again for a batch whose every event was already stored: a resend).
-    /// Returns how many events were new.
-    async fn ingest_usage(&self, batch: &UsageBatch) -> StoreResult<u32>;
+    /// Stores a batch in ONE transaction. A batch whose `(gateway, batch_id)` was stored
+    /// before changes nothing (`replayed`). Events whose `(gateway, event_id)` is already
+    /// stored are skipped; the rollups (or, for senders of plain events, the new events
+    /// rolled up here) are added to every tier; each token's `last_used_at` moves forward to
+    /// its newest event or rollup minute (never back); the gateway's totals and its minute
+    /// of arrival are updated (without a batch id, the drop counts of a batch whose every
+    /// event was already stored are not added again: a resend).
+    async fn ingest_usage(&self, batch: &UsageBatch) -> StoreResult<IngestOutcome>;
     /// A page, newest first (`at`, then row id).
     async fn list_usage(&self, filter: &UsageFilter) -> StoreResult<Page<StoredUsageEvent>>;
+    /// Events stored after row id `after` matching `filter` (its range and cursor ignored),
+    /// oldest first, at most `limit`; for live tails.
+    async fn usage_events_after(
+        &self,
+        filter: &UsageFilter,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredUsageEvent>>;
+    /// The newest event's row id (0 when none).
+    async fn last_usage_event_id(&self) -> StoreResult<i64>;
+    /// Bumped when this process stored new events (other replicas' are seen by polling).
+    fn subscribe_usage(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Deletes events with `at < before`, in bounded batches; returns how many.
     async fn delete_usage_before(&self, before: Millis) -> StoreResult<u64>;
     /// Every gateway that has reported, by name.
     async fn list_gateways(&self) -> StoreResult<Vec<GatewayStatus>>;
+}
+
+/// Alert rules and what their evaluator records (`alerts::evaluate`, `alerts::deliver`).
+/// Rule changes are audited with a change event like teams; each delivery attempt is audited
+/// (`alert.delivered` / `alert.delivery_failed`, actor as given) without a change event;
+/// states and queued alerts are bookkeeping without audit rows.
+#[async_trait::async_trait]
+pub trait AlertStore: Send + Sync + 'static {
+    async fn create_alert_rule(
+        &self,
+        ctx: &RequestContext,
+        rule: NewAlertRule,
+    ) -> StoreResult<AlertRule>;
+    async fn get_alert_rule(&self, id: &AlertRuleId) -> StoreResult<AlertRule>;
+    /// A page, newest first.
+    async fn list_alert_rules(&self, filter: &AlertRuleFilter) -> StoreResult<Page<AlertRule>>;
+    /// A new condition forgets the states recorded under the old one.
+    async fn update_alert_rule(
+        &self,
+        ctx: &RequestContext,
+        id: &AlertRuleId,
+        patch: AlertRulePatch,
+    ) -> StoreResult<AlertRule>;
+    /// Deletes the rule with its states, alerts and delivery history.
+    async fn delete_alert_rule(
+        &self,
+        ctx: &RequestContext,
+        id: &AlertRuleId,
+    ) -> StoreResult<AlertRule>;
+    /// The rule's sealed signing secret (master key, AAD `<rule id>/webhook_secret`). For the
+    /// delivery path only, never for clients.
+    async fn alert_rule_secret(&self, id: &AlertRuleId) -> StoreResult<String>;
+    async fn enabled_alert_rules(&self) -> StoreResult<Vec<AlertRule>>;
+    async fn alert_states(&self, rule: &AlertRuleId) -> StoreResult<Vec<AlertState>>;
+    /// Upserts `states` (by subject) and queues `alerts`, in one transaction.
+    async fn record_evaluation(
+        &self,
+        rule: &AlertRuleId,
+        states: &[AlertState],
+        alerts: &[Alert],
+    ) -> StoreResult<()>;
+    /// Alerts whose next try is due at `now`, most overdue first.
+    async fn due_alerts(&self, now: Millis, limit: u32) -> StoreResult<Vec<Alert>>;
+    /// Stores one try in one transaction: the delivery row, the alert's tries and next due
+    /// time (`delivery.next_attempt_at`), and the audit row. NotFound when the alert is gone.
+    async fn record_delivery(
+        &self,
+        ctx: &RequestContext,
+        delivery: &AlertDelivery,
+    ) -> StoreResult<()>;
+    /// A page of delivery tries, newest first.
+    async fn list_alert_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Page<AlertDelivery>>;
+    /// Live tokens of `team` matching `query` (at most 10,000, oldest first).
+    async fn alert_tokens(
+        &self,
+        team: &TeamId,
+        query: AlertTokenQuery,
+        now: Millis,
+    ) -> StoreResult<Vec<crate::tokens::Token>>;
+    /// Names of the routes `team` owns.
+    async fn team_route_names(&self, team: &TeamId) -> StoreResult<Vec<String>>;
+    /// The right to evaluate now: `None` while another replica holds it (PostgreSQL advisory
+    /// lock); always granted on SQLite. Give it back with [`Self::release_alert_evaluation`]
+    /// (dropping the guard releases it too, but only some time later).
+    async fn lock_alert_evaluation(&self) -> StoreResult<Option<EvaluationLock>>;
+    /// Releases the lock now.
+    async fn release_alert_evaluation(&self, lock: EvaluationLock) -> StoreResult<()>;
+    /// Deletes finished alerts (delivered or given up) fired before `before`, with their
+    /// delivery rows; returns how many alerts.
+    async fn delete_alert_history_before(&self, before: Millis) -> StoreResult<u64>;
+}
+
+/// Held while one evaluator runs (see [`AlertStore::lock_alert_evaluation`]).
+#[derive(Default)]
+pub struct EvaluationLock {
+    _guard: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl EvaluationLock {
+    pub fn new(guard: Box<dyn std::any::Any + Send>) -> Self {
+        Self {
+            _guard: Some(guard),
+        }
+    }
+
+    /// What the store put in (for its release).
+    pub fn into_guard(mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        self._guard.take()
+    }
+}
+
+/// The aggregates only the dashboard reads; its token lists and counts, audit rows and usage
+/// come from the other stores.
+#[async_trait::async_trait]
+pub trait DashboardStore: Send + Sync + 'static {
+    /// Over `teams` (`None`: everything): routes they own, the teams themselves, enabled users
+    /// with a membership in them (`None`: every enabled user), tokens created per UTC day
+    /// since `created_since`, and active tokens (at `now`) per team.
+    async fn dashboard_counts(
+        &self,
+        teams: Option<&[TeamId]>,
+        created_since: Millis,
+        now: Millis,
+    ) -> StoreResult<DashboardCounts>;
 }
 
 /// A shared handle to the configured store.

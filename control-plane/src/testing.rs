@@ -2,6 +2,7 @@
 //! fresh database on the PostgreSQL server named by `KEYGATE_TEST_PG_URL`) and a real control
 //! plane on `127.0.0.1:0`. Not used by the binary.
 
+use crate::alerts::AlertSettings;
 use crate::context::RequestContext;
 use crate::ids::{SessionId, TeamId, UserId};
 use crate::passwords;
@@ -81,6 +82,7 @@ pub struct TestServer {
     pub store: DynStore,
     pub db: TestDb,
     pub master_key: MasterKey,
+    alerts: AlertSettings,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
@@ -116,6 +118,23 @@ impl TestServer {
 
     /// Starts a server with explicit sign-in settings (for rate-limit tests).
     pub async fn start_full(db: TestDb, cors_origins: Vec<String>, auth: AuthSettings) -> Self {
+        Self::start_configured(db, cors_origins, auth, AlertSettings::default()).await
+    }
+
+    /// Starts a server on a fresh database of `backend` with alert settings (a webhook
+    /// allow-list for receivers on 127.0.0.1). The evaluator does not run on its own: tests
+    /// call `alerts::evaluate::run_once`.
+    pub async fn start_with_alerts(backend: Backend, alerts: AlertSettings) -> Self {
+        let db = test_db(backend).await;
+        Self::start_configured(db, vec![], AuthSettings::default(), alerts).await
+    }
+
+    async fn start_configured(
+        db: TestDb,
+        cors_origins: Vec<String>,
+        auth: AuthSettings,
+        alerts: AlertSettings,
+    ) -> Self {
         let store = store::open(&db.url).await.expect("open store");
         let admin = match store
             .find_user_by_email("admin@keygate.test")
@@ -154,6 +173,7 @@ impl TestServer {
             cors_origins,
             auth,
             edge_key: MasterKey::from_bytes(&[7; 32]),
+            alerts: alerts.clone(),
         };
         let handle = tokio::spawn(async move {
             serve(listener, parts, async {
@@ -169,6 +189,7 @@ impl TestServer {
             store,
             db,
             master_key,
+            alerts,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -190,6 +211,7 @@ impl TestServer {
             cors_origins: vec![],
             auth: AuthSettings::default(),
             edge_key: MasterKey::from_bytes(&[7; 32]),
+            alerts: AlertSettings::default(),
         };
         let handle = tokio::spawn(async move {
             serve(listener, parts, async {
@@ -205,6 +227,7 @@ impl TestServer {
             store,
             db,
             master_key,
+            alerts: AlertSettings::default(),
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -285,6 +308,7 @@ impl TestServer {
             cors_origins: vec!["http://admin.test".into()],
             auth: AuthSettings::default(),
             edge_key: MasterKey::from_bytes(&[7; 32]),
+            alerts: self.alerts.clone(),
         };
         self.handle = Some(tokio::spawn(async move {
             serve(listener, parts, async {

@@ -971,6 +971,7 @@ async fn usage_ingest_and_list(backend: Backend) {
             usage_ev("5", now - 5000, Some((&core_tok, "core")), 200),
         ],
         dropped: 0,
+        ..Default::default()
     };
     let audit_before = s.store.verify_audit_chain().await.unwrap().checked;
     let head_before = s.store.head_revision().await.unwrap();
@@ -1132,7 +1133,7 @@ async fn usage_ingest_and_list(backend: Backend) {
                 pb::IngestUsageRequest {
                     gateway: "forged".into(),
                     events: vec![usage_ev("x", now, None, 200)],
-                    dropped: 0,
+                    ..Default::default()
                 },
             ))
             .await
@@ -1204,7 +1205,7 @@ async fn usage_validation_errors_name_the_field() {
     let call = |events: Vec<pb::UsageEvent>| pb::IngestUsageRequest {
         gateway: "edge-1".into(),
         events,
-        dropped: 0,
+        ..Default::default()
     };
     let mut bad_status = vec![usage_ev("a", now, None, 200); 4];
     for (i, e) in bad_status.iter_mut().enumerate() {

@@ -15,6 +15,7 @@ use keygate_control_plane::teams::{NewTeam, TeamFilter, TeamPatch};
 use keygate_control_plane::testing::{Backend, TestDb, test_db};
 use keygate_control_plane::time::now_ms;
 use keygate_control_plane::tokens::{NewTokenRecord, TokenFilter, TokenPatch, TokenStatus};
+use keygate_control_plane::usage::analytics::Stats;
 use keygate_control_plane::usage::{UsageBatch, UsageEvent, UsageFilter};
 use std::collections::HashSet;
 
@@ -474,7 +475,7 @@ async fn token_list_filters_and_pages(b: Backend) {
             break;
         }
         let last = page.items.last().unwrap();
-        filter.after = Some((last.created_at, last.id.clone()));
+        filter.after = Some(filter.position_after(last));
     }
     assert_eq!(seen.len(), 23);
     assert_eq!(
@@ -1256,6 +1257,7 @@ fn batch(gateway: &str, events: Vec<UsageEvent>, dropped: i64) -> UsageBatch {
         reported_by: "service_account:sa_gw".into(),
         events,
         dropped,
+        ..Default::default()
     }
 }
 
@@ -1302,7 +1304,7 @@ async fn usage_ingest_list_and_retention(b: Backend) {
         ],
         2,
     );
-    assert_eq!(s.ingest_usage(&first).await.unwrap(), 4);
+    assert_eq!(s.ingest_usage(&first).await.unwrap().events, 4);
     // Telemetry: no audit row, no change event.
     assert_eq!(log_position(s).await, before);
     let last_used = |id: &TokenId| {
@@ -1314,7 +1316,7 @@ async fn usage_ingest_list_and_retention(b: Backend) {
     let core_updated = s.get_token(&core_tok).await.unwrap().updated_at;
 
     // A resent batch is stored once.
-    assert_eq!(s.ingest_usage(&first).await.unwrap(), 0);
+    assert_eq!(s.ingest_usage(&first).await.unwrap().events, 0);
     // An older event never moves last_used_at back; a newer one moves it forward.
     let late = batch(
         "edge-1",
@@ -1324,7 +1326,7 @@ async fn usage_ingest_list_and_retention(b: Backend) {
         ],
         0,
     );
-    assert_eq!(s.ingest_usage(&late).await.unwrap(), 2);
+    assert_eq!(s.ingest_usage(&late).await.unwrap().events, 2);
     assert_eq!(last_used(&core_tok).await, Some(now - 3000));
     assert_eq!(last_used(&ops_tok).await, Some(now - 1000));
     assert_eq!(
@@ -1333,10 +1335,13 @@ async fn usage_ingest_list_and_retention(b: Backend) {
     );
     // Idempotency is per gateway: another gateway's "e1" is a different event.
     let other = batch("edge-2", vec![usage_event("e1", now - 1500, None, 404)], 0);
-    assert_eq!(s.ingest_usage(&other).await.unwrap(), 1);
+    assert_eq!(s.ingest_usage(&other).await.unwrap().events, 1);
     // A call with no events only reports drops.
     assert_eq!(
-        s.ingest_usage(&batch("edge-2", vec![], 5)).await.unwrap(),
+        s.ingest_usage(&batch("edge-2", vec![], 5))
+            .await
+            .unwrap()
+            .events,
         0
     );
     assert_eq!(log_position(s).await, before);
@@ -1458,7 +1463,8 @@ async fn usage_of_keys_the_edge_forgot_is_attributed(b: Backend) {
     assert_eq!(
         s.ingest_usage(&batch("edge-1", vec![revoked_key, unknown_key], 0))
             .await
-            .unwrap(),
+            .unwrap()
+            .events,
         2
     );
     let of_token = s
@@ -1508,8 +1514,8 @@ async fn usage_large_batches_and_ties(b: Backend) {
         })
         .collect();
     let big = batch("edge-1", events, 0);
-    assert_eq!(s.ingest_usage(&big).await.unwrap(), 5000);
-    assert_eq!(s.ingest_usage(&big).await.unwrap(), 0);
+    assert_eq!(s.ingest_usage(&big).await.unwrap().events, 5000);
+    assert_eq!(s.ingest_usage(&big).await.unwrap().events, 0);
     assert_eq!(
         s.get_token(&tok).await.unwrap().last_used_at,
         Some(now - 100_000 + 4)
@@ -1526,8 +1532,368 @@ async fn usage_large_batches_and_ties(b: Backend) {
     assert!(usage_ids(s, usage_filter(10)).await.is_empty());
 }
 
+/// One simulated request, as the gateway saw it.
+#[derive(Clone, Debug)]
+struct Req {
+    at: i64,
+    token: Option<(TokenId, String)>,
+    route: &'static str,
+    status: u16,
+    error: &'static str,
+    latency_us: u64,
+    req_bytes: u64,
+    resp_bytes: u64,
+}
+
+fn random_requests(tokens: &[(TokenId, String)], now: i64, n: usize, seed: u64) -> Vec<Req> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let routes = ["billing", "files", ""];
+    let outcomes: [(u16, &str); 9] = [
+        (200, ""),
+        (201, ""),
+        (304, ""),
+        (401, "invalid_key"),
+        (403, "forbidden"),
+        (404, "route_not_found"),
+        (429, "rate_limited"),
+        (500, ""),
+        (502, "bad_gateway"),
+    ];
+    (0..n)
+        .map(|_| {
+            let token = match rng.random_range(0..=tokens.len()) {
+                i if i < tokens.len() => Some(tokens[i].clone()),
+                _ => None,
+            };
+            let (status, error) = outcomes[rng.random_range(0..outcomes.len())];
+            // Log-uniform latencies from 50 µs to 5 s.
+            let latency_us = (50f64 * (1e5f64).powf(rng.random::<f64>())) as u64;
+            Req {
+                at: now - rng.random_range(0..3 * 3_600_000),
+                token,
+                route: routes[rng.random_range(0..routes.len())],
+                status,
+                error,
+                latency_us,
+                req_bytes: rng.random_range(0..10_000),
+                resp_bytes: rng.random_range(0..100_000),
+            }
+        })
+        .collect()
+}
+
+/// What a gateway sends for `reqs`: per-thread accumulators, merged, cut into batches.
+fn rollup_batches(reqs: &[Req], gateway: &str) -> Vec<UsageBatch> {
+    let mut workers = [
+        keygate_rollup::Accumulator::new(),
+        keygate_rollup::Accumulator::new(),
+    ];
+    for (i, r) in reqs.iter().enumerate() {
+        let (tok, team) = r
+            .token
+            .as_ref()
+            .map(|(t, team)| (t.as_str(), team.as_str()))
+            .unwrap_or(("", ""));
+        workers[i % 2].record(
+            keygate_rollup::RollupKeyRef {
+                minute: keygate_rollup::minute_of(r.at),
+                token_id: tok,
+                team_id: team,
+                route: r.route,
+                status: r.status,
+                error: r.error,
+            },
+            r.latency_us,
+            r.req_bytes,
+            r.resp_bytes,
+        );
+    }
+    let [mut a, b] = workers;
+    a.merge(b);
+    let rollups = a.drain();
+    rollups
+        .chunks(rollups.len().div_ceil(3).max(1))
+        .enumerate()
+        .map(|(i, chunk)| UsageBatch {
+            gateway: gateway.into(),
+            reported_by: "service_account:sa_gw".into(),
+            rollups: chunk.to_vec(),
+            batch_id: Some(format!("b{i}")),
+            events_sampled: true,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// What a sender of plain events sends for `reqs`.
+fn event_batches(reqs: &[Req], gateway: &str) -> Vec<UsageBatch> {
+    let events: Vec<UsageEvent> = reqs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| UsageEvent {
+            event_id: format!("ev-{i}"),
+            at: r.at,
+            token_hash: String::new(),
+            token_id: r.token.as_ref().map(|(t, _)| t.clone()),
+            team_id: r.token.as_ref().map(|(_, team)| TeamId(team.clone())),
+            route: r.route.into(),
+            method: "GET".into(),
+            status: r.status,
+            error: r.error.into(),
+            latency_us: r.latency_us as i64,
+            request_bytes: r.req_bytes as i64,
+            response_bytes: r.resp_bytes as i64,
+            client_ip: "192.0.2.9".into(),
+            user_agent: String::new(),
+            config_revision: 1,
+            request_id: String::new(),
+        })
+        .collect();
+    events
+        .chunks(1000)
+        .map(|c| batch(gateway, c.to_vec(), 0))
+        .collect()
+}
+
+/// Checks `got` against the exact figures of `reqs`: counts, bytes, latency sum/min/max
+/// equal; p50/p95/p99 within 1 % of the exact value at rank floor(q (n - 1)).
+fn assert_exact(what: &str, got: &Stats, reqs: &[&Req]) {
+    assert_eq!(got.calls, reqs.len() as u64, "{what}: calls");
+    let errors = reqs.iter().filter(|r| r.status >= 400).count() as u64;
+    assert_eq!(got.errors, errors, "{what}: errors");
+    assert_eq!(
+        got.request_bytes,
+        reqs.iter().map(|r| r.req_bytes).sum::<u64>(),
+        "{what}: request bytes"
+    );
+    assert_eq!(
+        got.response_bytes,
+        reqs.iter().map(|r| r.resp_bytes).sum::<u64>(),
+        "{what}: response bytes"
+    );
+    let mut lat: Vec<u64> = reqs.iter().map(|r| r.latency_us).collect();
+    lat.sort_unstable();
+    assert_eq!(
+        got.latency_sum_us,
+        lat.iter().sum::<u64>(),
+        "{what}: latency sum"
+    );
+    if lat.is_empty() {
+        return;
+    }
+    assert_eq!(got.latency_min_us, lat[0], "{what}: min");
+    assert_eq!(got.latency_max_us, *lat.last().unwrap(), "{what}: max");
+    for q in [0.5, 0.95, 0.99] {
+        let exact = lat[(q * (lat.len() - 1) as f64).floor() as usize] as f64;
+        let est = got.sketch.quantile(q).unwrap() as f64;
+        assert!(
+            (est - exact).abs() <= 0.01 * exact,
+            "{what}: p{} {est} vs exact {exact}",
+            q * 100.0
+        );
+    }
+}
+
+async fn usage_rollups_agree_with_an_exact_computation(b: Backend) {
+    use keygate_control_plane::usage::analytics::{
+        AnalyticsStore, DAY_MS, StatusClass, Tier, TopBy, UsageScope,
+    };
+    let now = now_ms();
+    // Two databases: one fed rollups (a rollup gateway), one fed the same requests as plain
+    // events (an older gateway): both must answer the same.
+    let fa = fixture(b).await;
+    let fb = fixture(b).await;
+    let mut tokens = Vec::new();
+    for s in [&fa.store, &fb.store] {
+        team(s, "core").await;
+        team(s, "ops").await;
+    }
+    for (team_id, name) in [("core", "t1"), ("core", "t2"), ("ops", "t3")] {
+        let (rec, _) = token_record(team_id, name, &["*"], None);
+        let id = fa.store.create_token(&ctx(), rec.clone()).await.unwrap().id;
+        fb.store.create_token(&ctx(), rec).await.unwrap();
+        tokens.push((id, team_id.to_owned()));
+    }
+    let reqs = random_requests(&tokens, now, 3000, 7);
+    let rollups = rollup_batches(&reqs, "edge-1");
+    for batch in &rollups {
+        let out = fa.store.ingest_usage(batch).await.unwrap();
+        assert!(!out.replayed && out.rollups > 0);
+    }
+    for batch in event_batches(&reqs, "edge-1") {
+        assert_eq!(fb.store.ingest_usage(&batch).await.unwrap().events, 1000);
+    }
+    // A replayed batch changes nothing.
+    let again = fa.store.ingest_usage(&rollups[0]).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.rollups, 0);
+
+    let day0 = Tier::Day.floor(now) - DAY_MS;
+    let (start, end) = (day0, day0 + 3 * DAY_MS);
+    let scope = |f: &dyn Fn(&mut UsageScope)| {
+        let mut s = UsageScope {
+            start,
+            end,
+            ..Default::default()
+        };
+        f(&mut s);
+        s
+    };
+    let t1 = tokens[0].0.clone();
+    let cases: Vec<(&str, UsageScope, Box<dyn Fn(&Req) -> bool>)> = vec![
+        ("all", scope(&|_| {}), Box::new(|_| true)),
+        (
+            "team core",
+            scope(&|s| s.team_id = Some(TeamId("core".into()))),
+            Box::new(|r| r.token.as_ref().is_some_and(|t| t.1 == "core")),
+        ),
+        (
+            "token t1",
+            scope(&|s| s.token_id = Some(t1.clone())),
+            Box::new(|r| r.token.as_ref().is_some_and(|t| t.0 == tokens[0].0)),
+        ),
+        (
+            "route billing",
+            scope(&|s| s.route = Some("billing".into())),
+            Box::new(|r| r.route == "billing"),
+        ),
+        (
+            "core x files",
+            scope(&|s| {
+                s.team_id = Some(TeamId("core".into()));
+                s.route = Some("files".into());
+            }),
+            Box::new(|r| r.route == "files" && r.token.as_ref().is_some_and(|t| t.1 == "core")),
+        ),
+        (
+            "errors",
+            scope(&|s| s.status = Some(StatusClass::Errors)),
+            Box::new(|r| r.status >= 400),
+        ),
+        (
+            "gateway",
+            scope(&|s| s.gateway = Some("edge-1".into())),
+            Box::new(|_| true),
+        ),
+        (
+            // A member of ops only sees ops' calls.
+            "visible ops",
+            scope(&|s| s.visible_teams = Some(vec![TeamId("ops".into())])),
+            Box::new(|r| r.token.as_ref().is_some_and(|t| t.1 == "ops")),
+        ),
+    ];
+    for (what, sc, keep) in &cases {
+        let expect: Vec<&Req> = reqs.iter().filter(|r| keep(r)).collect();
+        for (db, store) in [("rollups", &fa.store), ("events", &fb.store)] {
+            // The tiers agree: one step per tier, each answer exact.
+            for step in [60_000, 3_600_000, 3 * DAY_MS] {
+                let a = store.usage_series(sc, step).await.unwrap();
+                assert_exact(&format!("{db} {what} step {step}"), &a.total, &expect);
+                let summed = a.points.iter().map(|(_, p)| p.calls).sum::<u64>();
+                assert_eq!(summed, expect.len() as u64, "{db} {what}: series sum");
+            }
+        }
+    }
+    // Minute points hold their minute's requests.
+    let a = fa.store.usage_series(&cases[0].1, 60_000).await.unwrap();
+    let minute = keygate_rollup::minute_of(reqs[0].at);
+    let point = a.points.iter().find(|(t, _)| *t == minute).unwrap();
+    let in_minute: Vec<&Req> = reqs
+        .iter()
+        .filter(|r| keygate_rollup::minute_of(r.at) == minute)
+        .collect();
+    assert_exact("one minute", &point.1, &in_minute);
+
+    // Rankings, per-token totals, first and last use.
+    for store in [&fa.store, &fb.store] {
+        let (top, _) = store
+            .usage_top(&cases[0].1, TopBy::Token, false, 10)
+            .await
+            .unwrap();
+        for row in &top {
+            let n = reqs
+                .iter()
+                .filter(|r| r.token.as_ref().map(|t| t.0.as_str()).unwrap_or("") == row.key)
+                .count() as u64;
+            assert_eq!(row.calls, n, "top token {}", row.key);
+        }
+        assert!(top.windows(2).all(|w| w[0].calls >= w[1].calls));
+        let ids: Vec<TokenId> = tokens.iter().map(|t| t.0.clone()).collect();
+        let totals = store.token_totals(&ids, start, end).await.unwrap();
+        for t in &totals {
+            let n = reqs
+                .iter()
+                .filter(|r| r.token.as_ref().is_some_and(|x| x.0 == t.token_id))
+                .count() as u64;
+            assert_eq!(t.calls, n);
+        }
+        let t1_at: Vec<i64> = reqs
+            .iter()
+            .filter(|r| r.token.as_ref().is_some_and(|x| x.0 == t1))
+            .map(|r| r.at)
+            .collect();
+        let (first, last) = store.first_last_use(&cases[2].1).await.unwrap().unwrap();
+        assert_eq!(
+            first,
+            keygate_rollup::minute_of(*t1_at.iter().min().unwrap())
+        );
+        assert_eq!(
+            last,
+            keygate_rollup::minute_of(*t1_at.iter().max().unwrap())
+        );
+        let statuses = store.usage_statuses(&cases[0].1).await.unwrap();
+        assert_eq!(
+            statuses.iter().map(|(_, n)| n).sum::<u64>(),
+            reqs.len() as u64
+        );
+        let by_route = store
+            .usage_breakdown(&cases[2].1, TopBy::Route, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            by_route.iter().map(|(_, s)| s.calls).sum::<u64>(),
+            t1_at.len() as u64
+        );
+    }
+    // last_used_at comes from the rollups (to the minute) or the events (exact).
+    let t1_last = reqs
+        .iter()
+        .filter(|r| r.token.as_ref().is_some_and(|x| x.0 == t1))
+        .map(|r| r.at)
+        .max()
+        .unwrap();
+    let got = fa.store.get_token(&t1).await.unwrap().last_used_at;
+    assert_eq!(got, Some(keygate_rollup::minute_of(t1_last)));
+    let got = fb.store.get_token(&t1).await.unwrap().last_used_at;
+    assert_eq!(got, Some(t1_last));
+
+    // Retention: three days on, the minute tier and the raw events are gone; hours and
+    // days keep answering.
+    let later = now + 3 * DAY_MS;
+    assert!(fb.store.apply_rollup_retention(later).await.unwrap() > 0);
+    fb.store.delete_usage_before(later - DAY_MS).await.unwrap();
+    let raw = Raw::open(&fb.db).await;
+    assert_eq!(
+        raw.count("SELECT COUNT(*) FROM usage_rollup_minute").await,
+        0
+    );
+    assert_eq!(
+        raw.count("SELECT COUNT(*) FROM usage_series_minute").await,
+        0
+    );
+    assert_eq!(raw.count("SELECT COUNT(*) FROM usage_events").await, 0);
+    assert!(raw.count("SELECT COUNT(*) FROM usage_rollup_hour").await > 0);
+    let all: Vec<&Req> = reqs.iter().collect();
+    for step in [3_600_000, 3 * DAY_MS] {
+        let a = fb.store.usage_series(&cases[0].1, step).await.unwrap();
+        assert_exact(&format!("after retention, step {step}"), &a.total, &all);
+    }
+}
+
 keygate_control_plane::on_both_backends!(
     teams_crud,
+    usage_rollups_agree_with_an_exact_computation,
     token_lifecycle,
     token_rotation,
     token_list_filters_and_pages,

@@ -38,26 +38,38 @@ pub struct Config {
     /// How often the KV is checked for changes, in milliseconds.
     #[arg(long, env = "KEYGATE_GATEWAY_POLL_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_ms: u64,
-    /// Control plane address (usage events go there).
+    /// Control plane address (usage reports go there).
     #[arg(long, env = "KEYGATE_ADDR", default_value = "http://127.0.0.1:7000")]
     pub control_plane: String,
     /// Management key of a service account with the GATEWAY capability. Without one (or
-    /// the file), usage events are counted in metrics but not sent.
+    /// the file), usage is not reported: requests are counted in metrics only (no rollups,
+    /// no events).
     #[arg(long, env = "KEYGATE_GATEWAY_KEY", hide_env_values = true)]
     pub gateway_key: Option<String>,
     /// File holding that key.
     #[arg(long, env = "KEYGATE_GATEWAY_KEY_FILE")]
     pub gateway_key_file: Option<PathBuf>,
-    /// This instance's name in usage events.
+    /// This instance's name in usage reports (`IngestUsageRequest.gateway`).
     #[arg(long, env = "KEYGATE_GATEWAY_NAME", default_value = "gateway")]
     pub name: String,
-    /// Usage events held in memory while the control plane is unreachable; beyond it the
-    /// oldest are dropped (and counted).
+    /// Raw usage events (refusals, 5xx, each token's first success of a minute) held in
+    /// memory while the control plane is unreachable; beyond it the oldest are dropped (and
+    /// counted).
     #[arg(long, env = "KEYGATE_USAGE_BUFFER", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
     pub usage_buffer: u64,
-    /// Usage events are sent at least this often, in milliseconds.
-    #[arg(long, env = "KEYGATE_USAGE_FLUSH_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    /// How often, in milliseconds, each worker hands its request rollups to the usage
+    /// sender, and the sender reports them (and the raw events) to the control plane.
+    #[arg(long, env = "KEYGATE_USAGE_FLUSH_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub usage_flush_ms: u64,
+    /// Raw events kept per second for refusals (status >= 400 answered by the gateway) and
+    /// backend 5xx, over the whole gateway; the rest are counted as sampled out (their
+    /// requests are in the rollups all the same). 0: none.
+    #[arg(long, env = "KEYGATE_USAGE_EVENT_BUDGET", default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub usage_event_budget: u32,
+    /// Rollup keys held in memory, not yet accepted by the control plane; beyond it the
+    /// oldest minutes are dropped and their requests reported as `rollups_dropped`.
+    #[arg(long, env = "KEYGATE_USAGE_MAX_PENDING_ROLLUPS", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub usage_max_pending_rollups: u64,
     /// Legacy key prefixes (without `_`) accepted without checksum, comma separated.
     #[arg(long, env = "KEYGATE_LEGACY_PREFIXES", value_delimiter = ',')]
     pub legacy_prefixes: Vec<String>,
@@ -85,6 +97,9 @@ impl std::fmt::Debug for Config {
             .field("gateway_key_file", &self.gateway_key_file)
             .field("name", &self.name)
             .field("usage_buffer", &self.usage_buffer)
+            .field("usage_flush_ms", &self.usage_flush_ms)
+            .field("usage_event_budget", &self.usage_event_budget)
+            .field("usage_max_pending_rollups", &self.usage_max_pending_rollups)
             .field("legacy_prefixes", &self.legacy_prefixes)
             .finish()
     }

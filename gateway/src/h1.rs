@@ -59,6 +59,10 @@ struct Buffers {
     rbuf: BytesMut,
     /// The caller's `Host`, for rewriting redirects.
     host: String,
+    /// The request's method and `User-Agent`, for a raw usage event once the head is gone
+    /// (copied only when usage reporting is on; reused, so no allocation per request).
+    method: String,
+    user_agent: Vec<u8>,
 }
 
 /// Serves one caller connection until it closes, fails, or goes to hyper.
@@ -241,7 +245,9 @@ struct Exchange<'a, 's> {
     rate_headers: &'a [(&'static str, String)],
     request_id: &'a str,
     revision: &'a [u8],
-    route: &'a str,
+    /// Usage: who the request is counted for, and what a raw event copies.
+    subject: proxy::Subject<'s>,
+    facts: proxy::Facts<'a>,
     head_only: bool,
     client_close: bool,
     deadline: tokio::time::Instant,
@@ -273,17 +279,16 @@ async fn exchange(
     let refuse_close = req.close || req.content_length > 0;
     // (A request handed over below drops these unused: hyper starts its own.)
     let request_id = worker.request_id();
-    let usage = Usage::start(
-        app,
-        started,
-        now,
-        req.method,
+    let usage = Usage::start(app, started, now);
+    let facts = proxy::Facts {
+        method: req.method,
         peer,
-        req.user_agent,
-        &request_id,
-    );
+        user_agent: req.user_agent,
+        request_id: &request_id,
+        revision: 0,
+    };
     let Some(current) = worker.snapshot() else {
-        let resp = proxy::not_ready(app, usage, &request_id);
+        let resp = proxy::not_ready(app, usage, &facts);
         drop(req);
         buf.advance(head_len);
         return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
@@ -298,11 +303,15 @@ async fn exchange(
     {
         return Next::Handoff;
     }
+    let facts = proxy::Facts {
+        revision: snap.revision,
+        ..facts
+    };
     let Admitted {
         fwd,
         rate_headers,
         mut usage,
-    } = match proxy::admit(app, snap, decision, usage, &request_id, now) {
+    } = match proxy::admit(app, snap, decision, usage, &facts, now) {
         Admission::Answer(resp) => {
             drop(req);
             buf.advance(head_len);
@@ -310,8 +319,7 @@ async fn exchange(
         }
         Admission::Forward(a) => a,
     };
-    let route_name = fwd.route.name.as_str();
-    let revision = snap.revision;
+    let subject = proxy::Subject::forward(&fwd);
 
     // The backend's request head: `<method> <path?query> HTTP/1.1`, its Host, the caller's
     // headers the core's rule forwards, then what the gateway adds (as the hyper path).
@@ -322,7 +330,7 @@ async fn exchange(
     };
     if authority.is_empty() || authority.contains('@') {
         let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
-        let resp = usage.failed(app, reject, &request_id, revision, &[], route_name, 0);
+        let resp = usage.failed(app, reject, &facts, &[], subject, 0);
         drop(req);
         buf.advance(head_len);
         return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
@@ -343,8 +351,21 @@ async fn exchange(
     let body_len = req.content_length;
     let client_close = req.close;
     let retry_ok = body_len == 0 && matches!(req.method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
+    bufs.method.clear();
+    bufs.user_agent.clear();
+    if app.usage.enabled() {
+        bufs.method.push_str(req.method);
+        bufs.user_agent.extend_from_slice(req.user_agent);
+    }
     drop(req);
     buf.advance(head_len);
+    let facts = proxy::Facts {
+        method: &bufs.method,
+        user_agent: &bufs.user_agent,
+        peer,
+        request_id: &request_id,
+        revision: snap.revision,
+    };
 
     let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
     // The deadline counts from when the request arrived, as on the hyper path.
@@ -355,13 +376,15 @@ async fn exchange(
         rate_headers: &rate_headers,
         request_id: &request_id,
         revision: current.revision_header.as_bytes(),
-        route: route_name,
+        subject,
+        facts,
         head_only,
         client_close,
         deadline,
     };
 
     let sent = Cell::new(0u64);
+    let received = Cell::new(0u64);
     let body_done = Cell::new(body_len == 0);
     let mut backend: Option<TcpStream> = None;
     let outcome = loop {
@@ -403,6 +426,7 @@ async fn exchange(
             &mut bufs.rbuf,
             &bufs.host,
             &body_done,
+            &received,
             &mut usage,
         );
         let r = if body_len == 0 {
@@ -447,37 +471,31 @@ async fn exchange(
             {
                 pool.park(authority, conn);
             }
-            usage.push(app, sent.get(), received);
+            usage.push(app, subject, sent.get(), received);
             return if close || !whole {
                 Next::Close
             } else {
                 Next::KeepAlive
             };
         }
-        Relay::Aborted => None,
+        // The caller went away: still recorded if its answer had started (metrics have
+        // counted it), with what was relayed.
+        Relay::Aborted => usage.head_is_done().then(|| received.get()),
         Relay::AbortedAfterHead(received) => Some(received),
         Relay::Failed(failure, _) => {
             let reject = match &failure {
                 Failure::Timeout => proxy::backend_failure(app, fwd.route, &request_id, None),
                 Failure::Backend(e) => proxy::backend_failure(app, fwd.route, &request_id, Some(e)),
             };
-            let resp = usage.failed(
-                app,
-                reject,
-                &request_id,
-                revision,
-                &rate_headers,
-                route_name,
-                sent.get(),
-            );
+            let resp = usage.failed(app, reject, &facts, &rate_headers, subject, sent.get());
             let close = client_close || !body_done.get();
             return answer(stream, &mut bufs.out, &resp, head_only, close).await;
         }
     };
-    // Broken after the answer started (caller or backend gone): the event is complete with
+    // Broken after the answer started (caller or backend gone): the usage is complete with
     // what passed.
     if let Some(received) = received {
-        usage.push(app, sent.get(), received);
+        usage.push(app, subject, sent.get(), received);
     }
     Next::Close
 }
@@ -558,6 +576,7 @@ async fn relay<R, W>(
     rbuf: &mut BytesMut,
     host: &str,
     body_done: &Cell<bool>,
+    relayed: &Cell<u64>,
     usage: &mut Usage,
 ) -> Relay
 where
@@ -607,7 +626,7 @@ where
         }
     };
     let (status, framing, backend_close, client_close, head_len) = head;
-    usage.head_done(x.app, status, x.route);
+    usage.head_done(x.app, status, x.subject, &x.facts);
     rbuf.advance(head_len);
 
     // The first body bytes go out with the head, in one write.
@@ -634,6 +653,7 @@ where
     out.extend_from_slice(&rbuf[..first]);
     rbuf.advance(first);
     received += first as u64;
+    relayed.set(received);
     left -= if let Framing::Length(_) = framing {
         first as u64
     } else {
@@ -669,6 +689,7 @@ where
         }
         rbuf.advance(n);
         received += n as u64;
+        relayed.set(received);
         if let Framing::Length(_) = framing {
             left -= n as u64;
         }
@@ -901,7 +922,7 @@ mod tests {
     fn response_head_agrees_with_the_core() {
         use crate::metrics::Metrics;
         use crate::snapshot::ConfigState;
-        use crate::usage::UsageBuffer;
+        use crate::usage::UsageHub;
         use std::sync::Arc;
         let (routes, token) = (
             crate::fixtures::routes("none", ""),
@@ -910,19 +931,27 @@ mod tests {
         let fwd = crate::fixtures::forward(&routes, &token, Some("https://app.example"));
         let app = proxy::App::new(
             Arc::new(ConfigState::default()),
-            Arc::new(UsageBuffer::new(10, false)),
+            Arc::new(UsageHub::disabled()),
             Arc::new(Metrics::new()),
             core::Config::default(),
             None,
         );
         let rate = vec![("ratelimit-limit", "10".to_owned())];
+        let peer = proxy::Peer::new("10.0.0.1:5000".parse().unwrap());
         let x = Exchange {
             app: &app,
             fwd: &fwd,
             rate_headers: &rate,
             request_id: "gw-1",
             revision: b"42",
-            route: "echo",
+            subject: proxy::Subject::forward(&fwd),
+            facts: proxy::Facts {
+                method: "GET",
+                peer: &peer,
+                user_agent: b"",
+                request_id: "gw-1",
+                revision: 42,
+            },
             head_only: false,
             client_close: false,
             deadline: tokio::time::Instant::now(),

@@ -38,6 +38,22 @@ pub fn set_thread_worker(index: usize) {
     WORKER.with(|w| w.set(u16::try_from(index).unwrap_or(u16::MAX)));
 }
 
+/// The usage sender's counters (registered here, incremented by [`crate::usage`] off the
+/// request path: when workers hand their rollups over and when the control plane answers).
+#[derive(Clone, Default)]
+pub struct UsageCounters {
+    /// Requests recorded into rollups (as handed over by the workers).
+    pub requests_counted: Counter,
+    /// Rollup rows the control plane accepted.
+    pub rollups_sent: Counter,
+    /// Sum of the counts of those rows: requests the control plane has.
+    pub rollup_requests_sent: Counter,
+    /// Requests whose rollups were dropped (pending bound, or a batch refused as malformed).
+    pub rollups_dropped: Counter,
+    /// Raw events not kept because of the event budget.
+    pub events_sampled_out: Counter,
+}
+
 pub struct Metrics {
     /// Distinguishes instances (tests run several gateways in one process) in the per-thread
     /// handle caches.
@@ -56,6 +72,8 @@ pub struct Metrics {
     pub usage_dropped: Gauge,
     pub usage_sent: Gauge,
     pub usage_send_errors: Gauge,
+    pub usage_rollups_pending: Gauge,
+    pub usage: UsageCounters,
     pub backend_errors: Counter,
     pub backend_timeouts: Counter,
     /// Caller connections the HTTP/1.1 fast path passed to hyper (see `h1`).
@@ -102,6 +120,8 @@ impl Metrics {
             usage_dropped: Gauge::default(),
             usage_sent: Gauge::default(),
             usage_send_errors: Gauge::default(),
+            usage_rollups_pending: Gauge::default(),
+            usage: UsageCounters::default(),
             backend_errors: Counter::default(),
             backend_timeouts: Counter::default(),
             handoffs: Counter::default(),
@@ -150,6 +170,36 @@ impl Metrics {
             "usage_send_errors",
             "Usage batches the control plane did not take (unreachable, or refused)",
             m.usage_send_errors.clone(),
+        );
+        r.register(
+            "usage_rollups_pending",
+            "Rollup rows held for the control plane, not yet accepted (merged per key)",
+            m.usage_rollups_pending.clone(),
+        );
+        r.register(
+            "usage_requests_counted",
+            "Requests recorded into usage rollups (updated as workers hand their rollups over)",
+            m.usage.requests_counted.clone(),
+        );
+        r.register(
+            "usage_rollups_sent",
+            "Usage rollup rows the control plane accepted",
+            m.usage.rollups_sent.clone(),
+        );
+        r.register(
+            "usage_rollup_requests_sent",
+            "Requests counted in the rollup rows the control plane accepted (sum of their counts)",
+            m.usage.rollup_requests_sent.clone(),
+        );
+        r.register(
+            "usage_rollups_dropped",
+            "Requests whose rollups were dropped (pending bound reached, or a batch refused as malformed)",
+            m.usage.rollups_dropped.clone(),
+        );
+        r.register(
+            "usage_events_sampled_out",
+            "Raw usage events not kept because of the event budget (their requests are in the rollups)",
+            m.usage.events_sampled_out.clone(),
         );
         r.register(
             "backend_errors",

@@ -1,10 +1,10 @@
 //! The request path: decide with the pure core, rate-limit, forward with streaming bodies,
-//! answer errors as JSON, and record one usage event per request.
+//! answer errors as JSON, and record each answered request's usage once ([`Usage`]).
 
 use crate::body::{Counted, OnDone};
 use crate::metrics::Metrics;
 use crate::snapshot::ConfigState;
-use crate::usage::UsageBuffer;
+use crate::usage::{Keep, UsageHub};
 use bytes::Bytes;
 use dashmap::DashMap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use keygate_gateway_core as core;
 use keygate_gateway_core::{Decision, GatewayError, Reject};
 use keygate_proto::v1 as pb;
+use keygate_rollup::RollupKeyRef;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ impl LimitState {
 /// Everything a request needs, shared by every connection.
 pub struct App {
     pub state: Arc<ConfigState>,
-    pub usage: Arc<UsageBuffer>,
+    pub usage: Arc<UsageHub>,
     pub metrics: Arc<Metrics>,
     pub core: core::Config,
     pub public_url: Option<String>,
@@ -64,7 +65,7 @@ pub struct App {
 impl App {
     pub fn new(
         state: Arc<ConfigState>,
-        usage: Arc<UsageBuffer>,
+        usage: Arc<UsageHub>,
         metrics: Arc<Metrics>,
         core: core::Config,
         public_url: Option<String>,
@@ -271,10 +272,108 @@ impl<'a> DecisionHeaders<'a> {
     }
 }
 
-/// The usage event being filled in for one request, and when the request arrived.
+/// Who a request is counted for: its rollup key's token, team and route (`""`: none), and
+/// the hash of the key it presented (for a raw event).
+#[derive(Clone, Copy, Default)]
+pub struct Subject<'a> {
+    pub token_hash: Option<core::TokenHash>,
+    pub token_id: &'a str,
+    pub team_id: &'a str,
+    pub route: &'a str,
+}
+
+impl<'a> Subject<'a> {
+    /// A request that passed the decision: its token and route.
+    pub fn forward(fwd: &core::Forward<'a>) -> Self {
+        Self {
+            token_hash: Some(fwd.token_hash),
+            token_id: &fwd.token.id,
+            team_id: &fwd.token.team,
+            route: &fwd.route.name,
+        }
+    }
+
+    /// A refused request: the route once routing happened; the token when the snapshot knows
+    /// the key (refused for scope, route, method or expiry), looked up only when usage is on.
+    fn refused(reject: &'a Reject, snap: &'a crate::snapshot::Snapshot, usage_on: bool) -> Self {
+        let token = reject
+            .token_hash
+            .as_ref()
+            .filter(|_| usage_on)
+            .and_then(|h| snap.tokens.get(h));
+        Self {
+            token_hash: reject.token_hash,
+            token_id: token.map_or("", |t| &t.id),
+            team_id: token.map_or("", |t| &t.team),
+            route: reject.route.as_deref().unwrap_or(""),
+        }
+    }
+
+    /// The metrics' route label: the name, or `-` when no route matched.
+    fn route_label(&self) -> &'a str {
+        if self.route.is_empty() {
+            "-"
+        } else {
+            self.route
+        }
+    }
+}
+
+/// A [`Subject`] that outlives the request: the hyper front end completes a forwarded
+/// request's usage when its response body ends, after the decision's borrows are gone. (The
+/// HTTP/1.1 fast path, which serves the plain requests, completes it while they last.)
+pub struct OwnedSubject {
+    token_id: String,
+    team_id: String,
+    route: String,
+}
+
+impl OwnedSubject {
+    pub fn of(s: Subject<'_>) -> Self {
+        Self {
+            token_id: s.token_id.to_owned(),
+            team_id: s.team_id.to_owned(),
+            route: s.route.to_owned(),
+        }
+    }
+
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            token_hash: None,
+            token_id: &self.token_id,
+            team_id: &self.team_id,
+            route: &self.route,
+        }
+    }
+}
+
+/// What the caller sent that a raw usage event copies; read only when one is kept.
+#[derive(Clone, Copy)]
+pub struct Facts<'a> {
+    pub method: &'a str,
+    pub peer: &'a Peer,
+    pub user_agent: &'a [u8],
+    pub request_id: &'a str,
+    /// The config revision decided with (0 before any configuration).
+    pub revision: i64,
+}
+
+/// One request's usage, from its arrival to its answer: counted in metrics when the answer's
+/// head is known and, when usage reporting is on, recorded exactly once in the worker's
+/// rollups (with its bytes, once they are known), with a raw event when one is kept
+/// ([`crate::usage::UsageHub::keep`]). Nothing is copied or allocated for a request whose
+/// event is not kept.
 pub struct Usage {
-    pub ev: pb::UsageEvent,
     started: Instant,
+    /// Arrival, ms since the epoch: the rollup minute and the event time.
+    at_ms: i64,
+    /// Usage reporting is on.
+    on: bool,
+    /// The answer's status and latency once its head is known (status 0: not yet).
+    status: u16,
+    latency_us: u64,
+    /// The raw event, when this request's is kept: completed with its bytes by [`Usage::push`].
+    event: Option<(Keep, Box<pb::UsageEvent>)>,
 }
 
 /// `v` as `HeaderValue::to_str` gives it: visible ASCII (and tabs), else empty.
@@ -286,31 +385,44 @@ fn visible_ascii(v: &[u8]) -> &str {
     }
 }
 
+/// A raw event (bytes still 0).
+fn usage_event(
+    at_ms: i64,
+    status: u16,
+    error: &str,
+    latency_us: u64,
+    subject: &Subject<'_>,
+    facts: &Facts<'_>,
+) -> pb::UsageEvent {
+    pb::UsageEvent {
+        time: Some(timestamp(at_ms)),
+        token_hash: subject.token_hash.map(|h| h.hex()).unwrap_or_default(),
+        token_id: subject.token_id.to_owned(),
+        team_id: subject.team_id.to_owned(),
+        route: subject.route.to_owned(),
+        method: facts.method.to_owned(),
+        status: u32::from(status),
+        error: error.to_owned(),
+        latency_us,
+        client_ip: facts.peer.ip.to_string(),
+        user_agent: visible_ascii(facts.user_agent).chars().take(512).collect(),
+        config_revision: facts.revision,
+        request_id: facts.request_id.to_owned(),
+        ..Default::default()
+    }
+}
+
 impl Usage {
-    /// A request's event, started when it arrived (`started`, `now` in ms since the epoch).
-    /// Filled in only when usage events are sent somewhere; metrics need just the route.
-    pub fn start(
-        app: &App,
-        started: Instant,
-        now: i64,
-        method: &str,
-        peer: &Peer,
-        user_agent: &[u8],
-        request_id: &str,
-    ) -> Self {
-        let ev = if app.usage.enabled() {
-            pb::UsageEvent {
-                time: Some(timestamp(now)),
-                method: method.to_owned(),
-                client_ip: peer.ip.to_string(),
-                user_agent: visible_ascii(user_agent).chars().take(512).collect(),
-                request_id: request_id.to_owned(),
-                ..Default::default()
-            }
-        } else {
-            pb::UsageEvent::default()
-        };
-        Self { ev, started }
+    /// A request's usage, started when it arrived (`started`, `now` in ms since the epoch).
+    pub fn start(app: &App, started: Instant, now: i64) -> Self {
+        Self {
+            started,
+            at_ms: now,
+            on: app.usage.enabled(),
+            status: 0,
+            latency_us: 0,
+            event: None,
+        }
     }
 
     /// When the request arrived.
@@ -318,53 +430,122 @@ impl Usage {
         self.started
     }
 
-    /// Records an answered request: metrics under `route` (`-` when none matched) and, when
-    /// usage is on, the event.
-    fn finish_now(mut self, app: &App, status: u16, route: &str) {
-        let elapsed = self.started.elapsed();
-        app.metrics.observe(route, status, elapsed.as_secs_f64());
-        if app.usage.enabled() {
-            self.ev.status = u32::from(status);
-            self.ev.latency_us = elapsed.as_micros() as u64;
-            app.usage.push(self.ev);
+    /// Whether the answer's head is known (metrics counted it): a forwarded request must then
+    /// reach [`Usage::push`].
+    pub fn head_is_done(&self) -> bool {
+        self.status != 0
+    }
+
+    fn key<'k>(&self, subject: &Subject<'k>, status: u16, error: &'k str) -> RollupKeyRef<'k> {
+        RollupKeyRef {
+            minute: keygate_rollup::minute_of(self.at_ms),
+            token_id: subject.token_id,
+            team_id: subject.team_id,
+            route: subject.route,
+            status,
+            error,
         }
     }
 
-    /// A forwarded request's response head is known: metrics now, the event's status and
-    /// latency (completed by [`Usage::push`] when the body ends).
-    pub fn head_done(&mut self, app: &App, status: u16, route: &str) {
+    /// The gateway answered itself (refusal, preflight, rate limit, 502/504, not ready):
+    /// metrics, and when usage is on, the rollup (and the event, when kept).
+    #[allow(clippy::too_many_arguments)] // each is one fact of the answer
+    fn answered(
+        self,
+        app: &App,
+        status: u16,
+        error: &'static str,
+        subject: Subject<'_>,
+        facts: &Facts<'_>,
+        request_bytes: u64,
+        response_bytes: u64,
+    ) {
         let elapsed = self.started.elapsed();
-        app.metrics.observe(route, status, elapsed.as_secs_f64());
-        self.ev.status = u32::from(status);
-        self.ev.latency_us = elapsed.as_micros() as u64;
+        app.metrics
+            .observe(subject.route_label(), status, elapsed.as_secs_f64());
+        if !self.on {
+            return;
+        }
+        let latency_us = elapsed.as_micros() as u64;
+        let keep = app.usage.keep(status, true, self.at_ms, subject.token_id);
+        if keep != Keep::No {
+            let mut e = usage_event(self.at_ms, status, error, latency_us, &subject, facts);
+            e.request_bytes = request_bytes;
+            e.response_bytes = response_bytes;
+            app.usage.push_event(keep, e, self.at_ms);
+        }
+        app.usage.record(
+            self.key(&subject, status, error),
+            latency_us,
+            request_bytes,
+            response_bytes,
+        );
     }
 
-    /// Queues a forwarded request's event with its byte counts (usage on only).
-    pub fn push(mut self, app: &App, request_bytes: u64, response_bytes: u64) {
-        if app.usage.enabled() {
-            self.ev.request_bytes = request_bytes;
-            self.ev.response_bytes = response_bytes;
-            app.usage.push(self.ev);
+    /// A forwarded request's response head is known: metrics now; status, latency and the
+    /// event (when kept) for [`Usage::push`], which records it when the body ends.
+    pub fn head_done(&mut self, app: &App, status: u16, subject: Subject<'_>, facts: &Facts<'_>) {
+        let elapsed = self.started.elapsed();
+        app.metrics
+            .observe(subject.route_label(), status, elapsed.as_secs_f64());
+        if !self.on {
+            return;
+        }
+        self.status = status;
+        self.latency_us = elapsed.as_micros() as u64;
+        let keep = app.usage.keep(status, false, self.at_ms, subject.token_id);
+        if keep != Keep::No {
+            let e = usage_event(self.at_ms, status, "", self.latency_us, &subject, facts);
+            self.event = Some((keep, Box::new(e)));
+        }
+    }
+
+    /// Records a forwarded request whose head was answered, with its byte counts (usage on
+    /// only; nothing when no head was answered: the request was not answered).
+    pub fn push(self, app: &App, subject: Subject<'_>, request_bytes: u64, response_bytes: u64) {
+        if !self.on || self.status == 0 {
+            return;
+        }
+        app.usage.record(
+            self.key(&subject, self.status, ""),
+            self.latency_us,
+            request_bytes,
+            response_bytes,
+        );
+        if let Some((keep, mut e)) = self.event {
+            e.request_bytes = request_bytes;
+            e.response_bytes = response_bytes;
+            app.usage.push_event(keep, *e, self.at_ms);
         }
     }
 
     /// A forwarded request that failed before a response head (backend error, timeout, a
     /// URL that cannot be sent): its JSON answer, recorded.
-    #[allow(clippy::too_many_arguments)] // each is one fact of the answer; a struct would only rename them
     pub fn failed(
-        mut self,
+        self,
         app: &App,
         reject: Reject,
-        request_id: &str,
-        revision: i64,
+        facts: &Facts<'_>,
         rate_headers: &[(&'static str, String)],
-        route: &str,
+        subject: Subject<'_>,
         request_bytes: u64,
     ) -> Response<Bytes> {
-        self.ev.error = reject.error.to_owned();
-        self.ev.request_bytes = request_bytes;
-        let resp = error_response(&reject, request_id, Some(revision), rate_headers);
-        self.finish_now(app, reject.status, route);
+        let resp = error_response(
+            &reject,
+            facts.request_id,
+            Some(facts.revision),
+            rate_headers,
+        );
+        let size = resp.body().len() as u64;
+        self.answered(
+            app,
+            reject.status,
+            reject.error,
+            subject,
+            facts,
+            request_bytes,
+            size,
+        );
         resp
     }
 }
@@ -420,11 +601,24 @@ fn error_response(
 }
 
 /// The 503 answer before any configuration is loaded, recorded.
-pub fn not_ready(app: &App, mut usage: Usage, request_id: &str) -> Response<Bytes> {
+pub fn not_ready(app: &App, usage: Usage, facts: &Facts<'_>) -> Response<Bytes> {
     let reject = Reject::of(GatewayError::NotReady);
-    usage.ev.error = reject.error.to_owned();
-    let resp = error_response(&reject, request_id, None, &[("retry-after", "1".into())]);
-    usage.finish_now(app, reject.status, "-");
+    let resp = error_response(
+        &reject,
+        facts.request_id,
+        None,
+        &[("retry-after", "1".into())],
+    );
+    let size = resp.body().len() as u64;
+    usage.answered(
+        app,
+        reject.status,
+        reject.error,
+        Subject::default(),
+        facts,
+        0,
+        size,
+    );
     resp
 }
 
@@ -456,35 +650,21 @@ pub fn admit<'s>(
     app: &App,
     snap: &'s crate::snapshot::Snapshot,
     decision: Decision<'s>,
-    mut usage: Usage,
-    request_id: &str,
+    usage: Usage,
+    facts: &Facts<'_>,
     now: i64,
 ) -> Admission<'s> {
-    let keep = app.usage.enabled();
-    usage.ev.config_revision = snap.revision;
+    let request_id = facts.request_id;
     let revision = Some(snap.revision);
     let fwd = match decision {
         Decision::Reject(reject) => {
-            if keep {
-                usage.ev.error = reject.error.to_owned();
-                if let Some(hash) = &reject.token_hash {
-                    // A known token refused for scope, route, method or expiry: attribute it.
-                    if let Some(t) = snap.tokens.get(hash) {
-                        usage.ev.token_id = t.id.to_string();
-                        usage.ev.team_id = t.team.to_string();
-                    }
-                    usage.ev.token_hash = hash.hex();
-                }
-                usage.ev.route = reject.route.clone().unwrap_or_default();
-            }
             let resp = error_response(&reject, request_id, revision, &[]);
-            usage.finish_now(app, reject.status, reject.route.as_deref().unwrap_or("-"));
+            let size = resp.body().len() as u64;
+            let subject = Subject::refused(&reject, snap, usage.on);
+            usage.answered(app, reject.status, reject.error, subject, facts, 0, size);
             return Admission::Answer(resp);
         }
         Decision::Preflight(p) => {
-            if keep {
-                usage.ev.route = p.route.clone();
-            }
             let mut r = Response::new(Bytes::new());
             *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::NO_CONTENT);
             for (k, v) in &p.headers {
@@ -498,17 +678,15 @@ pub fn admit<'s>(
             if let Ok(v) = HeaderValue::from_str(request_id) {
                 r.headers_mut().insert(X_REQUEST_ID.clone(), v);
             }
-            usage.finish_now(app, p.status, &p.route);
+            let subject = Subject {
+                route: &p.route,
+                ..Subject::default()
+            };
+            usage.answered(app, p.status, "", subject, facts, 0, 0);
             return Admission::Answer(r);
         }
         Decision::Forward(f) => f,
     };
-    if keep {
-        usage.ev.token_hash = fwd.token_hash.hex();
-        usage.ev.token_id = fwd.token.id.to_string();
-        usage.ev.team_id = fwd.token.team.to_string();
-        usage.ev.route = fwd.route.name.clone();
-    }
 
     // Rate limits: the token's own and the route's per-token limit, both or neither charged.
     let mut rate_headers: Vec<(&'static str, String)> = Vec::new();
@@ -548,9 +726,10 @@ pub fn admit<'s>(
                 GatewayError::RateLimited,
                 format!("rate limit of {} requests per minute exceeded", d.limit),
             );
-            usage.ev.error = reject.error.to_owned();
             let resp = error_response(&reject, request_id, revision, &rate_headers);
-            usage.finish_now(app, reject.status, &fwd.route.name);
+            let size = resp.body().len() as u64;
+            let subject = Subject::forward(&fwd);
+            usage.answered(app, reject.status, reject.error, subject, facts, 0, size);
             return Admission::Answer(resp);
         }
     }
@@ -614,21 +793,17 @@ pub async fn handle(
     let now = now_ms();
     let request_id = worker.request_id();
     let keep = app.usage.enabled();
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .map_or(&b""[..], |v| v.as_bytes());
-    let usage = Usage::start(
-        app,
-        started,
-        now,
-        req.method().as_str(),
-        &peer,
-        user_agent,
-        &request_id,
-    );
+    let usage = Usage::start(app, started, now);
+    let user_agent = req.headers().get(header::USER_AGENT);
+    let facts = Facts {
+        method: req.method().as_str(),
+        peer: &peer,
+        user_agent: user_agent.map_or(&b""[..], |v| v.as_bytes()),
+        request_id: &request_id,
+        revision: 0,
+    };
     let Some(current) = worker.snapshot() else {
-        return Ok(not_ready(app, usage, &request_id).map(full));
+        return Ok(not_ready(app, usage, &facts).map(full));
     };
     let snap = &current.snap;
     let revision = snap.revision;
@@ -643,17 +818,29 @@ pub async fn handle(
         );
         core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
     };
+    let facts = Facts { revision, ..facts };
     let Admitted {
         mut fwd,
         rate_headers,
         mut usage,
-    } = match admit(app, snap, decision, usage, &request_id, now) {
+    } = match admit(app, snap, decision, usage, &facts, now) {
         Admission::Answer(r) => return Ok(r.map(full)),
         Admission::Forward(a) => a,
     };
-    let route_name = fwd.route.name.as_str();
+    let subject = Subject::forward(&fwd);
+    // What a raw event copies, kept past the request's head (usage on only; a header
+    // value's clone shares its bytes).
+    let user_agent = user_agent.filter(|_| keep).cloned();
 
     let (mut parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let facts = Facts {
+        method: method.as_str(),
+        peer: &peer,
+        user_agent: user_agent.as_ref().map_or(&b""[..], |v| v.as_bytes()),
+        request_id: &request_id,
+        revision,
+    };
     // The caller's Host (HTTP/2: :authority), kept as the header value it arrived as.
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
@@ -662,7 +849,7 @@ pub async fn handle(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     let upgrade = parts.headers.get(header::UPGRADE).cloned();
-    // Bytes are only counted for usage events.
+    // Bytes are only counted for usage.
     let request_bytes = keep.then(|| Arc::new(AtomicU64::new(0)));
     let counted = match &request_bytes {
         Some(n) => Counted::new(body, n.clone()),
@@ -692,7 +879,7 @@ pub async fn handle(
         Ok(uri) => *out.uri_mut() = uri,
         Err(_) => {
             let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
-            let resp = usage.failed(app, reject, &request_id, revision, &[], route_name, 0);
+            let resp = usage.failed(app, reject, &facts, &[], subject, 0);
             return Ok(resp.map(full));
         }
     };
@@ -716,15 +903,7 @@ pub async fn handle(
             let sent = request_bytes
                 .as_ref()
                 .map_or(0, |n| n.load(Ordering::Relaxed));
-            let resp = usage.failed(
-                app,
-                reject,
-                &request_id,
-                revision,
-                &rate_headers,
-                route_name,
-                sent,
-            );
+            let resp = usage.failed(app, reject, &facts, &rate_headers, subject, sent);
             return Ok(resp.map(full));
         }
     };
@@ -784,7 +963,7 @@ pub async fn handle(
     }
 
     // Latency and status are known now; bytes when the response body ends.
-    usage.head_done(app, status.as_u16(), route_name);
+    usage.head_done(app, status.as_u16(), subject, &facts);
     let Some(request_bytes) = request_bytes else {
         // Usage off: the body streams through untouched.
         let body = OnDone::inert(Counted::uncounted(rbody));
@@ -792,12 +971,13 @@ pub async fn handle(
     };
     let response_bytes = Arc::new(AtomicU64::new(0));
     let (rb, app) = (response_bytes.clone(), worker.app.clone());
+    let subject = OwnedSubject::of(subject);
     let done: Box<dyn FnOnce() + Send> = Box::new(move || {
         let (sent, received) = (
             request_bytes.load(Ordering::Relaxed),
             rb.load(Ordering::Relaxed),
         );
-        usage.push(&app, sent, received);
+        usage.push(&app, subject.subject(), sent, received);
     });
     let body = OnDone::new(Counted::new(rbody, response_bytes), done);
     Ok(Response::from_parts(rparts, Either::Right(body)))
@@ -1049,7 +1229,7 @@ mod tests {
     fn request_ids_are_unique_and_well_formed() {
         let app = App::new(
             Arc::new(ConfigState::default()),
-            Arc::new(UsageBuffer::new(10, false)),
+            Arc::new(UsageHub::disabled()),
             Arc::new(Metrics::new()),
             core::Config::default(),
             None,

@@ -1,4 +1,5 @@
-//! Starting and stopping a gateway: the KV loader, the usage sender, the public listener
+//! Starting and stopping a gateway: the KV loader, the usage sender (and each worker's
+//! usage hand-over), the public listener
 //! (each connection served by the HTTP/1.1 fast path [`crate::h1`] first, by hyper — HTTP/1.1,
 //! h2c, upgrades — from the first request the fast path does not take) and the admin
 //! listener (`/healthz`, `/readyz`, `/metrics`).
@@ -8,7 +9,7 @@ use crate::h1;
 use crate::metrics::Metrics;
 use crate::proxy::{self, App};
 use crate::snapshot::{ConfigState, Loader};
-use crate::usage::{self, UsageBuffer};
+use crate::usage::{self, UsageHub};
 use anyhow::Context;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -37,7 +38,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets requests in flight finish (up to 10 s), flushes usage events.
+    /// Stops accepting, lets requests in flight finish (up to 10 s), reports usage once more
+    /// (the workers' last rollups and the events still buffered).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let workers = self.workers;
@@ -89,7 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .filter(|k| !k.is_empty());
     if gateway_key.is_none() {
         tracing::warn!(
-            "no gateway key (KEYGATE_GATEWAY_KEY / KEYGATE_GATEWAY_KEY_FILE): usage events are counted but not sent"
+            "no gateway key (KEYGATE_GATEWAY_KEY / KEYGATE_GATEWAY_KEY_FILE): usage is not reported (requests are counted in metrics only)"
         );
     }
 
@@ -100,21 +102,36 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     loader.poll().await;
     let mut tasks = vec![tokio::spawn(loader.run(config.poll(), stop_rx.clone()))];
 
-    let usage = Arc::new(UsageBuffer::new(
-        config.usage_buffer as usize,
-        gateway_key.is_some(),
+    let metrics = Arc::new(Metrics::new());
+    let usage = Arc::new(UsageHub::new(
+        usage::Settings {
+            enabled: gateway_key.is_some(),
+            buffer: config.usage_buffer as usize,
+            flush: Duration::from_millis(config.usage_flush_ms),
+            event_budget: config.usage_event_budget,
+            max_pending_rollups: config.usage_max_pending_rollups as usize,
+        },
+        metrics.usage.clone(),
     ));
+    // Each worker thread holds a sender and hands its rollups over through it; the channel
+    // closes when the last worker thread has ended, which tells the usage sender that every
+    // request is counted.
+    let mut handover = None;
     if let Some(key) = gateway_key {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        handover = Some(tx);
         tasks.push(tokio::spawn(usage::run_sender(
             usage.clone(),
-            config.control_plane.clone(),
-            key,
-            config.name.clone(),
-            Duration::from_millis(config.usage_flush_ms),
+            rx,
+            state.clone(),
+            usage::Target {
+                addr: config.control_plane.clone(),
+                key,
+                gateway: config.name.clone(),
+            },
             stop_rx.clone(),
         )));
     }
-    let metrics = Arc::new(Metrics::new());
     let app = Arc::new(App::new(
         state.clone(),
         usage.clone(),
@@ -139,6 +156,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     for (i, l) in listeners.into_iter().enumerate() {
         let app = app.clone();
         let stop = stop_rx.clone();
+        let handover = handover.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -147,18 +165,33 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             std::thread::Builder::new()
                 .name(format!("gateway-worker-{i}"))
                 .spawn(move || {
-                    rt.block_on(async move {
+                    app.usage.install_worker();
+                    rt.block_on(async {
                         crate::metrics::set_thread_worker(i);
                         match TcpListener::from_std(l) {
                             // A LocalSet: connection tasks hold the thread's own pool.
                             Ok(l) => {
                                 tokio::task::LocalSet::new()
-                                    .run_until(serve_public(l, app, i, stop))
+                                    .run_until(serve_public(
+                                        l,
+                                        app.clone(),
+                                        i,
+                                        stop,
+                                        handover.clone(),
+                                    ))
                                     .await
                             }
                             Err(e) => tracing::error!(error = %e, "worker listener failed"),
                         }
-                    })
+                    });
+                    // Requests still open were dropped with the runtime (and recorded if
+                    // answered): hand over the last counts, then close this worker's end.
+                    drop(rt);
+                    if let Some(tx) = handover
+                        && let Some(h) = app.usage.hand_over()
+                    {
+                        let _ = tx.send(h);
+                    }
                 })
                 .context("starting a worker thread")?,
         );
@@ -208,7 +241,25 @@ async fn serve_public(
     app: Arc<App>,
     index: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    handover: Option<tokio::sync::mpsc::UnboundedSender<usage::Handover>>,
 ) {
+    // This worker's rollups go to the usage sender every flush interval.
+    if let Some(tx) = handover {
+        let app = app.clone();
+        tokio::task::spawn_local(async move {
+            let every = app.usage.flush_every();
+            let mut next = tokio::time::Instant::now() + every;
+            loop {
+                tokio::time::sleep_until(next).await;
+                next += every;
+                if let Some(h) = app.usage.hand_over()
+                    && tx.send(h).is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Flatten each response into one buffer and one write(2): API answers are mostly small,
     // and copying a few hundred bytes is cheaper than hyper's queue of buffers + writev.
@@ -346,6 +397,10 @@ struct Readiness {
     status: crate::snapshot::LoadStatus,
     usage_events_pending: usize,
     usage_events_dropped: u64,
+    /// Rollup rows held for the control plane (pending and in flight).
+    usage_rollups_pending: u64,
+    /// Requests whose rollups were dropped, since start.
+    usage_rollups_dropped: u64,
 }
 
 fn readiness(app: &App) -> Readiness {
@@ -361,8 +416,10 @@ fn readiness(app: &App) -> Readiness {
         tokens: snap.as_ref().map_or(0, |s| s.tokens.len()),
         routes: snap.as_ref().map_or(0, |s| s.routes.len()),
         status,
-        usage_events_pending: app.usage.len(),
-        usage_events_dropped: app.usage.dropped_total.load(Ordering::Relaxed),
+        usage_events_pending: app.usage.events.len(),
+        usage_events_dropped: app.usage.events.dropped_total.load(Ordering::Relaxed),
+        usage_rollups_pending: app.usage.rollups_pending(),
+        usage_rollups_dropped: app.usage.counters.rollups_dropped.get(),
     }
 }
 
@@ -393,9 +450,10 @@ fn admin(app: &App, path: &str) -> Response<Full<Bytes>> {
             m.usage_pending.set(r.usage_events_pending as i64);
             m.usage_dropped.set(r.usage_events_dropped as i64);
             m.usage_sent
-                .set(app.usage.sent_total.load(Ordering::Relaxed) as i64);
+                .set(app.usage.events.sent_total.load(Ordering::Relaxed) as i64);
             m.usage_send_errors
-                .set(app.usage.send_errors_total.load(Ordering::Relaxed) as i64);
+                .set(app.usage.events.send_errors_total.load(Ordering::Relaxed) as i64);
+            m.usage_rollups_pending.set(r.usage_rollups_pending as i64);
             text(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",

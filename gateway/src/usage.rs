@@ -1,174 +1,407 @@
-//! Usage events: one per answered request, buffered in memory (bounded: beyond the limit the
-//! oldest are dropped and counted) and sent in batches to the control plane's
+//! Usage reporting: every answered request is counted in its worker thread's rollups, and raw
+//! events are kept only where a person needs them; both go to the control plane's
 //! `UsageService.IngestUsage`, authenticated with the gateway's service-account key.
-//! A batch that fails goes back to the front of the buffer and is retried with backoff; the
-//! control plane ignores resent events (`(gateway, event_id)` is unique), so a timeout that
-//! hid a success does not double count.
+//!
+//! - **Rollups** (`keygate-rollup`): each worker thread records every answered request into
+//!   its own [`keygate_rollup::Accumulator`] ([`local`]: no lock, no allocation on a warm key),
+//!   keyed by minute of arrival, token, team, route, status and gateway error code. Every
+//!   flush interval it hands what it counted to the sender ([`UsageHub::hand_over`]), which
+//!   merges the hand-overs per key ([`outbox`], bounded by a key cap) and sends them in calls
+//!   of at most 20,000 rows, each with a `batch_id`; a failed call is retried identical, so a
+//!   call whose answer was lost is not counted twice.
+//! - **Raw events** ([`events`]): for refusals (status >= 400 answered by the gateway) and 5xx,
+//!   within a gateway-wide budget per second ([`budget`]; the rest are counted as
+//!   `sampled_out`), and for each token's first success of a minute (once per worker, then
+//!   once over the gateway). They wait in a bounded buffer (oldest dropped and counted) and
+//!   go in calls of at most 5,000, apart from the rollups and without a `batch_id`; a failed
+//!   call goes back to the buffer's front (the control plane ignores resent events,
+//!   `(gateway, event_id)` is unique).
+//!
+//! Owns: what is recorded and kept, and delivering it. Must not: take a lock or allocate on
+//! the request path for a request whose key is warm and whose event is not kept.
 
+mod budget;
+mod events;
+mod local;
+mod outbox;
+
+pub use events::{MAX_EVENTS, UsageBuffer};
+pub use outbox::{MAX_ROLLUPS, Outbox, RollupBatch};
+
+use crate::metrics::UsageCounters;
+use crate::snapshot::ConfigState;
+use budget::Budget;
 use keygate_proto::v1 as pb;
 use keygate_proto::v1::usage_service_client::UsageServiceClient;
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use keygate_rollup::{RollupKey, RollupKeyRef, RollupValue};
+use local::Local;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
-/// Most events per call (the RPC's limit).
-pub const MAX_BATCH: usize = 5_000;
-
-/// The bounded buffer.
-pub struct UsageBuffer {
-    queue: Mutex<VecDeque<pb::UsageEvent>>,
-    capacity: usize,
-    /// Dropped since the last successful send (reported with it), and in total.
-    dropped_pending: AtomicU64,
-    pub dropped_total: AtomicU64,
-    pub sent_total: AtomicU64,
-    pub send_errors_total: AtomicU64,
-    next_id: AtomicU64,
-    boot: String,
-    enabled: bool,
-    wake: tokio::sync::Notify,
+/// What a worker hands the sender every flush interval.
+#[derive(Debug, Default)]
+pub struct Handover {
+    pub rollups: Vec<(RollupKey, RollupValue)>,
+    /// Raw events not kept because of the budget.
+    pub sampled_out: u64,
 }
 
-impl UsageBuffer {
-    /// `enabled = false` (no gateway key): events are counted, not kept.
-    pub fn new(capacity: usize, enabled: bool) -> Self {
+/// How usage is reported.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A gateway key is configured: record and send. Off: nothing is recorded.
+    pub enabled: bool,
+    /// Raw events held (`KEYGATE_USAGE_BUFFER`).
+    pub buffer: usize,
+    /// Hand-over and send interval (`KEYGATE_USAGE_FLUSH_MS`).
+    pub flush: Duration,
+    /// Refusal and 5xx events per second (`KEYGATE_USAGE_EVENT_BUDGET`).
+    pub event_budget: u32,
+    /// Rollup keys held for the control plane (`KEYGATE_USAGE_MAX_PENDING_ROLLUPS`).
+    pub max_pending_rollups: usize,
+}
+
+impl Settings {
+    /// Usage reporting off (tests, no gateway key).
+    pub fn disabled() -> Self {
         Self {
-            queue: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))),
-            capacity: capacity.max(1),
-            dropped_pending: AtomicU64::new(0),
-            dropped_total: AtomicU64::new(0),
-            sent_total: AtomicU64::new(0),
-            send_errors_total: AtomicU64::new(0),
-            next_id: AtomicU64::new(0),
-            boot: format!("{:016x}", rand::random::<u64>()),
-            enabled,
-            wake: tokio::sync::Notify::new(),
+            enabled: false,
+            buffer: 1,
+            flush: Duration::from_secs(10),
+            event_budget: 0,
+            max_pending_rollups: 1,
         }
+    }
+}
+
+/// Which raw event a request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// None (within the rollups only).
+    No,
+    /// A refusal or 5xx event (within the budget).
+    Event,
+    /// The token's first success of the minute on this worker.
+    FirstSuccess,
+}
+
+/// What a request's answer asks for, before the budget and the first-success marks: every
+/// refusal (status >= 400 answered by the gateway, 429 included) and every 5xx
+/// (`by_gateway`: the gateway answered itself, else the backend did); a success (status <
+/// 400) of a known token may be its first of the minute; a backend's 4xx gets none.
+pub fn wanted(status: u16, by_gateway: bool, has_token: bool) -> Keep {
+    if status >= 500 || (by_gateway && status >= 400) {
+        Keep::Event
+    } else if status < 400 && has_token {
+        Keep::FirstSuccess
+    } else {
+        Keep::No
+    }
+}
+
+/// The gateway's usage state shared by its workers and the sender.
+pub struct UsageHub {
+    /// Tells this hub's thread-local state apart (tests run several gateways in a process).
+    id: u64,
+    enabled: bool,
+    pub events: UsageBuffer,
+    budget: Budget,
+    flush: Duration,
+    max_pending_rollups: usize,
+    /// Boot id: event ids and batch ids are `<boot>-...`.
+    boot: String,
+    /// Recorded on threads that are not this gateway's workers (never on the request path).
+    fallback: Mutex<Local>,
+    pub counters: UsageCounters,
+    /// Rollup rows held by the sender (pending and in flight).
+    rollups_pending: AtomicU64,
+}
+
+impl UsageHub {
+    pub fn new(s: Settings, counters: UsageCounters) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let boot = format!("{:016x}", rand::random::<u64>());
+        Self {
+            id,
+            enabled: s.enabled,
+            events: UsageBuffer::new(s.buffer, s.enabled, &boot),
+            budget: Budget::new(s.event_budget),
+            flush: s.flush,
+            max_pending_rollups: s.max_pending_rollups,
+            boot,
+            fallback: Mutex::new(Local::new(id)),
+            counters,
+            rollups_pending: AtomicU64::new(0),
+        }
+    }
+
+    /// Usage reporting off: nothing recorded, nothing kept.
+    pub fn disabled() -> Self {
+        Self::new(Settings::disabled(), UsageCounters::default())
     }
 
     pub fn enabled(&self) -> bool {
         self.enabled
     }
 
-    pub fn len(&self) -> usize {
-        self.queue.lock().expect("usage lock").len()
+    pub fn flush_every(&self) -> Duration {
+        self.flush
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Rollup rows the sender holds, not yet accepted.
+    pub fn rollups_pending(&self) -> u64 {
+        self.rollups_pending.load(Ordering::Relaxed)
     }
 
-    /// A fresh event id, unique for this process (boot id + counter).
-    pub fn event_id(&self) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:x}", self.boot)
+    fn fallback(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.fallback.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues one event, dropping the oldest when full.
-    pub fn push(&self, mut e: pb::UsageEvent) {
+    /// Makes the calling thread one of this gateway's workers: what it records goes to its
+    /// own rollups, handed over by [`UsageHub::hand_over`] on the same thread.
+    pub fn install_worker(&self) {
+        if self.enabled {
+            local::install(self.id);
+        }
+    }
+
+    /// Counts one answered request in the calling worker's rollups.
+    #[inline]
+    pub fn record(
+        &self,
+        key: RollupKeyRef<'_>,
+        latency_us: u64,
+        request_bytes: u64,
+        response_bytes: u64,
+    ) {
+        let record = |l: &mut Local| l.record(key, latency_us, request_bytes, response_bytes);
+        if let Err(record) = local::with(self.id, record) {
+            record(&mut self.fallback());
+        }
+    }
+
+    /// Whether a request answered with `status` (arrived at `at_ms`) gets a raw event: see
+    /// [`wanted`]; refusals and 5xx spend the budget (or count as sampled out), a success
+    /// needs to be `token_id`'s first of the minute on this worker.
+    pub fn keep(&self, status: u16, by_gateway: bool, at_ms: i64, token_id: &str) -> Keep {
         if !self.enabled {
-            return;
+            return Keep::No;
         }
-        if e.event_id.is_empty() {
-            e.event_id = self.event_id();
-        }
-        let len = {
-            let mut q = self.queue.lock().expect("usage lock");
-            if q.len() >= self.capacity {
-                q.pop_front();
-                self.dropped_pending.fetch_add(1, Ordering::Relaxed);
-                self.dropped_total.fetch_add(1, Ordering::Relaxed);
+        match wanted(status, by_gateway, !token_id.is_empty()) {
+            Keep::No => Keep::No,
+            Keep::Event => {
+                if self.budget.take(at_ms) {
+                    return Keep::Event;
+                }
+                if let Err(out) = local::with(self.id, Local::sampled_out) {
+                    out(&mut self.fallback());
+                }
+                Keep::No
             }
-            q.push_back(e);
-            q.len()
-        };
-        if len >= MAX_BATCH {
-            self.wake.notify_one();
+            Keep::FirstSuccess => {
+                let minute = keygate_rollup::minute_of(at_ms);
+                let first = |l: &mut Local| l.first_success(minute, token_id);
+                let first = match local::with(self.id, first) {
+                    Ok(first) => first,
+                    Err(first) => first(&mut self.fallback()),
+                };
+                if first { Keep::FirstSuccess } else { Keep::No }
+            }
         }
     }
 
-    fn take(&self, n: usize) -> Vec<pb::UsageEvent> {
-        let mut q = self.queue.lock().expect("usage lock");
-        let n = n.min(q.len());
-        q.drain(..n).collect()
+    /// Queues a kept event (`at_ms`: the request's arrival).
+    pub fn push_event(&self, keep: Keep, e: pb::UsageEvent, at_ms: i64) {
+        match keep {
+            Keep::No => {}
+            Keep::Event => self.events.push(e),
+            Keep::FirstSuccess => self
+                .events
+                .push_first_success(e, keygate_rollup::minute_of(at_ms)),
+        }
     }
 
-    /// Puts a failed batch back in front, keeping the bound (newer events win).
-    fn put_back(&self, batch: Vec<pb::UsageEvent>) {
-        let mut q = self.queue.lock().expect("usage lock");
-        let room = self.capacity.saturating_sub(q.len());
-        let skip = batch.len().saturating_sub(room);
-        if skip > 0 {
-            self.dropped_pending
-                .fetch_add(skip as u64, Ordering::Relaxed);
-            self.dropped_total.fetch_add(skip as u64, Ordering::Relaxed);
-        }
-        for e in batch.into_iter().skip(skip).rev() {
-            q.push_front(e);
-        }
+    /// What the calling worker thread recorded since its last hand-over.
+    pub fn hand_over(&self) -> Option<Handover> {
+        local::with(self.id, Local::take).ok().flatten()
+    }
+
+    fn take_fallback(&self) -> Option<Handover> {
+        self.fallback().take()
     }
 }
 
-/// Sends buffered events until `stop`; one last flush is attempted on the way out.
-pub async fn run_sender(
-    buffer: std::sync::Arc<UsageBuffer>,
-    addr: String,
-    key: String,
-    gateway: String,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let channel = match tonic::transport::Endpoint::from_shared(addr.clone()) {
+/// Where the sender reports.
+#[derive(Clone)]
+pub struct Target {
+    /// The control plane's gRPC address.
+    pub addr: String,
+    /// The gateway's management key.
+    pub key: String,
+    /// This instance's name.
+    pub gateway: String,
+}
+
+/// Adds the gateway's key to every call.
+#[derive(Clone)]
+struct Auth(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Client = UsageServiceClient<InterceptedService<Channel, Auth>>;
+
+fn client(target: &Target) -> Option<Client> {
+    let channel = match tonic::transport::Endpoint::from_shared(target.addr.clone()) {
         Ok(e) => e
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .connect_lazy(),
         Err(e) => {
-            tracing::error!(error = %e, addr = %addr, "bad control plane address; usage events will not be sent");
-            return;
+            tracing::error!(error = %e, addr = %target.addr, "bad control plane address; usage will not be sent");
+            return None;
         }
     };
-    let bearer: tonic::metadata::MetadataValue<_> = match format!("Bearer {key}").parse() {
-        Ok(v) => v,
-        Err(_) => {
-            tracing::error!(
-                "the gateway key is not valid header text; usage events will not be sent"
+    let Ok(bearer) = format!("Bearer {}", target.key).parse() else {
+        tracing::error!("the gateway key is not valid header text; usage will not be sent");
+        return None;
+    };
+    Some(UsageServiceClient::with_interceptor(channel, Auth(bearer)))
+}
+
+/// The sender's state: the rollups it holds and the way to the control plane.
+struct Sender {
+    hub: Arc<UsageHub>,
+    client: Client,
+    outbox: Outbox,
+    gateway: String,
+    state: Arc<ConfigState>,
+}
+
+impl Sender {
+    fn revision(&self) -> i64 {
+        self.state.load().map_or(0, |s| s.revision)
+    }
+
+    /// Merges a worker's hand-over in.
+    fn absorb(&mut self, h: Handover) {
+        let added = self.outbox.add(h);
+        let c = &self.hub.counters;
+        c.requests_counted.inc_by(added.requests);
+        c.events_sampled_out.inc_by(added.sampled_out);
+        if added.dropped > 0 {
+            c.rollups_dropped.inc_by(added.dropped);
+            tracing::warn!(
+                requests = added.dropped,
+                max_keys = self.hub.max_pending_rollups,
+                "usage rollups dropped: too many pending for the control plane"
             );
-            return;
         }
-    };
-    let mut client =
-        UsageServiceClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
-            req.metadata_mut().insert("authorization", bearer.clone());
-            Ok(req)
-        });
-    let mut backoff = every;
-    loop {
-        let stopping = tokio::select! {
-            _ = tokio::time::sleep(backoff) => false,
-            _ = buffer.wake.notified() => false,
-            _ = stop.changed() => true,
-        };
-        // Drain in batches while sends succeed.
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.hub
+            .rollups_pending
+            .store(self.outbox.rows() as u64, Ordering::Relaxed);
+    }
+
+    /// Sends what is pending, rollups first; `Err` at the first call the control plane did
+    /// not take for a reason that may pass (it is retried later, identical).
+    async fn send_all(&mut self) -> Result<(), ()> {
+        if let Some(h) = self.hub.take_fallback() {
+            self.absorb(h);
+        }
+        let r = self.send_rollups().await;
+        self.publish();
+        r?;
+        self.send_events().await
+    }
+
+    async fn send_rollups(&mut self) -> Result<(), ()> {
+        let revision = self.revision();
+        let c = self.hub.counters.clone();
+        while let Some(batch) = self.outbox.next_batch() {
+            if batch.req.gateway.is_empty() {
+                // Set once: a retry is the identical call.
+                batch.req.gateway = self.gateway.clone();
+                batch.req.config_revision = revision;
+                batch.req.gateway_version = env!("CARGO_PKG_VERSION").into();
+            }
+            let (rows, requests) = (batch.req.rollups.len(), batch.requests);
+            match self.client.ingest_usage(batch.req.clone()).await {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    let batch = self.outbox.accepted();
+                    if resp.replayed || resp.rollups_accepted as usize >= rows {
+                        c.rollups_sent.inc_by(rows as u64);
+                        c.rollup_requests_sent.inc_by(requests);
+                    } else {
+                        tracing::warn!(
+                            rows,
+                            accepted = resp.rollups_accepted,
+                            batch_id = batch.map(|b| b.req.batch_id).unwrap_or_default(),
+                            "the control plane did not store every usage rollup (an older version?)"
+                        );
+                    }
+                }
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                    // Never retried: the same call would be refused again.
+                    self.hub
+                        .events
+                        .send_errors_total
+                        .fetch_add(1, Ordering::Relaxed);
+                    if let Some(b) = self.outbox.refused() {
+                        c.rollups_dropped.inc_by(b.requests);
+                        tracing::error!(error = %status.message(), batch_id = %b.req.batch_id, rollups = rows, requests, "usage rollups refused as malformed; dropped");
+                    }
+                }
+                Err(status) => {
+                    self.hub
+                        .events
+                        .send_errors_total
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(code = ?status.code(), error = %status.message(), pending_rollups = self.outbox.rows(), "sending usage rollups failed; will retry");
+                    return Err(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_events(&mut self) -> Result<(), ()> {
+        let buffer = &self.hub.events;
         loop {
-            let batch = buffer.take(MAX_BATCH);
+            let batch = buffer.take(MAX_EVENTS);
             if batch.is_empty() {
-                backoff = every;
-                break;
+                return Ok(());
             }
             let n = batch.len();
             let dropped = buffer.dropped_pending.swap(0, Ordering::Relaxed);
+            // No batch_id: a resend after a failure may differ (the buffer keeps the
+            // newest), and events are idempotent on their own (`event_id`; a call whose
+            // every event was stored before is a resend, its `dropped` not counted again).
             let req = pb::IngestUsageRequest {
-                gateway: gateway.clone(),
+                gateway: self.gateway.clone(),
                 events: batch.clone(),
                 dropped,
+                config_revision: self.revision(),
+                gateway_version: env!("CARGO_PKG_VERSION").into(),
+                events_sampled: true,
+                ..Default::default()
             };
-            match client.ingest_usage(req).await {
+            match self.client.ingest_usage(req).await {
                 Ok(_) => {
                     buffer.sent_total.fetch_add(n as u64, Ordering::Relaxed);
-                    backoff = every;
                 }
                 Err(status) if status.code() == tonic::Code::InvalidArgument => {
                     // Never retry a batch the control plane refuses as malformed.
@@ -177,21 +410,86 @@ pub async fn run_sender(
                     buffer
                         .dropped_pending
                         .fetch_add(dropped + n as u64, Ordering::Relaxed);
-                    tracing::error!(error = %status.message(), events = n, "usage batch refused as malformed; dropped");
+                    tracing::error!(error = %status.message(), events = n, "usage events refused as malformed; dropped");
                 }
                 Err(status) => {
                     buffer.dropped_pending.fetch_add(dropped, Ordering::Relaxed);
                     buffer.send_errors_total.fetch_add(1, Ordering::Relaxed);
                     buffer.put_back(batch);
                     tracing::warn!(code = ?status.code(), error = %status.message(), pending = buffer.len(), "sending usage events failed; will retry");
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    break;
+                    return Err(());
                 }
             }
         }
-        if stopping {
-            return;
+    }
+}
+
+/// Merges the workers' hand-overs and reports every flush interval (sooner when
+/// [`MAX_EVENTS`] events wait), backing off while the control plane does not take them. On
+/// `stop` it waits for the workers' last hand-overs (the channel closes when every worker
+/// thread has ended) and reports once more.
+pub async fn run_sender(
+    hub: Arc<UsageHub>,
+    mut handovers: tokio::sync::mpsc::UnboundedReceiver<Handover>,
+    state: Arc<ConfigState>,
+    target: Target,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(client) = client(&target) else {
+        return;
+    };
+    let every = hub.flush;
+    let mut s = Sender {
+        outbox: Outbox::new(hub.max_pending_rollups, &hub.boot),
+        hub,
+        client,
+        gateway: target.gateway,
+        state,
+    };
+    let mut backoff = every;
+    let mut next = tokio::time::Instant::now() + every;
+    let mut open = true;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            // A full batch of events waiting: send now, unless backing off.
+            _ = s.hub.events.wake.notified(), if backoff == every => {}
+            h = handovers.recv(), if open => {
+                match h {
+                    Some(h) => s.absorb(h),
+                    None => open = false,
+                }
+                continue;
+            }
+            _ = stop.changed() => break,
         }
+        backoff = match s.send_all().await {
+            Ok(()) => every,
+            Err(()) => (backoff * 2).min(Duration::from_secs(30)),
+        };
+        next = tokio::time::Instant::now() + backoff;
+    }
+    // The workers hand over their last counts as their threads end.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while open {
+        match tokio::time::timeout_at(deadline, handovers.recv()).await {
+            Ok(Some(h)) => s.absorb(h),
+            Ok(None) => open = false,
+            Err(_) => {
+                tracing::warn!(
+                    "usage: workers still running 30 s after stop; sending without them"
+                );
+                break;
+            }
+        }
+    }
+    if s.send_all().await.is_err() {
+        tracing::warn!(
+            rollups = s.outbox.rows(),
+            requests = s.outbox.requests(),
+            events = s.hub.events.len(),
+            "usage not delivered at shutdown: the control plane did not take it"
+        );
     }
 }
 
@@ -199,46 +497,97 @@ pub async fn run_sender(
 mod tests {
     use super::*;
 
-    fn ev(n: u32) -> pb::UsageEvent {
-        pb::UsageEvent {
-            status: n,
-            ..Default::default()
+    #[test]
+    fn which_answers_want_an_event() {
+        // (status, by the gateway, known token) -> wanted
+        let cases = [
+            (200, false, true, Keep::FirstSuccess),
+            (200, false, false, Keep::No),
+            (204, true, false, Keep::No), // a preflight
+            (304, false, true, Keep::FirstSuccess),
+            (401, true, false, Keep::Event),
+            (403, true, true, Keep::Event),
+            (429, true, true, Keep::Event),
+            (404, false, true, Keep::No), // the backend's 404
+            (500, false, true, Keep::Event),
+            (502, true, true, Keep::Event),
+            (503, true, false, Keep::Event),
+        ];
+        for (status, by_gateway, token, want) in cases {
+            assert_eq!(
+                wanted(status, by_gateway, token),
+                want,
+                "{status} {by_gateway} {token}"
+            );
         }
     }
 
+    fn hub(budget: u32) -> UsageHub {
+        UsageHub::new(
+            Settings {
+                enabled: true,
+                buffer: 100,
+                flush: Duration::from_secs(10),
+                event_budget: budget,
+                max_pending_rollups: 100,
+            },
+            UsageCounters::default(),
+        )
+    }
+
+    /// Over the budget, refusals are sampled out and counted in the worker's hand-over; a
+    /// token's first success of a minute is kept once per worker.
     #[test]
-    fn bounded_drop_oldest_and_counted() {
-        let b = UsageBuffer::new(3, true);
-        for n in 0..5 {
-            b.push(ev(n));
-        }
-        assert_eq!(b.len(), 3);
-        assert_eq!(b.dropped_total.load(Ordering::Relaxed), 2);
-        let got: Vec<u32> = b.take(10).iter().map(|e| e.status).collect();
-        assert_eq!(got, vec![2, 3, 4]);
-        // Event ids are unique.
-        assert_ne!(b.event_id(), b.event_id());
+    fn budget_and_first_success_on_a_worker() {
+        let h = Arc::new(hub(2));
+        let at = 1_700_000_000_000;
+        let h2 = h.clone();
+        std::thread::spawn(move || {
+            let h = h2;
+            h.install_worker();
+            let kept: Vec<Keep> = (0..5).map(|_| h.keep(401, true, at, "")).collect();
+            assert_eq!(
+                kept,
+                [Keep::Event, Keep::Event, Keep::No, Keep::No, Keep::No]
+            );
+            assert_eq!(h.keep(200, false, at, "tok_a"), Keep::FirstSuccess);
+            assert_eq!(h.keep(200, false, at + 1, "tok_a"), Keep::No);
+            assert_eq!(h.keep(201, false, at, "tok_b"), Keep::FirstSuccess);
+            assert_eq!(h.keep(404, false, at, "tok_b"), Keep::No);
+            h.record(
+                RollupKeyRef {
+                    minute: keygate_rollup::minute_of(at),
+                    token_id: "",
+                    team_id: "",
+                    route: "",
+                    status: 401,
+                    error: "invalid_key",
+                },
+                5,
+                0,
+                0,
+            );
+            let handed = h.hand_over().unwrap();
+            assert_eq!(handed.sampled_out, 3);
+            assert_eq!(handed.rollups.len(), 1);
+            assert!(h.hand_over().is_none());
+        })
+        .join()
+        .unwrap();
+        // Another thread (not a worker): its own marks, kept in the fallback.
+        assert_eq!(h.keep(200, false, at, "tok_a"), Keep::FirstSuccess);
+        assert_eq!(h.keep(401, true, at + 1000, ""), Keep::Event);
+        assert!(h.hand_over().is_none(), "not a worker");
+        assert!(h.take_fallback().is_none(), "nothing recorded there");
     }
 
     #[test]
-    fn put_back_keeps_order_and_bound() {
-        let b = UsageBuffer::new(4, true);
-        for n in 0..4 {
-            b.push(ev(n));
-        }
-        let batch = b.take(3); // 0, 1, 2
-        b.push(ev(10));
-        b.push(ev(11)); // queue: 3, 10, 11
-        b.put_back(batch); // room for 1: keeps the newest of the batch (2)
-        let got: Vec<u32> = b.take(10).iter().map(|e| e.status).collect();
-        assert_eq!(got, vec![2, 3, 10, 11]);
-        assert_eq!(b.dropped_total.load(Ordering::Relaxed), 2);
-    }
-
-    #[test]
-    fn disabled_buffer_keeps_nothing() {
-        let b = UsageBuffer::new(10, false);
-        b.push(ev(1));
-        assert!(b.is_empty());
+    fn disabled_keeps_and_records_nothing() {
+        let h = UsageHub::disabled();
+        assert_eq!(h.keep(500, false, 0, "tok"), Keep::No);
+        h.install_worker();
+        assert!(h.hand_over().is_none());
+        h.push_event(Keep::Event, pb::UsageEvent::default(), 0);
+        assert!(h.events.is_empty());
     }
 }

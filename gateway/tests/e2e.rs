@@ -283,12 +283,17 @@ struct Stack {
 struct Options {
     /// The control plane's database.
     backend: Backend,
-    /// Give the gateway a GATEWAY service-account key so it reports usage events.
+    /// Give the gateway a GATEWAY service-account key so it reports usage (rollups every
+    /// 50 ms, and raw events).
     usage: bool,
     /// The gateway's usage buffer (events), when not the default.
     usage_buffer: Option<u64>,
     /// Send usage through a [`Relay`] that starts down.
     usage_via_relay: bool,
+    /// The usage flush interval in ms, when not 50.
+    usage_flush_ms: Option<u64>,
+    /// Refusal and 5xx events per second, when not the default.
+    event_budget: Option<u32>,
 }
 
 impl Stack {
@@ -323,10 +328,13 @@ impl Stack {
         if o.usage {
             config.gateway_key = Some(cp.capability_key(Capability::Gateway).await);
             config.control_plane = cp.url();
-            config.usage_flush_ms = 50;
+            config.usage_flush_ms = o.usage_flush_ms.unwrap_or(50);
             config.name = "e2e-gateway".into();
             if let Some(n) = o.usage_buffer {
                 config.usage_buffer = n;
+            }
+            if let Some(n) = o.event_budget {
+                config.usage_event_budget = n;
             }
             if o.usage_via_relay {
                 let r = Relay::down(cp.addr).await;
@@ -503,6 +511,68 @@ impl Stack {
         }
     }
 
+    /// The control plane's usage totals for `query` (rollups; the default range: the last
+    /// 24 hours).
+    async fn usage_stats(&self, query: pb::UsageQuery) -> pb::UsageStats {
+        UsageServiceClient::new(self.channel().await)
+            .get_usage_summary(with_key(
+                &self.api_key,
+                pb::GetUsageSummaryRequest {
+                    query: Some(query),
+                    step_seconds: 0,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .total
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to 40 s) until the control plane counts at least `n` calls for `query`,
+    /// and returns its totals.
+    async fn await_calls(&self, query: pb::UsageQuery, n: u64) -> pb::UsageStats {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let stats = self.usage_stats(query.clone()).await;
+            if stats.calls >= n {
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "calls missing for {query:?}: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The control plane's view of this gateway (`ListGateways`).
+    async fn reported_gateway(&self) -> pb::Gateway {
+        UsageServiceClient::new(self.channel().await)
+            .list_gateways(with_key(&self.api_key, pb::ListGatewaysRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .gateways
+            .into_iter()
+            .find(|gw| gw.name == "e2e-gateway")
+            .expect("the gateway is listed")
+    }
+
+    /// Waits (up to 40 s) until the gateway's metrics satisfy `ok`, and returns them.
+    async fn await_metrics(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let g = self.gateway.as_ref().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let text = metrics_text(&self.http, g).await;
+            if ok(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{what}:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn get(&self, path: &str, key: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.gw()))
@@ -631,6 +701,23 @@ fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// The sum of every series of a labelled metric (`name{...} value`) in OpenMetrics text.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// The current UTC minute (ms since the epoch / 60,000).
+fn minute_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        / 60_000
 }
 
 /// Reads this process's resident memory high-water mark, in bytes.
@@ -920,7 +1007,10 @@ async fn not_ready_until_the_kv_exists_then_serves_and_reports() {
     g.shutdown().await;
 }
 
-async fn usage_events_reach_the_control_plane_and_set_last_used(backend: Backend) {
+/// Every request is counted in the rollups the control plane stores (its totals and each
+/// token's); raw events only for refusals and a token's first success of a minute, with
+/// every field; `last_used_at` set.
+async fn usage_reaches_the_control_plane_and_sets_last_used(backend: Backend) {
     let s = Stack::start_opts(Options {
         backend,
         usage: true,
@@ -928,8 +1018,8 @@ async fn usage_events_reach_the_control_plane_and_set_last_used(backend: Backend
     })
     .await;
     let (id, key) = s.echo_token(&["echo"]).await;
-    assert_eq!(s.get("/echo/one", &key).await.status(), 200);
-    assert_eq!(s.get("/nothing", &key).await.status(), 404);
+    let first_minute = minute_now();
+    // The token's first success of the minute: a raw event.
     let r = s
         .http
         .post(format!("{}/echo/two", s.gw()))
@@ -942,15 +1032,18 @@ async fn usage_events_reach_the_control_plane_and_set_last_used(backend: Backend
     assert_eq!(r.status(), 200);
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(r.bytes().await.unwrap().len(), 11);
-    // A rejected request without a valid token is recorded too (no token id).
+    // Another success in the same minute: in the rollups only.
+    assert_eq!(s.get("/echo/one", &key).await.status(), 200);
+    let same_minute = minute_now() == first_minute;
+    // Refusals: raw events (within the budget), with or without a known token.
+    assert_eq!(s.get("/nothing", &key).await.status(), 404);
     assert_eq!(s.get("/echo/x", "kg_bogus").await.status(), 401);
 
-    let events = s.await_token_events(&id, 3, Duration::from_secs(10)).await;
-    assert_eq!(events.len(), 3, "{events:?}");
+    let events = s.await_token_events(&id, 2, Duration::from_secs(10)).await;
     let post = events
         .iter()
         .find(|e| e.method == "POST")
-        .expect("the POST");
+        .expect("the first success");
     assert_eq!(post.status, 200);
     assert_eq!(post.route, "echo");
     assert_eq!(post.team_id, "alpha");
@@ -963,7 +1056,12 @@ async fn usage_events_reach_the_control_plane_and_set_last_used(backend: Backend
     assert!(post.config_revision > 0);
     let missing = events.iter().find(|e| e.status == 404).expect("the 404");
     assert_eq!(missing.error, "route_not_found");
-    // The token's last use is derived from the events.
+    assert_eq!(missing.route, "");
+    let successes = events.iter().filter(|e| e.status == 200).count();
+    if same_minute {
+        assert_eq!(successes, 1, "one success event per minute: {events:?}");
+    }
+    // The token's last use is set.
     let token = TokenServiceClient::new(s.channel().await)
         .get_token(with_key(&s.api_key, pb::GetTokenRequest { id: id.clone() }))
         .await
@@ -984,6 +1082,236 @@ async fn usage_events_reach_the_control_plane_and_set_last_used(backend: Backend
             .any(|e| e.error == "invalid_key" && e.token_id.is_empty()),
         "{all:?}"
     );
+
+    // Every request is in the rollups, once: three of the token's (one error), four in all.
+    let mine = s
+        .await_calls(
+            pb::UsageQuery {
+                token_id: id.clone(),
+                ..Default::default()
+            },
+            3,
+        )
+        .await;
+    assert_eq!((mine.calls, mine.errors), (3, 1), "{mine:?}");
+    assert_eq!(mine.request_bytes, 1234);
+    assert!(mine.response_bytes > 22, "{mine:?}");
+    let everything = s.await_calls(pb::UsageQuery::default(), 4).await;
+    assert_eq!(
+        (everything.calls, everything.errors),
+        (4, 2),
+        "{everything:?}"
+    );
+    let listed = UsageServiceClient::new(s.channel().await)
+        .batch_get_token_usage(with_key(
+            &s.api_key,
+            pb::BatchGetTokenUsageRequest {
+                token_ids: vec![id.clone()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .usage;
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].calls, listed[0].errors), (3, 1));
+    assert!(listed[0].last_used_at.is_some());
+    // The gateway's own counts agree with what the control plane accepted.
+    let text = s
+        .await_metrics("the rollups are not all accepted", |t| {
+            metric(t, "keygate_gateway_usage_rollup_requests_sent_total") >= 4.0
+        })
+        .await;
+    assert_eq!(metric_sum(&text, "keygate_gateway_requests_total"), 4.0);
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_requests_counted_total"),
+        4.0
+    );
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_rollup_requests_sent_total"),
+        4.0
+    );
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_rollups_dropped_total"),
+        0.0
+    );
+}
+
+/// Whatever answers a request — the fast path or hyper, the backend or the gateway (refusal,
+/// rate limit, preflight, 502) — it is counted exactly once: the gateway's request counter,
+/// its rollups and the control plane's totals agree. Refusal and 5xx events stay within the
+/// budget (the rest counted as sampled out); a token's first success of a minute is one event
+/// however many workers served it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_request_is_counted_once_and_events_keep_to_the_budget() {
+    let s = Stack::start_opts(Options {
+        usage: true,
+        event_budget: Some(2),
+        ..Options::default()
+    })
+    .await;
+    s.team("alpha").await;
+    let mut echo = echo_route(&s.upstream);
+    echo.cors_origins = vec!["https://app.example.com".into()];
+    s.route(echo).await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let mut down = echo_route(&s.upstream);
+    down.name = "down".into();
+    down.path_prefix = "/down".into();
+    down.backend_url = format!("http://{dead_addr}/");
+    s.route(down).await;
+    let (free_id, free) = s.token("alpha", &["*"]).await;
+    let (_, limited) = s.token_limited("alpha", &["*"], 1).await;
+    s.synced().await;
+
+    let started = std::time::SystemTime::now();
+    let first_minute = minute_now();
+    let mut errors = 0;
+    for _ in 0..3 {
+        assert_eq!(s.get("/echo/x", &free).await.status(), 200);
+    }
+    assert_eq!(s.get("/echo/x", &limited).await.status(), 200);
+    for _ in 0..2 {
+        assert_eq!(s.get("/echo/x", &limited).await.status(), 429);
+        errors += 1;
+    }
+    for _ in 0..2 {
+        let r = s.http.get(format!("{}/echo/x", s.gw())).send().await;
+        assert_eq!(r.unwrap().status(), 401);
+        assert_eq!(s.get("/echo/x", "kg_bogus").await.status(), 401);
+        errors += 2;
+    }
+    assert_eq!(s.get("/nothing", &free).await.status(), 404);
+    assert_eq!(s.get("/down/x", &free).await.status(), 502);
+    errors += 2;
+    let r = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/echo/x", s.gw()))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // hyper serves HTTP/2 (prior knowledge).
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let r = h2
+            .post(format!("{}/echo/h2", s.gw()))
+            .header("x-api-key", &free)
+            .body("over h2c")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.version(), r.status().as_u16()),
+            (reqwest::Version::HTTP_2, 200)
+        );
+        assert_eq!(r.bytes().await.unwrap().len(), 11);
+    }
+    let seconds = started.elapsed().unwrap().as_secs() + 2;
+    let minutes = (minute_now() - first_minute + 1) as usize;
+    let total = 15u64;
+
+    let text = s
+        .await_metrics("the rollups are not all accepted", |t| {
+            metric(t, "keygate_gateway_usage_rollup_requests_sent_total") >= total as f64
+        })
+        .await;
+    assert_eq!(
+        metric_sum(&text, "keygate_gateway_requests_total"),
+        total as f64
+    );
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_requests_counted_total"),
+        total as f64
+    );
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_rollup_requests_sent_total"),
+        total as f64
+    );
+    assert!(metric(&text, "keygate_gateway_hyper_handoffs_total") >= 1.0);
+    let stats = s.await_calls(pb::UsageQuery::default(), total).await;
+    assert_eq!((stats.calls, stats.errors), (total, errors), "{stats:?}");
+
+    // Raw events: the refusals and the 502 within the budget (2 a second), the rest sampled
+    // out. (Every hand-over with these requests is in, so the sampled-out count is final.)
+    let sampled_out = metric(&text, "keygate_gateway_usage_events_sampled_out_total") as u64;
+    assert!(
+        sampled_out >= errors.saturating_sub(2 * seconds),
+        "{sampled_out} sampled out of {errors} in about {seconds} s"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = s.usage_events(pb::UsageFilter::default()).await;
+        let kept = events.iter().filter(|e| e.status >= 400).count() as u64;
+        if kept + sampled_out >= errors {
+            assert_eq!(kept + sampled_out, errors, "{events:?}");
+            break events;
+        }
+        assert!(Instant::now() < deadline, "events missing: {events:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // One first-success event per token and minute, though h2c and HTTP/1.1 may have been
+    // served by different workers.
+    let free_successes = events
+        .iter()
+        .filter(|e| e.token_id == free_id && e.status == 200)
+        .count();
+    assert!(
+        (1..=minutes).contains(&free_successes),
+        "{free_successes} success events in {minutes} minute(s): {events:?}"
+    );
+    let gw = s.reported_gateway().await;
+    assert_eq!(gw.sampled_out_last_hour, sampled_out, "{gw:?}");
+    assert_eq!(gw.requests_last_hour, total, "{gw:?}");
+}
+
+/// A gateway stopping reports what its workers counted since the last flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_reported_once_more_on_shutdown() {
+    let mut s = Stack::start_opts(Options {
+        usage: true,
+        usage_flush_ms: Some(600_000),
+        ..Options::default()
+    })
+    .await;
+    let (id, key) = s.echo_token(&["echo"]).await;
+    for n in 0..3 {
+        assert_eq!(s.get(&format!("/echo/{n}"), &key).await.status(), 200);
+    }
+    assert_eq!(s.get("/nothing", &key).await.status(), 404);
+    let text = metrics_text(&s.http, s.gateway.as_ref().unwrap()).await;
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_requests_counted_total"),
+        0.0,
+        "nothing handed over before the flush interval"
+    );
+    let app = s.gateway.as_ref().unwrap().app.clone();
+    s.gateway.take().unwrap().shutdown().await;
+    assert_eq!(app.usage.counters.requests_counted.get(), 4);
+    assert_eq!(app.usage.counters.rollup_requests_sent.get(), 4);
+    let stats = s
+        .usage_stats(pb::UsageQuery {
+            token_id: id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!((stats.calls, stats.errors), (4, 1), "{stats:?}");
+    let events = s
+        .usage_events(pb::UsageFilter {
+            token_id: id,
+            ..Default::default()
+        })
+        .await;
+    assert!(events.iter().any(|e| e.status == 404), "{events:?}");
+    assert!(events.iter().any(|e| e.status == 200), "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1250,11 +1578,12 @@ async fn bad_route_tables_are_refused_and_an_unreadable_kv_keeps_the_last_good_c
     g.shutdown().await;
 }
 
-/// The control plane unreachable: the gateway keeps answering, buffers usage up to its bound
-/// (dropping the oldest, counted), and delivers what it kept once the control plane is back on
-/// the same address, reporting how many it dropped.
+/// The control plane unreachable: the gateway keeps answering and counting. Its rollups wait
+/// merged and arrive once when the control plane is back on the same address; its raw events
+/// wait up to their bound (dropping the oldest, counted) and the newest arrive, with the drop
+/// reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_rides_out_a_control_plane_outage_dropping_the_oldest() {
+async fn usage_rides_out_a_control_plane_outage() {
     let s = Stack::start_opts(Options {
         usage: true,
         usage_buffer: Some(3),
@@ -1264,26 +1593,44 @@ async fn usage_rides_out_a_control_plane_outage_dropping_the_oldest() {
     .await;
     let (id, key) = s.echo_token(&["echo"]).await;
 
-    // Outage: every request is still served.
-    let mut request_ids = Vec::new();
-    for n in 0..5 {
-        let r = s.get(&format!("/echo/{n}"), &key).await;
-        assert_eq!(r.status(), 200);
-        request_ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    // Outage: every request is still served. Two successes (one event: the first of the
+    // minute), then five refusals (an event each).
+    let first_minute = minute_now();
+    for n in 0..2 {
+        assert_eq!(s.get(&format!("/echo/{n}"), &key).await.status(), 200);
     }
+    let success_events: u64 = if minute_now() == first_minute { 1 } else { 2 };
+    let mut refusals = Vec::new();
+    for _ in 0..5 {
+        let r = s.get("/nothing", &key).await;
+        assert_eq!(r.status(), 404);
+        refusals.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    let text = s
+        .await_metrics(
+            "the sender never tried, or the workers did not hand over",
+            |t| {
+                metric(t, "keygate_gateway_usage_send_errors") >= 1.0
+                    && metric(t, "keygate_gateway_usage_requests_counted_total") >= 7.0
+            },
+        )
+        .await;
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_requests_counted_total"),
+        7.0
+    );
     let g = s.gateway.as_ref().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(
-        &metrics_text(&s.http, g).await,
-        "keygate_gateway_usage_send_errors",
-    ) < 1.0
-    {
-        assert!(Instant::now() < deadline, "the sender never tried");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let ready = readyz(&s.http, g).await;
     assert_eq!(ready["usage_events_pending"], 3, "{ready}");
-    assert_eq!(ready["usage_events_dropped"], 2, "{ready}");
+    assert_eq!(
+        ready["usage_events_dropped"],
+        success_events + 2,
+        "the oldest go: {ready}"
+    );
+    assert!(
+        ready["usage_rollups_pending"].as_u64().unwrap() >= 2,
+        "{ready}"
+    );
     assert!(
         s.usage_events(pb::UsageFilter {
             token_id: id.clone(),
@@ -1293,31 +1640,44 @@ async fn usage_rides_out_a_control_plane_outage_dropping_the_oldest() {
         .is_empty()
     );
 
-    // Back: the three kept (the newest) arrive, once each, with the drop reported.
+    // Back: the rollups arrive merged and once (7 calls, not more for the retries), and the
+    // three newest events, once each, with the drop reported.
     s.relay.as_ref().unwrap().up().await;
+    let mine = pb::UsageQuery {
+        token_id: id.clone(),
+        ..Default::default()
+    };
+    let stats = s.await_calls(mine.clone(), 7).await;
+    assert_eq!((stats.calls, stats.errors), (7, 5), "{stats:?}");
     let events = s.await_token_events(&id, 3, Duration::from_secs(40)).await;
     let mut got: Vec<&str> = events.iter().map(|e| e.request_id.as_str()).collect();
     got.sort_unstable();
-    let mut want: Vec<&str> = request_ids[2..].iter().map(String::as_str).collect();
+    let mut want: Vec<&str> = refusals[2..].iter().map(String::as_str).collect();
     want.sort_unstable();
     assert_eq!(got, want);
-    let text = metrics_text(&s.http, g).await;
+    let text = s
+        .await_metrics("the rollups are not all accepted", |t| {
+            metric(t, "keygate_gateway_usage_rollup_requests_sent_total") >= 7.0
+        })
+        .await;
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_rollup_requests_sent_total"),
+        7.0
+    );
+    assert_eq!(metric(&text, "keygate_gateway_usage_rollups_pending"), 0.0);
     assert_eq!(metric(&text, "keygate_gateway_usage_events_sent"), 3.0);
     assert_eq!(metric(&text, "keygate_gateway_usage_events_pending"), 0.0);
-    let gateways = UsageServiceClient::new(s.channel().await)
-        .list_gateways(with_key(&s.api_key, pb::ListGatewaysRequest::default()))
-        .await
-        .unwrap()
-        .into_inner()
-        .gateways;
-    let me = gateways
-        .iter()
-        .find(|gw| gw.name == "e2e-gateway")
-        .expect("the gateway is listed");
-    assert_eq!((me.events_total, me.dropped_total), (3, 2), "{me:?}");
+    assert_eq!(s.usage_stats(mine).await.calls, 7, "counted once");
+    let me = s.reported_gateway().await;
+    assert_eq!(
+        (me.events_total, me.dropped_total),
+        (3, success_events + 2),
+        "{me:?}"
+    );
+    assert_eq!(me.requests_last_hour, 7, "{me:?}");
 }
 
 keygate_control_plane::on_both_backends!(
     revocation_and_team_deletion_take_effect_without_restart,
-    usage_events_reach_the_control_plane_and_set_last_used,
+    usage_reaches_the_control_plane_and_sets_last_used,
 );

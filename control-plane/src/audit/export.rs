@@ -3,6 +3,9 @@
 
 use super::model::AuditEvent;
 use crate::time::rfc3339;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tonic::Status;
 
 const COLUMNS: [&str; 15] = [
     "seq",
@@ -90,6 +93,44 @@ pub fn csv_cell(v: &str) -> String {
     } else {
         v.to_owned()
     }
+}
+
+/// Bytes per streamed export chunk (about).
+pub const CHUNK: usize = 64 * 1024;
+
+/// Groups export lines into chunks of about [`CHUNK`] bytes; an error ends the stream after
+/// the lines before it (shared by every streamed export).
+pub fn chunked(
+    lines: BoxStream<'static, Result<String, Status>>,
+) -> BoxStream<'static, Result<Vec<u8>, Status>> {
+    lines
+        .ready_chunks(256)
+        .flat_map(|batch| {
+            let mut out: Vec<Result<Vec<u8>, Status>> = Vec::new();
+            let mut buf = String::new();
+            for line in batch {
+                match line {
+                    Ok(l) => {
+                        buf.push_str(&l);
+                        if buf.len() >= CHUNK {
+                            out.push(Ok(std::mem::take(&mut buf).into_bytes()));
+                        }
+                    }
+                    Err(e) => {
+                        if !buf.is_empty() {
+                            out.push(Ok(std::mem::take(&mut buf).into_bytes()));
+                        }
+                        out.push(Err(e));
+                        break;
+                    }
+                }
+            }
+            if !buf.is_empty() {
+                out.push(Ok(buf.into_bytes()));
+            }
+            futures::stream::iter(out)
+        })
+        .boxed()
 }
 
 #[cfg(test)]

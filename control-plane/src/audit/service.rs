@@ -16,7 +16,6 @@ use keygate_proto::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
 /// Bytes buffered per export chunk.
-const CHUNK: usize = 64 * 1024;
 
 pub struct AuditApi {
     store: DynStore,
@@ -81,41 +80,9 @@ impl AuditService for AuditApi {
             r.map(|e| if csv { csv_row(&e) } else { ndjson_line(&e) })
                 .map_err(|e| Status::from(ApiError::from(e)))
         });
-        let lines = futures::stream::iter(header.map(Ok)).chain(rows);
-        // Group lines into chunks of about CHUNK bytes.
-        let chunks = lines
-            .ready_chunks(256)
-            .flat_map(|batch| {
-                let mut out: Vec<Result<pb::ExportAuditEventsResponse, Status>> = Vec::new();
-                let mut buf = String::new();
-                for line in batch {
-                    match line {
-                        Ok(l) => {
-                            buf.push_str(&l);
-                            if buf.len() >= CHUNK {
-                                out.push(Ok(pb::ExportAuditEventsResponse {
-                                    data: std::mem::take(&mut buf).into_bytes(),
-                                }));
-                            }
-                        }
-                        Err(e) => {
-                            if !buf.is_empty() {
-                                out.push(Ok(pb::ExportAuditEventsResponse {
-                                    data: std::mem::take(&mut buf).into_bytes(),
-                                }));
-                            }
-                            out.push(Err(e));
-                            break;
-                        }
-                    }
-                }
-                if !buf.is_empty() {
-                    out.push(Ok(pb::ExportAuditEventsResponse {
-                        data: buf.into_bytes(),
-                    }));
-                }
-                futures::stream::iter(out)
-            })
+        let lines = futures::stream::iter(header.map(Ok)).chain(rows).boxed();
+        let chunks = super::export::chunked(lines)
+            .map(|c| c.map(|data| pb::ExportAuditEventsResponse { data }))
             .boxed();
         Ok(Response::new(chunks))
     }

@@ -112,19 +112,19 @@ impl RouteService for RouteApi {
         let (caller, _) = context::caller(&req)?;
         authz::read(&caller, Action::ReadRoutes)?;
         let filter = RouteFilter::try_from(req.into_inner()).map_err(ApiError::from)?;
-        let page = self
-            .store
-            .list_routes(&filter)
-            .await
-            .map_err(ApiError::from)?;
+        let (page, total_size) = futures::try_join!(
+            self.store.list_routes(&filter),
+            self.store.count_routes(&filter)
+        )
+        .map_err(ApiError::from)?;
         let next_page_token = match (page.more, page.items.last()) {
             (true, Some(last)) => filter.next_token(last),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListRoutesResponse {
-            total_size: 0,
             routes: page.items.into_iter().map(Into::into).collect(),
             next_page_token,
+            total_size,
         }))
     }
 

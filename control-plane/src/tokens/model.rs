@@ -262,22 +262,120 @@ pub fn parse_update(r: pb::UpdateTokenRequest) -> Result<(TokenId, TokenPatch), 
     }
 }
 
-/// Filters and page position for ListTokens.
-#[derive(Debug, Clone, Default)]
+/// Sort order of ListTokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenSort {
+    #[default]
+    CreatedAt,
+    Name,
+    /// Never-used tokens sort as the oldest.
+    LastUsedAt,
+    /// Tokens that never expire sort last.
+    ExpiresAt,
+}
+
+/// What never-used tokens sort as (older than any use).
+pub const NEVER_USED_KEY: Millis = -1;
+/// What never-expiring tokens sort as (after any expiry).
+pub const NEVER_EXPIRES_KEY: Millis = Millis::MAX;
+
+impl TokenSort {
+    /// The name used in page tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreatedAt => "created_at",
+            Self::Name => "name",
+            Self::LastUsedAt => "last_used_at",
+            Self::ExpiresAt => "expires_at",
+        }
+    }
+
+    /// The sort key of `t`, as compared in SQL.
+    pub fn key_of(self, t: &Token) -> SortKey {
+        match self {
+            Self::CreatedAt => SortKey::Int(t.created_at),
+            Self::Name => SortKey::Text(t.name.clone()),
+            Self::LastUsedAt => SortKey::Int(t.last_used_at.unwrap_or(NEVER_USED_KEY)),
+            Self::ExpiresAt => SortKey::Int(t.expires_at.unwrap_or(NEVER_EXPIRES_KEY)),
+        }
+    }
+}
+
+/// A sort-key value in a page position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    Int(i64),
+    Text(String),
+}
+
+/// Filters, order and page position for ListTokens.
+#[derive(Debug, Clone)]
 pub struct TokenFilter {
     pub team_id: Option<TeamId>,
     pub scope: Option<String>,
     pub status: Option<TokenStatus>,
     pub expiring_before: Option<Millis>,
+    /// Only tokens used, but last before this time (never-used ones are left out).
+    pub last_used_before: Option<Millis>,
+    /// Only tokens never used.
+    pub never_used: bool,
     pub query: Option<String>,
     /// Only tokens of these teams (`None`: every team). Set from the caller, not the request.
     pub visible_teams: Option<Vec<TeamId>>,
+    pub sort: TokenSort,
+    /// Against the field's natural order (names Z-A, times newest first).
+    pub descending: bool,
     pub limit: u32,
-    /// `(created_at, id)` of the last row of the previous page.
-    pub after: Option<(Millis, TokenId)>,
+    /// Sort key and id of the last row of the previous page.
+    pub after: Option<(SortKey, TokenId)>,
+}
+
+/// The default list: every token, newest first (created_at descending).
+impl Default for TokenFilter {
+    fn default() -> Self {
+        Self {
+            team_id: None,
+            scope: None,
+            status: None,
+            expiring_before: None,
+            last_used_before: None,
+            never_used: false,
+            query: None,
+            visible_teams: None,
+            sort: TokenSort::CreatedAt,
+            descending: true,
+            limit: pagination::DEFAULT_PAGE_SIZE,
+            after: None,
+        }
+    }
+}
+
+impl TokenFilter {
+    /// The page position just after `last` in this filter's order.
+    pub fn position_after(&self, last: &Token) -> (SortKey, TokenId) {
+        (self.sort.key_of(last), last.id.clone())
+    }
+
+    /// The page token that continues after `last`.
+    pub fn next_token(&self, last: &Token) -> String {
+        let key = match self.sort.key_of(last) {
+            SortKey::Int(v) => v.to_string(),
+            SortKey::Text(v) => v,
+        };
+        pagination::encode(
+            &page_kind(self.sort, self.descending),
+            &[key, last.id.0.clone()],
+        )
+    }
 }
 
 pub const PAGE_KIND: &str = "tokens";
+
+/// Page tokens name the list, the sort field and the direction, so a token from another
+/// order is refused.
+fn page_kind(sort: TokenSort, descending: bool) -> String {
+    format!("{PAGE_KIND}:{}:{descending}", sort.as_str())
+}
 
 impl TryFrom<pb::ListTokensRequest> for TokenFilter {
     type Error = FieldError;
@@ -304,10 +402,29 @@ impl TryFrom<pb::ListTokensRequest> for TokenFilter {
             Ok(pb::TokenStatus::Revoked) => Some(TokenStatus::Revoked),
             Err(_) => return Err(FieldError::new("status", "is not a known token status")),
         };
+        if r.never_used && r.last_used_before.is_some() {
+            return Err(FieldError::new(
+                "never_used",
+                "cannot be combined with last_used_before (never-used tokens have no last use)",
+            ));
+        }
         names::validate_text("query", &r.query, 100, false, false)?;
-        let after = pagination::decode(PAGE_KIND, &r.page_token, 2)?
+        // Unspecified: the historic default, newest first (whatever `descending` says).
+        let (sort, descending) = match pb::TokenSortField::try_from(r.sort_by) {
+            Ok(pb::TokenSortField::Unspecified) => (TokenSort::CreatedAt, true),
+            Ok(pb::TokenSortField::CreatedAt) => (TokenSort::CreatedAt, r.descending),
+            Ok(pb::TokenSortField::Name) => (TokenSort::Name, r.descending),
+            Ok(pb::TokenSortField::LastUsedAt) => (TokenSort::LastUsedAt, r.descending),
+            Ok(pb::TokenSortField::ExpiresAt) => (TokenSort::ExpiresAt, r.descending),
+            Err(_) => return Err(FieldError::new("sort_by", "is not a known sort field")),
+        };
+        let after = pagination::decode(&page_kind(sort, descending), &r.page_token, 2)?
             .map(|p| -> Result<_, FieldError> {
-                Ok((pagination::int_part(&p[0])?, TokenId(p[1].clone())))
+                let key = match sort {
+                    TokenSort::Name => SortKey::Text(p[0].clone()),
+                    _ => SortKey::Int(pagination::int_part(&p[0])?),
+                };
+                Ok((key, parse_token_id("page_token", &p[1])?))
             })
             .transpose()?;
         Ok(Self {
@@ -315,8 +432,12 @@ impl TryFrom<pb::ListTokensRequest> for TokenFilter {
             scope,
             status,
             expiring_before: r.expiring_before.as_ref().map(from_timestamp),
+            last_used_before: r.last_used_before.as_ref().map(from_timestamp),
+            never_used: r.never_used,
             query: (!r.query.trim().is_empty()).then(|| r.query.trim().to_owned()),
             visible_teams: None,
+            sort,
+            descending,
             limit: pagination::page_size(r.page_size)?,
             after,
         })

@@ -1,11 +1,10 @@
 //! `TokenService` RPCs: validate, call the store, map the error.
 
-use super::model::{CreateTokenInput, MAX_GRACE_SECONDS, PAGE_KIND, TokenFilter, parse_token_id};
+use super::model::{CreateTokenInput, MAX_GRACE_SECONDS, TokenFilter, parse_token_id};
 use crate::authz;
 use crate::context;
 use crate::error::ApiError;
 use crate::ids::TokenId;
-use crate::pagination;
 use crate::policy::{Action, Caller};
 use crate::store::{DynStore, RotatedToken};
 use crate::time::now_ms;
@@ -116,21 +115,19 @@ impl TokenService for TokenApi {
             authz::read(&caller, Action::ReadTokens(team))?;
         }
         filter.visible_teams = caller.visible_teams();
-        let page = self
-            .store
-            .list_tokens(&filter)
-            .await
-            .map_err(ApiError::from)?;
+        let (page, total_size) = futures::try_join!(
+            self.store.list_tokens(&filter),
+            self.store.count_tokens(&filter)
+        )
+        .map_err(ApiError::from)?;
         let next_page_token = match (page.more, page.items.last()) {
-            (true, Some(last)) => {
-                pagination::encode(PAGE_KIND, &[last.created_at.to_string(), last.id.0.clone()])
-            }
+            (true, Some(last)) => filter.next_token(last),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListTokensResponse {
-            total_size: 0,
             tokens: page.items.into_iter().map(Into::into).collect(),
             next_page_token,
+            total_size,
         }))
     }
 

@@ -13,10 +13,18 @@ use crate::time::{Millis, from_timestamp, to_timestamp, to_timestamp_opt};
 use crate::tokens::parse_token_id;
 use keygate_contracts::{FieldError, names};
 use keygate_proto::v1 as pb;
+use keygate_rollup::{Accumulator, LatencySketch, MINUTE_MS, RollupKey, RollupValue};
 use serde::Serialize;
 
 /// Most events one IngestUsage call may carry.
 pub const MAX_EVENTS: usize = 5000;
+/// Most rollups one IngestUsage call may carry.
+pub const MAX_ROLLUPS: usize = 20_000;
+/// Largest encoded latency sketch accepted (a full 1 µs - 2^40 µs range is far below).
+pub const SKETCH_MAX_BYTES: usize = 8192;
+/// Caps of the batch id and the gateway's version text.
+pub const BATCH_ID_MAX: usize = 128;
+pub const VERSION_MAX: usize = 64;
 /// How far ahead of the control plane's clock an event time may be (gateway clock skew).
 /// Beyond it the batch is refused: `last_used_at` only moves forward, so a future time
 /// would stick.
@@ -68,7 +76,7 @@ pub struct StoredUsageEvent {
 }
 
 /// A validated IngestUsage call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct UsageBatch {
     pub gateway: String,
     /// Actor reference of the caller (`service_account:<id>`), kept on the gateway's row.
@@ -76,6 +84,29 @@ pub struct UsageBatch {
     pub events: Vec<UsageEvent>,
     /// Events the gateway dropped since its last successful call.
     pub dropped: i64,
+    /// Per-minute rollups, each key at most once (duplicates in a call are merged).
+    pub rollups: Vec<(RollupKey, RollupValue)>,
+    /// `(gateway, batch_id)` makes the whole call idempotent.
+    pub batch_id: Option<String>,
+    pub config_revision: i64,
+    pub gateway_version: String,
+    /// The events are samples of requests already in `rollups`; otherwise the store rolls
+    /// the events up itself.
+    pub events_sampled: bool,
+    pub sampled_out: i64,
+    /// Requests whose rollups the gateway dropped.
+    pub rollups_dropped: i64,
+}
+
+/// What storing a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// New events stored.
+    pub events: u32,
+    /// Rollup keys stored (after merging duplicates).
+    pub rollups: u32,
+    /// The batch id had been stored before: nothing changed.
+    pub replayed: bool,
 }
 
 /// A gateway's totals.
@@ -87,6 +118,20 @@ pub struct GatewayStatus {
     pub last_seen_at: Millis,
     pub events_total: i64,
     pub dropped_total: i64,
+    pub config_revision: i64,
+    pub version: String,
+    /// Sums over the minutes of arrival in the last hour.
+    pub last_hour: GatewayHour,
+}
+
+/// What a gateway reported over the last hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayHour {
+    pub requests: i64,
+    pub events: i64,
+    pub events_dropped: i64,
+    pub rollups_dropped: i64,
+    pub sampled_out: i64,
 }
 
 /// Filters and page position for ListUsageEvents.
@@ -132,6 +177,152 @@ pub fn parse_gateway(v: &str) -> Result<String, FieldError> {
     Ok(v.to_owned())
 }
 
+fn is_lower_hex_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The token and team a gateway attributed a request to (the same rules for events and
+/// rollups): both empty, or a token id with its team, or a team alone.
+fn parse_owner(
+    f: &dyn Fn(&str) -> String,
+    token_id: &str,
+    team_id: String,
+) -> Result<(Option<TokenId>, Option<TeamId>), FieldError> {
+    let token_id = (!token_id.is_empty())
+        .then(|| parse_token_id(&f("token_id"), token_id))
+        .transpose()?;
+    let team_id = if team_id.is_empty() {
+        None
+    } else {
+        names::validate_team_id(&f("team_id"), &team_id)?;
+        Some(TeamId(team_id))
+    };
+    if token_id.is_some() && team_id.is_none() {
+        return Err(FieldError::new(
+            f("team_id"),
+            "is required when token_id is set",
+        ));
+    }
+    Ok((token_id, team_id))
+}
+
+fn parse_route(f: &dyn Fn(&str) -> String, route: &str) -> Result<(), FieldError> {
+    if !route.is_empty() {
+        names::validate_route_name(&f("route"), route)?;
+    }
+    Ok(())
+}
+
+fn parse_status(f: &dyn Fn(&str) -> String, status: u32) -> Result<u16, FieldError> {
+    match u16::try_from(status) {
+        Ok(s) if (100..=599).contains(&s) => Ok(s),
+        _ => Err(FieldError::new(f("status"), "must be 100..599")),
+    }
+}
+
+fn parse_error_code(f: &dyn Fn(&str) -> String, error: &str) -> Result<(), FieldError> {
+    if error.len() > ERROR_MAX
+        || !error.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-'
+        })
+    {
+        return Err(FieldError::new(
+            f("error"),
+            format!("must be at most {ERROR_MAX} characters of [a-z0-9._-]"),
+        ));
+    }
+    Ok(())
+}
+
+/// Times may be at most [`MAX_FUTURE_MS`] ahead of `now` and after the epoch.
+fn parse_time(field: String, at: Millis, now: Millis) -> Result<Millis, FieldError> {
+    if at <= 0 {
+        return Err(FieldError::new(field, "must be after 1970-01-01"));
+    }
+    if at > now + MAX_FUTURE_MS {
+        return Err(FieldError::new(
+            field,
+            "must not be more than 5 minutes ahead of the control plane's clock",
+        ));
+    }
+    Ok(at)
+}
+
+fn parse_rollup(
+    i: usize,
+    r: pb::UsageRollup,
+    now: Millis,
+) -> Result<(RollupKey, RollupValue), FieldError> {
+    let f = |name: &str| format!("rollups[{i}].{name}");
+    let minute = match &r.minute {
+        None => return Err(FieldError::new(f("minute"), "is required")),
+        Some(ts) => parse_time(f("minute"), from_timestamp(ts), now)?,
+    };
+    if minute % MINUTE_MS != 0 {
+        return Err(FieldError::new(
+            f("minute"),
+            "must be the start of a minute (a multiple of 60 seconds)",
+        ));
+    }
+    let (token_id, team_id) = parse_owner(&f, &r.token_id, r.team_id)?;
+    parse_route(&f, &r.route)?;
+    let status = parse_status(&f, r.status)?;
+    parse_error_code(&f, &r.error)?;
+    if r.count == 0 {
+        return Err(FieldError::new(f("count"), "must be at least 1"));
+    }
+    for (name, v) in [
+        ("count", r.count),
+        ("request_bytes", r.request_bytes),
+        ("response_bytes", r.response_bytes),
+        ("latency_sum_us", r.latency_sum_us),
+        ("latency_max_us", r.latency_max_us),
+    ] {
+        non_negative(&f(name), v)?;
+    }
+    if r.latency_min_us > r.latency_max_us {
+        return Err(FieldError::new(
+            f("latency_min_us"),
+            "must not be above latency_max_us",
+        ));
+    }
+    if r.latency_sketch.len() > SKETCH_MAX_BYTES {
+        return Err(FieldError::new(
+            f("latency_sketch"),
+            format!("must be at most {SKETCH_MAX_BYTES} bytes"),
+        ));
+    }
+    let sketch = LatencySketch::decode(&r.latency_sketch)
+        .map_err(|e| FieldError::new(f("latency_sketch"), e.to_string()))?;
+    if sketch.count() != r.count {
+        return Err(FieldError::new(
+            f("latency_sketch"),
+            format!("holds {} values but count is {}", sketch.count(), r.count),
+        ));
+    }
+    Ok((
+        RollupKey {
+            minute,
+            token_id: token_id.map(|t| t.0).unwrap_or_default(),
+            team_id: team_id.map(|t| t.0).unwrap_or_default(),
+            route: r.route,
+            status,
+            error: r.error,
+        },
+        RollupValue {
+            count: r.count,
+            request_bytes: r.request_bytes,
+            response_bytes: r.response_bytes,
+            latency_sum_us: r.latency_sum_us,
+            latency_min_us: r.latency_min_us,
+            latency_max_us: r.latency_max_us,
+            sketch,
+        },
+    ))
+}
+
 fn parse_event(i: usize, e: pb::UsageEvent, now: Millis) -> Result<UsageEvent, FieldError> {
     let f = |name: &str| format!("events[{i}].{name}");
     if e.event_id.is_empty()
@@ -145,60 +336,18 @@ fn parse_event(i: usize, e: pb::UsageEvent, now: Millis) -> Result<UsageEvent, F
     }
     let at = match &e.time {
         None => return Err(FieldError::new(f("time"), "is required")),
-        Some(ts) => from_timestamp(ts),
+        Some(ts) => parse_time(f("time"), from_timestamp(ts), now)?,
     };
-    if at <= 0 {
-        return Err(FieldError::new(f("time"), "must be after 1970-01-01"));
-    }
-    if at > now + MAX_FUTURE_MS {
-        return Err(FieldError::new(
-            f("time"),
-            "must not be more than 5 minutes ahead of the control plane's clock",
-        ));
-    }
-    let lower_hex = |s: &str| {
-        s.len() == 64
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if !e.token_hash.is_empty() && !lower_hex(&e.token_hash) {
+    if !e.token_hash.is_empty() && !is_lower_hex_sha256(&e.token_hash) {
         return Err(FieldError::new(
             f("token_hash"),
             "must be empty or 64 lowercase hex digits",
         ));
     }
-    let token_id = (!e.token_id.is_empty())
-        .then(|| parse_token_id(&f("token_id"), &e.token_id))
-        .transpose()?;
-    let team_id = if e.team_id.is_empty() {
-        None
-    } else {
-        names::validate_team_id(&f("team_id"), &e.team_id)?;
-        Some(TeamId(e.team_id))
-    };
-    if token_id.is_some() && team_id.is_none() {
-        return Err(FieldError::new(
-            f("team_id"),
-            "is required when token_id is set",
-        ));
-    }
-    if !e.route.is_empty() {
-        names::validate_route_name(&f("route"), &e.route)?;
-    }
-    let status = match u16::try_from(e.status) {
-        Ok(s) if (100..=599).contains(&s) => s,
-        _ => return Err(FieldError::new(f("status"), "must be 100..599")),
-    };
-    if e.error.len() > ERROR_MAX
-        || !e.error.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-'
-        })
-    {
-        return Err(FieldError::new(
-            f("error"),
-            format!("must be at most {ERROR_MAX} characters of [a-z0-9._-]"),
-        ));
-    }
+    let (token_id, team_id) = parse_owner(&f, &e.token_id, e.team_id)?;
+    parse_route(&f, &e.route)?;
+    let status = parse_status(&f, e.status)?;
+    parse_error_code(&f, &e.error)?;
     if !e.client_ip.is_empty() && e.client_ip.parse::<std::net::IpAddr>().is_err() {
         return Err(FieldError::new(
             f("client_ip"),
@@ -241,18 +390,66 @@ pub fn parse_ingest(r: pb::IngestUsageRequest, now: Millis) -> Result<UsageBatch
             format!("at most {MAX_EVENTS} per call"),
         ));
     }
+    if r.rollups.len() > MAX_ROLLUPS {
+        return Err(FieldError::new(
+            "rollups",
+            format!("at most {MAX_ROLLUPS} per call"),
+        ));
+    }
+    let printable = |v: &str, max: usize| {
+        v.len() <= max && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    };
+    if !r.batch_id.is_empty()
+        && !(printable(&r.batch_id, BATCH_ID_MAX) && !r.batch_id.contains(' '))
+    {
+        return Err(FieldError::new(
+            "batch_id",
+            format!("must be empty or 1-{BATCH_ID_MAX} printable ASCII characters"),
+        ));
+    }
+    if !r.rollups.is_empty() && r.batch_id.is_empty() {
+        return Err(FieldError::new(
+            "batch_id",
+            "is required when rollups are sent",
+        ));
+    }
+    if !printable(&r.gateway_version, VERSION_MAX) {
+        return Err(FieldError::new(
+            "gateway_version",
+            format!("must be at most {VERSION_MAX} printable ASCII characters"),
+        ));
+    }
+    if r.config_revision < 0 {
+        return Err(FieldError::new("config_revision", "must not be negative"));
+    }
     let dropped = non_negative("dropped", r.dropped)?;
+    let sampled_out = non_negative("sampled_out", r.sampled_out)?;
+    let rollups_dropped = non_negative("rollups_dropped", r.rollups_dropped)?;
     let events = r
         .events
         .into_iter()
         .enumerate()
         .map(|(i, e)| parse_event(i, e, now))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut merged = Accumulator::new();
+    for (i, x) in r.rollups.into_iter().enumerate() {
+        let (k, v) = parse_rollup(i, x, now)?;
+        merged.merge_value(k, v);
+    }
+    let mut rollups = merged.drain();
+    rollups.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(UsageBatch {
         gateway,
         reported_by: String::new(),
         events,
         dropped,
+        rollups,
+        batch_id: (!r.batch_id.is_empty()).then_some(r.batch_id),
+        config_revision: r.config_revision,
+        gateway_version: r.gateway_version,
+        events_sampled: r.events_sampled,
+        sampled_out,
+        rollups_dropped,
     })
 }
 
@@ -364,7 +561,12 @@ impl From<GatewayStatus> for pb::Gateway {
             last_seen_at: to_timestamp_opt(Some(g.last_seen_at)),
             events_total: g.events_total.max(0) as u64,
             dropped_total: g.dropped_total.max(0) as u64,
-            ..Default::default()
+            config_revision: g.config_revision,
+            version: g.version,
+            events_dropped_last_hour: g.last_hour.events_dropped.max(0) as u64,
+            rollups_dropped_last_hour: g.last_hour.rollups_dropped.max(0) as u64,
+            requests_last_hour: g.last_hour.requests.max(0) as u64,
+            sampled_out_last_hour: g.last_hour.sampled_out.max(0) as u64,
         }
     }
 }
@@ -405,6 +607,7 @@ mod tests {
                 gateway: "edge-1".into(),
                 events: vec![ok, bad],
                 dropped: 3,
+                ..Default::default()
             },
             NOW,
         )
@@ -538,7 +741,7 @@ mod tests {
         let many = pb::IngestUsageRequest {
             gateway: "edge-1".into(),
             events: vec![event(); MAX_EVENTS + 1],
-            dropped: 0,
+            ..Default::default()
         };
         let e = parse_ingest(many, NOW).unwrap_err();
         assert_eq!(e.to_string(), "events: at most 5000 per call");
@@ -557,6 +760,7 @@ mod tests {
                 gateway: "edge-1".into(),
                 events: vec![],
                 dropped: 9,
+                ..Default::default()
             },
             NOW,
         )
@@ -645,7 +849,7 @@ mod tests {
                 pb::IngestUsageRequest {
                     gateway: "g".into(),
                     events: vec![event()],
-                    dropped: 0,
+                    ..Default::default()
                 },
                 NOW,
             )

@@ -7,13 +7,17 @@ use super::{Db, IS_POSTGRES};
 use crate::store::StoreError;
 use sqlx::{Pool, Transaction};
 
+mod alerts;
+mod analytics;
 mod audit;
+mod dashboard;
 mod edge;
 mod feed;
 mod invitations;
 mod keys;
 mod log;
 mod members;
+mod rollups;
 mod routes;
 mod rows;
 mod service_accounts;
@@ -31,6 +35,8 @@ pub struct SqlStore {
     /// Bumped after every commit (and, on PostgreSQL, on every NOTIFY from any replica):
     /// change-feed watchers wake on it instead of polling.
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped after a usage batch stored new events: live tails wake on it.
+    usage_commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 #[cfg(test)]
@@ -50,6 +56,7 @@ impl SqlStore {
             write,
             read,
             commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            usage_commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -58,6 +65,11 @@ impl SqlStore {
         tx.commit().await.map_err(db_err)?;
         self.wake();
         Ok(())
+    }
+
+    /// Wakes live usage tails (new events were stored).
+    fn usage_stored(&self) {
+        self.usage_commits.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Wakes change-feed watchers (something may have committed).

@@ -222,6 +222,26 @@ fn route_diff(before: Option<&Route>, after: Option<&Route>, secret_changed: boo
     d
 }
 
+/// `<select> FROM routes r WHERE <f's filters>` (no page position, order or limit).
+fn from_filtered(f: &RouteFilter, select: &str) -> QueryBuilder<super::Db> {
+    let mut qb = QueryBuilder::<super::Db>::new(format!("{select} FROM routes r WHERE 1 = 1"));
+    if let Some(team) = &f.team_id {
+        qb.push(" AND r.team_id = ");
+        qb.push_bind(team.0.clone());
+    }
+    if let Some(tag) = &f.tag {
+        qb.push(" AND r.id IN (SELECT route_id FROM route_tags WHERE tag = ");
+        qb.push_bind(tag.clone());
+        qb.push(")");
+    }
+    if let Some(q) = &f.query {
+        qb.push(" AND lower(r.name || ' ' || r.path_prefix || ' ' || r.backend_url || ' ' || r.description) LIKE ");
+        qb.push_bind(like_pattern(q));
+        qb.push(" ESCAPE '\\'");
+    }
+    qb
+}
+
 #[async_trait::async_trait]
 impl RouteStore for SqlStore {
     async fn create_route(&self, ctx: &RequestContext, r: NewRoute) -> StoreResult<Route> {
@@ -288,23 +308,7 @@ impl RouteStore for SqlStore {
     }
 
     async fn list_routes(&self, f: &RouteFilter) -> StoreResult<Page<Route>> {
-        let mut qb = QueryBuilder::<super::Db>::new(format!(
-            "SELECT {ROUTE_COLUMNS} FROM routes r WHERE 1 = 1"
-        ));
-        if let Some(team) = &f.team_id {
-            qb.push(" AND r.team_id = ");
-            qb.push_bind(team.as_str());
-        }
-        if let Some(tag) = &f.tag {
-            qb.push(" AND r.id IN (SELECT route_id FROM route_tags WHERE tag = ");
-            qb.push_bind(tag.as_str());
-            qb.push(")");
-        }
-        if let Some(q) = &f.query {
-            qb.push(" AND lower(r.name || ' ' || r.path_prefix || ' ' || r.backend_url || ' ' || r.description) LIKE ");
-            qb.push_bind(like_pattern(q));
-            qb.push(" ESCAPE '\\'");
-        }
+        let mut qb = from_filtered(f, &format!("SELECT {ROUTE_COLUMNS}"));
         let col = f.sort.column();
         let (cmp, dir) = if f.descending {
             ("<", "DESC")
@@ -338,6 +342,16 @@ impl RouteStore for SqlStore {
             .collect::<Result<_, _>>()?;
         fill_allowed(&self.read, &mut items, &restricted).await?;
         Ok(Page { items, more })
+    }
+
+    async fn count_routes(&self, f: &RouteFilter) -> StoreResult<u64> {
+        let mut qb = from_filtered(f, "SELECT count(*)");
+        let (n,): (i64,) = qb
+            .build_query_as()
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn update_route(

@@ -9,7 +9,9 @@ use crate::context::RequestContext;
 use crate::ids::{TeamId, TokenId};
 use crate::store::{Page, RotatedToken, StoreError, StoreResult, TokenStore};
 use crate::time::now_ms;
-use crate::tokens::{NewTokenRecord, Token, TokenFilter, TokenPatch, TokenStatus};
+use crate::tokens::{
+    NewTokenRecord, SortKey, Token, TokenFilter, TokenPatch, TokenSort, TokenStatus,
+};
 use keygate_contracts::FieldError;
 use keygate_contracts::scope::Scope;
 use serde_json::{Value, json};
@@ -146,6 +148,77 @@ fn token_diff(before: Option<&Token>, after: Option<&Token>) -> Value {
     d
 }
 
+/// `<select> FROM ... WHERE <f's filters>` (no page position, order or limit), with the
+/// sort-key and id expressions of `f`'s order. With a scope filter the query is driven from
+/// the scope index, whose rows carry `created_at` in list order; otherwise from `tokens`.
+/// The sort keys of nullable columns are the expressions the `0010_token_list` indexes hold:
+/// never used sorts as the oldest use, never expiring after every expiry.
+fn from_filtered(
+    f: &TokenFilter,
+    select: &str,
+) -> (QueryBuilder<super::Db>, &'static str, &'static str) {
+    let now = now_ms();
+    let (mut qb, by_scope) = match &f.scope {
+        Some(scope) => {
+            let mut qb = QueryBuilder::<super::Db>::new(format!(
+                "{select} FROM token_scopes s JOIN tokens t ON t.id = s.token_id WHERE s.scope = "
+            ));
+            qb.push_bind(scope.clone());
+            (qb, true)
+        }
+        None => (
+            QueryBuilder::<super::Db>::new(format!("{select} FROM tokens t WHERE 1 = 1")),
+            false,
+        ),
+    };
+    let (key, id) = match (f.sort, by_scope) {
+        (TokenSort::CreatedAt, true) => ("s.created_at", "s.token_id"),
+        (TokenSort::CreatedAt, false) => ("t.created_at", "t.id"),
+        (TokenSort::Name, _) => ("t.name", "t.id"),
+        (TokenSort::LastUsedAt, _) => ("COALESCE(t.last_used_at, -1)", "t.id"),
+        (TokenSort::ExpiresAt, _) => ("COALESCE(t.expires_at, 9223372036854775807)", "t.id"),
+    };
+    if let Some(team) = &f.team_id {
+        qb.push(" AND t.team_id = ");
+        qb.push_bind(team.0.clone());
+    }
+    if let Some(teams) = &f.visible_teams {
+        super::push_in(&mut qb, "t.team_id", teams.iter().map(|t| t.0.clone()));
+    }
+    match f.status {
+        None => {}
+        Some(TokenStatus::Active) => {
+            qb.push(" AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ");
+            qb.push_bind(now);
+            qb.push(")");
+        }
+        Some(TokenStatus::Expired) => {
+            qb.push(" AND t.revoked_at IS NULL AND t.expires_at <= ");
+            qb.push_bind(now);
+        }
+        Some(TokenStatus::Revoked) => {
+            qb.push(" AND t.revoked_at IS NOT NULL");
+        }
+    }
+    if let Some(before) = f.expiring_before {
+        qb.push(" AND t.expires_at < ");
+        qb.push_bind(before);
+    }
+    if let Some(before) = f.last_used_before {
+        qb.push(" AND t.last_used_at < ");
+        qb.push_bind(before);
+    }
+    if f.never_used {
+        qb.push(" AND t.last_used_at IS NULL");
+    }
+    if let Some(q) = &f.query {
+        qb.push(" AND lower(t.name || ' ' || t.description) LIKE ");
+        qb.push_bind(like_pattern(q));
+        qb.push(" ESCAPE '\\'");
+    }
+    (qb, key, id)
+}
+
 #[async_trait::async_trait]
 impl TokenStore for SqlStore {
     async fn create_token(&self, ctx: &RequestContext, t: NewTokenRecord) -> StoreResult<Token> {
@@ -180,64 +253,30 @@ impl TokenStore for SqlStore {
     }
 
     async fn list_tokens(&self, f: &TokenFilter) -> StoreResult<Page<Token>> {
-        let now = now_ms();
-        // With a scope filter, drive from the scope index in list order (its rows carry
-        // created_at); otherwise from tokens' own created-order index.
-        let (mut qb, order) = match &f.scope {
-            Some(scope) => {
-                let mut qb = QueryBuilder::<super::Db>::new(format!(
-                    "SELECT {TOKEN_COLUMNS_T} FROM token_scopes s JOIN tokens t ON t.id = s.token_id WHERE s.scope = "
-                ));
-                qb.push_bind(scope.as_str());
-                (qb, "s.created_at, s.token_id")
-            }
-            None => (
-                QueryBuilder::<super::Db>::new(format!(
-                    "SELECT {TOKEN_COLUMNS_T} FROM tokens t WHERE 1 = 1"
-                )),
-                "t.created_at, t.id",
-            ),
+        let (mut qb, key, id) = from_filtered(f, &format!("SELECT {TOKEN_COLUMNS_T}"));
+        let (cmp, dir) = if f.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
         };
-        if let Some(team) = &f.team_id {
-            qb.push(" AND t.team_id = ");
-            qb.push_bind(team.as_str());
-        }
-        if let Some(teams) = &f.visible_teams {
-            super::push_in(&mut qb, "t.team_id", teams.iter().map(|t| t.0.clone()));
-        }
-        match f.status {
-            None => {}
-            Some(TokenStatus::Active) => {
-                qb.push(" AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ");
-                qb.push_bind(now);
-                qb.push(")");
-            }
-            Some(TokenStatus::Expired) => {
-                qb.push(" AND t.revoked_at IS NULL AND t.expires_at <= ");
-                qb.push_bind(now);
-            }
-            Some(TokenStatus::Revoked) => {
-                qb.push(" AND t.revoked_at IS NOT NULL");
-            }
-        }
-        if let Some(before) = f.expiring_before {
-            qb.push(" AND t.expires_at < ");
-            qb.push_bind(before);
-        }
-        if let Some(q) = &f.query {
-            qb.push(" AND lower(t.name || ' ' || t.description) LIKE ");
-            qb.push_bind(like_pattern(q));
-            qb.push(" ESCAPE '\\'");
-        }
-        if let Some((created, id)) = &f.after {
-            qb.push(format!(" AND ({order}) < ("));
-            qb.push_bind(*created);
+        if let Some((after, after_id)) = &f.after {
+            let bind = |qb: &mut QueryBuilder<super::Db>| {
+                match after {
+                    SortKey::Int(v) => qb.push_bind(*v),
+                    SortKey::Text(v) => qb.push_bind(v.clone()),
+                };
+            };
+            // The redundant single-key bound lets SQLite seek the expression indexes (it
+            // does not seek them on the row value alone).
+            qb.push(format!(" AND {key} {cmp}= "));
+            bind(&mut qb);
+            qb.push(format!(" AND ({key}, {id}) {cmp} ("));
+            bind(&mut qb);
             qb.push(", ");
-            qb.push_bind(id.as_str());
+            qb.push_bind(after_id.as_str());
             qb.push(")");
         }
-        let (a, b) = order.split_once(", ").expect("two sort columns");
-        qb.push(format!(" ORDER BY {a} DESC, {b} DESC LIMIT "));
+        qb.push(format!(" ORDER BY {key} {dir}, {id} {dir} LIMIT "));
         qb.push_bind(i64::from(f.limit) + 1);
         let rows: Vec<TokenRow> = qb
             .build_query_as()
@@ -251,6 +290,16 @@ impl TokenStore for SqlStore {
             .map(Token::try_from)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, more })
+    }
+
+    async fn count_tokens(&self, f: &TokenFilter) -> StoreResult<u64> {
+        let (mut qb, _, _) = from_filtered(f, "SELECT count(*)");
+        let (n,): (i64,) = qb
+            .build_query_as()
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn update_token(

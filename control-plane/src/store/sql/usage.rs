@@ -2,11 +2,15 @@
 //! retention. Telemetry, not configuration: no audit row, no change event, and commits here
 //! do not wake change-feed watchers (there is nothing new for them).
 
-use super::{Db, SqlStore, db_err};
+use super::{Db, IS_POSTGRES, SqlStore, db_err};
 use crate::ids::{TeamId, TokenId};
 use crate::store::{Page, StoreError, StoreResult, UsageStore};
 use crate::time::{Millis, now_ms};
-use crate::usage::{GatewayStatus, StoredUsageEvent, UsageBatch, UsageEvent, UsageFilter};
+use crate::usage::{
+    GatewayHour, GatewayStatus, IngestOutcome, StoredUsageEvent, UsageBatch, UsageEvent,
+    UsageFilter,
+};
+use keygate_rollup::{Accumulator, RollupKey, RollupKeyRef, RollupValue};
 use sqlx::QueryBuilder;
 use std::collections::BTreeMap;
 
@@ -81,6 +85,13 @@ struct GatewayRow {
     last_seen_at: i64,
     events_total: i64,
     dropped_total: i64,
+    config_revision: i64,
+    version: String,
+    requests: Option<i64>,
+    events: Option<i64>,
+    events_dropped: Option<i64>,
+    rollups_dropped: Option<i64>,
+    sampled_out: Option<i64>,
 }
 
 impl From<GatewayRow> for GatewayStatus {
@@ -92,27 +103,60 @@ impl From<GatewayRow> for GatewayStatus {
             last_seen_at: r.last_seen_at,
             events_total: r.events_total,
             dropped_total: r.dropped_total,
+            config_revision: r.config_revision,
+            version: r.version,
+            last_hour: GatewayHour {
+                requests: r.requests.unwrap_or(0),
+                events: r.events.unwrap_or(0),
+                events_dropped: r.events_dropped.unwrap_or(0),
+                rollups_dropped: r.rollups_dropped.unwrap_or(0),
+                sampled_out: r.sampled_out.unwrap_or(0),
+            },
         }
     }
 }
 
 #[async_trait::async_trait]
 impl UsageStore for SqlStore {
-    async fn ingest_usage(&self, b: &UsageBatch) -> StoreResult<u32> {
+    async fn ingest_usage(&self, b: &UsageBatch) -> StoreResult<IngestOutcome> {
         // Inserting in event-id order and locking tokens in id order gives every concurrent
         // batch the same lock order on PostgreSQL (no deadlocks between gateways, or between
         // a batch and its own resend).
         let mut events: Vec<&UsageEvent> = b.events.iter().collect();
         events.sort_by(|x, y| x.event_id.cmp(&y.event_id));
-        let mut newest: BTreeMap<&str, Millis> = BTreeMap::new();
-        for e in &events {
-            if let Some(t) = &e.token_id {
-                let at = newest.entry(t.as_str()).or_insert(e.at);
-                *at = (*at).max(e.at);
-            }
-        }
 
         let mut tx = self.begin().await?;
+        if IS_POSTGRES {
+            // Rollup rows are read, merged in Rust and written back: one ingesting
+            // transaction at a time across every replica (SQLite has one writer anyway).
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(super::rollups::USAGE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let now = now_ms();
+        if let Some(batch_id) = &b.batch_id {
+            let new = sqlx::query(
+                "INSERT INTO usage_batches (gateway, batch_id, at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (gateway, batch_id) DO NOTHING",
+            )
+            .bind(&b.gateway)
+            .bind(batch_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if new == 0 {
+                // A replay: nothing changes, not even the gateway's last-seen time.
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(IngestOutcome {
+                    replayed: true,
+                    ..Default::default()
+                });
+            }
+        }
         // Keys the gateway no longer knows (revoked, expired, deleted: not in its snapshot)
         // are still tokens here: attribute those events to their token and team, so calls
         // still made with a revoked key show up under it. They do not count as a use.
@@ -147,7 +191,7 @@ impl UsageStore for SqlStore {
                 ),
             }
         };
-        let mut inserted: u64 = 0;
+        let mut new_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
         for chunk in events.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Db>::new(
                 "INSERT INTO usage_events (gateway, event_id, at, token_hash, token_id, team_id, \
@@ -174,15 +218,63 @@ impl UsageStore for SqlStore {
                     .push_bind(e.config_revision)
                     .push_bind(e.request_id.clone());
             });
-            qb.push(" ON CONFLICT (gateway, event_id) DO NOTHING");
-            inserted += qb
-                .build()
-                .execute(&mut *tx)
+            qb.push(" ON CONFLICT (gateway, event_id) DO NOTHING RETURNING event_id");
+            let ids: Vec<(String,)> = qb
+                .build_query_as()
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(db_err)?
-                .rows_affected();
+                .map_err(db_err)?;
+            new_ids.extend(ids.into_iter().map(|(id,)| id));
         }
-        // Forward only; no audit row, no change event (the edge does not carry last use).
+        let inserted = new_ids.len() as u64;
+
+        // The requests to count: the rollups, or (senders of plain events) the new events
+        // rolled up here, under the token and team the gateway gave them.
+        let rolled_up;
+        let rollups: &[(RollupKey, RollupValue)] = if b.events_sampled || events.is_empty() {
+            &b.rollups
+        } else {
+            let mut acc = Accumulator::new();
+            for (k, v) in &b.rollups {
+                acc.merge_value(k.clone(), v.clone());
+            }
+            for e in events.iter().filter(|e| new_ids.contains(&e.event_id)) {
+                acc.record(
+                    RollupKeyRef {
+                        minute: keygate_rollup::minute_of(e.at),
+                        token_id: e.token_id.as_ref().map(|t| t.as_str()).unwrap_or(""),
+                        team_id: e.team_id.as_ref().map(|t| t.as_str()).unwrap_or(""),
+                        route: &e.route,
+                        status: e.status,
+                        error: &e.error,
+                    },
+                    e.latency_us.max(0) as u64,
+                    e.request_bytes.max(0) as u64,
+                    e.response_bytes.max(0) as u64,
+                );
+            }
+            rolled_up = acc.drain();
+            &rolled_up
+        };
+        super::rollups::write(&mut tx, &b.gateway, rollups).await?;
+        let requests: u64 = rollups.iter().map(|(_, v)| v.count).sum();
+
+        // last_used_at: forward only, from the newest event or rollup minute per token; no
+        // audit row, no change event (the edge does not carry last use).
+        let mut newest: BTreeMap<&str, Millis> = BTreeMap::new();
+        let uses = events
+            .iter()
+            .filter_map(|e| e.token_id.as_ref().map(|t| (t.as_str(), e.at)))
+            .chain(
+                b.rollups
+                    .iter()
+                    .filter(|(k, _)| !k.token_id.is_empty())
+                    .map(|(k, _)| (k.token_id.as_str(), k.minute)),
+            );
+        for (token, at) in uses {
+            let t = newest.entry(token).or_insert(at);
+            *t = (*t).max(at);
+        }
         for (token, at) in &newest {
             sqlx::query(
                 "UPDATE tokens SET last_used_at = $1 \
@@ -194,54 +286,71 @@ impl UsageStore for SqlStore {
             .await
             .map_err(db_err)?;
         }
-        // A batch whose every event was already stored is a resend: its drop count was
-        // counted the first time.
-        let dropped = if !events.is_empty() && inserted == 0 {
-            0
+        // Without a batch id, a batch whose every event was already stored is a resend: its
+        // drop count was counted the first time.
+        let resend = b.batch_id.is_none() && !events.is_empty() && inserted == 0;
+        let dropped = if resend { 0 } else { b.dropped };
+        let (sampled_out, rollups_dropped) = if resend {
+            (0, 0)
         } else {
-            b.dropped
+            (b.sampled_out, b.rollups_dropped)
         };
-        let now = now_ms();
         sqlx::query(
-            "INSERT INTO gateways (name, reported_by, first_seen_at, last_seen_at, events_total, dropped_total) \
-             VALUES ($1, $2, $3, $3, $4, $5) \
+            "INSERT INTO gateways (name, reported_by, first_seen_at, last_seen_at, events_total, \
+             dropped_total, config_revision, version) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7) \
              ON CONFLICT (name) DO UPDATE SET reported_by = excluded.reported_by, \
              last_seen_at = excluded.last_seen_at, \
              events_total = gateways.events_total + excluded.events_total, \
-             dropped_total = gateways.dropped_total + excluded.dropped_total",
+             dropped_total = gateways.dropped_total + excluded.dropped_total, \
+             config_revision = excluded.config_revision, version = excluded.version",
         )
         .bind(&b.gateway)
         .bind(&b.reported_by)
         .bind(now)
         .bind(i64::try_from(inserted).unwrap_or(i64::MAX))
         .bind(dropped)
+        .bind(b.config_revision)
+        .bind(&b.gateway_version)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        // Plain commit: change-feed watchers have nothing to wake up for.
+        sqlx::query(
+            "INSERT INTO gateway_minutes (gateway, minute, requests, events, events_dropped, \
+             rollups_dropped, sampled_out) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (gateway, minute) DO UPDATE SET \
+             requests = gateway_minutes.requests + excluded.requests, \
+             events = gateway_minutes.events + excluded.events, \
+             events_dropped = gateway_minutes.events_dropped + excluded.events_dropped, \
+             rollups_dropped = gateway_minutes.rollups_dropped + excluded.rollups_dropped, \
+             sampled_out = gateway_minutes.sampled_out + excluded.sampled_out",
+        )
+        .bind(&b.gateway)
+        .bind(keygate_rollup::minute_of(now))
+        .bind(i64::try_from(requests).unwrap_or(i64::MAX))
+        .bind(i64::try_from(inserted).unwrap_or(i64::MAX))
+        .bind(dropped)
+        .bind(rollups_dropped)
+        .bind(sampled_out)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Plain commit: change-feed watchers have nothing to wake up for; live tails do.
         tx.commit().await.map_err(db_err)?;
-        Ok(u32::try_from(inserted).unwrap_or(u32::MAX))
+        if inserted > 0 {
+            self.usage_stored();
+        }
+        Ok(IngestOutcome {
+            events: u32::try_from(inserted).unwrap_or(u32::MAX),
+            rollups: u32::try_from(rollups.len()).unwrap_or(u32::MAX),
+            replayed: false,
+        })
     }
 
     async fn list_usage(&self, f: &UsageFilter) -> StoreResult<Page<StoredUsageEvent>> {
         let mut qb =
             QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM usage_events WHERE 1 = 1"));
-        if let Some(team) = &f.team_id {
-            qb.push(" AND team_id = ");
-            qb.push_bind(team.0.clone());
-        }
-        if let Some(token) = &f.token_id {
-            qb.push(" AND token_id = ");
-            qb.push_bind(token.0.clone());
-        }
-        if let Some(route) = &f.route {
-            qb.push(" AND route = ");
-            qb.push_bind(route.clone());
-        }
-        if let Some(status) = f.status {
-            qb.push(" AND status = ");
-            qb.push_bind(i32::from(status));
-        }
+        push_filter(&mut qb, f);
         if let Some(start) = f.start {
             qb.push(" AND at >= ");
             qb.push_bind(start);
@@ -249,9 +358,6 @@ impl UsageStore for SqlStore {
         if let Some(end) = f.end {
             qb.push(" AND at < ");
             qb.push_bind(end);
-        }
-        if let Some(teams) = &f.visible_teams {
-            super::push_in(&mut qb, "team_id", teams.iter().map(|t| t.0.clone()));
         }
         if let Some((at, id)) = f.after {
             qb.push(" AND (at, id) < (");
@@ -276,6 +382,38 @@ impl UsageStore for SqlStore {
         Ok(Page { items, more })
     }
 
+    async fn usage_events_after(
+        &self,
+        f: &UsageFilter,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredUsageEvent>> {
+        let mut qb =
+            QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM usage_events WHERE id > "));
+        qb.push_bind(after);
+        push_filter(&mut qb, f);
+        qb.push(" ORDER BY id LIMIT ");
+        qb.push_bind(i64::from(limit));
+        let rows: Vec<UsageRow> = qb
+            .build_query_as()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.into_iter().map(StoredUsageEvent::try_from).collect()
+    }
+
+    async fn last_usage_event_id(&self) -> StoreResult<i64> {
+        let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM usage_events")
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(id.unwrap_or(0))
+    }
+
+    fn subscribe_usage(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.usage_commits.subscribe()
+    }
+
     async fn delete_usage_before(&self, before: Millis) -> StoreResult<u64> {
         let mut total = 0;
         loop {
@@ -297,13 +435,47 @@ impl UsageStore for SqlStore {
     }
 
     async fn list_gateways(&self) -> StoreResult<Vec<GatewayStatus>> {
+        // Minutes of arrival in the last hour (the current minute included).
+        let since = keygate_rollup::minute_of(now_ms()) - 59 * 60_000;
         let rows: Vec<GatewayRow> = sqlx::query_as(
-            "SELECT name, reported_by, first_seen_at, last_seen_at, events_total, dropped_total \
-             FROM gateways ORDER BY name LIMIT 10000",
+            "SELECT g.name, g.reported_by, g.first_seen_at, g.last_seen_at, g.events_total, \
+             g.dropped_total, g.config_revision, g.version, \
+             CAST(SUM(m.requests) AS BIGINT) AS requests, CAST(SUM(m.events) AS BIGINT) AS events, \
+             CAST(SUM(m.events_dropped) AS BIGINT) AS events_dropped, \
+             CAST(SUM(m.rollups_dropped) AS BIGINT) AS rollups_dropped, \
+             CAST(SUM(m.sampled_out) AS BIGINT) AS sampled_out \
+             FROM gateways g LEFT JOIN gateway_minutes m ON m.gateway = g.name AND m.minute >= $1 \
+             GROUP BY g.name, g.reported_by, g.first_seen_at, g.last_seen_at, g.events_total, \
+             g.dropped_total, g.config_revision, g.version \
+             ORDER BY g.name LIMIT 10000",
         )
+        .bind(since)
         .fetch_all(&self.read)
         .await
         .map_err(db_err)?;
         Ok(rows.into_iter().map(GatewayStatus::from).collect())
+    }
+}
+
+/// The filters of `f` but its range and cursor.
+fn push_filter(qb: &mut QueryBuilder<Db>, f: &UsageFilter) {
+    if let Some(team) = &f.team_id {
+        qb.push(" AND team_id = ");
+        qb.push_bind(team.0.clone());
+    }
+    if let Some(token) = &f.token_id {
+        qb.push(" AND token_id = ");
+        qb.push_bind(token.0.clone());
+    }
+    if let Some(route) = &f.route {
+        qb.push(" AND route = ");
+        qb.push_bind(route.clone());
+    }
+    if let Some(status) = f.status {
+        qb.push(" AND status = ");
+        qb.push_bind(i32::from(status));
+    }
+    if let Some(teams) = &f.visible_teams {
+        super::push_in(qb, "team_id", teams.iter().map(|t| t.0.clone()));
     }
 }
