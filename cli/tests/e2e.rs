@@ -712,7 +712,8 @@ async fn cli_usage_analytics_tail_and_export() {
     assert_eq!(summary["step_seconds"], 60);
     assert_eq!(summary["tier"], "minute");
     let series = summary["series"].as_array().unwrap();
-    assert_eq!(series.len(), 60, "every minute of the hour");
+    // Start rounded down, end up to the minute: every minute of the hour, empty ones too.
+    assert!((60..=61).contains(&series.len()), "{}", series.len());
     let calls: Vec<u64> = series
         .iter()
         .map(|p| p["stats"]["calls"].as_u64().unwrap())

@@ -121,6 +121,12 @@ async fn main() -> anyhow::Result<()> {
                     Ok(n) => tracing::info!(deleted = n, "usage events past retention deleted"),
                     Err(e) => tracing::warn!(error = %e, "usage retention failed"),
                 }
+                // Rollup tiers: minutes 48 h, hours 90 days, days 400 days.
+                match store.apply_rollup_retention(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "usage rollups past retention deleted"),
+                    Err(e) => tracing::warn!(error = %e, "usage rollup retention failed"),
+                }
             }
         });
     }

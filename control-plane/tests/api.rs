@@ -1536,4 +1536,318 @@ async fn token_rate_limit_reaches_the_edge() {
     );
 }
 
-keygate_control_plane::on_both_backends!(plaintext_shown_once, usage_ingest_and_list,);
+/// One rollup as a gateway sends it: `latencies` of one minute, with their sketch.
+fn rollup(
+    minute: i64,
+    token: Option<(&str, &str)>,
+    route: &str,
+    status: u32,
+    latencies: &[u64],
+) -> pb::UsageRollup {
+    let mut v = keygate_rollup::RollupValue::default();
+    for l in latencies {
+        v.record(*l, 100, 1000);
+    }
+    pb::UsageRollup {
+        minute: Some(ts(keygate_rollup::minute_of(minute))),
+        token_id: token.map(|(t, _)| t.to_owned()).unwrap_or_default(),
+        team_id: token.map(|(_, team)| team.to_owned()).unwrap_or_default(),
+        route: route.into(),
+        status,
+        error: if status == 401 {
+            "invalid_key".into()
+        } else {
+            String::new()
+        },
+        count: v.count,
+        request_bytes: v.request_bytes,
+        response_bytes: v.response_bytes,
+        latency_sum_us: v.latency_sum_us,
+        latency_min_us: v.latency_min_us,
+        latency_max_us: v.latency_max_us,
+        latency_sketch: v.sketch.encode(),
+    }
+}
+
+async fn usage_analytics_through_the_api(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    seed_team(&s, "core").await;
+    seed_team(&s, "ops").await;
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let mut routes = RouteServiceClient::new(s.channel().await);
+    let mut usage = UsageServiceClient::new(s.channel().await);
+    routes
+        .create_route(s.request(pb::CreateRouteRequest {
+            name: "billing".into(),
+            team_id: "core".into(),
+            path_prefix: "/api/billing".into(),
+            backend_url: "http://127.0.0.1:9/v1".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let core_tok = tokens
+        .create_token(s.request(create_token_req("core", "t", &["*"])))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap()
+        .id;
+    let gw = service_account_key(&s, "ops", "edge", pb::ServiceAccountCapability::Gateway).await;
+    let ops_member = service_account_key(
+        &s,
+        "ops",
+        "viewer",
+        pb::ServiceAccountCapability::Unspecified,
+    )
+    .await;
+    let now = keygate_control_plane::time::now_ms();
+    let core = Some((core_tok.as_str(), "core"));
+    let batch = pb::IngestUsageRequest {
+        gateway: "edge-1".into(),
+        batch_id: "b-1".into(),
+        events_sampled: true,
+        gateway_version: "0.1.0".into(),
+        config_revision: 9,
+        rollups: vec![
+            rollup(now - 120_000, core, "billing", 200, &[1000, 2000, 3000]),
+            rollup(now - 60_000, core, "billing", 502, &[40_000]),
+            rollup(now - 60_000, None, "billing", 401, &[50, 60]),
+        ],
+        // A sample of the refusal, as a gateway sends it.
+        events: vec![usage_ev("s1", now - 60_000, None, 401)],
+        sampled_out: 1,
+        ..Default::default()
+    };
+    let out = usage
+        .ingest_usage(with_key(&gw, batch.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (out.accepted, out.rollups_accepted, out.replayed),
+        (1, 3, false)
+    );
+    let again = usage
+        .ingest_usage(with_key(&gw, batch.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.accepted, again.rollups_accepted, again.replayed),
+        (0, 0, true)
+    );
+    // A sketch that does not hold `count` values is refused, naming the field.
+    let mut bad = batch.clone();
+    bad.batch_id = "b-2".into();
+    bad.rollups[0].count = 4;
+    let e = usage.ingest_usage(with_key(&gw, bad)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .starts_with("rollups[0].latency_sketch: holds 3 values"),
+        "{}",
+        e.message()
+    );
+
+    // The summary: every rollup counted once.
+    let summary = usage
+        .get_usage_summary(s.request(pb::GetUsageSummaryRequest {
+            query: Some(pb::UsageQuery {
+                start_time: Some(ts(now - 3_600_000)),
+                ..Default::default()
+            }),
+            step_seconds: 60,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let total = summary.total.unwrap();
+    assert_eq!((total.calls, total.errors), (6, 3));
+    assert_eq!(total.latency_min_us, 50);
+    assert_eq!(total.latency_max_us, 40_000);
+    assert_eq!(summary.step_seconds, 60);
+    assert_eq!(summary.tier, pb::UsageTier::Minute as i32);
+    assert_eq!(
+        summary
+            .series
+            .iter()
+            .map(|p| p.stats.as_ref().unwrap().calls)
+            .sum::<u64>(),
+        6
+    );
+    // Team core: the token's four calls; p50 of 1000, 2000, 3000, 40000 is 2000 (1 %).
+    let core_summary = usage
+        .get_usage_summary(s.request(pb::GetUsageSummaryRequest {
+            query: Some(pb::UsageQuery {
+                team_id: "core".into(),
+                ..Default::default()
+            }),
+            step_seconds: 0,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .total
+        .unwrap();
+    assert_eq!(core_summary.calls, 4);
+    assert!(
+        (core_summary.latency_p50_us as f64 - 2000.0).abs() <= 20.0,
+        "{core_summary:?}"
+    );
+    // A member of ops sees neither core's calls nor the keyless ones.
+    let e = usage
+        .get_usage_summary(with_key(
+            &ops_member,
+            pb::GetUsageSummaryRequest {
+                query: Some(pb::UsageQuery {
+                    team_id: "core".into(),
+                    ..Default::default()
+                }),
+                step_seconds: 0,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let mine = usage
+        .get_usage_summary(with_key(&ops_member, pb::GetUsageSummaryRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.total.unwrap().calls, 0);
+
+    // Per token, in one call for a list page; another team's token is left out.
+    let batch_usage = usage
+        .batch_get_token_usage(s.request(pb::BatchGetTokenUsageRequest {
+            token_ids: vec![core_tok.clone()],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .usage;
+    assert_eq!(batch_usage.len(), 1);
+    assert_eq!((batch_usage[0].calls, batch_usage[0].errors), (4, 1));
+    assert!(batch_usage[0].last_used_at.is_some());
+    let hidden = usage
+        .batch_get_token_usage(with_key(
+            &ops_member,
+            pb::BatchGetTokenUsageRequest {
+                token_ids: vec![core_tok.clone()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .usage;
+    assert!(hidden.is_empty());
+
+    let detail = usage
+        .get_token_usage(s.request(pb::GetTokenUsageRequest {
+            token_id: core_tok.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.total.unwrap().calls, 4);
+    assert_eq!(detail.routes.len(), 1);
+    assert_eq!(detail.routes[0].key, "billing");
+    let statuses: Vec<(u32, u64)> = detail
+        .statuses
+        .iter()
+        .map(|s| (s.status, s.calls))
+        .collect();
+    assert_eq!(statuses, vec![(200, 3), (502, 1)]);
+    assert_eq!(
+        detail.first_used_at.unwrap().seconds * 1000,
+        keygate_rollup::minute_of(now - 120_000)
+    );
+
+    let route = usage
+        .get_route_usage(s.request(pb::GetRouteUsageRequest {
+            route: "billing".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(route.total.unwrap().calls, 6);
+    assert_eq!(route.tokens[0].key, core_tok);
+    assert_eq!(route.tokens[0].label, "t");
+
+    let top = usage
+        .list_top_usage(s.request(pb::ListTopUsageRequest {
+            by: pb::TopDimension::ErrorCode as i32,
+            order: pb::TopOrder::Errors as i32,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(top.len(), 1);
+    assert_eq!((top[0].key.as_str(), top[0].errors), ("invalid_key", 2));
+
+    // ListGateways: version, revision and the last hour.
+    let gws = usage
+        .list_gateways(s.request(pb::ListGatewaysRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .gateways;
+    assert_eq!(gws[0].version, "0.1.0");
+    assert_eq!(gws[0].config_revision, 9);
+    assert_eq!(gws[0].requests_last_hour, 6);
+    assert_eq!(gws[0].sampled_out_last_hour, 1);
+
+    // Export: CSV with a header and one line per detail row.
+    let mut stream = usage
+        .export_usage(s.request(pb::ExportUsageRequest {
+            format: pb::ExportFormat::Csv as i32,
+            tier: pb::UsageTier::Minute as i32,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut csv = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        csv.extend(chunk.data);
+    }
+    let csv = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[0].starts_with("tier,bucket,token_id"));
+
+    // A live tail sees an event stored after it started.
+    let mut tail = usage
+        .tail_usage_events(s.request(pb::TailUsageEventsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let later = pb::IngestUsageRequest {
+        gateway: "edge-1".into(),
+        batch_id: "b-3".into(),
+        events_sampled: true,
+        events: vec![usage_ev("s2", now, core, 200)],
+        rollups: vec![rollup(now, core, "billing", 200, &[700])],
+        ..Default::default()
+    };
+    usage.ingest_usage(with_key(&gw, later)).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(15), tail.message())
+        .await
+        .expect("the tail answers within 15 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.event_id, "s2");
+}
+
+keygate_control_plane::on_both_backends!(
+    plaintext_shown_once,
+    usage_ingest_and_list,
+    usage_analytics_through_the_api,
+);
