@@ -63,27 +63,28 @@ async fn set_time(db: &TestDb, id: &str, column: &str, v: Option<i64>) {
     }
 }
 
-/// Three teams with tokens, routes, members, last uses and today's traffic:
+/// Teams `ta`, `tb`, `tc` (and `ops`, the gateway's) with routes `ra` (ta) and `rb` (tb),
+/// members, and these tokens:
 ///
-/// | token   | team | expires   | last used  | other          |
-/// |---------|------|-----------|------------|----------------|
-/// | alpha   | a    | never     | 40 days    | created 3 days ago |
-/// | bravo   | a    | 3 days    | 1 hour     | 3 calls, 1 error today |
-/// | charlie | a    | 30 days   | never      |                |
-/// | delta   | a    | never     | never      | revoked        |
-/// | echo    | a    | 2 days    | 35 days    |                |
-/// | foxtrot | b    | 1 day     | never      |                |
-/// | golf    | b    | never     | 50 days    | 2 calls today  |
+/// | token   | team | expires | last used | other                    |
+/// |---------|------|---------|-----------|--------------------------|
+/// | alpha   | ta   | never   | 40 days   | created 3 days ago       |
+/// | bravo   | ta   | 3 days  | 1 hour    | 3 calls and 1 error today |
+/// | charlie | ta   | 30 days | never     |                          |
+/// | delta   | ta   | never   | never     | revoked                  |
+/// | echo    | ta   | 2 days  | 35 days   |                          |
+/// | foxtrot | tb   | 1 day   | never     |                          |
+/// | golf    | tb   | never   | 50 days   | 2 calls today            |
 struct World {
     s: TestServer,
     ch: Channel,
     /// Token name -> id.
     ids: HashMap<&'static str, String>,
-    /// VIEWER of a.
+    /// VIEWER of ta.
     viewer_a: String,
-    /// VIEWER of a and DEVELOPER of b.
+    /// VIEWER of ta and DEVELOPER of tb.
     both: String,
-    /// ADMIN of c only.
+    /// ADMIN of tc only.
     outsider: String,
     now: i64,
 }
@@ -442,7 +443,7 @@ async fn dashboard_counts_what_the_caller_may_read(backend: Backend) {
     let w = World::build(backend).await;
     let today = day_start(w.now);
 
-    // A VIEWER of a: team a only.
+    // A VIEWER of ta: that team only.
     let d = w
         .dashboard(&w.viewer_a, pb::GetDashboardRequest::default())
         .await
@@ -489,7 +490,7 @@ async fn dashboard_counts_what_the_caller_may_read(backend: Backend) {
     assert!(!d.recent_audit.is_empty() && d.recent_audit.len() <= 10);
     assert!(
         d.recent_audit.iter().all(|e| e.team_id == "ta"),
-        "only team a's rows"
+        "only ta's rows"
     );
     assert!(
         d.recent_audit.windows(2).all(|p| p[0].seq > p[1].seq),
@@ -583,9 +584,13 @@ async fn dashboard_counts_what_the_caller_may_read(backend: Backend) {
         .dashboard(&admin, pb::GetDashboardRequest::default())
         .await
         .unwrap();
-    assert_eq!((d.active_tokens, d.routes, d.teams, d.users), (6, 2, 3, 4));
+    assert_eq!(
+        (d.active_tokens, d.routes, d.teams, d.users),
+        (6, 2, 4, 4),
+        "ta, tb, tc and ops (the gateway's)"
+    );
     assert_eq!((d.calls_today, d.errors_today), (6, 1));
-    assert_eq!(d.tokens_per_team.len(), 3);
+    assert_eq!(d.tokens_per_team.len(), 4);
     assert_eq!(
         d.tokens_per_team[2].active_tokens, 0,
         "empty teams are listed"

@@ -1115,6 +1115,23 @@ impl World {
                     .await
                     .map(drop)
             }
+            // Without a team: the caller's own teams (anyone signed in); with one: VIEWER+.
+            "DashboardService.GetDashboard" | "DashboardService.GetDashboard:team" => {
+                keygate_proto::v1::dashboard_service_client::DashboardServiceClient::new(ch.clone())
+                    .get_dashboard(self.req(
+                        who,
+                        pb::GetDashboardRequest {
+                            team_id: if case.ends_with(":team") {
+                                alpha()
+                            } else {
+                                String::new()
+                            },
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map(drop)
+            }
             other => panic!("permission-matrix.txt names a case this test cannot run: {other}"),
         }
     }
