@@ -1357,6 +1357,171 @@ async fn system_wide_conditions_fire_once_per_crossing(b: Backend) {
     s.stop().await;
 }
 
+/// One rollup as a gateway sends it: `(latency µs, count)` groups of one minute.
+fn rollup(
+    minute: i64,
+    token: Option<(&str, &str)>,
+    route: &str,
+    status: u32,
+    latencies: &[(u64, u32)],
+) -> pb::UsageRollup {
+    let mut v = keygate_rollup::RollupValue::default();
+    for (l, n) in latencies {
+        for _ in 0..*n {
+            v.record(*l, 100, 1000);
+        }
+    }
+    pb::UsageRollup {
+        minute: Some(keygate_control_plane::time::to_timestamp(
+            keygate_rollup::minute_of(minute),
+        )),
+        token_id: token.map(|(t, _)| t.to_owned()).unwrap_or_default(),
+        team_id: token.map(|(_, team)| team.to_owned()).unwrap_or_default(),
+        route: route.into(),
+        status,
+        error: String::new(),
+        count: v.count,
+        request_bytes: v.request_bytes,
+        response_bytes: v.response_bytes,
+        latency_sum_us: v.latency_sum_us,
+        latency_min_us: v.latency_min_us,
+        latency_max_us: v.latency_max_us,
+        latency_sketch: v.sketch.encode(),
+    }
+}
+
+async fn usage_conditions_read_the_rollups(b: Backend) {
+    use pb::alert_condition::Kind;
+    let settings = allow_loopback();
+    let s = TestServer::start_with_alerts(b, settings.clone()).await;
+    let receiver = Receiver::start(204).await;
+    seed_team(&s, "alpha").await;
+    keygate_proto::v1::route_service_client::RouteServiceClient::new(s.channel().await)
+        .create_route(s.request(pb::CreateRouteRequest {
+            name: "billing".into(),
+            team_id: "alpha".into(),
+            path_prefix: "/billing".into(),
+            backend_url: "http://127.0.0.1:9".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let leaky = api_token(&s, "alpha", 90).await;
+    // The token has more than a week of history.
+    exec(
+        &s.db,
+        &format!(
+            "UPDATE tokens SET created_at = {} WHERE id = '{leaky}'",
+            now_ms() - 10 * DAY
+        ),
+    )
+    .await;
+    let condition = |k: Kind| Some(pb::AlertCondition { kind: Some(k) });
+    let error_rate = |min_calls| {
+        condition(Kind::RouteErrorRate(pb::RouteErrorRateCondition {
+            route: String::new(),
+            percent: 10.0,
+            window_minutes: 5,
+            min_calls,
+        }))
+    };
+    let rules = [
+        create_rule(&s, "alpha", receiver.url("/rate"), error_rate(0)).await,
+        create_rule(&s, "alpha", receiver.url("/busy"), error_rate(1000)).await,
+        create_rule(
+            &s,
+            "alpha",
+            receiver.url("/latency"),
+            condition(Kind::RouteLatency(pb::RouteLatencyCondition {
+                route: "billing".into(),
+                p99_ms: 500,
+                window_minutes: 5,
+                min_calls: 0,
+            })),
+        )
+        .await,
+        create_rule(
+            &s,
+            "alpha",
+            receiver.url("/spike"),
+            condition(Kind::TokenTrafficSpike(pb::TokenTrafficSpikeCondition {
+                factor: 3.0,
+                min_calls: 0,
+            })),
+        )
+        .await,
+    ];
+    assert!(rules.iter().all(Result::is_ok), "{rules:?}");
+
+    // A gateway reports: 100 calls on billing in the last minutes, 20 of them 500s taking
+    // 0.9 s; the token made 10 calls two days ago and 150 in the last hour.
+    let gw = s
+        .capability_key(keygate_control_plane::service_accounts::Capability::Gateway)
+        .await;
+    let now = now_ms();
+    let tok = Some((leaky.as_str(), "alpha"));
+    let mut usage =
+        keygate_proto::v1::usage_service_client::UsageServiceClient::new(s.channel().await);
+    usage
+        .ingest_usage(keygate_control_plane::testing::with_key(
+            &gw,
+            pb::IngestUsageRequest {
+                gateway: "edge-1".into(),
+                batch_id: "b-1".into(),
+                events_sampled: true,
+                rollups: vec![
+                    rollup(now - 60_000, tok, "billing", 200, &[(1000, 80)]),
+                    rollup(now - 60_000, tok, "billing", 500, &[(900_000, 20)]),
+                    rollup(now - 20 * 60_000, tok, "billing", 200, &[(1000, 50)]),
+                    rollup(now - 2 * DAY, tok, "billing", 200, &[(1000, 10)]),
+                ],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let run = |at: i64| run_once(&s.store, &s.master_key, &settings.allow, at);
+    let r = run(now).await.unwrap();
+    assert_eq!(r.fired, 3, "{r:?}");
+    let mut paths: Vec<String> = receiver.received().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec!["/latency", "/rate", "/spike"],
+        "not /busy: too few calls"
+    );
+    for r in receiver.received() {
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        match r.path.as_str() {
+            "/rate" => {
+                assert_eq!(body["kind"], "route_error_rate");
+                assert_eq!(body["subject"], "billing");
+                assert_eq!(body["details"]["calls"], 100);
+                assert_eq!(body["details"]["errors"], 20);
+            }
+            "/latency" => {
+                assert_eq!(body["kind"], "route_latency");
+                assert!(
+                    body["details"]["p99_ms"].as_f64().unwrap() > 800.0,
+                    "{body}"
+                );
+            }
+            _ => {
+                assert_eq!(body["kind"], "token_traffic_spike");
+                assert_eq!(body["subject"], leaky.as_str());
+                assert_eq!(body["details"]["calls_last_hour"], 150);
+            }
+        }
+    }
+    // Still above: no repeat. Ten minutes later the window is empty: resolved, silently.
+    assert_eq!(run(now + 1000).await.unwrap().fired, 0);
+    assert_eq!(run(now + 10 * 60_000).await.unwrap().fired, 0);
+    assert_eq!(receiver.received().len(), 3);
+    // Above again (the same minutes, seen from now): fires again.
+    assert_eq!(run(now).await.unwrap().fired, 2, "rate and latency");
+    s.stop().await;
+}
+
 keygate_control_plane::on_both_backends!(
     alert_rules_crud_and_audit,
     alert_queue_and_deliveries,
@@ -1366,4 +1531,5 @@ keygate_control_plane::on_both_backends!(
     failing_receiver_is_retried_until_it_gives_up,
     private_targets_are_refused,
     system_wide_conditions_fire_once_per_crossing,
+    usage_conditions_read_the_rollups,
 );

@@ -291,10 +291,10 @@ pub async fn resolve(url: &url::Url, allow: &Allow) -> Result<Vec<SocketAddr>, S
         return Ok(addrs);
     }
     for a in &addrs {
-        if let Some(why) = restricted(a.ip()) {
-            if !allow.covers(a.ip()) {
-                return Err(refusal(&host, a.ip(), why));
-            }
+        if let Some(why) = restricted(a.ip())
+            && !allow.covers(a.ip())
+        {
+            return Err(refusal(&host, a.ip(), why));
         }
     }
     Ok(addrs)

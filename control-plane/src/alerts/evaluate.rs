@@ -45,12 +45,6 @@ pub struct RunReport {
     pub delivered: usize,
 }
 
-/// The usage analytics the usage-based conditions read, if this store serves them.
-fn analytics(store: &DynStore) -> Option<&dyn AnalyticsStore> {
-    let _ = store;
-    None
-}
-
 /// Starts the periodic evaluator.
 pub fn spawn(
     store: DynStore,
@@ -196,10 +190,12 @@ impl<'a> Book<'a> {
         marker: Option<i64>,
         describe: impl FnOnce() -> (String, Value),
     ) {
-        if let Some(prev) = self.prior.get(subject) {
-            if prev.fired_at.is_some() && prev.marker == marker {
-                return;
-            }
+        if self
+            .prior
+            .get(subject)
+            .is_some_and(|prev| prev.fired_at.is_some() && prev.marker == marker)
+        {
+            return;
         }
         let (message, details) = describe();
         self.fire(subject, message, details);
@@ -329,9 +325,7 @@ async fn evaluate_rule(
             window_minutes,
             min_calls,
         } => {
-            let Some(usage) = analytics(store) else {
-                return Ok(None);
-            };
+            let usage: &dyn AnalyticsStore = store.as_ref();
             let (start, end) = window(now, *window_minutes);
             for name in routes(store, team, route.as_deref()).await? {
                 let stats = route_stats(usage, &name, start, end).await?;
@@ -358,9 +352,7 @@ async fn evaluate_rule(
             window_minutes,
             min_calls,
         } => {
-            let Some(usage) = analytics(store) else {
-                return Ok(None);
-            };
+            let usage: &dyn AnalyticsStore = store.as_ref();
             let (start, end) = window(now, *window_minutes);
             for name in routes(store, team, route.as_deref()).await? {
                 let stats = route_stats(usage, &name, start, end).await?;
@@ -380,9 +372,7 @@ async fn evaluate_rule(
             }
         }
         Condition::TokenTrafficSpike { factor, min_calls } => {
-            let Some(usage) = analytics(store) else {
-                return Ok(None);
-            };
+            let usage: &dyn AnalyticsStore = store.as_ref();
             let tokens = store.alert_tokens(team, AlertTokenQuery::Live, now).await?;
             let hour_end = Tier::Minute.ceil(now);
             let hour_start = hour_end - HOUR_MS;
