@@ -56,9 +56,10 @@ kg_on_exit 'kg_summary || true'
 # ------------------------------------------------------------------- steps
 
 install_tools() {
-    ensure_system_packages build postgres
+    ensure_system_packages build postgres python
     ensure_rust_components
     ensure_nextest
+    ensure_chdb
     ensure_admin_web      # no-op until admin-web/package.json exists
     ensure_gateway_worker # no-op until gateway/worker/Cargo.toml exists
 }

@@ -1846,6 +1846,107 @@ async fn usage_analytics_through_the_api(backend: Backend) {
     assert_eq!(got.event_id, "s2");
 }
 
+/// docs/analytics-clickhouse.md's tables load a real NDJSON export (chDB, embedded
+/// ClickHouse) and give the control plane's totals. chDB comes from `./scripts/test.sh`
+/// (`KEYGATE_CHDB_PYTHONPATH`); without it this test fails, it never skips.
+#[tokio::test]
+async fn clickhouse_schema_loads_an_export() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    seed_team(&s, "core").await;
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let mut usage = UsageServiceClient::new(s.channel().await);
+    let tok = tokens
+        .create_token(s.request(create_token_req("core", "t", &["*"])))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap()
+        .id;
+    let gw = service_account_key(&s, "core", "edge", pb::ServiceAccountCapability::Gateway).await;
+    let now = keygate_control_plane::time::now_ms();
+    let core = Some((tok.as_str(), "core"));
+    let rollups = vec![
+        rollup(now - 180_000, core, "billing", 200, &[900, 1200, 15_000]),
+        rollup(now - 120_000, core, "files", 200, &[300]),
+        rollup(now - 60_000, core, "billing", 503, &[70_000, 80_000]),
+        rollup(now - 60_000, None, "", 401, &[40]),
+    ];
+    let (calls, errors, sum) = rollups.iter().fold((0, 0, 0), |(c, e, l), r| {
+        (
+            c + r.count,
+            e + if r.status >= 400 { r.count } else { 0 },
+            l + r.latency_sum_us,
+        )
+    });
+    usage
+        .ingest_usage(with_key(
+            &gw,
+            pb::IngestUsageRequest {
+                gateway: "edge-1".into(),
+                batch_id: "ch-1".into(),
+                events_sampled: true,
+                rollups,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let mut stream = usage
+        .export_usage(s.request(pb::ExportUsageRequest {
+            query: Some(pb::UsageQuery {
+                start_time: Some(ts(now - 3_600_000)),
+                ..Default::default()
+            }),
+            kind: pb::ExportKind::Rollups as i32,
+            format: pb::ExportFormat::Ndjson as i32,
+            tier: pb::UsageTier::Minute as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rollups.ndjson");
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        data.extend(chunk.data);
+    }
+    std::fs::write(&file, &data).unwrap();
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(root.join("scripts/lib/clickhouse_check.py"))
+        .arg(root.join("docs/analytics-clickhouse.md"))
+        .arg(&file);
+    if let Ok(p) = std::env::var("KEYGATE_CHDB_PYTHONPATH") {
+        cmd.env("PYTHONPATH", p);
+    }
+    let out = cmd.output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the chDB check failed (chDB missing? ./scripts/test.sh installs it and sets \
+         KEYGATE_CHDB_PYTHONPATH): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // ClickHouse prints 64-bit integers as strings in JSON.
+    let num = |v: &serde_json::Value| -> u64 {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or_else(|| panic!("not a number: {v}"))
+    };
+    assert_eq!(num(&got["statements"]), 4, "{got}");
+    assert_eq!(num(&got["raw"]["rows"]), 4, "{got}");
+    assert_eq!(num(&got["raw"]["calls"]), calls);
+    assert_eq!(num(&got["raw"]["errors"]), errors);
+    assert_eq!(num(&got["raw"]["latency_sum_us"]), sum);
+    assert_eq!(num(&got["raw"]["latency_min_us"]), 40);
+    assert_eq!(num(&got["raw"]["latency_max_us"]), 80_000);
+    assert_eq!(num(&got["daily"]["calls"]), calls);
+    assert_eq!(num(&got["daily"]["errors"]), errors);
+    assert_eq!(num(&got["daily"]["latency_sum_us"]), sum);
+}
+
 keygate_control_plane::on_both_backends!(
     plaintext_shown_once,
     usage_ingest_and_list,

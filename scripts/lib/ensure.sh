@@ -47,12 +47,14 @@ ensure_apt_packages() {
 # ensure_system_packages GROUP... — Debian packages by group:
 #   build     pkg-config (for -sys crates)
 #   postgres  the PostgreSQL 15 server binaries the tests start (initdb, pg_ctl)
+#   python    python3 with pip (the chDB test)
 ensure_system_packages() {
     local want=() group
     for group in "$@"; do
         case "$group" in
         build) kg_have pkg-config || want+=(pkg-config) ;;
         postgres) [[ -x "$KG_PG_BINDIR/initdb" ]] || want+=(postgresql-15) ;;
+        python) python3 -m pip --version >/dev/null 2>&1 || want+=(python3 python3-pip) ;;
         *) kg_die "ensure_system_packages: unknown group $group" ;;
         esac
     done
@@ -94,6 +96,23 @@ ensure_nextest() {
 # Debian's `chromium` package for Playwright (playwright-core with
 # executablePath /usr/bin/chromium; Playwright's own browser download cannot
 # work on this network).
+# chDB (embedded ClickHouse, PyPI) for the test that loads a usage export into the tables of
+# docs/analytics-clickhouse.md. Installed into a cache folder, not system-wide; exported as
+# KEYGATE_CHDB_PYTHONPATH for that test (which fails, never skips, without it).
+ensure_chdb() {
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/keygate/chdb"
+    if ! PYTHONPATH="$dir" python3 -c 'import chdb' >/dev/null 2>&1; then
+        kg_have python3 || kg_die "python3 not found; the ClickHouse export test needs it"
+        kg_info "installing chdb into $dir (pip --target)"
+        # --break-system-packages: Debian's pip refuses --target installs without it
+        # (PEP 668); nothing outside $dir is touched.
+        python3 -m pip install --quiet --disable-pip-version-check --target "$dir" chdb ||
+            python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+                --target "$dir" chdb
+    fi
+    export KEYGATE_CHDB_PYTHONPATH="$dir"
+}
+
 kg_has_admin_web() { [[ -f "$KG_ROOT/admin-web/package.json" ]]; }
 ensure_admin_web() {
     kg_has_admin_web || return 0
