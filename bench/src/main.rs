@@ -10,6 +10,7 @@ use keygate_bench::gateway_propagation::{self as gw_prop, report as gw_report};
 use keygate_bench::kv_sync::follower::FollowerKind;
 use keygate_bench::kv_sync::{self, propagation, report as kv_report, throughput};
 use keygate_bench::report::{self, Code, Machine, Report};
+use keygate_bench::usage::{self, queries as usage_queries, report as usage_report};
 use keygate_control_plane::testing::{Backend, PG_ENV};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,6 +39,13 @@ enum Command {
     /// Revoke -> the native gateway refuses the token: control plane, the `keygate-kv-sync`
     /// and `keygate-gateway` binaries and a local upstream, one revocation at a time.
     GatewayPropagation(GatewayPropagationArgs),
+    /// Usage analytics queries (summary, token detail, batch, top) through the real gRPC
+    /// server over 30 days of hourly rollups for 10,000 tokens on PostgreSQL (seeded with COPY,
+    /// bypassing ingestion).
+    UsageQueries(UsageQueriesArgs),
+    /// Bytes on disk of one hour of a gateway's usage flushes through the real IngestUsage
+    /// RPC, at each request rate over the same keys.
+    UsageStorage(UsageStorageArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -251,6 +259,84 @@ struct GatewayPropagationArgs {
     json_out: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct UsageQueriesArgs {
+    /// PostgreSQL admin URL; the benchmark creates (and drops) its own database there.
+    #[arg(long, env = PG_ENV)]
+    pg_url: Option<String>,
+    /// Tokens with usage.
+    #[arg(long, default_value_t = 10_000)]
+    tokens: u32,
+    /// Days of hourly rollups up to now.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Measured requests per call.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Interleaved rounds the measured requests are split into.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Unmeasured requests per call first.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Wall-time cap of one call's measured requests, in seconds.
+    #[arg(long, default_value_t = 120)]
+    budget_secs: u64,
+    /// Client deadline of one request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// Keep the seeded database and print its URL (for EXPLAIN).
+    #[arg(long)]
+    keep_db: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct UsageStorageArgs {
+    /// SQLite (the default, as `./scripts/run.sh` runs the control plane).
+    #[arg(long, conflicts_with = "pg_url")]
+    sqlite: bool,
+    /// PostgreSQL admin URL instead of SQLite; the benchmark creates (and drops) its own
+    /// databases there. (Not read from the environment: SQLite is the default.)
+    #[arg(long)]
+    pg_url: Option<String>,
+    /// Distinct (token, route, status) keys the traffic uses.
+    #[arg(long, default_value_t = 1000)]
+    keys: u32,
+    /// Request rates per second, comma separated; each runs on a fresh database.
+    #[arg(long, value_delimiter = ',', default_value = "1000,50000")]
+    rate: Vec<u64>,
+    /// Simulated minutes of traffic.
+    #[arg(long, default_value_t = 60)]
+    minutes: u32,
+    /// Gateway flush interval, in seconds.
+    #[arg(long, default_value_t = 10)]
+    flush_secs: u32,
+    /// Share of requests the gateway refuses.
+    #[arg(long, default_value_t = 0.02)]
+    refusal_share: f64,
+    /// Refusal events kept per second (the rest are sampled out).
+    #[arg(long, default_value_t = 200)]
+    event_budget: u64,
+    /// Bytes one request costs stored as a raw event, for the comparison.
+    #[arg(long, default_value_t = 474.0)]
+    bytes_per_event_row: f64,
+    /// Client deadline of one request, in seconds.
+    #[arg(long, default_value_t = 60)]
+    request_timeout_secs: u64,
+    /// Directory for the SQLite databases (default: the system temp directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Keep each database and print where it is.
+    #[arg(long)]
+    keep_db: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -259,7 +345,148 @@ async fn main() -> anyhow::Result<()> {
         Command::KvSync(args) => kv_sync_bench(args).await,
         Command::GatewaySeed(args) => gateway_seed(args).await,
         Command::GatewayPropagation(args) => gateway_propagation_bench(args).await,
+        Command::UsageQueries(args) => usage_queries_bench(args).await,
+        Command::UsageStorage(args) => usage_storage_bench(args).await,
     }
+}
+
+/// The run's closing line: date, commit, machine, load and total time.
+fn closing_line(date_utc: &str, code: &Code, machine: &Machine, started: Instant) -> String {
+    format!(
+        "\n{date_utc}, commit {}{}, {} CPUs ({}), kernel {}, loadavg {} -> {}, total {:.0} s",
+        code.commit,
+        if code.dirty { " (dirty)" } else { "" },
+        machine.nproc,
+        machine.cpu,
+        machine.kernel,
+        machine.loadavg_start,
+        machine.loadavg_end,
+        started.elapsed().as_secs_f64()
+    )
+}
+
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+async fn usage_queries_bench(a: UsageQueriesArgs) -> anyhow::Result<()> {
+    let Some(pg_url) = a.pg_url.clone() else {
+        bail!(
+            "usage-queries runs on PostgreSQL: set {PG_ENV} or --pg-url \
+             (`source scripts/lib/pg.sh && pg_start_throwaway` starts a throwaway one)"
+        );
+    };
+    if a.tokens < 600 || a.days == 0 || a.iterations == 0 {
+        bail!(
+            "--tokens must be at least 600 (batches of 500 ids), --days and --iterations at least 1"
+        );
+    }
+    let opts = usage_queries::Options {
+        tokens: a.tokens,
+        days: a.days,
+        iterations: a.iterations,
+        rounds: a.rounds.max(1),
+        warmup: a.warmup,
+        batch: 500,
+        budget: Duration::from_secs(a.budget_secs),
+        request_timeout: Duration::from_secs(a.request_timeout_secs),
+    };
+    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
+    let command = redacted_command();
+    let code = Code::describe();
+    let load_start = report::loadavg();
+    let started = Instant::now();
+    eprintln!(
+        "keygate-bench usage-queries, {date_utc}, commit {}{}, loadavg {load_start}",
+        code.commit,
+        if code.dirty { " (dirty)" } else { "" }
+    );
+    let result = usage_queries::run(&pg_url, &opts, a.keep_db)
+        .await
+        .context("usage-queries")?;
+    print!("{}", usage_report::queries_table(&result));
+    let machine = Machine::describe(load_start);
+    println!("{}", closing_line(&date_utc, &code, &machine, started));
+    if let Some(path) = &a.json_out {
+        write_json(
+            path,
+            &usage_report::QueriesReport {
+                date_utc,
+                command,
+                code,
+                machine,
+                options: opts,
+                seeding_note: usage_report::SEEDING_NOTE,
+                result,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+async fn usage_storage_bench(a: UsageStorageArgs) -> anyhow::Result<()> {
+    let backend = if a.pg_url.is_some() && !a.sqlite {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    if a.rate.is_empty() || a.rate.contains(&0) || a.keys < 10 || a.minutes == 0 {
+        bail!("--rate needs rates of at least 1, --keys at least 10, --minutes at least 1");
+    }
+    if a.flush_secs == 0 || 60 % a.flush_secs != 0 {
+        bail!("--flush-secs must divide a minute");
+    }
+    let opts = usage::storage::Options {
+        backend: control_plane::backend_name(backend),
+        keys: a.keys,
+        rates: a.rate.clone(),
+        minutes: a.minutes,
+        flush_secs: a.flush_secs,
+        refusal_share: a.refusal_share.clamp(0.0, 1.0),
+        event_budget: a.event_budget,
+        bytes_per_event_row: a.bytes_per_event_row,
+        request_timeout: Duration::from_secs(a.request_timeout_secs),
+    };
+    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
+    let command = redacted_command();
+    let code = Code::describe();
+    let load_start = report::loadavg();
+    let started = Instant::now();
+    eprintln!(
+        "keygate-bench usage-storage ({}), {date_utc}, commit {}{}, loadavg {load_start}",
+        opts.backend,
+        code.commit,
+        if code.dirty { " (dirty)" } else { "" }
+    );
+    let rates = usage::storage::run(
+        backend,
+        a.pg_url.as_deref(),
+        a.work_dir.as_deref(),
+        &opts,
+        a.keep_db,
+    )
+    .await
+    .context("usage-storage")?;
+    print!("{}", usage_report::storage_table(&opts, &rates));
+    let machine = Machine::describe(load_start);
+    println!("{}", closing_line(&date_utc, &code, &machine, started));
+    if let Some(path) = &a.json_out {
+        write_json(
+            path,
+            &usage_report::StorageReport {
+                date_utc,
+                command,
+                code,
+                machine,
+                options: opts,
+                rates,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 async fn gateway_seed(a: GatewaySeedArgs) -> anyhow::Result<()> {
