@@ -1696,9 +1696,7 @@ fn assert_exact(what: &str, got: &Stats, reqs: &[&Req]) {
 }
 
 async fn usage_rollups_agree_with_an_exact_computation(b: Backend) {
-    use keygate_control_plane::usage::analytics::{
-        AnalyticsStore, DAY_MS, StatusClass, Tier, TopBy, UsageScope,
-    };
+    use keygate_control_plane::usage::analytics::{DAY_MS, StatusClass, Tier, TopBy, UsageScope};
     let now = now_ms();
     // Two databases: one fed rollups (a rollup gateway), one fed the same requests as plain
     // events (an older gateway): both must answer the same.
@@ -1741,7 +1739,8 @@ async fn usage_rollups_agree_with_an_exact_computation(b: Backend) {
         s
     };
     let t1 = tokens[0].0.clone();
-    let cases: Vec<(&str, UsageScope, Box<dyn Fn(&Req) -> bool>)> = vec![
+    type Case<'a> = (&'a str, UsageScope, Box<dyn Fn(&Req) -> bool + 'a>);
+    let cases: Vec<Case> = vec![
         ("all", scope(&|_| {}), Box::new(|_| true)),
         (
             "team core",

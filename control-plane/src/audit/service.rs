@@ -15,8 +15,6 @@ use keygate_proto::v1 as pb;
 use keygate_proto::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
-/// Bytes buffered per export chunk.
-
 pub struct AuditApi {
     store: DynStore,
 }

@@ -399,8 +399,7 @@ pub fn parse_ingest(r: pb::IngestUsageRequest, now: Millis) -> Result<UsageBatch
     let printable = |v: &str, max: usize| {
         v.len() <= max && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
     };
-    if !r.batch_id.is_empty()
-        && !(printable(&r.batch_id, BATCH_ID_MAX) && !r.batch_id.contains(' '))
+    if !r.batch_id.is_empty() && (!printable(&r.batch_id, BATCH_ID_MAX) || r.batch_id.contains(' '))
     {
         return Err(FieldError::new(
             "batch_id",

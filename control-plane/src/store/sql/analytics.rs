@@ -217,18 +217,31 @@ fn count(v: Option<i64>) -> u64 {
     u64::try_from(v.unwrap_or(0)).unwrap_or(0)
 }
 
+/// What [`SqlStore::ranked`] groups by and how it ranks.
+struct Ranking<'a> {
+    src: &'a Source,
+    /// The grouping column (or expression) of `src`'s table.
+    col: &'a str,
+    by_errors: bool,
+    limit: Option<u32>,
+}
+
 impl SqlStore {
-    /// `SELECT k, calls, errors` ranked, over `spans` (UNION ALL of one SELECT per span).
+    /// `SELECT k, calls, errors` ranked, over `spans` (UNION ALL of one SELECT per span);
+    /// `extra` adds conditions to each SELECT.
     async fn ranked(
         &self,
         s: &UsageScope,
         spans: &[Span],
-        src: &Source,
-        col: &str,
+        r: Ranking<'_>,
         extra: impl Fn(&mut QueryBuilder<Db>),
-        by_errors: bool,
-        limit: Option<u32>,
     ) -> StoreResult<Vec<TopRow>> {
+        let Ranking {
+            src,
+            col,
+            by_errors,
+            limit,
+        } = r;
         if spans.is_empty() {
             return Ok(Vec::new());
         }
@@ -445,9 +458,13 @@ impl AnalyticsStore for SqlStore {
                 qb.push(" AND error <> ''");
             }
         };
-        let rows = self
-            .ranked(s, &spans, &src, col, only_errors, by_errors, Some(limit))
-            .await?;
+        let rank = Ranking {
+            src: &src,
+            col,
+            by_errors,
+            limit: Some(limit),
+        };
+        let rows = self.ranked(s, &spans, rank, only_errors).await?;
         Ok((rows, tier))
     }
 
@@ -459,9 +476,13 @@ impl AnalyticsStore for SqlStore {
     ) -> StoreResult<Vec<(String, Stats)>> {
         let spans = plan(s.start, s.end, Tier::Day);
         let col = key_column(by);
-        let top = self
-            .ranked(s, &spans, &Source::Detail, col, |_| {}, false, Some(limit))
-            .await?;
+        let rank = Ranking {
+            src: &Source::Detail,
+            col,
+            by_errors: false,
+            limit: Some(limit),
+        };
+        let top = self.ranked(s, &spans, rank, |_| {}).await?;
         if top.is_empty() {
             return Ok(Vec::new());
         }
@@ -499,9 +520,13 @@ impl AnalyticsStore for SqlStore {
     async fn usage_statuses(&self, s: &UsageScope) -> StoreResult<Vec<(u16, u64)>> {
         let spans = plan(s.start, s.end, Tier::Day);
         let src = source(s);
-        let rows = self
-            .ranked(s, &spans, &src, "CAST(status AS TEXT)", |_| {}, false, None)
-            .await?;
+        let rank = Ranking {
+            src: &src,
+            col: "CAST(status AS TEXT)",
+            by_errors: false,
+            limit: None,
+        };
+        let rows = self.ranked(s, &spans, rank, |_| {}).await?;
         let mut out: Vec<(u16, u64)> = rows
             .into_iter()
             .filter_map(|r| r.key.parse::<u16>().ok().map(|st| (st, r.calls)))
@@ -525,16 +550,16 @@ impl AnalyticsStore for SqlStore {
             end,
             ..Default::default()
         };
+        let rank = Ranking {
+            src: &Source::Detail,
+            col: "token_id",
+            by_errors: false,
+            limit: None,
+        };
         let rows = self
-            .ranked(
-                &scope,
-                &spans,
-                &Source::Detail,
-                "token_id",
-                |qb| super::push_in(qb, "token_id", ids.iter().map(|t| t.0.clone())),
-                false,
-                None,
-            )
+            .ranked(&scope, &spans, rank, |qb| {
+                super::push_in(qb, "token_id", ids.iter().map(|t| t.0.clone()))
+            })
             .await?;
         Ok(rows
             .into_iter()
