@@ -345,6 +345,15 @@ async fn alert_rules_crud_and_audit(b: Backend) {
         assert!(!e.diff.contains("v1.sealed"), "{}", e.diff);
         assert_eq!(e.actor_id, "usr_test");
     }
+    // A deleted team takes its rules along.
+    store
+        .delete_team(&ctx(), &TeamId("beta".into()), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_alert_rule(&ids[2]).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
     let update: serde_json::Value = serde_json::from_str(&rows[4].diff).unwrap();
     assert_eq!(update["name"], serde_json::json!(["expiring", "soon"]));
     assert_eq!(
