@@ -226,9 +226,9 @@ mod tests {
             ..Default::default()
         };
         let text = dashboard_text(&d);
-        assert!(text.contains("active tokens:  12\n"), "{text}");
-        assert!(text.contains("success today:  97.5%\n"), "{text}");
-        assert!(text.contains("never used:     4\n"), "{text}");
+        assert!(text.contains("active tokens: 12\n"), "{text}");
+        assert!(text.contains("success today: 97.5%\n"), "{text}");
+        assert!(text.contains("never used:    4\n"), "{text}");
         assert!(
             text.contains("Tokens created per day (2 in 2 days):\n"),
             "{text}"

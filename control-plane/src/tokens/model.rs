@@ -544,6 +544,99 @@ mod tests {
     }
 
     #[test]
+    fn list_filter_sorts_and_refusals() {
+        let parse = |r: pb::ListTokensRequest| TokenFilter::try_from(r);
+        let d = parse(pb::ListTokensRequest::default()).unwrap();
+        assert_eq!(
+            (d.sort, d.descending),
+            (TokenSort::CreatedAt, true),
+            "newest first"
+        );
+        let both = parse(pb::ListTokensRequest {
+            never_used: true,
+            last_used_before: Some(to_timestamp(5)),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(both.field, "never_used");
+        assert!(both.to_string().contains("last_used_before"), "{both}");
+        assert_eq!(
+            parse(pb::ListTokensRequest {
+                sort_by: 42,
+                ..Default::default()
+            })
+            .unwrap_err()
+            .field,
+            "sort_by"
+        );
+        for (field, sort) in [
+            (pb::TokenSortField::CreatedAt, TokenSort::CreatedAt),
+            (pb::TokenSortField::Name, TokenSort::Name),
+            (pb::TokenSortField::LastUsedAt, TokenSort::LastUsedAt),
+            (pb::TokenSortField::ExpiresAt, TokenSort::ExpiresAt),
+        ] {
+            let f = parse(pb::ListTokensRequest {
+                sort_by: field as i32,
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!((f.sort, f.descending), (sort, false), "natural order");
+        }
+
+        // A page token carries the order it continues; any other order refuses it.
+        let mut last = Token {
+            id: TokenId("tok_0123456789abcdef0123456789abcdef".into()),
+            team_id: TeamId("t".into()),
+            name: "b".into(),
+            description: String::new(),
+            scopes: vec![],
+            preview: String::new(),
+            created_at: 7,
+            updated_at: 7,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            created_by: String::new(),
+            rotated_from_id: None,
+            replaced_by_id: None,
+            rate_limit_per_minute: 0,
+        };
+        let by_use = TokenFilter {
+            sort: TokenSort::LastUsedAt,
+            descending: false,
+            ..Default::default()
+        };
+        let token = by_use.next_token(&last);
+        let again = |sort_by: pb::TokenSortField, descending: bool| {
+            parse(pb::ListTokensRequest {
+                sort_by: sort_by as i32,
+                descending,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+        };
+        let f = again(pb::TokenSortField::LastUsedAt, false).unwrap();
+        assert_eq!(
+            f.after,
+            Some((SortKey::Int(NEVER_USED_KEY), last.id.clone()))
+        );
+        assert_eq!(f.after, Some(by_use.position_after(&last)));
+        for (sort_by, descending) in [
+            (pb::TokenSortField::LastUsedAt, true),
+            (pb::TokenSortField::ExpiresAt, false),
+            (pb::TokenSortField::Unspecified, false),
+        ] {
+            assert_eq!(again(sort_by, descending).unwrap_err().field, "page_token");
+        }
+        last.expires_at = None;
+        assert_eq!(
+            TokenSort::ExpiresAt.key_of(&last),
+            SortKey::Int(NEVER_EXPIRES_KEY)
+        );
+        assert_eq!(TokenSort::Name.key_of(&last), SortKey::Text("b".into()));
+    }
+
+    #[test]
     fn rate_limit() {
         assert_eq!(
             create(|_| {}).unwrap().rate_limit_per_minute,
