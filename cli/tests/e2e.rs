@@ -957,3 +957,302 @@ async fn tail_until_interrupted(server: &TestServer, gateway_key: &str, token: &
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// What a receiver got: the `keygate-signature` header and the body of each request.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A webhook receiver on 127.0.0.1: answers every request with `status`, keeps the
+/// `keygate-signature` header and body of each.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    got: Received,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(status: u16) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got = Received::default();
+        let sink = got.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let (head_end, head) = loop {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break (p + 4, String::from_utf8_lossy(&buf[..p]).to_lowercase());
+                        }
+                    };
+                    let header = |name: &str| {
+                        head.lines()
+                            .filter_map(|l| l.split_once(':'))
+                            .find(|(k, _)| k.trim() == name)
+                            .map(|(_, v)| v.trim().to_owned())
+                    };
+                    let len: usize = header("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let signature = header("keygate-signature").unwrap_or_default();
+                    sink.lock()
+                        .unwrap()
+                        .push((signature, buf[head_end..head_end + len].to_vec()));
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Receiver { addr, got, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks/keygate", self.addr)
+    }
+
+    fn received(&self) -> Vec<(String, Vec<u8>)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Checks `Keygate-Signature: t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` as a
+/// receiver would.
+fn signed_with(signature: &str, body: &[u8], secret: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some((t, v1)) = signature
+        .split_once(',')
+        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_alert_rules_secrets_and_webhook_tests() {
+    use keygate_control_plane::alerts::AlertSettings;
+    use keygate_control_plane::alerts::deliver::Allow;
+    let server = TestServer::start_with_alerts(
+        Backend::Sqlite,
+        AlertSettings {
+            allow: Allow::parse(&["127.0.0.1".into()]).unwrap(),
+            ..AlertSettings::default()
+        },
+    )
+    .await;
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["team", "create", "core", "--name", "Core"]).await;
+    cli.ok(&[
+        "route",
+        "add",
+        "--name",
+        "billing",
+        "--team",
+        "core",
+        "--path",
+        "/billing",
+        "--backend",
+        "http://127.0.0.1:9",
+    ])
+    .await;
+    let ok_receiver = Receiver::start(204).await;
+
+    // Create: the rule block, then the secret alone on the last line; the warning on stderr.
+    let out = cli
+        .run(
+            &[
+                "alert",
+                "create",
+                "--team",
+                "core",
+                "--name",
+                "billing errors",
+                "--webhook",
+                &ok_receiver.url(),
+                "--when",
+                "route-error-rate",
+                "--route",
+                "billing",
+                "--percent",
+                "5",
+                "--window",
+                "15m",
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let secret = stdout.lines().last().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{stdout}");
+    assert!(stderr.contains("shown once"), "{stderr}");
+    assert!(
+        stdout.contains("condition:     route billing: error rate > 5% over 15m"),
+        "{stdout}"
+    );
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--json", "alert", "list", "--team", "core"]).await)
+            .unwrap();
+    assert_eq!(listed["rules"][0]["id"], id.as_str());
+    assert_eq!(
+        listed["rules"][0]["condition"]["route_error_rate"]["percent"], 5.0,
+        "{listed}"
+    );
+    assert!(!listed.to_string().contains(&secret), "never shown again");
+    let table = cli.ok(&["alert", "list"]).await;
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(table.contains("billing errors  yes "), "{table}");
+
+    // Parameters alone change the current condition; --enabled turns it off.
+    cli.ok(&[
+        "alert",
+        "update",
+        &id,
+        "--percent",
+        "10",
+        "--enabled",
+        "false",
+    ])
+    .await;
+    let got: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--json", "alert", "get", &id]).await).unwrap();
+    let condition = &got["rule"]["condition"]["route_error_rate"];
+    assert_eq!(
+        (
+            condition["percent"].as_f64(),
+            condition["window_minutes"].as_u64()
+        ),
+        (Some(10.0), Some(15)),
+        "{got}"
+    );
+    assert_eq!(got["rule"]["enabled"], false);
+
+    // Test: a signed payload reaches the receiver; the printed secret verifies it.
+    let tested = cli.ok(&["alert", "test", &id]).await;
+    assert!(tested.contains("status:       succeeded\n"), "{tested}");
+    let (signature, body) = ok_receiver.received().pop().expect("a delivery");
+    assert!(signed_with(&signature, &body, &secret), "{signature}");
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["test"], true, "{payload}");
+
+    // Rotation prints only the new secret with --quiet; it signs from then on.
+    let rotated = cli
+        .ok(&["alert", "update", &id, "--rotate-secret", "--quiet"])
+        .await;
+    let rotated = rotated.trim();
+    assert!(
+        rotated.starts_with("whsec_") && rotated != secret,
+        "{rotated}"
+    );
+    cli.ok(&["alert", "test", &id]).await;
+    let (signature, body) = ok_receiver.received().pop().unwrap();
+    assert!(signed_with(&signature, &body, rotated));
+    assert!(!signed_with(&signature, &body, &secret));
+
+    // A failing receiver: the test exits 1 and the attempt is listed as failed.
+    let failing = Receiver::start(500).await;
+    cli.ok(&["alert", "update", &id, "--webhook", &failing.url()])
+        .await;
+    let out = cli.run(&["alert", "test", &id], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("webhook test failed: HTTP 500"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status:       failed\n"));
+    let deliveries = cli.ok(&["alert", "deliveries", "--rule", &id]).await;
+    assert_eq!(
+        deliveries.lines().count(),
+        4,
+        "header and three tests: {deliveries}"
+    );
+    assert!(deliveries.contains("(test)"), "{deliveries}");
+    let failed: serde_json::Value = serde_json::from_str(
+        &cli.ok(&[
+            "--json",
+            "alert",
+            "deliveries",
+            "--rule",
+            &id,
+            "--status",
+            "failed",
+        ])
+        .await,
+    )
+    .unwrap();
+    let failed = failed["deliveries"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["http_status"], 500);
+
+    // Exit codes: usage errors (2), the server's validation (5), not found (4).
+    let create = |when: &'static [&'static str]| {
+        let mut args = vec![
+            "alert",
+            "create",
+            "--team",
+            "core",
+            "--name",
+            "x",
+            "--webhook",
+            "https://hooks.example.com/kg",
+        ];
+        args.extend_from_slice(when);
+        args
+    };
+    let (code, stderr) = cli.code(&create(&["--when", "token-expiring"])).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("token-expiring needs --days"), "{stderr}");
+    assert_eq!(cli.code(&create(&[])).await.0, 2);
+    let (code, stderr) = cli
+        .code(&create(&["--when", "token-expiring", "--days", "0"]))
+        .await;
+    assert_eq!(code, 5, "{stderr}");
+    let (code, stderr) = cli.code(&["alert", "update", &id, "--days", "3"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--days does not apply to route-error-rate"),
+        "{stderr}"
+    );
+
+    // Delete asks; without a terminal it needs --yes.
+    assert_eq!(cli.code(&["alert", "delete", &id]).await.0, 2);
+    cli.ok(&["alert", "delete", &id, "--yes"]).await;
+    assert_eq!(cli.code(&["alert", "get", &id]).await.0, 4);
+}
