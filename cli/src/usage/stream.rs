@@ -60,10 +60,10 @@ pub(crate) async fn tail(args: UsageTailArgs, ctx: &mut Context<'_>) -> Result<(
 }
 
 /// One tail line: time, status, error, route, token, latency, client IP; `-` for empty
-/// fields, columns padded so that consecutive lines align.
+/// fields, columns padded so that consecutive lines align (a token id is 36 characters).
 pub fn tail_line(e: &UsageEvent) -> String {
     let line = format!(
-        "{}  {:<3}  {:<16}  {:<16}  {:<30}  {:>8}  {}",
+        "{}  {:<3}  {:<16}  {:<16}  {:<36}  {:>8}  {}",
         output::time_or(e.time.as_ref(), NONE),
         e.status,
         output::or_none(&e.error),
@@ -146,14 +146,14 @@ mod tests {
             status: 502,
             error: "upstream_error".into(),
             route: "billing".into(),
-            token_id: "tok_01JABCDEFGHJKMNPQRSTVWXYZ0".into(),
+            token_id: "tok_01a24e93a97475889ad7b7f18e5985eb".into(),
             latency_us: 12_345,
             client_ip: "192.0.2.1".into(),
             ..Default::default()
         };
         assert_eq!(
             tail_line(&event),
-            "2025-01-31T12:00:00Z  502  upstream_error    billing           tok_01JABCDEFGHJKMNPQRSTVWXYZ0    12.3ms  192.0.2.1"
+            "2025-01-31T12:00:00Z  502  upstream_error    billing           tok_01a24e93a97475889ad7b7f18e5985eb    12.3ms  192.0.2.1"
         );
         let anonymous = UsageEvent {
             status: 401,
@@ -169,7 +169,7 @@ mod tests {
         });
         assert_eq!(
             line,
-            "2025-01-31T12:00:00Z  401  missing_key       -                 -                                   80us  -"
+            "2025-01-31T12:00:00Z  401  missing_key       -                 -                                         80us  -"
         );
     }
 
