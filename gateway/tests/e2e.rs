@@ -1273,6 +1273,75 @@ async fn every_answered_request_is_counted_once_and_events_keep_to_the_budget() 
     assert_eq!(gw.requests_last_hour, total, "{gw:?}");
 }
 
+/// Many callers at once over both front ends, some going away in the middle of an answer:
+/// the gateway's request counter, the requests it handed to rollups and the control plane's
+/// total agree exactly once everything is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_are_counted_exactly() {
+    let s = Stack::start_opts(Options {
+        usage: true,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = s.echo_token(&["echo"]).await;
+    let mut callers = tokio::task::JoinSet::new();
+    for c in 0..12 {
+        let (gw, key) = (s.gw(), key.clone());
+        callers.spawn(async move {
+            // One caller in four speaks HTTP/2 (hyper), the others HTTP/1.1 (the fast path).
+            let http = if c % 4 == 0 {
+                reqwest::Client::builder()
+                    .http2_prior_knowledge()
+                    .build()
+                    .unwrap()
+            } else {
+                reqwest::Client::new()
+            };
+            for i in 0..30 {
+                let (path, key) = match i % 6 {
+                    0 => ("/nothing", key.as_str()),
+                    1 => ("/echo/x", "kg_bogus"),
+                    2 => ("/echo/download/4194304", key.as_str()),
+                    _ => ("/echo/x", key.as_str()),
+                };
+                let mut r = http
+                    .get(format!("{gw}{path}"))
+                    .header("x-api-key", key)
+                    .send()
+                    .await
+                    .unwrap();
+                if i % 6 == 2 {
+                    // Gone after the first bytes of a 4 MiB answer.
+                    let _ = r.chunk().await;
+                    drop(r);
+                } else {
+                    let _ = r.bytes().await;
+                }
+            }
+        });
+    }
+    while let Some(r) = callers.join_next().await {
+        r.unwrap();
+    }
+    let text = s
+        .await_metrics("the counts do not meet", |t| {
+            let answered = metric_sum(t, "keygate_gateway_requests_total");
+            answered > 0.0
+                && metric(t, "keygate_gateway_usage_rollup_requests_sent_total") == answered
+                && metric(t, "keygate_gateway_usage_rollups_pending") == 0.0
+        })
+        .await;
+    let answered = metric_sum(&text, "keygate_gateway_requests_total") as u64;
+    assert_eq!(answered, 12 * 30, "every request was answered");
+    assert_eq!(
+        metric(&text, "keygate_gateway_usage_requests_counted_total") as u64,
+        answered
+    );
+    let stats = s.await_calls(pb::UsageQuery::default(), answered).await;
+    assert_eq!(stats.calls, answered, "{stats:?}");
+    assert_eq!(stats.errors, 12 * 10, "{stats:?}");
+}
+
 /// A gateway stopping reports what its workers counted since the last flush.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_reported_once_more_on_shutdown() {
