@@ -520,7 +520,6 @@ async fn dashboard_counts_what_the_caller_may_read(backend: Backend) {
                 list_limit: 1,
                 unused_for_days: 45,
                 expiring_within_days: 1,
-                ..Default::default()
             },
         )
         .await

@@ -1,6 +1,8 @@
 //! `DashboardService` RPC: validate, scope to what the caller may read, load, map the error.
 
-use super::model::{Dashboard, DashboardRequest, DashboardScope, TokenList, UsageToday};
+use super::model::{
+    DAY_MS, Dashboard, DashboardRequest, DashboardScope, TokenList, UsageToday, day_start,
+};
 use crate::audit::{AuditFilter, AuditPage};
 use crate::authz;
 use crate::context;
@@ -9,12 +11,10 @@ use crate::policy::Action;
 use crate::store::{DynStore, StoreResult};
 use crate::time::now_ms;
 use crate::tokens::{TokenFilter, TokenSort, TokenStatus};
+use crate::usage::analytics::{Tier, UsageScope};
 use keygate_proto::v1 as pb;
 use keygate_proto::v1::dashboard_service_server::DashboardService;
 use tonic::{Request, Response, Status};
-
-use super::model::{DAY_MS, day_start};
-use crate::usage::analytics::{Tier, UsageScope};
 
 pub struct DashboardApi {
     store: DynStore,

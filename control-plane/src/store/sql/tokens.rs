@@ -10,7 +10,8 @@ use crate::ids::{TeamId, TokenId};
 use crate::store::{Page, RotatedToken, StoreError, StoreResult, TokenStore};
 use crate::time::now_ms;
 use crate::tokens::{
-    NewTokenRecord, SortKey, Token, TokenFilter, TokenPatch, TokenSort, TokenStatus,
+    NEVER_EXPIRES_KEY, NEVER_USED_KEY, NewTokenRecord, SortKey, Token, TokenFilter, TokenPatch,
+    TokenSort, TokenStatus,
 };
 use keygate_contracts::FieldError;
 use keygate_contracts::scope::Scope;
@@ -153,10 +154,7 @@ fn token_diff(before: Option<&Token>, after: Option<&Token>) -> Value {
 /// the scope index, whose rows carry `created_at` in list order; otherwise from `tokens`.
 /// The sort keys of nullable columns are the expressions the `0010_token_list` indexes hold:
 /// never used sorts as the oldest use, never expiring after every expiry.
-fn from_filtered(
-    f: &TokenFilter,
-    select: &str,
-) -> (QueryBuilder<super::Db>, &'static str, &'static str) {
+fn from_filtered(f: &TokenFilter, select: &str) -> (QueryBuilder<super::Db>, String, &'static str) {
     let now = now_ms();
     let (mut qb, by_scope) = match &f.scope {
         Some(scope) => {
@@ -172,11 +170,17 @@ fn from_filtered(
         ),
     };
     let (key, id) = match (f.sort, by_scope) {
-        (TokenSort::CreatedAt, true) => ("s.created_at", "s.token_id"),
-        (TokenSort::CreatedAt, false) => ("t.created_at", "t.id"),
-        (TokenSort::Name, _) => ("t.name", "t.id"),
-        (TokenSort::LastUsedAt, _) => ("COALESCE(t.last_used_at, -1)", "t.id"),
-        (TokenSort::ExpiresAt, _) => ("COALESCE(t.expires_at, 9223372036854775807)", "t.id"),
+        (TokenSort::CreatedAt, true) => ("s.created_at".to_owned(), "s.token_id"),
+        (TokenSort::CreatedAt, false) => ("t.created_at".to_owned(), "t.id"),
+        (TokenSort::Name, _) => ("t.name".to_owned(), "t.id"),
+        (TokenSort::LastUsedAt, _) => (
+            format!("COALESCE(t.last_used_at, {NEVER_USED_KEY})"),
+            "t.id",
+        ),
+        (TokenSort::ExpiresAt, _) => (
+            format!("COALESCE(t.expires_at, {NEVER_EXPIRES_KEY})"),
+            "t.id",
+        ),
     };
     if let Some(team) = &f.team_id {
         qb.push(" AND t.team_id = ");
