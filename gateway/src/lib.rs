@@ -7,8 +7,8 @@
 //! Codemap: [`config`] (flags and environment), [`snapshot`] (KV -> in-memory configuration,
 //! swapped atomically), [`proxy`] (the request path shared by both front ends, and the hyper front end), [`h1`] (the
 //! HTTP/1.1 fast path front end), [`pool`] (each worker's backend
-//! connections), [`body`] (streaming byte counters), [`usage`] (bounded usage-event buffer
-//! and sender), [`metrics`], [`server`] (listeners, admin endpoints, shutdown).
+//! connections), [`body`] (streaming byte counters), [`usage`] (per-worker rollups, the
+//! raw-event budget and buffer, the sender), [`metrics`], [`server`] (listeners, admin endpoints, shutdown).
 
 pub mod body;
 pub mod config;

@@ -102,6 +102,18 @@ pub fn parse_step(
     Ok(step)
 }
 
+/// The range (default: the last 24 hours) and step of a token or route detail request.
+pub fn parse_detail(
+    start: Option<&prost_types::Timestamp>,
+    end: Option<&prost_types::Timestamp>,
+    step_seconds: u32,
+    now: Millis,
+) -> Result<(Millis, Millis, Millis), FieldError> {
+    let (start, end) = parse_range("", start, end, DEFAULT_RANGE_MS, now)?;
+    let step = parse_step(step_seconds, start, end, now)?;
+    Ok((start, end, step))
+}
+
 pub fn parse_status_class(field: &str, v: i32) -> Result<Option<StatusClass>, FieldError> {
     Ok(match pb::StatusClass::try_from(v) {
         Ok(pb::StatusClass::Unspecified) => None,

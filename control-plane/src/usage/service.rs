@@ -252,15 +252,13 @@ impl UsageService for UsageApi {
         let r = req.into_inner();
         let now = now_ms();
         let token_id = parse_token_id("token_id", &r.token_id).map_err(ApiError::from)?;
-        let (start, end) = query::parse_range(
-            "",
+        let (start, end, step) = query::parse_detail(
             r.start_time.as_ref(),
             r.end_time.as_ref(),
-            query::DEFAULT_RANGE_MS,
+            r.step_seconds,
             now,
         )
         .map_err(ApiError::from)?;
-        let step = query::parse_step(r.step_seconds, start, end, now).map_err(ApiError::from)?;
         let token = self
             .store
             .get_token(&token_id)
@@ -304,15 +302,13 @@ impl UsageService for UsageApi {
             names::validate_team_id("team_id", &r.team_id).map_err(ApiError::from)?;
             Some(TeamId(r.team_id))
         };
-        let (start, end) = query::parse_range(
-            "",
+        let (start, end, step) = query::parse_detail(
             r.start_time.as_ref(),
             r.end_time.as_ref(),
-            query::DEFAULT_RANGE_MS,
+            r.step_seconds,
             now,
         )
         .map_err(ApiError::from)?;
-        let step = query::parse_step(r.step_seconds, start, end, now).map_err(ApiError::from)?;
         let route = self
             .store
             .get_route(&r.route)

@@ -85,24 +85,18 @@ fn push_filters(qb: &mut QueryBuilder<Db>, s: &UsageScope, src: &Source) {
             qb.push_bind(*dim);
             super::push_in(qb, "dim_key", keys.iter().cloned());
         }
-        Source::Detail => {
-            if let Some(t) = &s.token_id {
-                qb.push(" AND token_id = ");
-                qb.push_bind(t.0.clone());
-            }
-            if let Some(t) = &s.team_id {
-                qb.push(" AND team_id = ");
-                qb.push_bind(t.0.clone());
-            }
-            if let Some(r) = &s.route {
-                qb.push(" AND route = ");
-                qb.push_bind(r.clone());
-            }
-            if let Some(teams) = &s.visible_teams {
-                super::push_in(qb, "team_id", teams.iter().map(|t| t.0.clone()));
-            }
-        }
+        Source::Detail => super::usage::push_owner(
+            qb,
+            s.token_id.as_ref(),
+            s.team_id.as_ref(),
+            s.route.as_deref(),
+            s.visible_teams.as_deref(),
+        ),
     }
+    push_status_class(qb, s);
+}
+
+fn push_status_class(qb: &mut QueryBuilder<Db>, s: &UsageScope) {
     if let Some(class) = s.status {
         let (lo, hi) = class.range();
         qb.push(" AND status BETWEEN ");
@@ -162,13 +156,7 @@ fn push_top_filters(qb: &mut QueryBuilder<Db>, s: &UsageScope, src: &Source) {
                     super::push_in(qb, "dim_key", teams.iter().map(|t| t.0.clone()));
                 }
             }
-            if let Some(class) = s.status {
-                let (lo, hi) = class.range();
-                qb.push(" AND status BETWEEN ");
-                qb.push_bind(i32::from(lo));
-                qb.push(" AND ");
-                qb.push_bind(i32::from(hi));
-            }
+            push_status_class(qb, s);
         }
         _ => push_filters(qb, s, src),
     }
@@ -227,6 +215,23 @@ struct Ranking<'a> {
 }
 
 impl SqlStore {
+    /// Runs a ranking built as `SELECT k, calls, errors ...`.
+    async fn top_rows(&self, mut qb: QueryBuilder<Db>) -> StoreResult<Vec<TopRow>> {
+        let rows: Vec<CountRow> = qb
+            .build_query_as()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TopRow {
+                key: r.k,
+                calls: count(r.calls),
+                errors: count(r.errors),
+            })
+            .collect())
+    }
+
     /// `SELECT k, calls, errors` ranked, over `spans` (UNION ALL of one SELECT per span);
     /// `extra` adds conditions to each SELECT.
     async fn ranked(
@@ -273,19 +278,7 @@ impl SqlStore {
             qb.push(" LIMIT ");
             qb.push_bind(i64::from(n));
         }
-        let rows: Vec<CountRow> = qb
-            .build_query_as()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| TopRow {
-                key: r.k,
-                calls: count(r.calls),
-                errors: count(r.errors),
-            })
-            .collect())
+        self.top_rows(qb).await
     }
 
     /// Client addresses ranked from raw events (rollups carry none).
@@ -316,19 +309,7 @@ impl SqlStore {
         });
         qb.push(" LIMIT ");
         qb.push_bind(i64::from(limit));
-        let rows: Vec<CountRow> = qb
-            .build_query_as()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| TopRow {
-                key: r.k,
-                calls: count(r.calls),
-                errors: count(r.errors),
-            })
-            .collect())
+        self.top_rows(qb).await
     }
 
     /// MIN or MAX bucket of the detail rows of `tier` within `[from, to)`.

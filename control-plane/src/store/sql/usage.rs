@@ -459,23 +459,41 @@ impl UsageStore for SqlStore {
 
 /// The filters of `f` but its range and cursor.
 fn push_filter(qb: &mut QueryBuilder<Db>, f: &UsageFilter) {
-    if let Some(team) = &f.team_id {
-        qb.push(" AND team_id = ");
-        qb.push_bind(team.0.clone());
-    }
-    if let Some(token) = &f.token_id {
-        qb.push(" AND token_id = ");
-        qb.push_bind(token.0.clone());
-    }
-    if let Some(route) = &f.route {
-        qb.push(" AND route = ");
-        qb.push_bind(route.clone());
-    }
+    push_owner(
+        qb,
+        f.token_id.as_ref(),
+        f.team_id.as_ref(),
+        f.route.as_deref(),
+        f.visible_teams.as_deref(),
+    );
     if let Some(status) = f.status {
         qb.push(" AND status = ");
         qb.push_bind(i32::from(status));
     }
-    if let Some(teams) = &f.visible_teams {
+}
+
+/// ` AND` conditions on the columns raw events and rollup detail rows share: token, team,
+/// route, and the teams a caller may see (`None`: all).
+pub(super) fn push_owner(
+    qb: &mut QueryBuilder<Db>,
+    token: Option<&TokenId>,
+    team: Option<&TeamId>,
+    route: Option<&str>,
+    visible: Option<&[TeamId]>,
+) {
+    if let Some(t) = token {
+        qb.push(" AND token_id = ");
+        qb.push_bind(t.0.clone());
+    }
+    if let Some(t) = team {
+        qb.push(" AND team_id = ");
+        qb.push_bind(t.0.clone());
+    }
+    if let Some(r) = route {
+        qb.push(" AND route = ");
+        qb.push_bind(r.to_owned());
+    }
+    if let Some(teams) = visible {
         super::push_in(qb, "team_id", teams.iter().map(|t| t.0.clone()));
     }
 }
