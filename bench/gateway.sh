@@ -30,10 +30,13 @@
 #                       (X-Forwarded-For/Proto/Host, X-Request-Id both ways); minimal: it
 #                       only strips X-API-Key (less work than the gateway does)
 #   --json-out FILE     JSON result (default bench/results/gateway.json; - for none)
-#   --usage             the gateway reports usage events (every request) to a real control
-#                       plane (target/release/keygate-control-plane on SQLite, started here
-#                       on the same 2 CPUs), as in production; reports the events sent and
-#                       dropped and the control plane's CPU. Default: usage reporting off
+#   --usage             adds target d: a second keygate gateway with usage reporting on,
+#                       as ./scripts/run.sh runs it (rollups every 10 s and the raw-event
+#                       budget, to a real control plane: target/release/keygate-control-plane
+#                       on SQLite, started here on the same 2 CPUs); c stays usage-off, so
+#                       the report judges d against c beside it (throughput >= 0.95x, CPU per
+#                       request <= 1.05x) and checks that every request d answered is stored
+#                       (the control plane's rollup sum = d's request counter, 0 dropped)
 #   --no-build          do not run cargo build; use the binaries as they are
 #   --keep              keep the work directory (configs, logs, KV) and print its path
 set -euo pipefail
@@ -108,7 +111,8 @@ LUA=$KG_ROOT/bench/gateway/requests.lua
 
 # --------------------------------------------------------------- targets
 
-declare -A LABEL=([a]="upstream direct" [b]="nginx key-check proxy" [c]="keygate gateway")
+declare -A LABEL=([a]="upstream direct" [b]="nginx key-check proxy" [c]="keygate gateway"
+    [d]="keygate, usage on")
 TARGETS=()
 SKIPPED_C=
 gateway_package_exists() {
@@ -138,6 +142,7 @@ else
     fi
 fi
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+[[ -z "$USAGE" ]] || TARGETS+=(d)
 GATEWAY_BIN=${GATEWAY_BIN:-$TARGET_DIR/gateway/keygate-gateway}
 
 # ------------------------------------------------------------- tools
@@ -416,15 +421,31 @@ if has_target c; then
     GW_LOG=$WORK/gateway.log
     PORT[c]=$(kg_free_port)
     ADMIN_PORT=$(kg_free_port)
-    kg_log "c: keygate gateway ($GATEWAY_BIN) on 127.0.0.1:${PORT[c]}, admin 127.0.0.1:$ADMIN_PORT"
-    # Without --usage, usage reporting stays off: no gateway key. With it, a control plane of
+    kg_log "c: keygate gateway ($GATEWAY_BIN), usage off, on 127.0.0.1:${PORT[c]}, admin 127.0.0.1:$ADMIN_PORT"
+    # c: usage reporting off (no gateway key). With --usage, d beside it: a control plane of
     # its own (SQLite in the work directory) writes a GATEWAY key for the embedded stack and
-    # takes the events. The edge key comes from the seeded file either way.
-    USAGE_ENV=()
+    # takes d's rollups and events. The edge key comes from the seeded file either way.
+    start_gateway() { # start_gateway TARGET ADMIN_PORT ENV...
+        local t=$1 admin=$2 log=$WORK/gateway-$1.log
+        shift 2
+        env -u KEYGATE_GATEWAY_KEY -u KEYGATE_GATEWAY_KEY_FILE -u KEYGATE_EDGE_KEY \
+            "$@" \
+            KEYGATE_GATEWAY_LISTEN="127.0.0.1:${PORT[$t]}" \
+            KEYGATE_GATEWAY_ADMIN_LISTEN="127.0.0.1:$admin" \
+            KEYGATE_KV_PATH="$WORK/kv.db" \
+            KEYGATE_EDGE_KEY_FILE="$WORK/edge.key" \
+            KEYGATE_LOG=warn \
+            "$GATEWAY_BIN" >"$log" 2>&1 &
+        PROXY_PID[$t]=$!
+        STARTED_PIDS+=("${PROXY_PID[$t]}")
+        wait_http "gateway $t" "${PROXY_PID[$t]}" "http://127.0.0.1:$admin/readyz" "$log"
+        check_target "$t (${LABEL[$t]})" "http://127.0.0.1:${PORT[$t]}"
+    }
+    start_gateway c "$ADMIN_PORT"
     if [[ -n "$USAGE" ]]; then
         CP_PORT=$(kg_free_port)
         CP_LOG=$WORK/control-plane.log
-        kg_log "control plane ($CP_BIN) on 127.0.0.1:$CP_PORT, for the gateway's usage events"
+        kg_log "control plane ($CP_BIN) on 127.0.0.1:$CP_PORT, for d's usage"
         env -u DATABASE_URL -u KEYGATE_MASTER_KEY \
             KEYGATE_DATA_DIR="$WORK/cp" KEYGATE_LISTEN="127.0.0.1:$CP_PORT" \
             KEYGATE_EMBEDDED_SERVICE_KEYS=true KEYGATE_LOG=warn \
@@ -443,21 +464,12 @@ if has_target c; then
             }
             sleep 0.1
         done
-        USAGE_ENV=(KEYGATE_ADDR="http://127.0.0.1:$CP_PORT"
-            KEYGATE_GATEWAY_KEY_FILE="$WORK/cp/gateway.key" KEYGATE_GATEWAY_NAME=bench)
+        PORT[d]=$(kg_free_port)
+        ADMIN_PORT_D=$(kg_free_port)
+        kg_log "d: keygate gateway, usage on, on 127.0.0.1:${PORT[d]}, admin 127.0.0.1:$ADMIN_PORT_D"
+        start_gateway d "$ADMIN_PORT_D" KEYGATE_ADDR="http://127.0.0.1:$CP_PORT" \
+            KEYGATE_GATEWAY_KEY_FILE="$WORK/cp/gateway.key" KEYGATE_GATEWAY_NAME=bench
     fi
-    env -u KEYGATE_GATEWAY_KEY -u KEYGATE_GATEWAY_KEY_FILE -u KEYGATE_EDGE_KEY \
-        "${USAGE_ENV[@]}" \
-        KEYGATE_GATEWAY_LISTEN="127.0.0.1:${PORT[c]}" \
-        KEYGATE_GATEWAY_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
-        KEYGATE_KV_PATH="$WORK/kv.db" \
-        KEYGATE_EDGE_KEY_FILE="$WORK/edge.key" \
-        KEYGATE_LOG=warn \
-        "$GATEWAY_BIN" >"$GW_LOG" 2>&1 &
-    PROXY_PID[c]=$!
-    STARTED_PIDS+=("${PROXY_PID[c]}")
-    wait_http gateway "${PROXY_PID[c]}" "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_LOG"
-    check_target "c (keygate gateway)" "http://127.0.0.1:${PORT[c]}"
 fi
 
 # ---------------------------------------------------------- measuring
@@ -566,21 +578,40 @@ done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$((SECONDS - STARTED))
 
-# --usage: what reached the control plane. The gateway flushes at least every second; give
-# the last batch time to land, then read the gateway's own counters.
+# --usage: what reached the control plane. d flushes every 10 s: wait (bounded) until the
+# control plane's rollup sum for d equals the requests d answered, then read both.
 USAGE_JSON=null
 if [[ -n "$USAGE" ]]; then
-    sleep 3
     CP_TICKS=$(($(cpu_ticks "$CP_PID") - CP_TICKS0))
-    METRICS=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics")
-    gauge() { awk -v n="keygate_gateway_$1" '$1 == n { print $2; exit }' <<<"$METRICS"; }
-    U_SENT=$(gauge usage_events_sent) U_DROPPED=$(gauge usage_events_dropped)
-    U_PENDING=$(gauge usage_events_pending) U_ERRORS=$(gauge usage_send_errors)
-    # Requests the gateway answered while measuring (warm-up excluded): from rounds.tsv.
-    C_REQUESTS=$(awk -F'\t' '$2 == "c" { n += $3 } END { print n + 0 }' "$ROUNDS_TSV")
+    metric_sum() { # metric_sum NAME — the sum of every series of one metric of d
+        curl -fsS "http://127.0.0.1:$ADMIN_PORT_D/metrics" |
+            awk -v n="keygate_gateway_$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.0f\n", s }'
+    }
+    stored_sum() { # the control plane's count of d's requests (its gateway series, day tier)
+        python3 - "$WORK/cp/keygate.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+row = db.execute("SELECT COALESCE(SUM(calls), 0) FROM usage_series_day "
+                 "WHERE dim = 'gateway' AND dim_key = 'bench'").fetchone()
+print(row[0])
+PY
+    }
+    deadline=$((SECONDS + 60))
+    while :; do
+        D_ANSWERED=$(metric_sum requests_total)
+        D_STORED=$(stored_sum)
+        [[ "$D_STORED" == "$D_ANSWERED" ]] && break
+        ((SECONDS < deadline)) || break
+        sleep 1
+    done
+    D_ROLLUPS_DROPPED=$(metric_sum usage_rollups_dropped_total)
+    D_EVENTS_DROPPED=$(metric_sum usage_events_dropped)
+    D_EVENTS_SENT=$(metric_sum usage_events_sent)
+    D_SEND_ERRORS=$(metric_sum usage_send_errors)
     CP_CPU_S=$(awk -v t="$CP_TICKS" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
-    USAGE_JSON=$(printf '{"events_sent": %s, "events_dropped": %s, "events_pending": %s, "send_errors": %s, "gateway_requests_measured": %s, "control_plane_cpu_s": %s}' \
-        "${U_SENT:-null}" "${U_DROPPED:-null}" "${U_PENDING:-null}" "${U_ERRORS:-null}" "$C_REQUESTS" "$CP_CPU_S")
+    V_COUNTED=$([[ "$D_STORED" == "$D_ANSWERED" && "$D_ROLLUPS_DROPPED" == 0 ]] && echo PASS || echo MISS)
+    USAGE_JSON=$(printf '{"answered_by_d": %s, "stored_for_d": %s, "rollup_requests_dropped": %s, "events_sent": %s, "events_dropped": %s, "send_errors": %s, "control_plane_cpu_s": %s, "every_request_counted": "%s"}' \
+        "$D_ANSWERED" "$D_STORED" "${D_ROLLUPS_DROPPED:-null}" "${D_EVENTS_SENT:-null}" "${D_EVENTS_DROPPED:-null}" "${D_SEND_ERRORS:-null}" "$CP_CPU_S" "$V_COUNTED")
 fi
 
 # ---------------------------------------------------------- reporting
@@ -616,7 +647,8 @@ echo
 printf '== gateway benchmark: medians of %d rounds x %d s, %d connections, %d wrk threads, %d tokens, %d routes, nginx headers %s ==\n' \
     "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$TOKENS" "$ROUTES" "$NGINX_HEADERS"
 printf '%-26s %10s %9s %9s %18s %21s\n' target 'req/s' 'p50 ms' 'p99 ms' 'proxy CPU s/100k' 'upstream CPU s/100k'
-for t in a b c; do
+for t in a b c d; do
+    [[ "$t" == d && -z "$USAGE" ]] && continue
     if has_target "$t"; then
         printf '%-26s %10s %9s %9s %18s %21s\n' "$t  ${LABEL[$t]}" "$(fmt "${MED[$t.rps]}" %.0f)" \
             "$(fmt "${MED[$t.p50]}" %.2f)" "$(fmt "${MED[$t.p99]}" %.2f)" \
@@ -642,9 +674,21 @@ echo
 printf 'keygate/nginx throughput: %s (target >= %sx) %s\n' "$(fmt "$R_RPS" %.2fx)" "$THROUGHPUT_TARGET" "$V_RPS"
 printf 'keygate/nginx p99:        %s (target <= %sx) %s\n' "$(fmt "$R_P99" %.2fx)" "$P99_TARGET" "$V_P99"
 printf 'keygate/nginx CPU/100k:   %s (no target)\n' "$(fmt "$R_CPU" %.2fx)"
+R_USAGE_RPS=null R_USAGE_CPU=null R_USAGE_NGINX=null
 if [[ -n "$USAGE" ]]; then
-    printf 'usage reporting on: %s events sent, %s dropped, %s pending, %s failed sends; gateway answered %s requests in the measured rounds (plus warm-up); control plane CPU %s s over the whole measuring (it shares the 2 CPUs)\n' \
-        "${U_SENT:-?}" "${U_DROPPED:-?}" "${U_PENDING:-?}" "${U_ERRORS:-?}" "$C_REQUESTS" "$CP_CPU_S"
+    R_USAGE_RPS=$(ratio "${MED[d.rps]}" "${MED[c.rps]}")
+    R_USAGE_CPU=$(ratio "${MED[d.cpu]}" "${MED[c.cpu]}")
+    has_target b && R_USAGE_NGINX=$(ratio "${MED[d.rps]}" "${MED[b.rps]}")
+    V_USAGE_RPS=$(awk -v r="$R_USAGE_RPS" 'BEGIN { print (r >= 0.95) ? "PASS" : "MISS" }')
+    V_USAGE_CPU=$(awk -v r="$R_USAGE_CPU" 'BEGIN { print (r <= 1.05) ? "PASS" : "MISS" }')
+    echo
+    printf 'usage on / off throughput:    %s (target >= 0.95x) %s\n' "$(fmt "$R_USAGE_RPS" %.2fx)" "$V_USAGE_RPS"
+    printf 'usage on / off CPU/request:   %s (target <= 1.05x) %s\n' "$(fmt "$R_USAGE_CPU" %.2fx)" "$V_USAGE_CPU"
+    printf 'usage on / nginx throughput:  %s (reported)\n' "$(fmt "$R_USAGE_NGINX" %.2fx)"
+    printf 'every request counted:        d answered %s, the control plane stored %s, %s rollup requests dropped: %s\n' \
+        "$D_ANSWERED" "$D_STORED" "${D_ROLLUPS_DROPPED:-?}" "$V_COUNTED"
+    printf 'raw events: %s sent, %s dropped, %s failed sends; control plane CPU %s s (it shares the 2 CPUs)\n' \
+        "${D_EVENTS_SENT:-?}" "${D_EVENTS_DROPPED:-?}" "${D_SEND_ERRORS:-?}" "$CP_CPU_S"
 fi
 if [[ "$V_RPS" == "not run" ]]; then
     echo "(targets not judged: both b and c must run; ${SKIPPED_C:-see --only})"
@@ -698,6 +742,7 @@ if [[ "$JSON_OUT" != - ]]; then
         echo
         echo "  },"
         echo "  \"ratios_keygate_over_nginx\": {\"throughput\": $(json_num "$R_RPS"), \"p99\": $(json_num "$R_P99"), \"cpu_per_100k\": $(json_num "$R_CPU")},"
+        echo "  \"ratios_usage_on_over_off\": {\"throughput\": $(json_num "$R_USAGE_RPS"), \"cpu_per_100k\": $(json_num "$R_USAGE_CPU"), \"usage_on_over_nginx\": $(json_num "$R_USAGE_NGINX")},"
         echo "  \"targets\": ["
         echo "    {\"target\": \"throughput >= ${THROUGHPUT_TARGET}x nginx at $CONNECTIONS connections\", \"ratio\": $(json_num "$R_RPS"), \"result\": $(json_str "$V_RPS")},"
         echo "    {\"target\": \"p99 <= ${P99_TARGET}x nginx at $CONNECTIONS connections\", \"ratio\": $(json_num "$R_P99"), \"result\": $(json_str "$V_P99")}"

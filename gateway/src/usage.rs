@@ -424,6 +424,9 @@ impl Sender {
     }
 }
 
+/// How long the sender waits after a hand-over for the other workers' before it sends.
+const GATHER: Duration = Duration::from_millis(250);
+
 /// Merges the workers' hand-overs and reports every flush interval (sooner when
 /// [`MAX_EVENTS`] events wait), backing off while the control plane does not take them. On
 /// `stop` it waits for the workers' last hand-overs (the channel closes when every worker
@@ -456,7 +459,15 @@ pub async fn run_sender(
             _ = s.hub.events.wake.notified(), if backoff == every => {}
             h = handovers.recv(), if open => {
                 match h {
-                    Some(h) => s.absorb(h),
+                    Some(h) => {
+                        s.absorb(h);
+                        // Send shortly after the workers' hand-overs (their ticks line up:
+                        // they start together), not up to a whole interval later, so a
+                        // request reaches the control plane within about one interval.
+                        if backoff == every {
+                            next = next.min(tokio::time::Instant::now() + GATHER);
+                        }
+                    }
                     None => open = false,
                 }
                 continue;

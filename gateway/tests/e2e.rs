@@ -1746,7 +1746,110 @@ async fn usage_rides_out_a_control_plane_outage() {
     assert_eq!(me.requests_last_hour, 7, "{me:?}");
 }
 
+/// At the default flush interval (10 s), requests through the gateway show up within 15 s
+/// of the last one in the summary, the per-token batch and detail, and a live tail started
+/// before them.
+async fn analytics_show_requests_within_15_s(backend: Backend) {
+    let s = Stack::start_opts(Options {
+        backend,
+        usage: true,
+        usage_flush_ms: Some(10_000),
+        ..Options::default()
+    })
+    .await;
+    let (id, key) = s.echo_token(&["echo"]).await;
+    let mut usage = UsageServiceClient::new(s.channel().await);
+    let mut tail = usage
+        .tail_usage_events(with_key(
+            &s.api_key,
+            pb::TailUsageEventsRequest {
+                filter: Some(pb::UsageFilter {
+                    token_id: id.clone(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..5 {
+        assert_eq!(s.get("/echo/a", &key).await.status(), 200);
+    }
+    assert_eq!(s.get("/nothing", &key).await.status(), 404);
+    let last = Instant::now();
+    let deadline = last + Duration::from_secs(15);
+
+    // The tail: the token's first success of the minute (and the 404) as raw events.
+    let ev = tokio::time::timeout_at(deadline.into(), tail.message())
+        .await
+        .expect("an event in the tail within 15 s")
+        .unwrap()
+        .expect("the tail is open");
+    assert_eq!(ev.token_id, id);
+    loop {
+        let summary = usage
+            .get_usage_summary(with_key(
+                &s.api_key,
+                pb::GetUsageSummaryRequest {
+                    query: Some(pb::UsageQuery {
+                        token_id: id.clone(),
+                        ..Default::default()
+                    }),
+                    step_seconds: 0,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .total
+            .unwrap_or_default();
+        if summary.calls == 6 {
+            assert_eq!(summary.errors, 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not in the summary within 15 s: {summary:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let batch = usage
+        .batch_get_token_usage(with_key(
+            &s.api_key,
+            pb::BatchGetTokenUsageRequest {
+                token_ids: vec![id.clone()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .usage;
+    assert_eq!((batch[0].calls, batch[0].errors), (6, 1));
+    let detail = usage
+        .get_token_usage(with_key(
+            &s.api_key,
+            pb::GetTokenUsageRequest {
+                token_id: id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.total.unwrap().calls, 6);
+    let statuses: Vec<(u32, u64)> = detail
+        .statuses
+        .iter()
+        .map(|x| (x.status, x.calls))
+        .collect();
+    assert_eq!(statuses, vec![(200, 5), (404, 1)]);
+    assert!(detail.last_used_at.is_some());
+    assert!(Instant::now() < deadline, "all answers within 15 s");
+}
+
 keygate_control_plane::on_both_backends!(
     revocation_and_team_deletion_take_effect_without_restart,
     usage_reaches_the_control_plane_and_sets_last_used,
+    analytics_show_requests_within_15_s,
 );
