@@ -2,9 +2,9 @@
 //!
 //! - `usage-queries` ([`queries`]): the analytics query RPCs over a PostgreSQL database holding
 //!   30 days of hourly rollups for 10,000 tokens. The history ([`history`]) is generated here
-//!   and written with `COPY` ([`copy`]), bypassing ingestion (millions of rollups through
-//!   IngestUsage would take far longer than the benchmark), into exactly the rows ingestion
-//!   would have written for the same rollups.
+//!   and written with `COPY` ([`copy`]), bypassing ingestion (2.3 million rollups through
+//!   IngestUsage would take several times as long as the benchmark), into exactly the rows
+//!   ingestion would have written for the same rollups.
 //! - `usage-storage` ([`storage`]): what one hour of a gateway's flushes costs on disk, through
 //!   the real IngestUsage RPC, at several request rates over a fixed set of keys
 //!   ([`traffic`] simulates the gateway).

@@ -2,8 +2,8 @@
 //! on PostgreSQL.
 //!
 //! 1. **Seed** a fresh database: the history of [`super::history`] streamed with `COPY`
-//!    (bypassing IngestUsage: 2.3 million rollups, each a read-merge-write of 15 rows through
-//!    the API, would take hours), then the teams, routes and tokens (with the `last_used_at`
+//!    (bypassing IngestUsage: its 2.3 million rollups, each a read-merge-write of 15 rows,
+//!    would take over 20 minutes through the API on PostgreSQL), then the teams, routes and tokens (with the `last_used_at`
 //!    ingestion would have set), then `VACUUM ANALYZE`, as autovacuum would after a bulk load.
 //! 2. **Serve** the real control plane on `127.0.0.1:0` over it (`TestServer::start_on`).
 //! 3. **Check** the first answer of each call against the generated totals, then **measure**
