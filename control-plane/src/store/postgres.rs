@@ -3,7 +3,8 @@
 //! so revision order equals commit order across replicas.
 
 use super::{StoreError, StoreResult};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// The driver that `sql/` is compiled against in this module.
@@ -21,10 +22,15 @@ pub use sql::SqlStore as PgStore;
 impl PgStore {
     /// Connects to `url` (`postgres://...`) and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        // JIT off: it compiles each analytics aggregate anew (about 70 ms a call measured,
+        // bench/README.md, usage analytics) and helps none of this store's statements.
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad postgres url: {e}")))?
+            .options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
+            .connect_with(opts)
             .await
             .map_err(sql::db_err)?;
         sqlx::migrate!("../migrations/postgres")

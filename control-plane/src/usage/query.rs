@@ -183,6 +183,18 @@ pub fn parse_query(q: Option<pb::UsageQuery>, now: Millis) -> Result<UsageScope,
     Ok(scope)
 }
 
+/// Rankings over 7 days or more start at 00:00 UTC of their first day, and one that ends
+/// now ends at the next midnight (no calls lie beyond now): such a ranking then reads the
+/// day tier alone instead of every token's hours of the two partial days.
+pub fn widen_long_ranking(scope: &mut UsageScope, now: Millis) {
+    if scope.end - scope.start >= 7 * DAY_MS {
+        scope.start = Tier::Day.floor(scope.start);
+        if scope.end >= Tier::Minute.floor(now) {
+            scope.end = Tier::Day.ceil(scope.end);
+        }
+    }
+}
+
 pub fn parse_top(by: i32, order: i32, limit: u32) -> Result<(TopBy, bool, u32), FieldError> {
     let by = match pb::TopDimension::try_from(by) {
         Ok(pb::TopDimension::Unspecified | pb::TopDimension::Token) => TopBy::Token,

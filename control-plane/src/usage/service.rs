@@ -1,6 +1,8 @@
 //! `UsageService` RPCs: validate, call the store, map the error.
 
-use super::analytics::{MAX_BATCH_TOKENS, SeriesAnswer, Stats, TokenFacts, TopBy, UsageScope};
+use super::analytics::{
+    MAX_BATCH_TOKENS, SeriesAnswer, Stats, Tier, TokenFacts, TopBy, UsageScope,
+};
 use super::model::{UsageFilter, next_page_token, parse_gateway, parse_ingest};
 use super::{export, query};
 use crate::authz;
@@ -153,7 +155,9 @@ impl UsageService for UsageApi {
     ) -> Result<Response<pb::ListTopUsageResponse>, Status> {
         let (caller, _) = context::caller(&req)?;
         let r = req.into_inner();
-        let mut scope = query::parse_query(r.query, now_ms()).map_err(ApiError::from)?;
+        let now = now_ms();
+        let mut scope = query::parse_query(r.query, now).map_err(ApiError::from)?;
+        query::widen_long_ranking(&mut scope, now);
         let (by, by_errors, limit) =
             query::parse_top(r.by, r.order, r.limit).map_err(ApiError::from)?;
         self.authorize(&caller, &mut scope).await?;
@@ -208,6 +212,9 @@ impl UsageService for UsageApi {
             now_ms(),
         )
         .map_err(ApiError::from)?;
+        // Whole UTC days: a list page's figure reads only the day tier (one index range per
+        // token instead of the hour and minute tiers at the edges too).
+        let (start, end) = (Tier::Day.floor(start), Tier::Day.ceil(end));
         // Only tokens the caller may read: the others are left out, as if unknown.
         let facts: HashMap<TokenId, TokenFacts> = self
             .store
