@@ -177,6 +177,11 @@ pub fn parse_gateway(v: &str) -> Result<String, FieldError> {
     Ok(v.to_owned())
 }
 
+/// 1-`max` printable ASCII characters, no spaces (event and batch ids).
+fn is_printable_id(v: &str, max: usize) -> bool {
+    !v.is_empty() && v.len() <= max && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn is_lower_hex_sha256(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
@@ -325,10 +330,7 @@ fn parse_rollup(
 
 fn parse_event(i: usize, e: pb::UsageEvent, now: Millis) -> Result<UsageEvent, FieldError> {
     let f = |name: &str| format!("events[{i}].{name}");
-    if e.event_id.is_empty()
-        || e.event_id.len() > EVENT_ID_MAX
-        || !e.event_id.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !is_printable_id(&e.event_id, EVENT_ID_MAX) {
         return Err(FieldError::new(
             f("event_id"),
             format!("must be 1-{EVENT_ID_MAX} printable ASCII characters"),
@@ -399,8 +401,7 @@ pub fn parse_ingest(r: pb::IngestUsageRequest, now: Millis) -> Result<UsageBatch
     let printable = |v: &str, max: usize| {
         v.len() <= max && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
     };
-    if !r.batch_id.is_empty() && (!printable(&r.batch_id, BATCH_ID_MAX) || r.batch_id.contains(' '))
-    {
+    if !r.batch_id.is_empty() && !is_printable_id(&r.batch_id, BATCH_ID_MAX) {
         return Err(FieldError::new(
             "batch_id",
             format!("must be empty or 1-{BATCH_ID_MAX} printable ASCII characters"),
