@@ -89,11 +89,14 @@ gateway_core_wasm() {
 
 # Future components: test hooks. No-ops until the directories exist; whoever
 # adds the component writes the commands here (and in ensure.sh).
+# Fail closed: a component that exists but whose tests are not wired here fails the run.
 test_admin_web() {
     kg_warn "admin-web/ exists but scripts/test.sh has no test commands for it yet"
+    return 1
 }
 test_gateway_worker() {
     kg_warn "gateway/worker exists but scripts/test.sh has no test commands for it yet"
+    return 1
 }
 
 # ------------------------------------------------------------------- run
