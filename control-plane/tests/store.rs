@@ -17,7 +17,7 @@ use keygate_control_plane::time::now_ms;
 use keygate_control_plane::tokens::{NewTokenRecord, TokenFilter, TokenPatch, TokenStatus};
 use keygate_control_plane::usage::analytics::Stats;
 use keygate_control_plane::usage::{UsageBatch, UsageEvent, UsageFilter};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 const DAY: i64 = 86_400_000;
 
@@ -1805,19 +1805,60 @@ async fn usage_rollups_agree_with_an_exact_computation(b: Backend) {
     assert_exact("one minute", &point.1, &in_minute);
 
     // Rankings, per-token totals, first and last use.
+    // Token rankings over whole days read `usage_token_day`; with a route, gateway or status
+    // filter, or over part of a day, they read the detail tiers. Both must be exact.
+    let part_day = scope(&|s| s.end = now);
+    let token_cases = [&cases[0], &cases[1], &cases[3], &cases[5], &cases[7]];
     for store in [&fa.store, &fb.store] {
-        let (top, _) = store
-            .usage_top(&cases[0].1, TopBy::Token, false, 10)
-            .await
-            .unwrap();
-        for row in &top {
-            let n = reqs
-                .iter()
-                .filter(|r| r.token.as_ref().map(|t| t.0.as_str()).unwrap_or("") == row.key)
-                .count() as u64;
-            assert_eq!(row.calls, n, "top token {}", row.key);
+        for (what, sc, keep) in token_cases.iter().map(|c| (c.0, &c.1, &c.2)).chain([(
+            "part of a day",
+            &part_day,
+            &cases[0].2,
+        )]) {
+            let sc = if what == "part of a day" {
+                let mut p = sc.clone();
+                p.start = keygate_rollup::minute_of(now - 2 * 3_600_000);
+                p
+            } else {
+                sc.clone()
+            };
+            for by_errors in [false, true] {
+                let (top, _) = store
+                    .usage_top(&sc, TopBy::Token, by_errors, 10)
+                    .await
+                    .unwrap();
+                let mut expect: HashMap<String, (u64, u64)> = HashMap::new();
+                for r in reqs
+                    .iter()
+                    .filter(|r| keep(r) && r.at >= sc.start && r.at < sc.end)
+                {
+                    let k = r.token.as_ref().map(|t| t.0.as_str()).unwrap_or("");
+                    let e = expect.entry(k.to_owned()).or_default();
+                    e.0 += 1;
+                    e.1 += u64::from(r.status >= 400);
+                }
+                assert_eq!(top.len(), expect.len(), "{what}: ranked tokens");
+                for row in &top {
+                    assert_eq!(
+                        (row.calls, row.errors),
+                        expect[&row.key],
+                        "{what} by_errors {by_errors}: token {}",
+                        row.key
+                    );
+                }
+                let order = |r: &keygate_control_plane::usage::analytics::TopRow| {
+                    if by_errors {
+                        (r.errors, r.calls)
+                    } else {
+                        (r.calls, 0)
+                    }
+                };
+                assert!(
+                    top.windows(2).all(|w| order(&w[0]) >= order(&w[1])),
+                    "{what}: order"
+                );
+            }
         }
-        assert!(top.windows(2).all(|w| w[0].calls >= w[1].calls));
         let ids: Vec<TokenId> = tokens.iter().map(|t| t.0.clone()).collect();
         let totals = store.token_totals(&ids, start, end).await.unwrap();
         for t in &totals {
@@ -1887,6 +1928,17 @@ async fn usage_rollups_agree_with_an_exact_computation(b: Backend) {
     for step in [3_600_000, 3 * DAY_MS] {
         let a = fb.store.usage_series(&cases[0].1, step).await.unwrap();
         assert_exact(&format!("after retention, step {step}"), &a.total, &all);
+    }
+    // Past the day tier's retention, the per-token days go with it.
+    assert!(raw.count("SELECT COUNT(*) FROM usage_token_day").await > 0);
+    let much_later = now + 402 * DAY_MS;
+    assert!(fb.store.apply_rollup_retention(much_later).await.unwrap() > 0);
+    for sql in [
+        "SELECT COUNT(*) FROM usage_rollup_day",
+        "SELECT COUNT(*) FROM usage_series_day",
+        "SELECT COUNT(*) FROM usage_token_day",
+    ] {
+        assert_eq!(raw.count(sql).await, 0, "{sql}");
     }
 }
 

@@ -6,8 +6,8 @@
 //! only for the client-address ranking, which rollups cannot answer.
 
 use super::rollups::{
-    DIM_GATEWAY, DIM_ROUTE, DIM_TEAM, DIM_TOTAL, VALUE_COLUMNS, ValueCols, detail_table,
-    series_table,
+    DIM_GATEWAY, DIM_ROUTE, DIM_TEAM, DIM_TOTAL, TOKEN_DAY_TABLE, VALUE_COLUMNS, ValueCols,
+    detail_table, series_table,
 };
 use super::{Db, SqlStore, db_err};
 use crate::ids::TokenId;
@@ -36,6 +36,8 @@ enum Source {
     },
     /// The detail table with the scope's filters.
     Detail,
+    /// `usage_token_day`: calls and errors per (day, token, team); day spans only.
+    TokenDay,
 }
 
 fn source(s: &UsageScope) -> Source {
@@ -65,6 +67,7 @@ fn table(src: &Source, tier: Tier) -> &'static str {
     match src {
         Source::Series { .. } => series_table(tier),
         Source::Detail => detail_table(tier),
+        Source::TokenDay => TOKEN_DAY_TABLE,
     }
 }
 
@@ -92,6 +95,17 @@ fn push_filters(qb: &mut QueryBuilder<Db>, s: &UsageScope, src: &Source) {
             s.route.as_deref(),
             s.visible_teams.as_deref(),
         ),
+        // Chosen only without token, route, gateway or status filters (`top_source`).
+        Source::TokenDay => {
+            super::usage::push_owner(
+                qb,
+                None,
+                s.team_id.as_ref(),
+                None,
+                s.visible_teams.as_deref(),
+            );
+            return;
+        }
     }
     push_status_class(qb, s);
 }
@@ -118,10 +132,16 @@ fn key_column(by: TopBy) -> &'static str {
 }
 
 /// A ranking's source: a series table when its dimension is the grouping and nothing else
-/// restricts the rows; else the detail table.
-fn top_source(s: &UsageScope, by: TopBy) -> (Source, &'static str) {
+/// restricts the rows; `usage_token_day` for tokens over whole days filtered at most by team;
+/// else the detail table.
+fn top_source(s: &UsageScope, by: TopBy, spans: &[Span]) -> (Source, &'static str) {
     let unfiltered = s.token_id.is_none() && s.gateway.is_none() && s.route.is_none();
     match by {
+        TopBy::Token
+            if unfiltered && s.status.is_none() && spans.iter().all(|sp| sp.tier == Tier::Day) =>
+        {
+            (Source::TokenDay, "token_id")
+        }
         TopBy::Route if unfiltered && s.team_id.is_none() && s.visible_teams.is_none() => (
             Source::Series {
                 dim: DIM_ROUTE,
@@ -257,9 +277,12 @@ impl SqlStore {
             if i > 0 {
                 qb.push(" UNION ALL ");
             }
+            let errors = match src {
+                Source::TokenDay => "errors",
+                _ => "CASE WHEN status >= 400 THEN calls ELSE 0 END",
+            };
             qb.push(format!(
-                "SELECT {col} AS k, calls AS c, CASE WHEN status >= 400 THEN calls ELSE 0 END AS e \
-                 FROM {} WHERE bucket >= ",
+                "SELECT {col} AS k, calls AS c, {errors} AS e FROM {} WHERE bucket >= ",
                 table(src, span.tier)
             ));
             qb.push_bind(span.start);
@@ -433,7 +456,7 @@ impl AnalyticsStore for SqlStore {
         if by == TopBy::ClientIp {
             return Ok((self.top_client_ips(s, by_errors, limit).await?, tier));
         }
-        let (src, col) = top_source(s, by);
+        let (src, col) = top_source(s, by, &spans);
         let only_errors = |qb: &mut QueryBuilder<Db>| {
             if by == TopBy::ErrorCode {
                 qb.push(" AND error <> ''");
@@ -725,6 +748,14 @@ impl AnalyticsStore for SqlStore {
                 )
                 .await?;
         }
+        total += self
+            .delete_older(
+                TOKEN_DAY_TABLE,
+                "bucket, token_id, team_id",
+                "bucket",
+                Tier::Day.floor(now - Tier::Day.retention_ms()),
+            )
+            .await?;
         total += self
             .delete_older(
                 "usage_batches",

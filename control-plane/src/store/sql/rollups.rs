@@ -35,6 +35,9 @@ pub(super) fn series_table(t: Tier) -> &'static str {
     }
 }
 
+/// Calls per (UTC day, token, team), for rankings by token (migration 0012).
+pub(super) const TOKEN_DAY_TABLE: &str = "usage_token_day";
+
 /// The dimensions of the series tables.
 pub(super) const DIM_TOTAL: &str = "total";
 pub(super) const DIM_TEAM: &str = "team";
@@ -140,6 +143,45 @@ pub(super) async fn write(
         for chunk in series.chunks(CHUNK) {
             write_series(tx, tier, chunk).await?;
         }
+    }
+    write_token_days(tx, rollups).await
+}
+
+/// Adds each rollup's calls (and calls with status >= 400) to its token's day row. Plain
+/// sums, so one upsert without reading first.
+async fn write_token_days(tx: &mut Tx, rollups: &[(RollupKey, RollupValue)]) -> StoreResult<()> {
+    let mut days: BTreeMap<(i64, &str, &str), (i64, i64)> = BTreeMap::new();
+    for (k, v) in rollups {
+        let calls = clamp(v.count);
+        let e = days
+            .entry((Tier::Day.floor(k.minute), &k.token_id, &k.team_id))
+            .or_default();
+        e.0 = e.0.saturating_add(calls);
+        if k.status >= 400 {
+            e.1 = e.1.saturating_add(calls);
+        }
+    }
+    let days: Vec<_> = days.into_iter().collect();
+    for chunk in days.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "INSERT INTO {TOKEN_DAY_TABLE} (bucket, token_id, team_id, calls, errors) "
+        ));
+        qb.push_values(
+            chunk,
+            |mut sep, ((bucket, token, team), (calls, errors))| {
+                sep.push_bind(*bucket)
+                    .push_bind((*token).to_owned())
+                    .push_bind((*team).to_owned())
+                    .push_bind(*calls)
+                    .push_bind(*errors);
+            },
+        );
+        qb.push(format!(
+            " ON CONFLICT (bucket, token_id, team_id) DO UPDATE SET \
+             calls = {TOKEN_DAY_TABLE}.calls + excluded.calls, \
+             errors = {TOKEN_DAY_TABLE}.errors + excluded.errors"
+        ));
+        qb.build().execute(&mut **tx).await.map_err(db_err)?;
     }
     Ok(())
 }
