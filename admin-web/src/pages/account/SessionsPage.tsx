@@ -1,0 +1,5 @@
+import { NotBuiltYet } from "../placeholder/NotBuiltYet";
+
+export function SessionsPage() {
+  return <NotBuiltYet title="My sessions" what="Your sessions." />;
+}

@@ -1,0 +1,159 @@
+/**
+ * The route tree. Every page is a lazy (code-split) component from `src/pages/<name>/`;
+ * search params are validated here (filters live in the URL, so links are deep links).
+ * Everything under the pathless `app` route needs a signed-in caller: its `beforeLoad` loads
+ * GetCurrentUser and sends an UNAUTHENTICATED caller to /sign-in?next=<where they were>.
+ */
+import {
+  Outlet,
+  createRootRouteWithContext,
+  createRoute,
+  createRouter,
+  lazyRouteComponent,
+  redirect,
+} from "@tanstack/react-router";
+import type { QueryClient } from "@tanstack/react-query";
+import { meQuery } from "./auth/session";
+import { isUnauthenticated } from "./api/errors";
+import { compact, safeNext, str } from "./lib/search";
+import { validateTokensSearch } from "./pages/tokens/search";
+import { AppShell } from "./components/shell/AppShell";
+import { LoadingState } from "./components/states/LoadingState";
+import { ErrorState } from "./components/states/ErrorState";
+import { NotFoundPage } from "./pages/not-found/NotFoundPage";
+
+export interface RouterContext {
+  queryClient: QueryClient;
+}
+
+const rootRoute = createRootRouteWithContext<RouterContext>()({
+  component: Outlet,
+  notFoundComponent: NotFoundPage,
+});
+
+// ---- signed out
+
+const signInRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "sign-in",
+  validateSearch: (s: Record<string, unknown>): { next?: string } => compact({ next: safeNext(s.next) }),
+  component: lazyRouteComponent(() => import("./pages/sign-in/SignInPage"), "SignInPage"),
+});
+
+const setupRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "setup",
+  validateSearch: (s: Record<string, unknown>): { code?: string } => compact({ code: str(s.code, 200) }),
+  component: lazyRouteComponent(() => import("./pages/setup/SetupPage"), "SetupPage"),
+});
+
+const acceptInvitationRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "accept-invitation",
+  validateSearch: (s: Record<string, unknown>): { code?: string } => compact({ code: str(s.code, 200) }),
+  component: lazyRouteComponent(() => import("./pages/accept-invitation/AcceptInvitationPage"), "AcceptInvitationPage"),
+});
+
+// ---- signed in
+
+const appRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  id: "app",
+  beforeLoad: async ({ context, location }) => {
+    try {
+      await context.queryClient.ensureQueryData(meQuery);
+    } catch (e) {
+      if (isUnauthenticated(e)) {
+        throw redirect({ to: "/sign-in", search: compact({ next: safeNext(location.href) }) });
+      }
+      throw e;
+    }
+  },
+  component: AppShell,
+  notFoundComponent: NotFoundPage,
+});
+
+const q = (s: Record<string, unknown>): { q?: string } => compact({ q: str(s.q) });
+
+const page = <P extends string>(path: P, importer: () => Promise<Record<string, unknown>>, name: string) =>
+  createRoute({
+    getParentRoute: () => appRoute,
+    path,
+    component: lazyRouteComponent(importer as () => Promise<Record<string, () => React.JSX.Element>>, name),
+  });
+
+const dashboardRoute = page("/", () => import("./pages/dashboard/DashboardPage"), "DashboardPage");
+
+const tokensRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "tokens",
+  validateSearch: validateTokensSearch,
+  component: lazyRouteComponent(() => import("./pages/tokens/TokensPage"), "TokensPage"),
+});
+
+const routesRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "routes",
+  validateSearch: q,
+  component: lazyRouteComponent(() => import("./pages/routes/RoutesPage"), "RoutesPage"),
+});
+
+const teamsRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "teams",
+  validateSearch: q,
+  component: lazyRouteComponent(() => import("./pages/teams/TeamsPage"), "TeamsPage"),
+});
+
+const usersRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "users",
+  validateSearch: q,
+  component: lazyRouteComponent(() => import("./pages/users/UsersPage"), "UsersPage"),
+});
+
+const serviceAccountsRoute = page("service-accounts", () => import("./pages/service-accounts/ServiceAccountsPage"), "ServiceAccountsPage");
+const auditRoute = page("audit", () => import("./pages/audit/AuditPage"), "AuditPage");
+const usageRoute = page("usage", () => import("./pages/usage/UsagePage"), "UsagePage");
+const systemRoute = page("system", () => import("./pages/system/SystemPage"), "SystemPage");
+const changePasswordRoute = page("account/password", () => import("./pages/account/ChangePasswordPage"), "ChangePasswordPage");
+const sessionsRoute = page("account/sessions", () => import("./pages/account/SessionsPage"), "SessionsPage");
+
+const routeTree = rootRoute.addChildren([
+  signInRoute,
+  setupRoute,
+  acceptInvitationRoute,
+  appRoute.addChildren([
+    dashboardRoute,
+    tokensRoute,
+    routesRoute,
+    teamsRoute,
+    usersRoute,
+    serviceAccountsRoute,
+    auditRoute,
+    usageRoute,
+    systemRoute,
+    changePasswordRoute,
+    sessionsRoute,
+  ]),
+]);
+
+export function createAppRouter(queryClient: QueryClient) {
+  return createRouter({
+    routeTree,
+    context: { queryClient },
+    defaultPreload: "intent",
+    // Loaders read through TanStack Query, which has its own freshness.
+    defaultPreloadStaleTime: 0,
+    defaultPendingComponent: () => <LoadingState />,
+    defaultErrorComponent: ({ error, reset }) => <ErrorState error={error} retry={reset} title="This page failed" />,
+    defaultNotFoundComponent: NotFoundPage,
+    scrollRestoration: true,
+  });
+}
+
+declare module "@tanstack/react-router" {
+  interface Register {
+    router: ReturnType<typeof createAppRouter>;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The Mantine theme. Its CSS variables are turned into a static stylesheet at build time
+ * (build/mantine-css.ts), so keep it a plain object: no functions that read the DOM.
+ */
+import { createTheme, type MantineThemeOverride } from "@mantine/core";
+
+export const theme: MantineThemeOverride = createTheme({
+  primaryColor: "indigo",
+  defaultRadius: "sm",
+  fontFamily:
+    'Inter, ui-sans-serif, system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif',
+  fontFamilyMonospace: 'ui-monospace, "JetBrains Mono", "SFMono-Regular", Menlo, Consolas, monospace',
+  headings: { fontWeight: "600", sizes: { h1: { fontSize: "1.5rem" }, h2: { fontSize: "1.25rem" }, h3: { fontSize: "1.05rem" } } },
+  cursorType: "pointer",
+  components: {
+    Table: { defaultProps: { verticalSpacing: 6, horizontalSpacing: "sm", fz: "sm" } },
+    Badge: { defaultProps: { radius: "sm", variant: "light", tt: "none" } },
+    Tooltip: { defaultProps: { openDelay: 300, withArrow: true } },
+    Modal: { defaultProps: { centered: true } },
+  },
+});
