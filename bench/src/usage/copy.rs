@@ -17,17 +17,18 @@ const DETAIL_COLUMNS: &str = "bucket, token_id, team_id, route, status, error, c
      request_bytes, response_bytes, latency_sum_us, latency_min_us, latency_max_us, sketch";
 const SERIES_COLUMNS: &str = "dim, dim_key, bucket, status, calls, request_bytes, \
      response_bytes, latency_sum_us, latency_min_us, latency_max_us, sketch";
+const TOKEN_DAY_COLUMNS: &str = "bucket, token_id, team_id, calls, errors";
 
 /// A full buffer of COPY text for one table.
 pub struct Chunk {
     pub table: &'static str,
-    pub series: bool,
+    pub columns: &'static str,
     pub data: Vec<u8>,
 }
 
 /// Per-table COPY text buffers.
 pub struct CopyBuffers {
-    bufs: HashMap<&'static str, (bool, Vec<u8>)>,
+    bufs: HashMap<&'static str, (&'static str, Vec<u8>)>,
     tx: mpsc::Sender<Chunk>,
     /// The receiver went away (the COPY failed); rows are dropped from then on.
     pub closed: bool,
@@ -45,10 +46,15 @@ impl CopyBuffers {
     /// Appends one row (blocks while the loader is behind).
     pub fn push(&mut self, row: Row<'_>) {
         let table = row.table();
-        let (series, buf) = self
+        let columns = match row {
+            Row::Detail { .. } => DETAIL_COLUMNS,
+            Row::Series { .. } => SERIES_COLUMNS,
+            Row::TokenDay { .. } => TOKEN_DAY_COLUMNS,
+        };
+        let (columns, buf) = self
             .bufs
             .entry(table)
-            .or_insert_with(|| (false, Vec::with_capacity(CHUNK_BYTES + 4096)));
+            .or_insert_with(|| (columns, Vec::with_capacity(CHUNK_BYTES + 4096)));
         match row {
             Row::Detail {
                 bucket,
@@ -78,17 +84,30 @@ impl CopyBuffers {
                 sketch,
                 ..
             } => {
-                *series = true;
                 buf.extend_from_slice(format!("{dim}\t{key}\t{bucket}\t{status}\t").as_bytes());
                 push_value(buf, value, sketch);
+            }
+            Row::TokenDay {
+                bucket,
+                token,
+                team,
+                calls,
+                errors,
+            } => {
+                let line = format!(
+                    "{bucket}\t{}\t{}\t{calls}\t{errors}\n",
+                    catalog::token_id(token),
+                    catalog::team_id(team),
+                );
+                buf.extend_from_slice(line.as_bytes());
             }
         }
         if buf.len() >= CHUNK_BYTES {
             let data = std::mem::replace(buf, Vec::with_capacity(CHUNK_BYTES + 4096));
-            let series = *series;
+            let columns = *columns;
             self.send(Chunk {
                 table,
-                series,
+                columns,
                 data,
             });
         }
@@ -102,12 +121,12 @@ impl CopyBuffers {
 
     /// Hands over what is left.
     pub fn finish(mut self) {
-        let rest: Vec<(&'static str, (bool, Vec<u8>))> = self.bufs.drain().collect();
-        for (table, (series, data)) in rest {
+        let rest: Vec<(&'static str, (&'static str, Vec<u8>))> = self.bufs.drain().collect();
+        for (table, (columns, data)) in rest {
             if !data.is_empty() {
                 self.send(Chunk {
                     table,
-                    series,
+                    columns,
                     data,
                 });
             }
@@ -147,15 +166,10 @@ pub async fn copy_chunks(
 ) -> Result<u64, sqlx::Error> {
     let mut rows = 0;
     while let Some(chunk) = rx.recv().await {
-        let columns = if chunk.series {
-            SERIES_COLUMNS
-        } else {
-            DETAIL_COLUMNS
-        };
         let mut copy = conn
             .copy_in_raw(&format!(
-                "COPY {} ({columns}) FROM STDIN (FORMAT text)",
-                chunk.table
+                "COPY {} ({}) FROM STDIN (FORMAT text)",
+                chunk.table, chunk.columns
             ))
             .await?;
         copy.send(chunk.data).await?;
@@ -195,16 +209,23 @@ mod tests {
             value: &v,
             sketch: &sketch,
         });
+        b.push(Row::TokenDay {
+            bucket: 0,
+            token: 1,
+            team: 1,
+            calls: 7,
+            errors: 2,
+        });
         b.finish();
         let mut got = HashMap::new();
         while let Ok(c) = rx.try_recv() {
-            got.insert(c.table, (c.series, String::from_utf8(c.data).unwrap()));
+            got.insert(c.table, (c.columns, String::from_utf8(c.data).unwrap()));
         }
         let hex: String = sketch.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             got["usage_rollup_hour"],
             (
-                false,
+                DETAIL_COLUMNS,
                 format!(
                     "3600000\ttok_00000000000000000000000000000001\tteam-01\tsvc-002\t200\t\t\
                      1\t10\t20\t1500\t1500\t1500\t\\\\x{hex}\n"
@@ -214,8 +235,15 @@ mod tests {
         assert_eq!(
             got["usage_series_day"],
             (
-                true,
+                SERIES_COLUMNS,
                 format!("total\t\t0\t500\t1\t10\t20\t1500\t1500\t1500\t\\\\x{hex}\n")
+            )
+        );
+        assert_eq!(
+            got["usage_token_day"],
+            (
+                TOKEN_DAY_COLUMNS,
+                "0\ttok_00000000000000000000000000000001\tteam-01\t7\t2\n".to_owned()
             )
         );
     }

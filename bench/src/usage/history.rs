@@ -98,13 +98,25 @@ pub enum Row<'a> {
         value: &'a RollupValue,
         sketch: &'a [u8],
     },
+    /// A token's calls of one day (`usage_token_day`, migration 0012).
+    TokenDay {
+        bucket: i64,
+        token: u32,
+        team: u32,
+        calls: u64,
+        errors: u64,
+    },
 }
+
+/// The per-token day table.
+pub const TOKEN_DAY_TABLE: &str = "usage_token_day";
 
 impl Row<'_> {
     pub fn table(&self) -> &'static str {
         match self {
             Row::Detail { tier, .. } => detail_table(*tier),
             Row::Series { tier, .. } => series_table(*tier),
+            Row::TokenDay { .. } => TOKEN_DAY_TABLE,
         }
     }
 }
@@ -211,6 +223,7 @@ pub fn generate(
         g.rows.insert(detail_table(t), 0);
         g.rows.insert(series_table(t), 0);
     }
+    g.rows.insert(TOKEN_DAY_TABLE, 0);
     let mut rng = Rng::new(shape.seed);
     let mut day = Tier::Day.floor(first_hour);
     let mut day_detail: BTreeMap<(u32, u32, u16), RollupValue> = BTreeMap::new();
@@ -221,7 +234,13 @@ pub fn generate(
                      series: &mut BTreeMap<SeriesKey, RollupValue>,
                      g: &mut Generated,
                      sink: &mut dyn FnMut(Row<'_>)| {
+        let mut per_token: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
         for (&(token, route, status), value) in detail.iter() {
+            let t = per_token.entry(token).or_default();
+            t.0 += value.count;
+            if status >= 400 {
+                t.1 += value.count;
+            }
             let sketch = value.sketch.encode();
             sink(Row::Detail {
                 tier: Tier::Day,
@@ -234,6 +253,16 @@ pub fn generate(
                 sketch: &sketch,
             });
             *g.rows.entry(detail_table(Tier::Day)).or_default() += 1;
+        }
+        for (token, (calls, errors)) in per_token {
+            sink(Row::TokenDay {
+                bucket: day,
+                token,
+                team: c.token_team(token),
+                calls,
+                errors,
+            });
+            *g.rows.entry(TOKEN_DAY_TABLE).or_default() += 1;
         }
         emit_series(Tier::Day, day, series, &shape.gateway, g, sink);
         detail.clear();
@@ -339,6 +368,8 @@ mod tests {
         detail: BTreeMap<(Tier, i64, u32, u32, u16), RollupValue>,
         /// (tier, dim, key, bucket, status) -> value, series rows.
         series: BTreeMap<(Tier, &'static str, String, i64, u16), RollupValue>,
+        /// (day, token) -> (calls, errors), token day rows.
+        token_days: BTreeMap<(i64, u32), (u64, u64)>,
     }
 
     fn run(shape: &Shape, now: i64) -> (Generated, Seen) {
@@ -382,6 +413,18 @@ mod tests {
                         .series
                         .insert((tier, dim, key.to_owned(), bucket, status), value.clone());
                     assert!(old.is_none(), "series keys are unique");
+                }
+                Row::TokenDay {
+                    bucket,
+                    token,
+                    team,
+                    calls,
+                    errors,
+                } => {
+                    assert_eq!(team, shape.catalog.token_team(token));
+                    assert_eq!(bucket, Tier::Day.floor(bucket), "bucket on the day");
+                    let old = seen.token_days.insert((bucket, token), (calls, errors));
+                    assert!(old.is_none(), "token day keys are unique");
                 }
             }
         });
@@ -471,6 +514,16 @@ mod tests {
             .map(|(k, v)| ((k.1, k.2, k.3, k.4), v.clone()))
             .collect();
         assert_eq!(days, stored_days);
+        // Token days are the day rows summed per token (errors: status >= 400).
+        let mut token_days: BTreeMap<(i64, u32), (u64, u64)> = BTreeMap::new();
+        for ((day, token, _, status), v) in &stored_days {
+            let t = token_days.entry((*day, *token)).or_default();
+            t.0 += v.count;
+            if *status >= 400 {
+                t.1 += v.count;
+            }
+        }
+        assert_eq!(token_days, seen.token_days);
         // Every minute row is also (the whole of) an hour row.
         for ((hour, token, route, status), v) in &minutes_per_hour {
             assert_eq!(
