@@ -16,6 +16,9 @@ export const theme: MantineThemeOverride = createTheme({
     Table: { defaultProps: { verticalSpacing: 6, horizontalSpacing: "sm", fz: "sm" } },
     Badge: { defaultProps: { radius: "sm", variant: "light", tt: "none" } },
     Tooltip: { defaultProps: { openDelay: 300, withArrow: true } },
-    Modal: { defaultProps: { centered: true } },
+    // lockScroll off: react-remove-scroll injects a <style> element (blocked by the CSP). The
+    // page never scrolls the body anyway: the shell's main area is the scroll container.
+    Modal: { defaultProps: { centered: true, lockScroll: false } },
+    Drawer: { defaultProps: { lockScroll: false } },
   },
 });

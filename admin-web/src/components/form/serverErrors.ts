@@ -16,13 +16,13 @@ export interface FormFailure extends UiError {
 }
 
 /** Puts the field errors on `form` and returns what is left for the form-level message. */
-export function applyServerError<V extends Record<string, unknown>>(
-  form: UseFormReturnType<V>,
+export function applyServerError<V extends object>(
+  form: UseFormReturnType<V, any, any>,
   err: unknown,
   fieldMap: Record<string, string> = {},
 ): FormFailure {
   const ui = toUiError(err);
-  const values = form.getValues();
+  const values = form.getValues() as Record<string, unknown>;
   const errors: Record<string, string> = {};
   const unmatched: Record<string, string> = {};
   for (const [field, msg] of Object.entries(ui.fields)) {

@@ -56,7 +56,7 @@ export function SearchSpotlight() {
     (users.data?.users.length ?? 0);
 
   return (
-    <Spotlight.Root query={query} onQueryChange={setQuery} shortcut={["mod + K", "/"]} scrollable maxHeight={480}>
+    <Spotlight.Root query={query} onQueryChange={setQuery} shortcut={["mod + K", "/"]} scrollable maxHeight={480} lockScroll={false}>
       <Spotlight.Search placeholder="Search tokens, routes, teams, users, pages…" leftSection={<IconSearch size={18} stroke={1.5} />} aria-label="Search" />
       <Spotlight.ActionsList>
         {pages.length > 0 && (

@@ -1,5 +1,384 @@
-import { NotBuiltYet } from "../placeholder/NotBuiltYet";
+/**
+ * Tokens: search, filters (team, scope, status, expiring, unused), sort, total and
+ * pagination — all in the URL — plus create, edit, rotate, revoke and bulk revoke.
+ */
+import { useEffect, useMemo, useRef, useState } from "react";
+import { ActionIcon, Badge, Button, Group, Menu, SegmentedControl, Select, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
+import { useDebouncedCallback } from "@mantine/hooks";
+import { keepPreviousData, useQuery } from "@tanstack/react-query";
+import { getRouteApi } from "@tanstack/react-router";
+import { IconDots, IconKey, IconPlus, IconRefresh, IconSearch, IconX } from "@tabler/icons-react";
+import type { CreateTokenResponse, RotateTokenResponse, Token } from "../../gen/keygate/v1/token_pb";
+import { TokenStatus } from "../../gen/keygate/v1/common_pb";
+import { tokensApi } from "../../api/transport";
+import { allTeamsQuery } from "../../api/lists";
+import { useMe } from "../../auth/session";
+import { canChange, teamsWhereCanCreate } from "../../auth/permissions";
+import { PageHeader } from "../../components/misc/PageHeader";
+import { DataTable, type Column } from "../../components/table/DataTable";
+import { Pager } from "../../components/table/Pager";
+import { EmptyState } from "../../components/states/EmptyState";
+import { TimeAgo } from "../../components/misc/TimeAgo";
+import { TokenStatusBadge } from "../../components/domain/TokenStatusBadge";
+import { TeamBadge } from "../../components/domain/TeamBadge";
+import { TeamSelect } from "../../components/domain/TeamSelect";
+import { ScopeFilter } from "../../components/domain/ScopePicker";
+import { CursorTrail } from "../../lib/pager";
+import { absoluteTime, count, tsToDate } from "../../lib/format";
+import { DEFAULT_PAGE_SIZE, effectiveSort, filterKey, hasFilters, toListTokensRequest, type TokenSort, type TokensSearch } from "./search";
+import { TokenFormModal } from "./TokenFormModal";
+import { PlaintextModal } from "./PlaintextModal";
+import { RotateModal } from "./RotateModal";
+import { RevokeModal } from "./RevokeModal";
+import { TokenDrawer } from "./TokenDrawer";
+
+const route = getRouteApi("/app/tokens");
+
+type Dialog =
+  | { kind: "create" }
+  | { kind: "edit"; token: Token }
+  | { kind: "rotate"; token: Token }
+  | { kind: "revoke"; tokens: Token[] }
+  | { kind: "plaintext"; title: string; token: Token | undefined; plaintext: string; note?: string }
+  | null;
 
 export function TokensPage() {
-  return <NotBuiltYet title="Tokens" what="Tokens." />;
+  const search = route.useSearch();
+  const navigate = route.useNavigate();
+  const me = useMe();
+  const teams = useQuery(allTeamsQuery);
+  const teamById = useMemo(() => new Map((teams.data ?? []).map((t) => [t.id, t])), [teams.data]);
+  const creatable = teamsWhereCanCreate(me, "token", (teams.data ?? []).map((t) => t.id));
+
+  const [dialog, setDialog] = useState<Dialog>(null);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+
+  // Paging: remember page tokens so "previous" works; a new filter starts again.
+  const trail = useRef(new CursorTrail());
+  const key = filterKey(search);
+  const lastKey = useRef(key);
+  if (lastKey.current !== key) {
+    lastKey.current = key;
+    trail.current.reset();
+  }
+  const page = search.page ?? 1;
+  if (search.cursor) trail.current.remember(page, search.cursor);
+  useEffect(() => setSelected(new Set()), [key, page]);
+
+  const list = useQuery({
+    queryKey: ["tokens", "list", search.q, search.team, search.scope, search.status, search.expiring, search.unused, search.never, search.sort, search.desc, search.size, search.cursor],
+    queryFn: ({ signal }) => tokensApi.listTokens(toListTokensRequest(search, new Date()), { signal }),
+    placeholderData: keepPreviousData,
+  });
+  const rows = list.data?.tokens;
+  const total = list.data ? Number(list.data.totalSize) : undefined;
+
+  const setFilters = (patch: Partial<TokensSearch>) =>
+    void navigate({ search: (prev) => clean({ ...prev, ...patch, page: undefined, cursor: undefined }), replace: true });
+  const setOpen = (id: string | undefined) => void navigate({ search: (prev) => clean({ ...prev, open: id }) });
+
+  const [q, setQ] = useState(search.q ?? "");
+  useEffect(() => setQ(search.q ?? ""), [search.q]);
+  const pushQ = useDebouncedCallback((v: string) => setFilters({ q: v.trim() || undefined }), 250);
+
+  const sort = effectiveSort(search);
+  const may = (t: Token) => t.status === TokenStatus.ACTIVE && canChange(me, t);
+
+  const columns: Column<Token>[] = [
+    {
+      key: "name",
+      header: "Name",
+      sortKey: "name",
+      cell: (t) => (
+        <div style={{ minWidth: 180, maxWidth: 340 }}>
+          <UnstyledButton onClick={() => setOpen(t.id)} className="kg-truncate" fw={500} fz="sm" display="block" maw="100%">
+            {t.name}
+          </UnstyledButton>
+          {t.description && (
+            <Text size="xs" c="dimmed" className="kg-truncate" title={t.description}>
+              {t.description}
+            </Text>
+          )}
+        </div>
+      ),
+    },
+    { key: "preview", header: "Token", cell: (t) => <span className="kg-mono kg-nowrap">{t.preview}</span> },
+    { key: "team", header: "Team", cell: (t) => <TeamBadge teamId={t.teamId} team={teamById.get(t.teamId)} /> },
+    { key: "scopes", header: "Scopes", cell: (t) => <Scopes scopes={t.scopes} /> },
+    { key: "status", header: "Status", cell: (t) => <TokenStatusBadge token={t} /> },
+    { key: "last_used", header: "Last used", sortKey: "last_used", cell: (t) => <TimeAgo ts={t.lastUsedAt} fallback="Never" /> },
+    { key: "expires", header: "Expires", sortKey: "expires", cell: (t) => <Expiry token={t} /> },
+    { key: "created", header: "Created", sortKey: "created", cell: (t) => <TimeAgo ts={t.createdAt} /> },
+    {
+      key: "actions",
+      header: <span className="kg-visually-hidden">Actions</span>,
+      align: "right",
+      width: 44,
+      cell: (t) =>
+        may(t) ? (
+          <Menu position="bottom-end" withinPortal>
+            <Menu.Target>
+              <ActionIcon variant="subtle" color="gray" aria-label={`Actions for ${t.name}`}>
+                <IconDots size={16} />
+              </ActionIcon>
+            </Menu.Target>
+            <Menu.Dropdown>
+              <Menu.Item onClick={() => setOpen(t.id)}>Details</Menu.Item>
+              <Menu.Item onClick={() => setDialog({ kind: "edit", token: t })}>Edit</Menu.Item>
+              <Menu.Item onClick={() => setDialog({ kind: "rotate", token: t })}>Rotate</Menu.Item>
+              <Menu.Divider />
+              <Menu.Item color="red" onClick={() => setDialog({ kind: "revoke", tokens: [t] })}>
+                Revoke
+              </Menu.Item>
+            </Menu.Dropdown>
+          </Menu>
+        ) : null,
+    },
+  ];
+
+  const selectedTokens = (rows ?? []).filter((t) => selected.has(t.id));
+  const filtered = hasFilters(search);
+
+  return (
+    <>
+      <PageHeader
+        title="Tokens"
+        description="API tokens that workflows present to the gateway as X-API-Key."
+        actions={
+          creatable.length > 0 && (
+            <Button leftSection={<IconPlus size={16} />} onClick={() => setDialog({ kind: "create" })}>
+              Create token
+            </Button>
+          )
+        }
+      />
+
+      <Group gap="xs" mb="sm" wrap="wrap" role="search" aria-label="Filter tokens">
+        <TextInput
+          size="xs"
+          w={220}
+          aria-label="Search tokens"
+          placeholder="Search name or description"
+          leftSection={<IconSearch size={14} />}
+          value={q}
+          onChange={(e) => {
+            setQ(e.currentTarget.value);
+            pushQ(e.currentTarget.value);
+          }}
+        />
+        <TeamSelect size="xs" w={150} aria-label="Team" placeholder="Any team" clearable value={search.team} onChange={(v) => setFilters({ team: v })} />
+        <ScopeFilter value={search.scope} onChange={(v) => setFilters({ scope: v })} />
+        <SegmentedControl
+          size="xs"
+          aria-label="Status"
+          value={search.expiring ? "active" : search.status ?? "all"}
+          onChange={(v) => setFilters({ status: v === "all" ? undefined : (v as TokensSearch["status"]), expiring: v === "active" ? search.expiring : undefined })}
+          data={[
+            { value: "all", label: "All" },
+            { value: "active", label: "Active" },
+            { value: "expired", label: "Expired" },
+            { value: "revoked", label: "Revoked" },
+          ]}
+        />
+        <Select
+          size="xs"
+          w={140}
+          aria-label="Expiring"
+          placeholder="Expiring: any"
+          clearable
+          value={search.expiring ? String(search.expiring) : null}
+          onChange={(v) => setFilters({ expiring: v ? Number(v) : undefined, status: v ? undefined : search.status })}
+          data={[
+            { value: "7", label: "Expiring in 7 days" },
+            { value: "30", label: "Expiring in 30 days" },
+            { value: "90", label: "Expiring in 90 days" },
+          ]}
+        />
+        <Select
+          size="xs"
+          w={140}
+          aria-label="Usage"
+          placeholder="Usage: any"
+          clearable
+          value={search.never ? "never" : search.unused ? String(search.unused) : null}
+          onChange={(v) => setFilters({ never: v === "never" ? true : undefined, unused: v && v !== "never" ? Number(v) : undefined })}
+          data={[
+            { value: "30", label: "Unused 30+ days" },
+            { value: "90", label: "Unused 90+ days" },
+            { value: "never", label: "Never used" },
+          ]}
+        />
+        {filtered && (
+          <Button
+            size="xs"
+            variant="subtle"
+            color="gray"
+            leftSection={<IconX size={14} />}
+            onClick={() => void navigate({ search: (prev) => clean({ sort: prev.sort, desc: prev.desc, size: prev.size }) })}
+          >
+            Clear
+          </Button>
+        )}
+        <div style={{ flex: 1 }} />
+        <Tooltip label="Refresh">
+          <ActionIcon variant="subtle" color="gray" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
+            <IconRefresh size={16} />
+          </ActionIcon>
+        </Tooltip>
+      </Group>
+
+      <DataTable
+        label="Tokens"
+        columns={columns}
+        rows={rows}
+        rowKey={(t) => t.id}
+        loading={list.isPending || (list.isFetching && list.isPlaceholderData)}
+        error={list.error}
+        onRetry={() => void list.refetch()}
+        sort={sort}
+        onSortChange={(s) => void navigate({ search: (prev) => clean({ ...prev, sort: s.key as TokenSort, desc: s.desc || undefined, page: undefined, cursor: undefined }) })}
+        selection={{ selected, onChange: setSelected, isSelectable: may }}
+        bulkActions={
+          <>
+            <Button size="xs" color="red" variant="light" onClick={() => setDialog({ kind: "revoke", tokens: selectedTokens })}>
+              Revoke selected
+            </Button>
+            <Button size="xs" variant="subtle" color="gray" onClick={() => setSelected(new Set())}>
+              Clear selection
+            </Button>
+          </>
+        }
+        empty={
+          filtered ? (
+            <EmptyState icon={IconSearch} title="No token matches" description="Change or clear the filters." compact />
+          ) : (
+            <EmptyState
+              icon={IconKey}
+              title="No tokens yet"
+              description={
+                creatable.length > 0
+                  ? "Create a token for each workflow that calls your APIs through the gateway."
+                  : "Tokens of your teams appear here. You need the DEVELOPER role in a team to create them."
+              }
+              action={
+                creatable.length > 0 && (
+                  <Button size="xs" leftSection={<IconPlus size={14} />} onClick={() => setDialog({ kind: "create" })}>
+                    Create token
+                  </Button>
+                )
+              }
+            />
+          )
+        }
+        footer={
+          <Pager
+            noun="tokens"
+            page={page}
+            pageSize={search.size ?? DEFAULT_PAGE_SIZE}
+            count={rows?.length ?? 0}
+            total={total}
+            hasNext={!!list.data?.nextPageToken}
+            onPrev={() => {
+              const prevToken = trail.current.tokenFor(page - 1);
+              void navigate({ search: (prev) => clean({ ...prev, page: prevToken === undefined || page <= 2 ? undefined : page - 1, cursor: prevToken || undefined }) });
+            }}
+            onNext={() => {
+              const next = list.data!.nextPageToken;
+              trail.current.remember(page + 1, next);
+              void navigate({ search: (prev) => clean({ ...prev, page: page + 1, cursor: next }) });
+            }}
+            onPageSize={(n) => setFilters({ size: n === DEFAULT_PAGE_SIZE ? undefined : n })}
+          />
+        }
+      />
+
+      <TokenFormModal
+        opened={dialog?.kind === "create" || dialog?.kind === "edit"}
+        token={dialog?.kind === "edit" ? dialog.token : undefined}
+        onClose={() => setDialog(null)}
+        creatableTeams={creatable}
+        defaultTeam={search.team}
+        onCreated={(r: CreateTokenResponse) => setDialog({ kind: "plaintext", title: "Token created", token: r.token, plaintext: r.plaintext })}
+      />
+      <RotateModal
+        token={dialog?.kind === "rotate" ? dialog.token : undefined}
+        onClose={() => setDialog(null)}
+        onRotated={(r: RotateTokenResponse) => {
+          const until = tsToDate(r.previous?.expiresAt);
+          const revokedNow = r.previous?.status === TokenStatus.REVOKED;
+          setDialog({
+            kind: "plaintext",
+            title: "Token rotated",
+            token: r.token,
+            plaintext: r.plaintext,
+            note: revokedNow ? "The old token was revoked." : until ? `The old token keeps working until ${absoluteTime(until)}.` : undefined,
+          });
+        }}
+      />
+      <RevokeModal
+        tokens={dialog?.kind === "revoke" ? dialog.tokens : []}
+        onClose={() => setDialog(null)}
+        onDone={(r) => setSelected((s) => new Set([...s].filter((id) => !r.ok.includes(id))))}
+      />
+      <PlaintextModal
+        opened={dialog?.kind === "plaintext"}
+        onClose={() => setDialog(null)}
+        title={dialog?.kind === "plaintext" ? dialog.title : ""}
+        token={dialog?.kind === "plaintext" ? dialog.token : undefined}
+        plaintext={dialog?.kind === "plaintext" ? dialog.plaintext : ""}
+        note={dialog?.kind === "plaintext" && dialog.note ? <Text size="sm">{dialog.note}</Text> : undefined}
+      />
+      <TokenDrawer
+        id={search.open}
+        onClose={() => setOpen(undefined)}
+        onOpen={setOpen}
+        canChange={may}
+        onEdit={(t) => setDialog({ kind: "edit", token: t })}
+        onRotate={(t) => setDialog({ kind: "rotate", token: t })}
+        onRevoke={(t) => setDialog({ kind: "revoke", tokens: [t] })}
+      />
+      {total !== undefined && total > 0 && (
+        <Text size="xs" c="dimmed" mt={6}>
+          {count(total)} {total === 1 ? "token matches" : "tokens match"}
+          {filtered ? " the filters" : ""}.
+        </Text>
+      )}
+    </>
+  );
+}
+
+function clean(s: TokensSearch): TokensSearch {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) if (v !== undefined && v !== "" && v !== false) out[k] = v;
+  return out as TokensSearch;
+}
+
+function Scopes({ scopes }: { scopes: string[] }) {
+  const shown = scopes.slice(0, 2);
+  const rest = scopes.length - shown.length;
+  return (
+    <Group gap={4} wrap="nowrap">
+      {shown.map((s) => (
+        <Badge key={s} variant="default" className="kg-mono" maw={160}>
+          {s}
+        </Badge>
+      ))}
+      {rest > 0 && (
+        <Tooltip label={scopes.slice(2).join(", ")}>
+          <Badge variant="default">+{rest}</Badge>
+        </Tooltip>
+      )}
+    </Group>
+  );
+}
+
+function Expiry({ token }: { token: Token }) {
+  if (!token.expiresAt) {
+    return (
+      <Text span size="sm" c="dimmed">
+        Never
+      </Text>
+    );
+  }
+  return <TimeAgo ts={token.expiresAt} />;
 }
