@@ -82,7 +82,12 @@ const page = <P extends string>(path: P, importer: () => Promise<Record<string, 
     component: lazyRouteComponent(importer as () => Promise<Record<string, () => React.JSX.Element>>, name),
   });
 
-const dashboardRoute = page("/", () => import("./pages/dashboard/DashboardPage"), "DashboardPage");
+const dashboardRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "/",
+  validateSearch: (s: Record<string, unknown>): { team?: string } => compact({ team: str(s.team, 40) }),
+  component: lazyRouteComponent(() => import("./pages/dashboard/DashboardPage"), "DashboardPage"),
+});
 
 const tokensRoute = createRoute({
   getParentRoute: () => appRoute,
