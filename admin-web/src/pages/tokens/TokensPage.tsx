@@ -145,11 +145,18 @@ export function TokensPage() {
         title="Tokens"
         description="API tokens that workflows present to the gateway as X-API-Key."
         actions={
-          creatable.length > 0 && (
-            <Button leftSection={<IconPlus size={16} />} onClick={() => setDialog({ kind: "create" })}>
-              Create token
-            </Button>
-          )
+          <>
+            <Tooltip label="Refresh">
+              <ActionIcon variant="default" size="lg" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
+                <IconRefresh size={16} />
+              </ActionIcon>
+            </Tooltip>
+            {creatable.length > 0 && (
+              <Button leftSection={<IconPlus size={16} />} onClick={() => setDialog({ kind: "create" })}>
+                Create token
+              </Button>
+            )}
+          </>
         }
       />
 
@@ -219,12 +226,6 @@ export function TokensPage() {
             Clear
           </Button>
         )}
-        <div style={{ flex: 1 }} />
-        <Tooltip label="Refresh">
-          <ActionIcon variant="subtle" color="gray" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
-            <IconRefresh size={16} />
-          </ActionIcon>
-        </Tooltip>
       </Group>
 
       <DataTable
