@@ -13,13 +13,14 @@ use std::path::Path;
 use tempfile::TempDir;
 
 /// The tables usage ingestion writes (migrations 0005 and 0008).
-pub const USAGE_TABLES: [&str; 10] = [
+pub const USAGE_TABLES: [&str; 11] = [
     "usage_rollup_minute",
     "usage_rollup_hour",
     "usage_rollup_day",
     "usage_series_minute",
     "usage_series_hour",
     "usage_series_day",
+    "usage_token_day",
     "usage_events",
     "usage_batches",
     "gateway_minutes",
