@@ -13,11 +13,15 @@ import {
   type Icon,
 } from "@tabler/icons-react";
 
+import { canListUsers, type Me } from "./auth/permissions";
+
 export interface NavItem {
   to: "/" | "/tokens" | "/routes" | "/teams" | "/users" | "/service-accounts" | "/usage" | "/audit" | "/system";
   label: string;
   icon: Icon;
   keywords?: string[];
+  /** Hide the entry from callers the server would refuse anyway. */
+  visible?: (me: Me) => boolean;
 }
 
 export interface NavGroup {
@@ -38,7 +42,7 @@ export const NAV: NavGroup[] = [
     label: "Organization",
     items: [
       { to: "/teams", label: "Teams", icon: IconUsersGroup },
-      { to: "/users", label: "Users & invitations", icon: IconUsers, keywords: ["invite", "people"] },
+      { to: "/users", label: "Users & invitations", icon: IconUsers, keywords: ["invite", "people"], visible: canListUsers },
       { to: "/service-accounts", label: "Service accounts", icon: IconRobot, keywords: ["management keys"] },
     ],
   },

@@ -17,6 +17,11 @@ import { meQuery } from "./auth/session";
 import { isUnauthenticated } from "./api/errors";
 import { compact, safeNext, str } from "./lib/search";
 import { validateTokensSearch } from "./pages/tokens/search";
+import { validateRoutesSearch } from "./pages/routes/search";
+import { validateTeamsSearch } from "./pages/teams/search";
+import { validateUsersSearch } from "./pages/users/search";
+import { validateServiceAccountsSearch } from "./pages/service-accounts/search";
+import { validateAuditSearch } from "./pages/audit/search";
 import { AppShell } from "./components/shell/AppShell";
 import { LoadingState } from "./components/states/LoadingState";
 import { ErrorState } from "./components/states/ErrorState";
@@ -73,8 +78,6 @@ const appRoute = createRoute({
   notFoundComponent: NotFoundPage,
 });
 
-const q = (s: Record<string, unknown>): { q?: string } => compact({ q: str(s.q) });
-
 const page = <P extends string>(path: P, importer: () => Promise<Record<string, unknown>>, name: string) =>
   createRoute({
     getParentRoute: () => appRoute,
@@ -99,26 +102,37 @@ const tokensRoute = createRoute({
 const routesRoute = createRoute({
   getParentRoute: () => appRoute,
   path: "routes",
-  validateSearch: q,
+  validateSearch: validateRoutesSearch,
   component: lazyRouteComponent(() => import("./pages/routes/RoutesPage"), "RoutesPage"),
 });
 
 const teamsRoute = createRoute({
   getParentRoute: () => appRoute,
   path: "teams",
-  validateSearch: q,
+  validateSearch: validateTeamsSearch,
   component: lazyRouteComponent(() => import("./pages/teams/TeamsPage"), "TeamsPage"),
 });
 
 const usersRoute = createRoute({
   getParentRoute: () => appRoute,
   path: "users",
-  validateSearch: q,
+  validateSearch: validateUsersSearch,
   component: lazyRouteComponent(() => import("./pages/users/UsersPage"), "UsersPage"),
 });
 
-const serviceAccountsRoute = page("service-accounts", () => import("./pages/service-accounts/ServiceAccountsPage"), "ServiceAccountsPage");
-const auditRoute = page("audit", () => import("./pages/audit/AuditPage"), "AuditPage");
+const serviceAccountsRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "service-accounts",
+  validateSearch: validateServiceAccountsSearch,
+  component: lazyRouteComponent(() => import("./pages/service-accounts/ServiceAccountsPage"), "ServiceAccountsPage"),
+});
+
+const auditRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "audit",
+  validateSearch: validateAuditSearch,
+  component: lazyRouteComponent(() => import("./pages/audit/AuditPage"), "AuditPage"),
+});
 const usageRoute = page("usage", () => import("./pages/usage/UsagePage"), "UsagePage");
 const systemRoute = page("system", () => import("./pages/system/SystemPage"), "SystemPage");
 const changePasswordRoute = page("account/password", () => import("./pages/account/ChangePasswordPage"), "ChangePasswordPage");

@@ -64,6 +64,19 @@ export function canChangeTeam(me: Me, team: { id: string; callerCanChange?: bool
   return me.systemAdmin || roleIn(me, team.id) === Role.ADMIN;
 }
 
+/** May the caller create teams (and so become the new team's ADMIN)? */
+export function canCreateTeam(me: Me): boolean {
+  // FALLBACK: policy.rs CreateTeam: a person who is ADMIN in some team, or a system admin.
+  return me.systemAdmin || (!!me.user && me.roles.some((r) => r.role === Role.ADMIN));
+}
+
+/** May the caller claim this team (become its ADMIN)? Only a team without members. */
+export function canClaimTeam(me: Me, team: { id: string; memberCount: number }): boolean {
+  if (team.memberCount > 0 || !me.user) return false;
+  // FALLBACK: policy.rs ClaimTeam: ADMIN of another team, or a system admin.
+  return me.systemAdmin || me.roles.some((r) => r.teamId !== team.id && r.role === Role.ADMIN);
+}
+
 /** Teams where the caller may create tokens (`kind: "token"`) or routes (`"route"`). */
 export function teamsWhereCanCreate(me: Me, kind: "token" | "route", allTeamIds: string[] = []): string[] {
   const action = kind === "token" ? "token.create" : "route.create";
@@ -74,6 +87,12 @@ export function teamsWhereCanCreate(me: Me, kind: "token" | "route", allTeamIds:
     // FALLBACK: policy.rs CreateToken/CreateRoute need DEVELOPER.
     return me.systemAdmin || roleIn(me, id) >= Role.DEVELOPER;
   });
+}
+
+/** Could the caller change some token or route at all (shows selection and row actions)? */
+export function mayChangeSome(me: Me): boolean {
+  // FALLBACK: DEVELOPER changes its own, MANAGER+ any of the team's.
+  return me.systemAdmin || me.roles.some((r) => r.role >= Role.DEVELOPER);
 }
 
 export function canCreate(me: Me, kind: "token" | "route"): boolean {
@@ -101,4 +120,97 @@ export const ROLE_LABEL: Record<Role, string> = {
 /** The highest role over all teams (for the user menu). */
 export function highestRole(me: Me): Role {
   return me.roles.reduce<Role>((max, r) => (r.role > max ? r.role : max), Role.UNSPECIFIED);
+}
+
+// ---- people, invitations, service accounts, audit (users / service-accounts / audit pages)
+
+const ALL_ROLES = [Role.ADMIN, Role.MANAGER, Role.DEVELOPER, Role.VIEWER];
+const BELOW_MANAGER = [Role.DEVELOPER, Role.VIEWER];
+
+/**
+ * Roles the caller may grant in `teamId` (invite, add a member, manage a service account):
+ * ADMIN any, MANAGER only DEVELOPER/VIEWER; nothing for service accounts (people only).
+ * `action` is the server's per-team action name once GetCurrentUser carries them.
+ */
+export function grantableRoles(me: Me, teamId: string, action = "member.add"): Role[] {
+  if (!me.user && !me.systemAdmin) return [];
+  const s = serverTeamAction(me, teamId, action);
+  if (s === false) return [];
+  // FALLBACK: policy.rs AddMember/Invite/ManageServiceAccount.
+  if (me.systemAdmin) return ALL_ROLES;
+  const role = roleIn(me, teamId);
+  if (role === Role.ADMIN) return ALL_ROLES;
+  if (role === Role.MANAGER) return BELOW_MANAGER;
+  return [];
+}
+
+/** Teams where the caller may grant some role (`allTeamIds` matters for system admins). */
+export function teamsWhereCanGrant(me: Me, allTeamIds: string[] = [], action = "member.add"): string[] {
+  const ids = me.systemAdmin ? Array.from(new Set([...allTeamIds, ...me.roles.map((r) => r.teamId)])) : me.roles.map((r) => r.teamId);
+  return ids.filter((id) => grantableRoles(me, id, action).length > 0);
+}
+
+/** May the caller move a member of `teamId` from `current` to another role / remove them? */
+export function canChangeMember(me: Me, teamId: string, current: Role): boolean {
+  const grantable = grantableRoles(me, teamId, "member.update_role");
+  return grantable.includes(current) && grantable.length > 1;
+}
+
+/** Roles a member holding `current` may be moved to by the caller (includes `current`). */
+export function memberRoleChoices(me: Me, teamId: string, current: Role): Role[] {
+  return canChangeMember(me, teamId, current) ? grantableRoles(me, teamId, "member.update_role") : [current];
+}
+
+export function canRemoveMember(me: Me, teamId: string, current: Role, isSelf: boolean): boolean {
+  // FALLBACK: policy.rs RemoveMember (anyone may leave; the server keeps the last ADMIN).
+  if (isSelf && !!me.user && roleIn(me, teamId) !== Role.UNSPECIFIED) return true;
+  return grantableRoles(me, teamId, "member.remove").includes(current);
+}
+
+/** Teams where the caller may invite people (and the roles it may give: grantableRoles). */
+export function teamsWhereCanInvite(me: Me, allTeamIds: string[] = []): string[] {
+  return teamsWhereCanGrant(me, allTeamIds, "invitation.create");
+}
+
+/** Revoke an invitation: the caller could have created it (every role it grants). */
+export function canRevokeInvitation(me: Me, roles: { teamId: string; role: Role }[]): boolean {
+  return me.systemAdmin || (roles.length > 0 && roles.every((r) => grantableRoles(me, r.teamId, "invitation.create").includes(r.role)));
+}
+
+/** Rename: oneself, or anyone as a system admin. */
+export function canRenameUser(me: Me, userId: string): boolean {
+  return me.systemAdmin || me.user?.id === userId;
+}
+
+/** Disable/enable accounts and set the system-admin flag: system admins only. */
+export function canAdministerUsers(me: Me): boolean {
+  return me.systemAdmin;
+}
+
+/** Service accounts: listing needs MANAGER in a team (people only) or a system admin. */
+export function canListServiceAccounts(me: Me): boolean {
+  // FALLBACK: policy.rs ReadServiceAccounts.
+  return me.systemAdmin || me.roles.some((r) => r.role >= Role.MANAGER);
+}
+
+/** Teams where the caller may create service accounts (roles: grantableRoles). */
+export function teamsWhereCanManageServiceAccounts(me: Me, allTeamIds: string[] = []): string[] {
+  return teamsWhereCanGrant(me, allTeamIds, "service_account.create");
+}
+
+/** Delete the account, issue/rotate/revoke its keys. */
+export function canManageServiceAccount(me: Me, sa: { teamId: string; role: Role; callerCanChange?: boolean }): boolean {
+  const flag = serverFlag(sa);
+  if (flag !== undefined) return flag;
+  return grantableRoles(me, sa.teamId, "service_account.create").includes(sa.role);
+}
+
+/** Capabilities (SYNC, GATEWAY) are granted by system admins only. */
+export function canGrantCapability(me: Me): boolean {
+  return me.systemAdmin;
+}
+
+/** VerifyAuditChain reads the whole log: system admins only. */
+export function canVerifyAuditChain(me: Me): boolean {
+  return me.systemAdmin;
 }

@@ -17,6 +17,10 @@ export function tokenState(t: Token, now = new Date()): { label: string; color: 
 
 export function TokenStatusBadge({ token }: { token: Token }) {
   const s = tokenState(token);
-  const badge = <Badge color={s.color}>{s.label}</Badge>;
+  const badge = (
+    <Badge color={s.color} className="kg-fit">
+      {s.label}
+    </Badge>
+  );
   return s.hint ? <Tooltip label={s.hint}>{badge}</Tooltip> : badge;
 }

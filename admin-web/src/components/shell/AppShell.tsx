@@ -6,6 +6,7 @@ import { useHotkeys, useLocalStorage } from "@mantine/hooks";
 import { IconLayoutSidebarLeftCollapse, IconLayoutSidebarLeftExpand, IconSearch } from "@tabler/icons-react";
 import { spotlight } from "@mantine/spotlight";
 import { NAV } from "../../nav";
+import { useMe } from "../../auth/session";
 import { LoadingState } from "../states/LoadingState";
 import { ThemeMenu } from "./ThemeMenu";
 import { UserMenu } from "./UserMenu";
@@ -13,6 +14,7 @@ import { SearchSpotlight } from "./SearchSpotlight";
 import classes from "./Shell.module.css";
 
 export function AppShell() {
+  const me = useMe();
   const [collapsed, setCollapsed] = useLocalStorage({
     key: "kg-sidebar-collapsed",
     defaultValue: false,
@@ -34,7 +36,7 @@ export function AppShell() {
               <div className={classes.group} aria-hidden={collapsed}>
                 {group.label}
               </div>
-              {group.items.map((item) => (
+              {group.items.filter((item) => item.visible?.(me) ?? true).map((item) => (
                 <Tooltip key={item.to} label={item.label} position="right" disabled={!collapsed}>
                   <Link
                     to={item.to}
@@ -66,7 +68,7 @@ export function AppShell() {
       </nav>
 
       <header className={classes.top}>
-        <button type="button" className={classes.searchButton} onClick={() => spotlight.open()} aria-label="Search (Ctrl+K)">
+        <button type="button" className={classes.searchButton} onClick={() => spotlight.open()} aria-keyshortcuts="Control+K">
           <IconSearch size={15} aria-hidden />
           <span className={classes.searchText}>Search tokens, routes, teams…</span>
           <Kbd size="xs">Ctrl K</Kbd>

@@ -46,7 +46,7 @@ export function SearchSpotlight() {
 
   const q = query.trim().toLowerCase();
   const pages = NAV.flatMap((g) => g.items).filter(
-    (i) => !q || i.label.toLowerCase().includes(q) || i.keywords?.some((k) => k.includes(q)),
+    (i) => (i.visible?.(me) ?? true) && (!q || i.label.toLowerCase().includes(q) || i.keywords?.some((k) => k.includes(q))),
   );
   const loading = enabled && [tokens, routes, teams].some((r) => r.isFetching);
   const hits =
@@ -56,7 +56,7 @@ export function SearchSpotlight() {
     (users.data?.users.length ?? 0);
 
   return (
-    <Spotlight.Root query={query} onQueryChange={setQuery} shortcut={["mod + K", "/"]} scrollable maxHeight={480} lockScroll={false}>
+    <Spotlight.Root query={query} onQueryChange={setQuery} shortcut={["mod + K", "/"]} scrollable maxHeight={480} lockScroll={false} title="Search" classNames={{ header: "kg-visually-hidden" }}>
       <Spotlight.Search placeholder="Search tokens, routes, teams, users, pages…" leftSection={<IconSearch size={18} stroke={1.5} />} aria-label="Search" />
       <Spotlight.ActionsList>
         {pages.length > 0 && (

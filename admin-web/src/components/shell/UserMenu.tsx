@@ -19,7 +19,7 @@ export function UserMenu() {
   return (
     <Menu position="bottom-end" width={220}>
       <Menu.Target>
-        <UnstyledButton aria-label={`Account menu for ${name}`}>
+        <UnstyledButton title="Account menu" data-testid="user-menu">
           <Group gap={8} wrap="nowrap">
             <Avatar size={28} radius="xl" color="indigo">
               {initials(name)}

@@ -217,12 +217,8 @@ export function DashboardPage() {
 }
 
 function SuccessRate({ rate, calls }: { rate: number; calls: number }) {
-  const color = calls === 0 ? undefined : rate >= 0.99 ? "teal" : rate >= 0.95 ? "yellow" : "red";
-  return (
-    <Text span inherit c={color}>
-      {percent(rate, calls > 0)}
-    </Text>
-  );
+  const tone = calls === 0 ? undefined : rate >= 0.99 ? "kg-good" : rate >= 0.95 ? "kg-warn" : "kg-bad";
+  return <span className={tone}>{percent(rate, calls > 0)}</span>;
 }
 
 function latency(us: bigint | undefined): string {

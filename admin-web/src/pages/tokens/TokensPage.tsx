@@ -13,7 +13,7 @@ import { TokenStatus } from "../../gen/keygate/v1/common_pb";
 import { tokensApi } from "../../api/transport";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
-import { canChange, teamsWhereCanCreate } from "../../auth/permissions";
+import { canChange, mayChangeSome, teamsWhereCanCreate } from "../../auth/permissions";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
@@ -90,7 +90,7 @@ export function TokensPage() {
       header: "Name",
       sortKey: "name",
       cell: (t) => (
-        <div style={{ minWidth: 180, maxWidth: 340 }}>
+        <div style={{ minWidth: 140, maxWidth: 320 }}>
           <UnstyledButton onClick={() => setOpen(t.id)} className="kg-truncate" fw={500} fz="sm" display="block" maw="100%">
             {t.name}
           </UnstyledButton>
@@ -238,7 +238,7 @@ export function TokensPage() {
         onRetry={() => void list.refetch()}
         sort={sort}
         onSortChange={(s) => void navigate({ search: (prev) => clean({ ...prev, sort: s.key as TokenSort, desc: s.desc || undefined, page: undefined, cursor: undefined }) })}
-        selection={{ selected, onChange: setSelected, isSelectable: may }}
+        selection={mayChangeSome(me) ? { selected, onChange: setSelected, isSelectable: may } : undefined}
         bulkActions={
           <>
             <Button size="xs" color="red" variant="light" onClick={() => setDialog({ kind: "revoke", tokens: selectedTokens })}>
@@ -360,7 +360,7 @@ function Scopes({ scopes }: { scopes: string[] }) {
   return (
     <Group gap={4} wrap="nowrap">
       {shown.map((s) => (
-        <Badge key={s} variant="default" className="kg-mono" maw={160}>
+        <Badge key={s} variant="default" className="kg-mono kg-fit">
           {s}
         </Badge>
       ))}

@@ -1,0 +1,26 @@
+/** Small pieces of the audit page. */
+import { Badge } from "@mantine/core";
+import { actionKind } from "./diff";
+
+const KIND_COLOR = { create: "teal", change: "blue", remove: "red", deny: "orange", other: "gray" } as const;
+
+export function ActionBadge({ action }: { action: string }) {
+  return (
+    <Badge color={KIND_COLOR[actionKind(action)]} className="kg-mono kg-fit" style={{ textTransform: "none" }}>
+      {action}
+    </Badge>
+  );
+}
+
+/** `Mar 10, 2025, 13:05:02` in the browser's zone: an audit log wants seconds. */
+export function preciseTime(d: Date): string {
+  return d.toLocaleString(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  });
+}
