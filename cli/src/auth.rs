@@ -503,6 +503,7 @@ mod tests {
             code,
             message: "m".into(),
             request_id: "r".into(),
+            violations: Vec::new(),
         };
         assert!(session_already_gone(&rpc(Code::Unauthenticated)));
         assert!(session_already_gone(&rpc(Code::NotFound)));

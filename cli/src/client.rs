@@ -62,12 +62,18 @@ pub fn exit_code(code: Code) -> u8 {
 /// `error: `; `exit_code` is the process exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The control plane answered with an error status.
-    #[error("{message} (code: {code:?}, request id: {request_id})")]
+    /// The control plane answered with an error status. When it refused several fields
+    /// (`google.rpc.BadRequest`), each is listed on its own line after the message.
+    #[error(
+        "{message} (code: {code:?}, request id: {request_id}){}",
+        violation_lines(violations)
+    )]
     Rpc {
         code: Code,
         message: String,
         request_id: String,
+        /// `<field>: <rule>` for every field the server refused (empty when it named none).
+        violations: Vec<String>,
     },
     /// No answer: connection refused, DNS failure, timeout.
     #[error("cannot reach control plane at {addr}: {reason}")]
@@ -88,6 +94,28 @@ pub enum CliError {
     /// The command ran but its outcome is a failure, e.g. a broken audit chain.
     #[error("{0}")]
     Failed(String),
+}
+
+/// The refused fields, one per line, when there are more than the message shows.
+fn violation_lines(violations: &[String]) -> String {
+    if violations.len() < 2 {
+        return String::new();
+    }
+    violations.iter().map(|v| format!("\n  - {v}")).collect()
+}
+
+/// Every field violation of a status's `google.rpc.BadRequest`, as `<field>: <rule>`.
+fn violations(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| format!("{}: {}", v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl CliError {
@@ -415,6 +443,7 @@ fn status_error_in(addr: &str, status: tonic::Status, call_request_id: Option<&s
                 code: status.code(),
                 message,
                 request_id: request_id.unwrap_or_else(|| "none".to_owned()),
+                violations: violations(&status),
             }
         }
     }
@@ -573,6 +602,38 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "token tok_1 not found (code: NotFound, request id: req-42)"
+        );
+    }
+
+    #[test]
+    fn every_refused_field_is_listed() {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let mut details = ErrorDetails::new();
+        details
+            .add_bad_request_violation("name", "is required")
+            .add_bad_request_violation("scopes[0]", "is not a scope");
+        let mut status = tonic::Status::with_error_details(
+            Code::InvalidArgument,
+            "name: is required (and 1 more)",
+            details,
+        );
+        status
+            .metadata_mut()
+            .insert(REQUEST_ID_HEADER, "r9".parse().unwrap());
+        let err = status_error("a", status);
+        assert_eq!(
+            err.to_string(),
+            "name: is required (and 1 more) (code: InvalidArgument, request id: r9)\n  \
+             - name: is required\n  - scopes[0]: is not a scope"
+        );
+        // One violation: the message already says it all.
+        let mut details = ErrorDetails::new();
+        details.add_bad_request_violation("name", "is required");
+        let status =
+            tonic::Status::with_error_details(Code::InvalidArgument, "name: is required", details);
+        assert_eq!(
+            status_error("a", status).to_string(),
+            "name: is required (code: InvalidArgument, request id: none)"
         );
     }
 

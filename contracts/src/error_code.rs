@@ -1,6 +1,9 @@
 //! The one error-code table: every error a client can see has one of these codes, and this
 //! file alone maps a code to its gRPC status code and HTTP status.
 
+/// `google.rpc.ErrorInfo.domain` of every Keygate error.
+pub const ERROR_DOMAIN: &str = "keygate";
+
 /// Client-visible error categories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
@@ -51,6 +54,49 @@ impl ErrorCode {
             Self::Internal => "internal",
         }
     }
+
+    /// `google.rpc.ErrorInfo.reason` of an error with this code (UPPER_SNAKE_CASE, per the
+    /// gRPC error model), in the `keygate` [`ERROR_DOMAIN`]. Clients branch on this, never on
+    /// message text (kv-sync's "resync required" is `RESYNC_REQUIRED`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::NotFound => "NOT_FOUND",
+            Self::AlreadyExists => "ALREADY_EXISTS",
+            Self::FailedPrecondition => "FAILED_PRECONDITION",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ResyncRequired => "RESYNC_REQUIRED",
+            Self::BadGateway => "BAD_GATEWAY",
+            Self::GatewayTimeout => "GATEWAY_TIMEOUT",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The code whose [`Self::reason`] is `reason`.
+    pub fn from_reason(reason: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.reason() == reason)
+    }
+
+    /// Every code.
+    pub const ALL: [ErrorCode; 13] = [
+        Self::InvalidArgument,
+        Self::Unauthenticated,
+        Self::PermissionDenied,
+        Self::NotFound,
+        Self::AlreadyExists,
+        Self::FailedPrecondition,
+        Self::MethodNotAllowed,
+        Self::RateLimited,
+        Self::ResyncRequired,
+        Self::BadGateway,
+        Self::GatewayTimeout,
+        Self::Unavailable,
+        Self::Internal,
+    ];
 
     /// HTTP status for this code.
     pub fn http_status(self) -> u16 {
@@ -103,24 +149,12 @@ mod tests {
 
     #[test]
     fn every_code_has_distinct_name_and_sane_statuses() {
-        let all = [
-            ErrorCode::InvalidArgument,
-            ErrorCode::Unauthenticated,
-            ErrorCode::PermissionDenied,
-            ErrorCode::NotFound,
-            ErrorCode::AlreadyExists,
-            ErrorCode::FailedPrecondition,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::RateLimited,
-            ErrorCode::ResyncRequired,
-            ErrorCode::BadGateway,
-            ErrorCode::GatewayTimeout,
-            ErrorCode::Unavailable,
-            ErrorCode::Internal,
-        ];
+        let all = ErrorCode::ALL;
         let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), all.len());
         for c in all {
+            assert_eq!(c.reason(), c.as_str().to_ascii_uppercase());
+            assert_eq!(ErrorCode::from_reason(c.reason()), Some(c));
             assert!((400..600).contains(&c.http_status()), "{c}");
             assert!((1..=16).contains(&c.grpc_code()), "{c}");
         }

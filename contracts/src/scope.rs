@@ -1,7 +1,7 @@
 //! Token scope grammar: `*` (every route), `<route-name>` (one route), `tag:<tag>` (every
 //! route carrying the tag).
 
-use crate::{FieldError, names};
+use crate::{FieldError, FieldErrors, names};
 
 /// A parsed scope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,27 +60,31 @@ impl std::fmt::Display for Scope {
 
 /// Parses and checks a whole scope list: 1..=[`MAX_SCOPES`] entries, no duplicates. Returns
 /// them sorted, so equal sets compare equal.
-pub fn parse_scopes(field: &str, raw: &[String]) -> Result<Vec<Scope>, FieldError> {
+pub fn parse_scopes(field: &str, raw: &[String]) -> Result<Vec<Scope>, FieldErrors> {
     if raw.is_empty() {
-        return Err(FieldError::new(field, "at least one scope is required"));
+        return Err(FieldError::new(field, "at least one scope is required").into());
     }
     if raw.len() > MAX_SCOPES {
-        return Err(FieldError::new(
-            field,
-            format!("at most {MAX_SCOPES} scopes are allowed"),
-        ));
+        return Err(
+            FieldError::new(field, format!("at most {MAX_SCOPES} scopes are allowed")).into(),
+        );
     }
+    let mut errors = FieldErrors::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, s) in raw.iter().enumerate() {
-        let scope = Scope::parse(&format!("{field}[{i}]"), s)?;
+        let Some(scope) = errors.check(Scope::parse(&format!("{field}[{i}]"), s)) else {
+            continue;
+        };
         if out.contains(&scope) {
-            return Err(FieldError::new(
+            errors.push(FieldError::new(
                 format!("{field}[{i}]"),
                 format!("duplicate scope \"{scope}\""),
             ));
+            continue;
         }
         out.push(scope);
     }
+    errors.into_result()?;
     out.sort();
     Ok(out)
 }
@@ -123,9 +127,16 @@ mod tests {
     fn list_rules() {
         assert!(parse_scopes("scopes", &[]).is_err());
         let e = parse_scopes("scopes", &["a".into(), "a".into()]).unwrap_err();
-        assert_eq!(e.field, "scopes[1]");
+        assert_eq!(e.fields(), ["scopes[1]"]);
         let e = parse_scopes("scopes", &["a".into(), "B".into()]).unwrap_err();
-        assert_eq!(e.field, "scopes[1]");
+        assert_eq!(e.fields(), ["scopes[1]"]);
+        // Every bad entry is named, not only the first.
+        let e = parse_scopes(
+            "scopes",
+            &["B".into(), "a".into(), "tag:".into(), "a".into()],
+        )
+        .unwrap_err();
+        assert_eq!(e.fields(), ["scopes[0]", "scopes[2]", "scopes[3]"]);
         let many: Vec<String> = (0..51).map(|i| format!("r{i}")).collect();
         assert!(parse_scopes("scopes", &many).is_err());
         let sorted = parse_scopes("scopes", &["tag:z".into(), "*".into(), "b".into()]).unwrap();

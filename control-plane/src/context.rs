@@ -1,6 +1,7 @@
 //! Who is calling and from where: attached to every request by the [`crate::auth`] layer and
 //! copied into every audit row.
 
+use crate::error::ApiError;
 use crate::policy::Caller;
 use serde::Serialize;
 
@@ -80,7 +81,7 @@ pub fn from_request<T>(req: &tonic::Request<T>) -> Result<RequestContext, tonic:
     let meta = req
         .extensions()
         .get::<RequestMeta>()
-        .ok_or_else(|| tonic::Status::internal("request metadata missing"))?;
+        .ok_or_else(|| ApiError::internal(&"request metadata missing"))?;
     let actor = req
         .extensions()
         .get::<Caller>()
@@ -100,6 +101,6 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Result<(Caller, RequestContext), to
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| tonic::Status::unauthenticated("missing credentials"))?;
+        .ok_or_else(|| ApiError::unauthenticated("missing credentials"))?;
     Ok((caller, from_request(req)?))
 }

@@ -412,3 +412,95 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A grpc-web answer as a browser sees it (HTTP/1.1, `application/grpc-web+proto`).
+#[derive(Debug)]
+pub struct GrpcWebAnswer {
+    /// HTTP status (200 for any gRPC outcome).
+    pub http_status: u16,
+    /// The HTTP response headers (`set-cookie`, CORS, `x-request-id`, and for trailers-only
+    /// answers `grpc-status`).
+    pub headers: reqwest::header::HeaderMap,
+    /// The first message frame, if any.
+    pub message: Option<Vec<u8>>,
+    /// `grpc-status` from the headers or the trailer frame.
+    pub grpc_status: i32,
+    pub grpc_message: String,
+    /// Base64 `grpc-status-details-bin` (a `google.rpc.Status`), if sent.
+    pub details_bin: Option<String>,
+}
+
+impl GrpcWebAnswer {
+    /// The decoded first message.
+    pub fn decode<M: prost::Message + Default>(&self) -> M {
+        M::decode(self.message.as_deref().expect("a message frame")).expect("decodes")
+    }
+}
+
+/// Calls `path` (`/keygate.v1.Service/Method`) over grpc-web on HTTP/1.1 with `headers`
+/// added (e.g. `x-grpc-web`, `origin`, `cookie`, `authorization`), as a browser would.
+pub async fn grpc_web_call(
+    http: &reqwest::Client,
+    base_url: &str,
+    path: &str,
+    msg: &impl prost::Message,
+    headers: &[(&str, &str)],
+) -> GrpcWebAnswer {
+    let msg = msg.encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    body.extend_from_slice(&msg);
+    let mut req = http
+        .post(format!("{base_url}{path}"))
+        .header("content-type", "application/grpc-web+proto")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("grpc-web call");
+    let http_status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut grpc_status = header("grpc-status").and_then(|v| v.parse().ok());
+    let mut grpc_message = header("grpc-message").unwrap_or_default();
+    let mut details_bin = header("grpc-status-details-bin");
+    let bytes = resp.bytes().await.expect("grpc-web body");
+    let mut message = None;
+    let mut i = 0usize;
+    // Frames: flag 0x00 = message, 0x80 = trailers (`name:value` lines).
+    while i + 5 <= bytes.len() {
+        let flag = bytes[i];
+        let len = u32::from_be_bytes(bytes[i + 1..i + 5].try_into().expect("4 bytes")) as usize;
+        let frame = &bytes[i + 5..i + 5 + len];
+        if flag & 0x80 == 0 {
+            message.get_or_insert_with(|| frame.to_vec());
+        } else {
+            for line in String::from_utf8_lossy(frame).split("\r\n") {
+                let Some((k, v)) = line.split_once(':') else {
+                    continue;
+                };
+                let v = v.trim().to_owned();
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "grpc-status" => grpc_status = v.parse().ok(),
+                    "grpc-message" => grpc_message = v,
+                    "grpc-status-details-bin" => details_bin = Some(v),
+                    _ => {}
+                }
+            }
+        }
+        i += 5 + len;
+    }
+    GrpcWebAnswer {
+        http_status,
+        headers,
+        message,
+        grpc_status: grpc_status.unwrap_or(-1),
+        grpc_message,
+        details_bin,
+    }
+}

@@ -42,8 +42,15 @@ pub enum FollowError {
     StreamEnded,
 }
 
+/// The control plane's "resync required" (our position was compacted away): told by the
+/// typed reason in `google.rpc.ErrorInfo`, never by the message text.
 fn is_resync(s: &tonic::Status) -> bool {
-    s.code() == tonic::Code::Aborted && s.message().starts_with("resync required")
+    use keygate_contracts::error_code::{ERROR_DOMAIN, ErrorCode};
+    use tonic_types::StatusExt;
+    s.get_details_error_info().is_some_and(|info| {
+        info.domain == ERROR_DOMAIN
+            && ErrorCode::from_reason(&info.reason) == Some(ErrorCode::ResyncRequired)
+    })
 }
 
 /// A follower of one control plane into one KV store.
@@ -358,5 +365,26 @@ impl Follower {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_resync;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    #[test]
+    fn resync_is_told_by_the_reason_not_the_text() {
+        let typed = |reason: &str, message: &str| {
+            tonic::Status::with_error_details(
+                tonic::Code::Aborted,
+                message,
+                ErrorDetails::with_error_info(reason, "keygate", std::collections::HashMap::new()),
+            )
+        };
+        assert!(is_resync(&typed("RESYNC_REQUIRED", "anything at all")));
+        assert!(!is_resync(&typed("FAILED_PRECONDITION", "resync required")));
+        // The old text match: no longer enough on its own.
+        assert!(!is_resync(&tonic::Status::aborted("resync required: x")));
     }
 }

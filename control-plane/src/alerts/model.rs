@@ -4,7 +4,7 @@
 use crate::ids::{AlertId, AlertRuleId, DeliveryId, TeamId};
 use crate::pagination;
 use crate::time::{Millis, to_timestamp, to_timestamp_opt};
-use keygate_contracts::{FieldError, names};
+use keygate_contracts::{FieldError, FieldErrors, names};
 use keygate_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +92,7 @@ impl Condition {
     }
 
     /// Validates the wire condition; `field` is its path (`condition`).
-    pub fn from_pb(field: &str, c: Option<pb::AlertCondition>) -> Result<Self, FieldError> {
+    pub fn from_pb(field: &str, c: Option<pb::AlertCondition>) -> Result<Self, FieldErrors> {
         use pb::alert_condition::Kind;
         let Some(kind) = c.and_then(|c| c.kind) else {
             return Err(FieldError::new(
@@ -100,63 +100,117 @@ impl Condition {
                 "is required: set exactly one of token_expiring, token_unused, \
                  route_error_rate, route_latency, token_traffic_spike, sync_lag, \
                  gateway_silent, gateway_dropping",
-            ));
+            )
+            .into());
         };
+        // Every broken parameter is recorded; the placeholder values of broken ones are
+        // never used (the errors are returned instead).
+        let mut v = FieldErrors::new();
         let f = |kind: &str, name: &str| format!("{field}.{kind}.{name}");
-        Ok(match kind {
+        let condition = match kind {
             Kind::TokenExpiring(c) => Self::TokenExpiring {
-                days: range_u32(&f("token_expiring", "days"), c.days, 1, 365)?,
+                days: v
+                    .check(range_u32(&f("token_expiring", "days"), c.days, 1, 365))
+                    .unwrap_or_default(),
             },
             Kind::TokenUnused(c) => Self::TokenUnused {
-                days: range_u32(&f("token_unused", "days"), c.days, 1, 365)?,
+                days: v
+                    .check(range_u32(&f("token_unused", "days"), c.days, 1, 365))
+                    .unwrap_or_default(),
                 include_never_used: c.include_never_used,
             },
             Kind::RouteErrorRate(c) => Self::RouteErrorRate {
-                route: route_name(&f("route_error_rate", "route"), &c.route)?,
-                percent: range_f64(&f("route_error_rate", "percent"), c.percent, 0.1, 100.0)?,
-                window_minutes: range_u32(
-                    &f("route_error_rate", "window_minutes"),
-                    c.window_minutes,
-                    1,
-                    1440,
-                )?,
-                min_calls: min_calls(
-                    &f("route_error_rate", "min_calls"),
-                    c.min_calls,
-                    DEFAULT_ROUTE_MIN_CALLS,
-                )?,
+                route: v
+                    .check(route_name(&f("route_error_rate", "route"), &c.route))
+                    .unwrap_or_default(),
+                percent: v
+                    .check(range_f64(
+                        &f("route_error_rate", "percent"),
+                        c.percent,
+                        0.1,
+                        100.0,
+                    ))
+                    .unwrap_or_default(),
+                window_minutes: v
+                    .check(range_u32(
+                        &f("route_error_rate", "window_minutes"),
+                        c.window_minutes,
+                        1,
+                        1440,
+                    ))
+                    .unwrap_or_default(),
+                min_calls: v
+                    .check(min_calls(
+                        &f("route_error_rate", "min_calls"),
+                        c.min_calls,
+                        DEFAULT_ROUTE_MIN_CALLS,
+                    ))
+                    .unwrap_or_default(),
             },
             Kind::RouteLatency(c) => Self::RouteLatency {
-                route: route_name(&f("route_latency", "route"), &c.route)?,
-                p99_ms: range_u32(&f("route_latency", "p99_ms"), c.p99_ms, 1, 300_000)?,
-                window_minutes: range_u32(
-                    &f("route_latency", "window_minutes"),
-                    c.window_minutes,
-                    1,
-                    1440,
-                )?,
-                min_calls: min_calls(
-                    &f("route_latency", "min_calls"),
-                    c.min_calls,
-                    DEFAULT_ROUTE_MIN_CALLS,
-                )?,
+                route: v
+                    .check(route_name(&f("route_latency", "route"), &c.route))
+                    .unwrap_or_default(),
+                p99_ms: v
+                    .check(range_u32(
+                        &f("route_latency", "p99_ms"),
+                        c.p99_ms,
+                        1,
+                        300_000,
+                    ))
+                    .unwrap_or_default(),
+                window_minutes: v
+                    .check(range_u32(
+                        &f("route_latency", "window_minutes"),
+                        c.window_minutes,
+                        1,
+                        1440,
+                    ))
+                    .unwrap_or_default(),
+                min_calls: v
+                    .check(min_calls(
+                        &f("route_latency", "min_calls"),
+                        c.min_calls,
+                        DEFAULT_ROUTE_MIN_CALLS,
+                    ))
+                    .unwrap_or_default(),
             },
             Kind::TokenTrafficSpike(c) => Self::TokenTrafficSpike {
-                factor: range_f64(&f("token_traffic_spike", "factor"), c.factor, 1.5, 1000.0)?,
-                min_calls: min_calls(
-                    &f("token_traffic_spike", "min_calls"),
-                    c.min_calls,
-                    DEFAULT_SPIKE_MIN_CALLS,
-                )?,
+                factor: v
+                    .check(range_f64(
+                        &f("token_traffic_spike", "factor"),
+                        c.factor,
+                        1.5,
+                        1000.0,
+                    ))
+                    .unwrap_or_default(),
+                min_calls: v
+                    .check(min_calls(
+                        &f("token_traffic_spike", "min_calls"),
+                        c.min_calls,
+                        DEFAULT_SPIKE_MIN_CALLS,
+                    ))
+                    .unwrap_or_default(),
             },
             Kind::SyncLag(c) => Self::SyncLag {
-                seconds: range_u32(&f("sync_lag", "seconds"), c.seconds, 1, 86_400)?,
+                seconds: v
+                    .check(range_u32(&f("sync_lag", "seconds"), c.seconds, 1, 86_400))
+                    .unwrap_or_default(),
             },
             Kind::GatewaySilent(c) => Self::GatewaySilent {
-                minutes: range_u32(&f("gateway_silent", "minutes"), c.minutes, 1, 1440)?,
+                minutes: v
+                    .check(range_u32(
+                        &f("gateway_silent", "minutes"),
+                        c.minutes,
+                        1,
+                        1440,
+                    ))
+                    .unwrap_or_default(),
             },
             Kind::GatewayDropping(_) => Self::GatewayDropping,
-        })
+        };
+        v.into_result()?;
+        Ok(condition)
     }
 
     pub fn to_pb(&self) -> pb::AlertCondition {
@@ -349,16 +403,27 @@ pub struct CreateAlertRuleInput {
     pub condition: Condition,
 }
 
+/// Every rule a CreateAlertRule request breaks is reported, not only the first.
 impl TryFrom<pb::CreateAlertRuleRequest> for CreateAlertRuleInput {
-    type Error = FieldError;
+    type Error = FieldErrors;
 
-    fn try_from(r: pb::CreateAlertRuleRequest) -> Result<Self, FieldError> {
+    fn try_from(r: pb::CreateAlertRuleRequest) -> Result<Self, FieldErrors> {
+        let mut v = FieldErrors::new();
+        let team_id = v.check(validate_team("team_id", &r.team_id));
+        let name = v.check(validate_name(&r.name));
+        let webhook_url = v.check(validate_webhook_url("webhook_url", &r.webhook_url));
+        let condition = v.check(Condition::from_pb("condition", r.condition));
+        let (Some(team_id), Some(name), Some(webhook_url), Some(condition)) =
+            (team_id, name, webhook_url, condition)
+        else {
+            return Err(v);
+        };
         Ok(Self {
-            team_id: validate_team("team_id", &r.team_id)?,
-            name: validate_name(&r.name)?,
+            team_id,
+            name,
             enabled: r.enabled.unwrap_or(true),
-            webhook_url: validate_webhook_url("webhook_url", &r.webhook_url)?,
-            condition: Condition::from_pb("condition", r.condition)?,
+            webhook_url,
+            condition,
         })
     }
 }
@@ -385,38 +450,41 @@ pub struct AlertRuleInput {
     pub rotate_secret: bool,
 }
 
-/// Validates UpdateAlertRule input.
+/// Validates UpdateAlertRule input, reporting every broken rule.
 pub fn parse_update(
     r: pb::UpdateAlertRuleRequest,
-) -> Result<(AlertRuleId, AlertRuleInput), FieldError> {
-    let id = parse_rule_id("id", &r.id)?;
+) -> Result<(AlertRuleId, AlertRuleInput), FieldErrors> {
+    let mut v = FieldErrors::new();
+    let id = v.check(parse_rule_id("id", &r.id));
     let input = AlertRuleInput {
-        name: r.name.as_deref().map(validate_name).transpose()?,
+        name: r.name.as_deref().and_then(|n| v.check(validate_name(n))),
         enabled: r.enabled,
         webhook_url: r
             .webhook_url
             .as_deref()
-            .map(|u| validate_webhook_url("webhook_url", u))
-            .transpose()?,
+            .and_then(|u| v.check(validate_webhook_url("webhook_url", u))),
         condition: r
             .condition
-            .map(|c| Condition::from_pb("condition", Some(c)))
-            .transpose()?,
+            .and_then(|c| v.check(Condition::from_pb("condition", Some(c)))),
         rotate_secret: r.rotate_secret,
     };
-    if input.name.is_none()
+    if v.is_empty()
+        && input.name.is_none()
         && input.enabled.is_none()
         && input.webhook_url.is_none()
         && input.condition.is_none()
         && !input.rotate_secret
     {
-        return Err(FieldError::new(
+        v.push(FieldError::new(
             "update",
             "nothing to change: set at least one of name, enabled, webhook_url, condition, \
              rotate_secret",
         ));
     }
-    Ok((id, input))
+    match id {
+        Some(id) if v.is_empty() => Ok((id, input)),
+        _ => Err(v),
+    }
 }
 
 /// A patch as the store applies it (a new secret already sealed).
@@ -682,7 +750,7 @@ mod tests {
 
     fn create(
         f: impl FnOnce(&mut pb::CreateAlertRuleRequest),
-    ) -> Result<CreateAlertRuleInput, FieldError> {
+    ) -> Result<CreateAlertRuleInput, FieldErrors> {
         let mut r = pb::CreateAlertRuleRequest {
             team_id: "payments".into(),
             name: "expiring".into(),
@@ -847,8 +915,25 @@ mod tests {
         ];
         for (mutate, field) in fields {
             let e = create(mutate).unwrap_err();
-            assert_eq!(e.field, field, "{e}");
+            assert_eq!(e.fields(), [field], "{e}");
         }
+        // Every broken rule is reported, the condition's parameters included.
+        let e = create(|r| {
+            r.team_id = "Bad Team".into();
+            r.webhook_url = "ftp://x".into();
+            with(error_rate("Bad Route", 0.0, 0, 5))(r);
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.fields(),
+            [
+                "team_id",
+                "webhook_url",
+                "condition.route_error_rate.route",
+                "condition.route_error_rate.percent",
+                "condition.route_error_rate.window_minutes"
+            ]
+        );
     }
 
     #[test]
@@ -930,7 +1015,7 @@ mod tests {
             id: id.into(),
             ..Default::default()
         };
-        assert_eq!(parse_update(r).unwrap_err().field, "update");
+        assert_eq!(parse_update(r).unwrap_err().fields(), ["update"]);
         let r = pb::UpdateAlertRuleRequest {
             id: id.into(),
             rotate_secret: true,
@@ -942,13 +1027,13 @@ mod tests {
             enabled: Some(false),
             ..Default::default()
         };
-        assert_eq!(parse_update(r).unwrap_err().field, "id");
+        assert_eq!(parse_update(r).unwrap_err().fields(), ["id"]);
         let r = pb::UpdateAlertRuleRequest {
             id: id.into(),
             condition: Some(pb::AlertCondition { kind: None }),
             ..Default::default()
         };
-        assert_eq!(parse_update(r).unwrap_err().field, "condition");
+        assert_eq!(parse_update(r).unwrap_err().fields(), ["condition"]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `InvitationService` RPCs.
 
-use super::model::{DEFAULT_EXPIRY_HOURS, Invitation, MAX_EXPIRY_HOURS, MAX_ROLES, NewInvitation};
+use super::model::{CreateInvitationInput, Invitation, NewInvitation};
 use crate::authz;
 use crate::context;
 use crate::error::ApiError;
@@ -9,9 +9,8 @@ use crate::policy::{Action, Caller, Role, check};
 use crate::sessions::INVITATION_PREFIX;
 use crate::store::DynStore;
 use crate::time::now_ms;
-use crate::users::validate_email;
+use keygate_contracts::names;
 use keygate_contracts::token::NewToken;
-use keygate_contracts::{FieldError, names};
 use keygate_proto::v1 as pb;
 use keygate_proto::v1::invitation_service_server::InvitationService;
 use tonic::{Request, Response, Status};
@@ -24,28 +23,6 @@ impl InvitationApi {
     pub fn new(store: DynStore) -> Self {
         Self { store }
     }
-}
-
-fn parse_roles(raw: &[pb::TeamRole]) -> Result<Vec<(TeamId, Role)>, FieldError> {
-    if raw.is_empty() || raw.len() > MAX_ROLES {
-        return Err(FieldError::new(
-            "roles",
-            format!("must list 1-{MAX_ROLES} team roles"),
-        ));
-    }
-    let mut out: Vec<(TeamId, Role)> = Vec::with_capacity(raw.len());
-    for (i, tr) in raw.iter().enumerate() {
-        names::validate_team_id(&format!("roles[{i}].team_id"), &tr.team_id)?;
-        let role = Role::from_pb(&format!("roles[{i}].role"), tr.role)?;
-        if out.iter().any(|(t, _)| t.0 == tr.team_id) {
-            return Err(FieldError::new(
-                format!("roles[{i}].team_id"),
-                "each team may appear once",
-            ));
-        }
-        out.push((TeamId(tr.team_id.clone()), role));
-    }
-    Ok(out)
 }
 
 /// Whether `caller` could have created an invitation with these roles.
@@ -64,19 +41,11 @@ impl InvitationService for InvitationApi {
     ) -> Result<Response<pb::CreateInvitationResponse>, Status> {
         let (caller, ctx) = context::caller(&req)?;
         let r = req.into_inner();
-        let email = validate_email("email", &r.email).map_err(ApiError::from)?;
-        let roles = parse_roles(&r.roles).map_err(ApiError::from)?;
-        let hours = match r.expires_in_hours {
-            0 => DEFAULT_EXPIRY_HOURS,
-            h if h <= MAX_EXPIRY_HOURS => h,
-            _ => {
-                return Err(ApiError::invalid(
-                    "expires_in_hours",
-                    format!("must be between 1 and {MAX_EXPIRY_HOURS}"),
-                )
-                .into());
-            }
-        };
+        let CreateInvitationInput {
+            email,
+            roles,
+            hours,
+        } = CreateInvitationInput::try_from(&r).map_err(ApiError::from)?;
         for (team, role) in &roles {
             authz::change(
                 &self.store,

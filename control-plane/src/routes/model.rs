@@ -4,7 +4,7 @@ use crate::ids::{RouteId, TeamId};
 use crate::pagination;
 use crate::secrets::SecretString;
 use crate::time::{Millis, to_timestamp};
-use keygate_contracts::{FieldError, names, route as rules};
+use keygate_contracts::{FieldError, FieldErrors, names, route as rules};
 use keygate_proto::v1 as pb;
 use serde::Serialize;
 
@@ -167,7 +167,12 @@ pub struct AuthChange {
     pub secret: Option<SealedSecret>,
 }
 
-fn parse_auth(field: &str, a: pb::BackendAuth) -> Result<AuthInput, FieldError> {
+/// `require_secret`: an empty secret is refused (CreateRoute); otherwise it keeps the stored one.
+fn parse_auth(
+    field: &str,
+    a: pb::BackendAuth,
+    require_secret: bool,
+) -> Result<AuthInput, FieldErrors> {
     use pb::backend_auth::Kind;
     let max_secret = 4096;
     let check_secret = |f: String, s: &str| -> Result<SecretString, FieldError> {
@@ -182,12 +187,12 @@ fn parse_auth(field: &str, a: pb::BackendAuth) -> Result<AuthInput, FieldError> 
         }
         Ok(SecretString::new(s))
     };
-    Ok(match a.kind {
+    let mut v = FieldErrors::new();
+    let input = match a.kind {
         None => {
-            return Err(FieldError::new(
-                field,
-                "must set one of none, bearer, api_key, basic",
-            ));
+            return Err(
+                FieldError::new(field, "must set one of none, bearer, api_key, basic").into(),
+            );
         }
         Some(Kind::None(_)) => AuthInput {
             kind: AuthKind::None,
@@ -199,31 +204,49 @@ fn parse_auth(field: &str, a: pb::BackendAuth) -> Result<AuthInput, FieldError> 
             kind: AuthKind::Bearer,
             header_name: String::new(),
             username: String::new(),
-            secret: check_secret(format!("{field}.bearer.token"), &b.token)?,
+            secret: v
+                .check(check_secret(format!("{field}.bearer.token"), &b.token))
+                .unwrap_or_default(),
         },
         Some(Kind::ApiKey(k)) => {
-            rules::validate_header_name(&format!("{field}.api_key.header_name"), &k.header_name)?;
+            v.check(rules::validate_header_name(
+                &format!("{field}.api_key.header_name"),
+                &k.header_name,
+            ));
             AuthInput {
                 kind: AuthKind::ApiKey,
                 header_name: k.header_name,
                 username: String::new(),
-                secret: check_secret(format!("{field}.api_key.value"), &k.value)?,
+                secret: v
+                    .check(check_secret(format!("{field}.api_key.value"), &k.value))
+                    .unwrap_or_default(),
             }
         }
         Some(Kind::Basic(b)) => {
             let f = format!("{field}.basic.username");
             if b.username.is_empty() || b.username.contains(':') || b.username.len() > 200 {
-                return Err(FieldError::new(f, "must be 1-200 characters without ':'"));
+                v.push(FieldError::new(f, "must be 1-200 characters without ':'"));
+            } else {
+                v.check(names::validate_text(&f, &b.username, 200, true, false));
             }
-            names::validate_text(&f, &b.username, 200, true, false)?;
             AuthInput {
                 kind: AuthKind::Basic,
                 header_name: String::new(),
                 username: b.username,
-                secret: check_secret(format!("{field}.basic.password"), &b.password)?,
+                secret: v
+                    .check(check_secret(format!("{field}.basic.password"), &b.password))
+                    .unwrap_or_default(),
             }
         }
-    })
+    };
+    if require_secret && input.kind != AuthKind::None && input.secret.is_empty() {
+        let slot = secret_field(input.kind);
+        if !v.fields().contains(&slot) {
+            v.push(FieldError::new(slot, "is required"));
+        }
+    }
+    v.into_result()?;
+    Ok(input)
 }
 
 /// Name of the secret field of each kind, for error messages.
@@ -236,69 +259,63 @@ pub fn secret_field(kind: AuthKind) -> &'static str {
     }
 }
 
-fn validate_tags(field: &str, raw: &[String]) -> Result<Vec<String>, FieldError> {
-    if raw.len() > MAX_TAGS {
-        return Err(FieldError::new(
-            field,
-            format!("at most {MAX_TAGS} tags are allowed"),
-        ));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(raw.len());
-    for (i, t) in raw.iter().enumerate() {
-        names::validate_tag(&format!("{field}[{i}]"), t)?;
-        if out.contains(t) {
-            return Err(FieldError::new(
-                format!("{field}[{i}]"),
-                format!("duplicate tag \"{t}\""),
-            ));
+/// Validates each entry of a list field (`<field>[i]`), refusing duplicates (by the
+/// validated value); reports every bad entry. Returned sorted.
+fn validate_list<T: PartialEq + Ord + std::fmt::Display>(
+    field: &str,
+    raw: &[String],
+    what: &str,
+    one: impl Fn(&str, &str) -> Result<T, FieldError>,
+) -> Result<Vec<T>, FieldErrors> {
+    let mut v = FieldErrors::new();
+    let mut out: Vec<T> = Vec::with_capacity(raw.len());
+    for (i, item) in raw.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let Some(item) = v.check(one(&f, item)) else {
+            continue;
+        };
+        if out.contains(&item) {
+            v.push(FieldError::new(f, format!("duplicate {what} \"{item}\"")));
+            continue;
         }
-        out.push(t.clone());
+        out.push(item);
     }
+    v.into_result()?;
     out.sort();
     Ok(out)
 }
 
-fn validate_methods(field: &str, raw: &[String]) -> Result<Vec<String>, FieldError> {
-    let mut out: Vec<String> = Vec::with_capacity(raw.len());
-    for (i, m) in raw.iter().enumerate() {
-        let m = rules::validate_method(&format!("{field}[{i}]"), m)?;
-        if out.contains(&m) {
-            return Err(FieldError::new(
-                format!("{field}[{i}]"),
-                format!("duplicate method \"{m}\""),
-            ));
-        }
-        out.push(m);
+fn validate_tags(field: &str, raw: &[String]) -> Result<Vec<String>, FieldErrors> {
+    if raw.len() > MAX_TAGS {
+        return Err(FieldError::new(field, format!("at most {MAX_TAGS} tags are allowed")).into());
     }
-    out.sort();
-    Ok(out)
+    validate_list(field, raw, "tag", |f, t| {
+        names::validate_tag(f, t).map(|_| t.to_owned())
+    })
+}
+
+fn validate_methods(field: &str, raw: &[String]) -> Result<Vec<String>, FieldErrors> {
+    validate_list(field, raw, "method", rules::validate_method)
 }
 
 /// CORS origins: at most [`rules::MAX_CORS_ORIGINS`], each `*` or an http(s) origin
 /// (normalised), `*` only alone, no duplicates after normalisation. Returned sorted.
-pub fn validate_cors_origins(field: &str, raw: &[String]) -> Result<Vec<String>, FieldError> {
+pub fn validate_cors_origins(field: &str, raw: &[String]) -> Result<Vec<String>, FieldErrors> {
     if raw.len() > rules::MAX_CORS_ORIGINS {
         return Err(FieldError::new(
             field,
             format!("at most {} origins are allowed", rules::MAX_CORS_ORIGINS),
-        ));
+        )
+        .into());
     }
-    let mut out: Vec<String> = Vec::with_capacity(raw.len());
-    for (i, o) in raw.iter().enumerate() {
-        let f = format!("{field}[{i}]");
-        let o = rules::validate_cors_origin(&f, o)?;
-        if out.contains(&o) {
-            return Err(FieldError::new(f, format!("duplicate origin \"{o}\"")));
-        }
-        out.push(o);
-    }
+    let out = validate_list(field, raw, "origin", rules::validate_cors_origin)?;
     if out.len() > 1 && out.iter().any(|o| o == "*") {
         return Err(FieldError::new(
             field,
             "\"*\" allows every origin and must be the only entry",
-        ));
+        )
+        .into());
     }
-    out.sort();
     Ok(out)
 }
 
@@ -324,63 +341,87 @@ pub struct CreateRouteInput {
     pub rate_limit_per_minute: u32,
 }
 
-fn validate_teams(field: &str, raw: &[String]) -> Result<Vec<TeamId>, FieldError> {
+fn validate_teams(field: &str, raw: &[String]) -> Result<Vec<TeamId>, FieldErrors> {
     if raw.len() > 100 {
-        return Err(FieldError::new(field, "at most 100 teams are allowed"));
+        return Err(FieldError::new(field, "at most 100 teams are allowed").into());
     }
-    let mut out: Vec<TeamId> = Vec::with_capacity(raw.len());
-    for (i, t) in raw.iter().enumerate() {
-        names::validate_team_id(&format!("{field}[{i}]"), t)?;
-        let t = TeamId(t.clone());
-        if out.contains(&t) {
-            return Err(FieldError::new(
-                format!("{field}[{i}]"),
-                format!("duplicate team \"{t}\""),
-            ));
-        }
-        out.push(t);
-    }
-    out.sort();
-    Ok(out)
+    validate_list(field, raw, "team", |f, t| {
+        names::validate_team_id(f, t).map(|_| TeamId(t.to_owned()))
+    })
 }
 
+/// Every rule a CreateRoute request breaks is reported, not only the first.
 impl TryFrom<pb::CreateRouteRequest> for CreateRouteInput {
-    type Error = FieldError;
+    type Error = FieldErrors;
 
-    fn try_from(r: pb::CreateRouteRequest) -> Result<Self, FieldError> {
-        names::validate_route_name("name", &r.name)?;
-        names::validate_team_id("team_id", &r.team_id)?;
-        rules::validate_path_prefix("path_prefix", &r.path_prefix)?;
-        names::validate_text("description", &r.description, 1000, false, true)?;
+    fn try_from(r: pb::CreateRouteRequest) -> Result<Self, FieldErrors> {
+        let mut v = FieldErrors::new();
+        v.check(names::validate_route_name("name", &r.name));
+        v.check(names::validate_team_id("team_id", &r.team_id));
+        v.check(rules::validate_path_prefix("path_prefix", &r.path_prefix));
+        let backend_url = v.check(validate_url(&r.backend_url));
+        v.check(names::validate_text(
+            "description",
+            &r.description,
+            1000,
+            false,
+            true,
+        ));
+        let tags = v.check(validate_tags("tags", &r.tags));
+        let methods = v.check(validate_methods("methods", &r.methods));
+        let timeout_ms = v.check(rules::validate_timeout_ms("timeout_ms", r.timeout_ms));
         let auth = match r.backend_auth {
-            None => AuthInput {
+            None => Some(AuthInput {
                 kind: AuthKind::None,
                 header_name: String::new(),
                 username: String::new(),
                 secret: SecretString::default(),
-            },
-            Some(a) => parse_auth("backend_auth", a)?,
+            }),
+            Some(a) => v.check(parse_auth("backend_auth", a, true)),
         };
-        if auth.kind != AuthKind::None && auth.secret.is_empty() {
-            return Err(FieldError::new(secret_field(auth.kind), "is required"));
-        }
+        let allowed_team_ids = v.check(validate_teams("allowed_team_ids", &r.allowed_team_ids));
+        let cors_origins = v.check(validate_cors_origins("cors_origins", &r.cors_origins));
+        let rate_limit_per_minute = v.check(rules::validate_rate_limit_per_minute(
+            "rate_limit_per_minute",
+            r.rate_limit_per_minute,
+        ));
+        let (
+            Some(backend_url),
+            Some(tags),
+            Some(methods),
+            Some(timeout_ms),
+            Some(auth),
+            Some(allowed_team_ids),
+            Some(cors_origins),
+            Some(rate_limit_per_minute),
+        ) = (
+            backend_url,
+            tags,
+            methods,
+            timeout_ms,
+            auth,
+            allowed_team_ids,
+            cors_origins,
+            rate_limit_per_minute,
+        )
+        else {
+            return Err(v);
+        };
+        v.into_result()?;
         Ok(Self {
             team_id: TeamId(r.team_id),
             name: r.name,
             path_prefix: r.path_prefix,
-            backend_url: validate_url(&r.backend_url)?,
+            backend_url,
             description: r.description,
-            tags: validate_tags("tags", &r.tags)?,
-            methods: validate_methods("methods", &r.methods)?,
+            tags,
+            methods,
             strip_prefix: r.strip_prefix,
-            timeout_ms: rules::validate_timeout_ms("timeout_ms", r.timeout_ms)?,
+            timeout_ms,
             auth,
-            allowed_team_ids: validate_teams("allowed_team_ids", &r.allowed_team_ids)?,
-            cors_origins: validate_cors_origins("cors_origins", &r.cors_origins)?,
-            rate_limit_per_minute: rules::validate_rate_limit_per_minute(
-                "rate_limit_per_minute",
-                r.rate_limit_per_minute,
-            )?,
+            allowed_team_ids,
+            cors_origins,
+            rate_limit_per_minute,
         })
     }
 }
@@ -421,76 +462,73 @@ pub struct UpdateRouteInput {
     pub rate_limit_per_minute: Option<u32>,
 }
 
-/// Validates UpdateRoute input; returns the route id or name and the changes.
-pub fn parse_update(r: pb::UpdateRouteRequest) -> Result<(String, UpdateRouteInput), FieldError> {
-    {
-        if r.id.is_empty() {
-            return Err(FieldError::new("id", "is required (route id or name)"));
-        }
-        let input = UpdateRouteInput {
-            name: r
-                .name
-                .map(|n| names::validate_route_name("name", &n).map(|_| n))
-                .transpose()?,
-            path_prefix: r
-                .path_prefix
-                .map(|p| rules::validate_path_prefix("path_prefix", &p).map(|_| p))
-                .transpose()?,
-            backend_url: r.backend_url.as_deref().map(validate_url).transpose()?,
-            description: r
-                .description
-                .map(|d| names::validate_text("description", &d, 1000, false, true).map(|_| d))
-                .transpose()?,
-            tags: r
-                .tags
-                .map(|t| validate_tags("tags", &t.values))
-                .transpose()?,
-            methods: r
-                .methods
-                .map(|m| validate_methods("methods", &m.values))
-                .transpose()?,
-            strip_prefix: r.strip_prefix,
-            timeout_ms: r
-                .timeout_ms
-                .map(|t| rules::validate_timeout_ms("timeout_ms", t))
-                .transpose()?,
-            auth: r
-                .backend_auth
-                .map(|a| parse_auth("backend_auth", a))
-                .transpose()?,
-            allowed_team_ids: r
-                .allowed_team_ids
-                .map(|l| validate_teams("allowed_team_ids", &l.values))
-                .transpose()?,
-            cors_origins: r
-                .cors_origins
-                .map(|l| validate_cors_origins("cors_origins", &l.values))
-                .transpose()?,
-            rate_limit_per_minute: r
-                .rate_limit_per_minute
-                .map(|v| rules::validate_rate_limit_per_minute("rate_limit_per_minute", v))
-                .transpose()?,
-        };
-        let empty = input.name.is_none()
-            && input.path_prefix.is_none()
-            && input.backend_url.is_none()
-            && input.description.is_none()
-            && input.tags.is_none()
-            && input.methods.is_none()
-            && input.strip_prefix.is_none()
-            && input.timeout_ms.is_none()
-            && input.auth.is_none()
-            && input.allowed_team_ids.is_none()
-            && input.cors_origins.is_none()
-            && input.rate_limit_per_minute.is_none();
-        if empty {
-            return Err(FieldError::new(
-                "update",
-                "nothing to change: set at least one field",
-            ));
-        }
-        Ok((r.id, input))
+/// Validates UpdateRoute input, reporting every broken rule; returns the route id or name
+/// and the changes.
+pub fn parse_update(r: pb::UpdateRouteRequest) -> Result<(String, UpdateRouteInput), FieldErrors> {
+    let mut v = FieldErrors::new();
+    if r.id.is_empty() {
+        v.push(FieldError::new("id", "is required (route id or name)"));
     }
+    let input = UpdateRouteInput {
+        name: r
+            .name
+            .and_then(|n| v.check(names::validate_route_name("name", &n).map(|_| n))),
+        path_prefix: r
+            .path_prefix
+            .and_then(|p| v.check(rules::validate_path_prefix("path_prefix", &p).map(|_| p))),
+        backend_url: r
+            .backend_url
+            .as_deref()
+            .and_then(|u| v.check(validate_url(u))),
+        description: r.description.and_then(|d| {
+            v.check(names::validate_text("description", &d, 1000, false, true).map(|_| d))
+        }),
+        tags: r
+            .tags
+            .and_then(|t| v.check(validate_tags("tags", &t.values))),
+        methods: r
+            .methods
+            .and_then(|m| v.check(validate_methods("methods", &m.values))),
+        strip_prefix: r.strip_prefix,
+        timeout_ms: r
+            .timeout_ms
+            .and_then(|t| v.check(rules::validate_timeout_ms("timeout_ms", t))),
+        auth: r
+            .backend_auth
+            .and_then(|a| v.check(parse_auth("backend_auth", a, false))),
+        allowed_team_ids: r
+            .allowed_team_ids
+            .and_then(|l| v.check(validate_teams("allowed_team_ids", &l.values))),
+        cors_origins: r
+            .cors_origins
+            .and_then(|l| v.check(validate_cors_origins("cors_origins", &l.values))),
+        rate_limit_per_minute: r.rate_limit_per_minute.and_then(|n| {
+            v.check(rules::validate_rate_limit_per_minute(
+                "rate_limit_per_minute",
+                n,
+            ))
+        }),
+    };
+    let empty = input.name.is_none()
+        && input.path_prefix.is_none()
+        && input.backend_url.is_none()
+        && input.description.is_none()
+        && input.tags.is_none()
+        && input.methods.is_none()
+        && input.strip_prefix.is_none()
+        && input.timeout_ms.is_none()
+        && input.auth.is_none()
+        && input.allowed_team_ids.is_none()
+        && input.cors_origins.is_none()
+        && input.rate_limit_per_minute.is_none();
+    if v.is_empty() && empty {
+        v.push(FieldError::new(
+            "update",
+            "nothing to change: set at least one field",
+        ));
+    }
+    v.into_result()?;
+    Ok((r.id, input))
 }
 
 /// A validated patch as the store applies it (secret sealed).
@@ -691,8 +729,33 @@ mod tests {
         ];
         for (r, field) in cases {
             let e = CreateRouteInput::try_from(r).unwrap_err();
-            assert_eq!(e.field, field, "{e}");
+            assert_eq!(e.fields(), [field], "{e}");
         }
+        // Every broken rule is reported, in field order.
+        let e = CreateRouteInput::try_from(pb::CreateRouteRequest {
+            name: "Pay".into(),
+            path_prefix: "api".into(),
+            methods: vec!["FETCH".into(), "GET".into(), "GET".into()],
+            backend_auth: Some(pb::BackendAuth {
+                kind: Some(pb::backend_auth::Kind::ApiKey(pb::ApiKeyAuth {
+                    header_name: "Host".into(),
+                    value: String::new(),
+                })),
+            }),
+            ..req()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.fields(),
+            [
+                "name",
+                "path_prefix",
+                "methods[0]",
+                "methods[2]",
+                "backend_auth.api_key.header_name",
+                "backend_auth.api_key.value"
+            ]
+        );
     }
 
     #[test]
@@ -748,8 +811,8 @@ mod tests {
         ];
         for (r, field, rule) in cases {
             let e = CreateRouteInput::try_from(r).unwrap_err();
-            assert_eq!(e.field, field, "{e}");
-            assert!(e.rule.contains(rule), "{e}");
+            assert_eq!(e.fields(), [field], "{e}");
+            assert!(e[0].rule.contains(rule), "{e}");
         }
         // Update: a present empty list clears, an absent one keeps; 0 removes the limit.
         let (_, patch) = parse_update(pb::UpdateRouteRequest {
@@ -769,6 +832,6 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert_eq!(e.field, "cors_origins[0]");
+        assert_eq!(e.fields(), ["cors_origins[0]"]);
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::ids::{KeyId, ServiceAccountId, TeamId};
 use crate::policy::Role;
-use crate::time::{Millis, to_timestamp, to_timestamp_opt};
+use crate::time::{Millis, now_ms, to_timestamp, to_timestamp_opt};
+use crate::tokens::{ExpiryChoice, expiry_from};
+use keygate_contracts::{FieldError, FieldErrors, names};
 use keygate_proto::v1 as pb;
 use serde::Serialize;
 
@@ -134,4 +136,118 @@ pub struct NewManagementKey {
     pub preview: String,
     pub is_bootstrap: bool,
     pub expires_at: Option<Millis>,
+}
+
+/// Parses a service account id field.
+pub fn parse_service_account_id(field: &str, v: &str) -> Result<ServiceAccountId, FieldError> {
+    if v.starts_with("sa_") && v.len() == 35 {
+        Ok(ServiceAccountId(v.to_owned()))
+    } else {
+        Err(FieldError::new(
+            field,
+            "must be a service account id (sa_ followed by 32 hex digits)",
+        ))
+    }
+}
+
+/// Validated CreateServiceAccount input.
+#[derive(Debug, Clone)]
+pub struct CreateServiceAccountInput {
+    pub team_id: TeamId,
+    /// Trimmed.
+    pub name: String,
+    pub description: String,
+    pub role: Role,
+    pub capability: Capability,
+}
+
+/// Every rule a CreateServiceAccount request breaks is reported, not only the first.
+impl TryFrom<pb::CreateServiceAccountRequest> for CreateServiceAccountInput {
+    type Error = FieldErrors;
+
+    fn try_from(r: pb::CreateServiceAccountRequest) -> Result<Self, FieldErrors> {
+        let mut v = FieldErrors::new();
+        v.check(names::validate_team_id("team_id", &r.team_id));
+        v.check(names::validate_text("name", &r.name, 100, true, false));
+        v.check(names::validate_text(
+            "description",
+            &r.description,
+            1000,
+            false,
+            true,
+        ));
+        let role = v.check(Role::from_pb("role", r.role));
+        let capability = v.check(Capability::from_pb(r.capability));
+        match (role, capability) {
+            (Some(role), Some(capability)) if v.is_empty() => Ok(Self {
+                team_id: TeamId(r.team_id),
+                name: r.name.trim().to_owned(),
+                description: r.description,
+                role,
+                capability,
+            }),
+            _ => Err(v),
+        }
+    }
+}
+
+/// Validated CreateKey input.
+#[derive(Debug, Clone)]
+pub struct CreateKeyInput {
+    pub service_account_id: ServiceAccountId,
+    /// Trimmed.
+    pub name: String,
+    pub expires_at: Option<Millis>,
+}
+
+/// Every rule a CreateKey request breaks is reported, not only the first.
+impl TryFrom<pb::CreateKeyRequest> for CreateKeyInput {
+    type Error = FieldErrors;
+
+    fn try_from(r: pb::CreateKeyRequest) -> Result<Self, FieldErrors> {
+        let mut v = FieldErrors::new();
+        let id = v.check(parse_service_account_id(
+            "service_account_id",
+            &r.service_account_id,
+        ));
+        v.check(names::validate_text("name", &r.name, 100, true, false));
+        let choice = r.expiry.map(|e| match e {
+            pb::create_key_request::Expiry::ExpiresInDays(d) => ExpiryChoice::Days(d),
+            pb::create_key_request::Expiry::NeverExpires(b) => ExpiryChoice::Never(b),
+        });
+        let expires_at = v.check(expiry_from(choice, now_ms()));
+        match (id, expires_at) {
+            (Some(service_account_id), Some(expires_at)) if v.is_empty() => Ok(Self {
+                service_account_id,
+                name: r.name.trim().to_owned(),
+                expires_at,
+            }),
+            _ => Err(v),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_reports_every_field() {
+        let e = CreateServiceAccountInput::try_from(pb::CreateServiceAccountRequest {
+            team_id: "Bad".into(),
+            name: String::new(),
+            description: String::new(),
+            role: 0,
+            capability: 99,
+        })
+        .unwrap_err();
+        assert_eq!(e.fields(), ["team_id", "name", "role", "capability"]);
+        let e = CreateKeyInput::try_from(pb::CreateKeyRequest {
+            service_account_id: "nope".into(),
+            name: " ".into(),
+            expiry: None,
+        })
+        .unwrap_err();
+        assert_eq!(e.fields(), ["service_account_id", "name", "expiry"]);
+    }
 }

@@ -1,6 +1,9 @@
 //! `ServiceAccountService` RPCs: accounts and their management keys.
 
-use super::model::{Capability, NewManagementKey, NewServiceAccount, ServiceAccount};
+use super::model::{
+    Capability, CreateKeyInput, CreateServiceAccountInput, NewManagementKey, NewServiceAccount,
+    ServiceAccount, parse_service_account_id,
+};
 use crate::authz;
 use crate::context::{self, RequestContext};
 use crate::error::ApiError;
@@ -8,7 +11,7 @@ use crate::ids::{KeyId, ServiceAccountId, TeamId};
 use crate::policy::{Action, Caller, Role};
 use crate::store::DynStore;
 use crate::time::now_ms;
-use crate::tokens::{ExpiryChoice, MAX_GRACE_SECONDS, expiry_from};
+use crate::tokens::MAX_GRACE_SECONDS;
 use keygate_contracts::names;
 use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, NewToken};
 use keygate_proto::v1 as pb;
@@ -76,15 +79,7 @@ impl ServiceAccountApi {
 }
 
 fn sa_id(v: &str) -> Result<ServiceAccountId, Status> {
-    if v.starts_with("sa_") && v.len() == 35 {
-        Ok(ServiceAccountId(v.to_owned()))
-    } else {
-        Err(ApiError::invalid(
-            "service_account_id",
-            "must be a service account id (sa_ followed by 32 hex digits)",
-        )
-        .into())
-    }
+    Ok(parse_service_account_id("service_account_id", v).map_err(ApiError::from)?)
 }
 
 fn key_id(v: &str) -> Result<KeyId, Status> {
@@ -107,13 +102,13 @@ impl ServiceAccountService for ServiceAccountApi {
     ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
         let (caller, ctx) = context::caller(&req)?;
         let r = req.into_inner();
-        names::validate_team_id("team_id", &r.team_id).map_err(ApiError::from)?;
-        names::validate_text("name", &r.name, 100, true, false).map_err(ApiError::from)?;
-        names::validate_text("description", &r.description, 1000, false, true)
-            .map_err(ApiError::from)?;
-        let role = Role::from_pb("role", r.role).map_err(ApiError::from)?;
-        let capability = Capability::from_pb(r.capability).map_err(ApiError::from)?;
-        let team = TeamId(r.team_id);
+        let CreateServiceAccountInput {
+            team_id: team,
+            name,
+            description,
+            role,
+            capability,
+        } = CreateServiceAccountInput::try_from(r).map_err(ApiError::from)?;
         if capability != Capability::None {
             authz::change(
                 &self.store,
@@ -121,7 +116,7 @@ impl ServiceAccountService for ServiceAccountApi {
                 &caller,
                 Action::GrantCapability,
                 "service_account.create",
-                &r.name,
+                &name,
             )
             .await?;
         }
@@ -131,7 +126,7 @@ impl ServiceAccountService for ServiceAccountApi {
             &caller,
             Action::ManageServiceAccount { team: &team, role },
             "service_account.create",
-            &r.name,
+            &name,
         )
         .await?;
         let sa = self
@@ -141,8 +136,8 @@ impl ServiceAccountService for ServiceAccountApi {
                 NewServiceAccount {
                     id: ServiceAccountId::generate(),
                     team_id: team,
-                    name: r.name.trim().to_owned(),
-                    description: r.description,
+                    name,
+                    description,
                     role,
                     capability,
                 },
@@ -218,13 +213,11 @@ impl ServiceAccountService for ServiceAccountApi {
     ) -> Result<Response<pb::CreateKeyResponse>, Status> {
         let (caller, ctx) = context::caller(&req)?;
         let r = req.into_inner();
-        let id = sa_id(&r.service_account_id)?;
-        names::validate_text("name", &r.name, 100, true, false).map_err(ApiError::from)?;
-        let choice = r.expiry.map(|e| match e {
-            pb::create_key_request::Expiry::ExpiresInDays(d) => ExpiryChoice::Days(d),
-            pb::create_key_request::Expiry::NeverExpires(b) => ExpiryChoice::Never(b),
-        });
-        let expires_at = expiry_from(choice, now_ms()).map_err(ApiError::from)?;
+        let CreateKeyInput {
+            service_account_id: id,
+            name,
+            expires_at,
+        } = CreateKeyInput::try_from(r).map_err(ApiError::from)?;
         self.managed(&ctx, &caller, &id, "management_key.create")
             .await?;
         let secret = NewToken::generate(MANAGEMENT_KEY_PREFIX);
@@ -235,7 +228,7 @@ impl ServiceAccountService for ServiceAccountApi {
                 NewManagementKey {
                     id: KeyId::generate(),
                     service_account_id: Some(id),
-                    name: r.name.trim().to_owned(),
+                    name,
                     key_hash: secret.hash(),
                     preview: secret.preview(),
                     is_bootstrap: false,

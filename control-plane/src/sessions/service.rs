@@ -12,6 +12,7 @@ use crate::time::now_ms;
 use crate::users::{NewUser, User, roles_to_pb, to_pb, validate_display_name, validate_email};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use keygate_contracts::FieldErrors;
 use keygate_contracts::token::{NewToken, check_format, sha256_hex};
 use keygate_proto::v1 as pb;
 use keygate_proto::v1::auth_service_server::AuthService;
@@ -174,15 +175,15 @@ impl AuthApi {
         }
     }
 
-    fn new_user(email: String, display_name: &str, hash: String) -> Result<NewUser, Status> {
-        Ok(NewUser {
+    /// `display_name` already validated.
+    fn new_user(email: String, display_name: String, hash: String) -> NewUser {
+        NewUser {
             id: UserId::generate(),
             email,
-            display_name: validate_display_name("display_name", display_name)
-                .map_err(ApiError::from)?,
+            display_name,
             password_hash: hash,
             system_admin: false,
-        })
+        }
     }
 }
 
@@ -348,11 +349,17 @@ impl AuthService for AuthApi {
             .into()
         };
         check_format(r.setup_code.trim(), SETUP_PREFIX, &[]).map_err(|_| invalid())?;
-        let email = validate_email("email", &r.email).map_err(ApiError::from)?;
-        passwords::validate("password", &r.password).map_err(ApiError::from)?;
+        let mut v = FieldErrors::new();
+        let email = v.check(validate_email("email", &r.email));
+        let display_name = v.check(validate_display_name("display_name", &r.display_name));
+        v.check(passwords::validate("password", &r.password));
+        let (Some(email), Some(display_name)) = (email, display_name) else {
+            return Err(ApiError::from(v).into());
+        };
+        v.into_result().map_err(ApiError::from)?;
         self.throttle("setup", &ctx.source_ip)?;
         let hash = Self::hash(r.password).await?;
-        let user = Self::new_user(email, &r.display_name, hash)?;
+        let user = Self::new_user(email, display_name, hash);
         let user = self
             .store
             .complete_setup(
@@ -380,11 +387,17 @@ impl AuthService for AuthApi {
             .into()
         };
         check_format(r.code.trim(), INVITATION_PREFIX, &[]).map_err(|_| invalid())?;
-        passwords::validate("password", &r.password).map_err(ApiError::from)?;
+        let mut v = FieldErrors::new();
+        let display_name = v.check(validate_display_name("display_name", &r.display_name));
+        v.check(passwords::validate("password", &r.password));
+        let Some(display_name) = display_name else {
+            return Err(ApiError::from(v).into());
+        };
+        v.into_result().map_err(ApiError::from)?;
         self.throttle("accept-invitation", &ctx.source_ip)?;
         let hash = Self::hash(r.password).await?;
         // The email comes from the invitation; this placeholder is replaced by the store.
-        let user = Self::new_user(String::new(), &r.display_name, hash)?;
+        let user = Self::new_user(String::new(), display_name, hash);
         let user = self
             .store
             .accept_invitation(&ctx, &sha256_hex(r.code.trim()), user)

@@ -279,7 +279,7 @@ impl SyncService for SyncApi {
                     }
                     _ = tx.closed() => return,
                     _ = closing.changed() => {
-                        let _ = tx.send(Err(Status::unavailable("the control plane is shutting down; reconnect"))).await;
+                        let _ = tx.send(Err(ApiError::new(ErrorCode::Unavailable, "the control plane is shutting down; reconnect").into())).await;
                         return;
                     }
                 }

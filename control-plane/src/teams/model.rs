@@ -3,7 +3,7 @@
 use crate::ids::{RouteId, TeamId, TokenId};
 use crate::pagination;
 use crate::time::{Millis, to_timestamp};
-use keygate_contracts::{FieldError, names};
+use keygate_contracts::{FieldError, FieldErrors, names};
 use keygate_proto::v1 as pb;
 use serde::Serialize;
 
@@ -68,15 +68,24 @@ pub struct NewTeam {
     pub icon: String,
 }
 
+/// Every rule a CreateTeam request breaks is reported, not only the first.
 impl TryFrom<pb::CreateTeamRequest> for NewTeam {
-    type Error = FieldError;
+    type Error = FieldErrors;
 
-    fn try_from(r: pb::CreateTeamRequest) -> Result<Self, FieldError> {
-        names::validate_team_id("id", &r.id)?;
-        names::validate_text("name", &r.name, 100, true, false)?;
-        names::validate_text("description", &r.description, 1000, false, true)?;
-        validate_color(&r.color)?;
-        validate_icon(&r.icon)?;
+    fn try_from(r: pb::CreateTeamRequest) -> Result<Self, FieldErrors> {
+        let mut v = FieldErrors::new();
+        v.check(names::validate_team_id("id", &r.id));
+        v.check(names::validate_text("name", &r.name, 100, true, false));
+        v.check(names::validate_text(
+            "description",
+            &r.description,
+            1000,
+            false,
+            true,
+        ));
+        v.check(validate_color(&r.color));
+        v.check(validate_icon(&r.icon));
+        v.into_result()?;
         Ok(Self {
             id: TeamId(r.id),
             name: r.name.trim().to_owned(),
@@ -96,22 +105,24 @@ pub struct TeamPatch {
     pub icon: Option<String>,
 }
 
-/// Validates UpdateTeam input.
-pub fn parse_update(r: pb::UpdateTeamRequest) -> Result<(TeamId, TeamPatch), FieldError> {
+/// Validates UpdateTeam input, reporting every broken rule.
+pub fn parse_update(r: pb::UpdateTeamRequest) -> Result<(TeamId, TeamPatch), FieldErrors> {
     {
-        names::validate_team_id("id", &r.id)?;
+        let mut v = FieldErrors::new();
+        v.check(names::validate_team_id("id", &r.id));
         if let Some(n) = &r.name {
-            names::validate_text("name", n, 100, true, false)?;
+            v.check(names::validate_text("name", n, 100, true, false));
         }
         if let Some(d) = &r.description {
-            names::validate_text("description", d, 1000, false, true)?;
+            v.check(names::validate_text("description", d, 1000, false, true));
         }
         if let Some(c) = &r.color {
-            validate_color(c)?;
+            v.check(validate_color(c));
         }
         if let Some(i) = &r.icon {
-            validate_icon(i)?;
+            v.check(validate_icon(i));
         }
+        v.into_result()?;
         let patch = TeamPatch {
             name: r.name.map(|n| n.trim().to_owned()),
             description: r.description,
@@ -123,10 +134,9 @@ pub fn parse_update(r: pb::UpdateTeamRequest) -> Result<(TeamId, TeamPatch), Fie
             && patch.color.is_none()
             && patch.icon.is_none()
         {
-            return Err(FieldError::new(
-                "update",
-                "nothing to change: set at least one field",
-            ));
+            return Err(
+                FieldError::new("update", "nothing to change: set at least one field").into(),
+            );
         }
         Ok((TeamId(r.id), patch))
     }
@@ -207,7 +217,14 @@ mod tests {
                 "icon",
             ),
         ] {
-            assert_eq!(NewTeam::try_from(r).unwrap_err().field, field);
+            assert_eq!(NewTeam::try_from(r).unwrap_err().fields(), [field]);
         }
+        let e = NewTeam::try_from(pb::CreateTeamRequest {
+            id: "P".into(),
+            color: "red".into(),
+            ..ok.clone()
+        })
+        .unwrap_err();
+        assert_eq!(e.fields(), ["id", "color"]);
     }
 }

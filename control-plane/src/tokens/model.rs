@@ -5,7 +5,7 @@ use crate::pagination;
 use crate::time::{Millis, from_timestamp, now_ms, to_timestamp, to_timestamp_opt};
 use keygate_contracts::route::validate_rate_limit_per_minute;
 use keygate_contracts::scope::{Scope, parse_scopes};
-use keygate_contracts::{FieldError, names};
+use keygate_contracts::{FieldError, FieldErrors, names};
 use keygate_proto::v1 as pb;
 use serde::Serialize;
 
@@ -161,25 +161,51 @@ fn validate_team(v: &str) -> Result<TeamId, FieldError> {
     Ok(TeamId(v.to_owned()))
 }
 
+/// Every rule a CreateToken request breaks is reported, not only the first.
 impl TryFrom<pb::CreateTokenRequest> for CreateTokenInput {
-    type Error = FieldError;
+    type Error = FieldErrors;
 
-    fn try_from(r: pb::CreateTokenRequest) -> Result<Self, FieldError> {
+    fn try_from(r: pb::CreateTokenRequest) -> Result<Self, FieldErrors> {
         use pb::create_token_request::Expiry;
         let choice = r.expiry.map(|e| match e {
             Expiry::ExpiresInDays(d) => ExpiryChoice::Days(d),
             Expiry::NeverExpires(b) => ExpiryChoice::Never(b),
         });
+        let mut v = FieldErrors::new();
+        let name = v.check(validate_name(&r.name));
+        let team_id = v.check(validate_team(&r.team_id));
+        let description = v.check(validate_description(&r.description));
+        let scopes = v.check(parse_scopes("scopes", &r.scopes));
+        let expires_at = v.check(expiry_from(choice, now_ms()));
+        let rate_limit_per_minute = v.check(validate_rate_limit_per_minute(
+            "rate_limit_per_minute",
+            r.rate_limit_per_minute,
+        ));
+        let (
+            Some(name),
+            Some(team_id),
+            Some(description),
+            Some(scopes),
+            Some(expires_at),
+            Some(rate_limit_per_minute),
+        ) = (
+            name,
+            team_id,
+            description,
+            scopes,
+            expires_at,
+            rate_limit_per_minute,
+        )
+        else {
+            return Err(v);
+        };
         Ok(Self {
-            name: validate_name(&r.name)?,
-            team_id: validate_team(&r.team_id)?,
-            description: validate_description(&r.description)?,
-            scopes: parse_scopes("scopes", &r.scopes)?,
-            expires_at: expiry_from(choice, now_ms())?,
-            rate_limit_per_minute: validate_rate_limit_per_minute(
-                "rate_limit_per_minute",
-                r.rate_limit_per_minute,
-            )?,
+            name,
+            team_id,
+            description,
+            scopes,
+            expires_at,
+            rate_limit_per_minute,
         })
     }
 }
@@ -220,45 +246,41 @@ pub fn parse_token_id(field: &str, v: &str) -> Result<TokenId, FieldError> {
     }
 }
 
-/// Validates UpdateToken input.
-pub fn parse_update(r: pb::UpdateTokenRequest) -> Result<(TokenId, TokenPatch), FieldError> {
-    {
-        use pb::update_token_request::Expiry;
-        let id = parse_token_id("id", &r.id)?;
-        let patch = TokenPatch {
-            name: r.name.as_deref().map(validate_name).transpose()?,
-            description: r
-                .description
-                .as_deref()
-                .map(validate_description)
-                .transpose()?,
-            scopes: r
-                .scopes
-                .map(|l| parse_scopes("scopes", &l.values))
-                .transpose()?,
-            expires_at: r
-                .expiry
-                .map(|e| {
-                    let choice = match e {
-                        Expiry::ExpiresInDays(d) => ExpiryChoice::Days(d),
-                        Expiry::NeverExpires(b) => ExpiryChoice::Never(b),
-                    };
-                    expiry_from(Some(choice), now_ms())
-                })
-                .transpose()?,
-            rate_limit_per_minute: r
-                .rate_limit_per_minute
-                .map(|v| validate_rate_limit_per_minute("rate_limit_per_minute", v))
-                .transpose()?,
-        };
-        if patch.is_empty() {
-            return Err(FieldError::new(
-                "update",
-                "nothing to change: set at least one of name, description, scopes, expiry, \
-                 rate_limit_per_minute",
-            ));
-        }
-        Ok((id, patch))
+/// Validates UpdateToken input, reporting every broken rule.
+pub fn parse_update(r: pb::UpdateTokenRequest) -> Result<(TokenId, TokenPatch), FieldErrors> {
+    use pb::update_token_request::Expiry;
+    let mut v = FieldErrors::new();
+    let id = v.check(parse_token_id("id", &r.id));
+    let patch = TokenPatch {
+        name: r.name.as_deref().and_then(|n| v.check(validate_name(n))),
+        description: r
+            .description
+            .as_deref()
+            .and_then(|d| v.check(validate_description(d))),
+        scopes: r
+            .scopes
+            .and_then(|l| v.check(parse_scopes("scopes", &l.values))),
+        expires_at: r.expiry.and_then(|e| {
+            let choice = match e {
+                Expiry::ExpiresInDays(d) => ExpiryChoice::Days(d),
+                Expiry::NeverExpires(b) => ExpiryChoice::Never(b),
+            };
+            v.check(expiry_from(Some(choice), now_ms()))
+        }),
+        rate_limit_per_minute: r
+            .rate_limit_per_minute
+            .and_then(|n| v.check(validate_rate_limit_per_minute("rate_limit_per_minute", n))),
+    };
+    if v.is_empty() && patch.is_empty() {
+        v.push(FieldError::new(
+            "update",
+            "nothing to change: set at least one of name, description, scopes, expiry, \
+             rate_limit_per_minute",
+        ));
+    }
+    match id {
+        Some(id) if v.is_empty() => Ok((id, patch)),
+        _ => Err(v),
     }
 }
 
@@ -448,7 +470,9 @@ impl TryFrom<pb::ListTokensRequest> for TokenFilter {
 mod tests {
     use super::*;
 
-    fn create(f: impl FnOnce(&mut pb::CreateTokenRequest)) -> Result<CreateTokenInput, FieldError> {
+    fn create(
+        f: impl FnOnce(&mut pb::CreateTokenRequest),
+    ) -> Result<CreateTokenInput, FieldErrors> {
         let mut r = pb::CreateTokenRequest {
             name: "ci".into(),
             team_id: "payments".into(),
@@ -499,8 +523,17 @@ mod tests {
         ];
         for (mutate, field) in cases {
             let e = create(|r| mutate(r)).unwrap_err();
-            assert_eq!(e.field, field, "{e}");
+            assert_eq!(e.fields(), [field], "{e}");
         }
+        // Every broken rule is reported, in field order.
+        let e = create(|r| {
+            r.name = String::new();
+            r.scopes = vec!["Bad Scope".into(), "*".into(), "tag:".into()];
+            r.expiry = None;
+        })
+        .unwrap_err();
+        assert_eq!(e.fields(), ["name", "scopes[0]", "scopes[2]", "expiry"]);
+        assert!(e.to_string().ends_with("(and 3 more)"), "{e}");
     }
 
     #[test]
@@ -534,13 +567,23 @@ mod tests {
             id: "tok_0123456789abcdef0123456789abcdef".into(),
             ..Default::default()
         };
-        assert_eq!(parse_update(r).unwrap_err().field, "update");
+        assert_eq!(parse_update(r).unwrap_err().fields(), ["update"]);
         let r = pb::UpdateTokenRequest {
             id: "nope".into(),
             name: Some("x".into()),
             ..Default::default()
         };
-        assert_eq!(parse_update(r).unwrap_err().field, "id");
+        assert_eq!(parse_update(r).unwrap_err().fields(), ["id"]);
+        let r = pb::UpdateTokenRequest {
+            id: "nope".into(),
+            name: Some(String::new()),
+            rate_limit_per_minute: Some(2_000_000),
+            ..Default::default()
+        };
+        assert_eq!(
+            parse_update(r).unwrap_err().fields(),
+            ["id", "name", "rate_limit_per_minute"]
+        );
     }
 
     #[test]
@@ -662,7 +705,7 @@ mod tests {
                 ..Default::default()
             })
         };
-        assert_eq!(update(None).unwrap_err().field, "update");
+        assert_eq!(update(None).unwrap_err().fields(), ["update"]);
         assert_eq!(update(Some(0)).unwrap().1.rate_limit_per_minute, Some(0));
         assert_eq!(
             update(Some(120)).unwrap().1.rate_limit_per_minute,

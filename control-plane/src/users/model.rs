@@ -3,7 +3,7 @@
 use crate::ids::{TeamId, UserId};
 use crate::policy::Role;
 use crate::time::{Millis, to_timestamp, to_timestamp_opt};
-use keygate_contracts::{FieldError, names};
+use keygate_contracts::{FieldError, FieldErrors, names};
 use keygate_proto::v1 as pb;
 use serde::Serialize;
 
@@ -103,6 +103,32 @@ pub struct UserPatch {
     pub system_admin: Option<bool>,
 }
 
+/// Validates UpdateUser input, reporting every broken rule.
+pub fn parse_update(r: &pb::UpdateUserRequest) -> Result<(UserId, UserPatch), FieldErrors> {
+    let mut v = FieldErrors::new();
+    let id = v.check(parse_user_id("id", &r.id));
+    let display_name = r
+        .display_name
+        .as_deref()
+        .and_then(|n| v.check(validate_display_name("display_name", n)));
+    if v.is_empty() && r.display_name.is_none() && r.system_admin.is_none() {
+        v.push(FieldError::new(
+            "update",
+            "nothing to change: set display_name or system_admin",
+        ));
+    }
+    match id {
+        Some(id) if v.is_empty() => Ok((
+            id,
+            UserPatch {
+                display_name,
+                system_admin: r.system_admin,
+            },
+        )),
+        _ => Err(v),
+    }
+}
+
 /// Filters and page position for ListUsers (ordered by email).
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
@@ -150,5 +176,22 @@ mod tests {
         ] {
             assert!(validate_email("email", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn update_reports_every_field() {
+        let e = parse_update(&pb::UpdateUserRequest {
+            id: "nope".into(),
+            display_name: Some(" ".into()),
+            system_admin: None,
+        })
+        .unwrap_err();
+        assert_eq!(e.fields(), ["id", "display_name"]);
+        let e = parse_update(&pb::UpdateUserRequest {
+            id: "usr_0123456789abcdef0123456789abcdef".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.fields(), ["update"]);
     }
 }

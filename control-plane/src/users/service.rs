@@ -1,6 +1,6 @@
 //! `UserService` RPCs.
 
-use super::model::{PAGE_KIND, UserFilter, UserPatch, parse_user_id, to_pb, validate_display_name};
+use super::model::{PAGE_KIND, UserFilter, parse_user_id, to_pb};
 use crate::authz;
 use crate::context;
 use crate::error::ApiError;
@@ -124,22 +124,9 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let (caller, ctx) = context::caller(&req)?;
         let r = req.into_inner();
-        let id = parse_user_id("id", &r.id).map_err(ApiError::from)?;
-        let display_name = r
-            .display_name
-            .as_deref()
-            .map(|n| validate_display_name("display_name", n))
-            .transpose()
-            .map_err(ApiError::from)?;
-        if display_name.is_none() && r.system_admin.is_none() {
-            return Err(ApiError::invalid(
-                "update",
-                "nothing to change: set display_name or system_admin",
-            )
-            .into());
-        }
+        let (id, patch) = super::model::parse_update(&r).map_err(ApiError::from)?;
         let is_self = caller.user_id() == Some(&id);
-        if display_name.is_some() {
+        if patch.display_name.is_some() {
             authz::change(
                 &self.store,
                 &ctx,
@@ -150,7 +137,7 @@ impl UserService for UserApi {
             )
             .await?;
         }
-        if r.system_admin.is_some() {
+        if patch.system_admin.is_some() {
             authz::change(
                 &self.store,
                 &ctx,
@@ -162,14 +149,7 @@ impl UserService for UserApi {
             .await?;
         }
         self.store
-            .update_user(
-                &ctx,
-                &id,
-                UserPatch {
-                    display_name,
-                    system_admin: r.system_admin,
-                },
-            )
+            .update_user(&ctx, &id, patch)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::UpdateUserResponse {
