@@ -21,6 +21,7 @@ export const theme: MantineThemeOverride = createTheme({
     // lockScroll off: react-remove-scroll injects a <style> element (blocked by the CSP). The
     // page never scrolls the body anyway: the shell's main area is the scroll container.
     Modal: { defaultProps: { centered: true, lockScroll: false, closeButtonProps: { "aria-label": "Close dialog" } } },
-    Drawer: { defaultProps: { lockScroll: false, closeButtonProps: { "aria-label": "Close" } } },
+    // Below modals (200): dialogs opened from a drawer (edit, rotate) must be on top of it.
+    Drawer: { defaultProps: { lockScroll: false, zIndex: 150, closeButtonProps: { "aria-label": "Close" } } },
   },
 });

@@ -37,7 +37,7 @@ export function TokenDrawer({
   const t = q.data?.token;
   const live = t && t.status === TokenStatus.ACTIVE;
   return (
-    <Drawer opened={!!id} onClose={onClose} position="right" size="md" title={t ? t.name : "Token"}>
+    <Drawer opened={!!id} onClose={onClose} position="right" size="md" title={t ? t.name : "Token"} zIndex={150}>
       {q.isPending ? (
         <LoadingState />
       ) : q.error ? (
@@ -75,7 +75,10 @@ export function TokenDrawer({
                 <TimeAgo ts={t.lastUsedAt} fallback="Never used" />
               </Row>
               <Row label="Created">
-                <TimeAgo ts={t.createdAt} /> <Text span size="xs" c="dimmed" className="kg-mono">by {t.createdBy}</Text>
+                <TimeAgo ts={t.createdAt} />
+                <Text size="xs" c="dimmed" className="kg-mono kg-truncate" title={t.createdBy}>
+                  by {t.createdBy}
+                </Text>
               </Row>
               <Row label="Updated">
                 <TimeAgo ts={t.updatedAt} />
