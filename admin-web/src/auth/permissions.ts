@@ -3,11 +3,14 @@
  * this module only reads what the server says, so pages never re-implement a rule:
  *
  * - per object: the output-only `caller_can_change` on Token, Route and Team;
- * - per team: the allowed actions `GetCurrentUser` returns for each team.
+ * - per team: `GetCurrentUserResponse.teams[].allowed_actions`, plus
+ *   `all_teams_allowed_actions` (every team: system admins) and the global
+ *   `allowed_actions` (team.create, user.list, ...). Action names: auth.proto.
  *
- * FALLBACK (remove when the server fields land): until those fields exist in the generated
- * code, the answers below are derived from the roles `GetCurrentUser` returns today, mirroring
- * policy.rs. A wrong answer here only hides or shows a control; the server still refuses.
+ * FALLBACK (delete once every control plane sends those fields): against a control plane
+ * that does not send them yet, the answers are derived from the roles GetCurrentUser
+ * returns, mirroring policy.rs. A wrong answer here only hides or shows a control; the
+ * server still refuses.
  */
 import type { GetCurrentUserResponse } from "../gen/keygate/v1/auth_pb";
 import { Role } from "../gen/keygate/v1/common_pb";
@@ -23,19 +26,53 @@ export function roleIn(me: Me, teamId: string): Role {
   return me.roles.find((r) => r.teamId === teamId)?.role ?? Role.UNSPECIFIED;
 }
 
-/** The server's per-object flag, when the generated type has it (protobuf-es sets every field). */
-function serverFlag(obj: object): boolean | undefined {
-  const v = (obj as { callerCanChange?: unknown }).callerCanChange;
-  return typeof v === "boolean" ? v : undefined;
+// ---- the server's answers (read structurally: older generated code lacks the fields)
+
+interface ServerPermissions {
+  teams: { teamId: string; allowedActions: string[] }[];
+  allowedActions: string[];
+  allTeamsAllowedActions: string[];
 }
 
-/** The server's per-team allowed actions, when GetCurrentUser returns them. */
-function serverTeamAction(me: Me, teamId: string, action: string): boolean | undefined {
-  const teams = (me as { teams?: unknown }).teams;
-  if (!Array.isArray(teams)) return undefined;
-  const entry = teams.find((t: { teamId?: string }) => t?.teamId === teamId) as { allowedActions?: unknown } | undefined;
-  if (!entry || !Array.isArray(entry.allowedActions)) return false;
-  return (entry.allowedActions as string[]).includes(action);
+function server(me: Me): ServerPermissions | undefined {
+  const m = me as unknown as Partial<ServerPermissions>;
+  const teams = Array.isArray(m.teams) ? m.teams : [];
+  const global = Array.isArray(m.allowedActions) ? m.allowedActions : [];
+  const all = Array.isArray(m.allTeamsAllowedActions) ? m.allTeamsAllowedActions : [];
+  // A control plane that knows the fields sends an entry per role and global actions for
+  // any person; all empty means an older control plane (or a caller with no rights at all,
+  // for whom the role fallback gives the same empty answer).
+  if (teams.length === 0 && global.length === 0 && all.length === 0) return undefined;
+  return { teams, allowedActions: global, allTeamsAllowedActions: all };
+}
+
+/** Does the server allow `action` in `teamId`? undefined: the server did not say. */
+export function teamAllows(me: Me, teamId: string, action: string): boolean | undefined {
+  const s = server(me);
+  if (!s) return undefined;
+  if (s.allTeamsAllowedActions.includes(action)) return true;
+  return s.teams.find((t) => t.teamId === teamId)?.allowedActions.includes(action) ?? false;
+}
+
+/** Does the server allow `action` in some team? */
+function someTeamAllows(me: Me, action: string): boolean | undefined {
+  const s = server(me);
+  if (!s) return undefined;
+  return s.allTeamsAllowedActions.includes(action) || s.teams.some((t) => t.allowedActions.includes(action));
+}
+
+/** Does the server allow the global `action` (team.create, user.list, ...)? */
+export function globalAllows(me: Me, action: string): boolean | undefined {
+  const s = server(me);
+  return s ? s.allowedActions.includes(action) : undefined;
+}
+
+/** The per-object `caller_can_change`, when this control plane sends it. */
+function serverFlag(me: Me, obj: object): boolean | undefined {
+  const v = (obj as { callerCanChange?: unknown }).callerCanChange;
+  // Generated code always has the field once the proto does; only a control plane that
+  // sends permissions (server(me)) fills it in.
+  return typeof v === "boolean" && server(me) ? v : undefined;
 }
 
 interface Owned {
@@ -47,7 +84,7 @@ interface Owned {
 
 /** May the caller change (edit, rotate, revoke, delete) this token or route? */
 export function canChange(me: Me, obj: Owned & object): boolean {
-  const flag = serverFlag(obj);
+  const flag = serverFlag(me, obj);
   if (flag !== undefined) return flag;
   // FALLBACK: policy.rs ChangeToken/ChangeRoute.
   if (me.systemAdmin) return true;
@@ -58,7 +95,7 @@ export function canChange(me: Me, obj: Owned & object): boolean {
 
 /** May the caller change this team (edit, delete)? */
 export function canChangeTeam(me: Me, team: { id: string; callerCanChange?: boolean }): boolean {
-  const flag = serverFlag(team);
+  const flag = serverFlag(me, team) ?? teamAllows(me, team.id, "team.update");
   if (flag !== undefined) return flag;
   // FALLBACK: policy.rs UpdateTeam/DeleteTeam.
   return me.systemAdmin || roleIn(me, team.id) === Role.ADMIN;
@@ -66,6 +103,8 @@ export function canChangeTeam(me: Me, team: { id: string; callerCanChange?: bool
 
 /** May the caller create teams (and so become the new team's ADMIN)? */
 export function canCreateTeam(me: Me): boolean {
+  const s = globalAllows(me, "team.create");
+  if (s !== undefined) return s;
   // FALLBACK: policy.rs CreateTeam: a person who is ADMIN in some team, or a system admin.
   return me.systemAdmin || (!!me.user && me.roles.some((r) => r.role === Role.ADMIN));
 }
@@ -73,6 +112,8 @@ export function canCreateTeam(me: Me): boolean {
 /** May the caller claim this team (become its ADMIN)? Only a team without members. */
 export function canClaimTeam(me: Me, team: { id: string; memberCount: number }): boolean {
   if (team.memberCount > 0 || !me.user) return false;
+  const s = globalAllows(me, "team.claim");
+  if (s !== undefined) return s;
   // FALLBACK: policy.rs ClaimTeam: ADMIN of another team, or a system admin.
   return me.systemAdmin || me.roles.some((r) => r.teamId !== team.id && r.role === Role.ADMIN);
 }
@@ -82,7 +123,7 @@ export function teamsWhereCanCreate(me: Me, kind: "token" | "route", allTeamIds:
   const action = kind === "token" ? "token.create" : "route.create";
   const ids = me.systemAdmin ? Array.from(new Set([...allTeamIds, ...me.roles.map((r) => r.teamId)])) : me.roles.map((r) => r.teamId);
   return ids.filter((id) => {
-    const s = serverTeamAction(me, id, action);
+    const s = teamAllows(me, id, action);
     if (s !== undefined) return s;
     // FALLBACK: policy.rs CreateToken/CreateRoute need DEVELOPER.
     return me.systemAdmin || roleIn(me, id) >= Role.DEVELOPER;
@@ -91,16 +132,22 @@ export function teamsWhereCanCreate(me: Me, kind: "token" | "route", allTeamIds:
 
 /** Could the caller change some token or route at all (shows selection and row actions)? */
 export function mayChangeSome(me: Me): boolean {
+  const s = server(me) && (someTeamAllows(me, "token.update") || someTeamAllows(me, "token.update_own"));
+  if (s !== undefined) return !!s;
   // FALLBACK: DEVELOPER changes its own, MANAGER+ any of the team's.
   return me.systemAdmin || me.roles.some((r) => r.role >= Role.DEVELOPER);
 }
 
 export function canCreate(me: Me, kind: "token" | "route"): boolean {
+  const s = someTeamAllows(me, kind === "token" ? "token.create" : "route.create");
+  if (s !== undefined) return s;
   return me.systemAdmin || teamsWhereCanCreate(me, kind).length > 0;
 }
 
 /** Users page: ListUsers needs ADMIN or MANAGER in some team (or system admin). */
 export function canListUsers(me: Me): boolean {
+  const s = globalAllows(me, "user.list");
+  if (s !== undefined) return s;
   // FALLBACK: policy.rs ListUsers.
   return me.systemAdmin || (!!me.user && me.roles.some((r) => r.role >= Role.MANAGER));
 }
@@ -134,8 +181,12 @@ const BELOW_MANAGER = [Role.DEVELOPER, Role.VIEWER];
  */
 export function grantableRoles(me: Me, teamId: string, action = "member.add"): Role[] {
   if (!me.user && !me.systemAdmin) return [];
-  const s = serverTeamAction(me, teamId, action);
-  if (s === false) return [];
+  const [plain, privileged] = SERVER_GRANT_ACTIONS[GRANT_KIND[action] ?? "members"];
+  const mayPlain = teamAllows(me, teamId, plain);
+  if (mayPlain !== undefined) {
+    if (teamAllows(me, teamId, privileged)) return ALL_ROLES;
+    return mayPlain ? BELOW_MANAGER : [];
+  }
   // FALLBACK: policy.rs AddMember/Invite/ManageServiceAccount.
   if (me.systemAdmin) return ALL_ROLES;
   const role = roleIn(me, teamId);
@@ -143,6 +194,20 @@ export function grantableRoles(me: Me, teamId: string, action = "member.add"): R
   if (role === Role.MANAGER) return BELOW_MANAGER;
   return [];
 }
+
+/** The pages' action names -> which pair of server actions grants DEVELOPER/VIEWER and ADMIN/MANAGER. */
+const GRANT_KIND: Record<string, "members" | "invitations" | "serviceAccounts"> = {
+  "member.add": "members",
+  "member.update_role": "members",
+  "member.remove": "members",
+  "invitation.create": "invitations",
+  "service_account.create": "serviceAccounts",
+};
+const SERVER_GRANT_ACTIONS = {
+  members: ["team.members.manage", "team.members.manage_privileged"],
+  invitations: ["invitation.create", "invitation.create_privileged"],
+  serviceAccounts: ["service_account.manage", "service_account.manage_privileged"],
+} as const;
 
 /** Teams where the caller may grant some role (`allTeamIds` matters for system admins). */
 export function teamsWhereCanGrant(me: Me, allTeamIds: string[] = [], action = "member.add"): string[] {
@@ -184,11 +249,15 @@ export function canRenameUser(me: Me, userId: string): boolean {
 
 /** Disable/enable accounts and set the system-admin flag: system admins only. */
 export function canAdministerUsers(me: Me): boolean {
+  const s = globalAllows(me, "user.manage");
+  if (s !== undefined) return s;
   return me.systemAdmin;
 }
 
 /** Service accounts: listing needs MANAGER in a team (people only) or a system admin. */
 export function canListServiceAccounts(me: Me): boolean {
+  const s = someTeamAllows(me, "service_account.read");
+  if (s !== undefined) return s;
   // FALLBACK: policy.rs ReadServiceAccounts.
   return me.systemAdmin || me.roles.some((r) => r.role >= Role.MANAGER);
 }
@@ -200,17 +269,29 @@ export function teamsWhereCanManageServiceAccounts(me: Me, allTeamIds: string[] 
 
 /** Delete the account, issue/rotate/revoke its keys. */
 export function canManageServiceAccount(me: Me, sa: { teamId: string; role: Role; callerCanChange?: boolean }): boolean {
-  const flag = serverFlag(sa);
+  const flag = serverFlag(me, sa);
   if (flag !== undefined) return flag;
   return grantableRoles(me, sa.teamId, "service_account.create").includes(sa.role);
 }
 
 /** Capabilities (SYNC, GATEWAY) are granted by system admins only. */
 export function canGrantCapability(me: Me): boolean {
+  const s = globalAllows(me, "service_account.grant_capability");
+  if (s !== undefined) return s;
   return me.systemAdmin;
 }
 
 /** VerifyAuditChain reads the whole log: system admins only. */
 export function canVerifyAuditChain(me: Me): boolean {
+  const s = globalAllows(me, "audit.read_all");
+  if (s !== undefined) return s;
+  return me.systemAdmin;
+}
+
+/** Audit rows without a team (accounts, sign-ins, system) are readable by system admins only. */
+export function canReadSystemAudit(me: Me): boolean {
+  const s = globalAllows(me, "audit.read_all");
+  if (s !== undefined) return s;
+  // FALLBACK: policy.rs ReadGlobalAudit.
   return me.systemAdmin;
 }
