@@ -198,7 +198,7 @@ function Dim({ children }: { children: ReactNode }) {
 function Row({ label, children }: { label: string; children: ReactNode }) {
   return (
     <Table.Tr>
-      <Table.Th w={120}>{label}</Table.Th>
+      <Table.Th w={130}>{label}</Table.Th>
       <Table.Td>{children}</Table.Td>
     </Table.Tr>
   );

@@ -148,7 +148,7 @@ export function RouteFormModal({
           <Row>
             <TextInput
               label="Path prefix"
-              description="Matched on whole segments at the gateway; the longest prefix wins."
+              description="Matched on whole segments; the longest prefix wins."
               required
               maxLength={200}
               placeholder="/billing"
@@ -156,7 +156,7 @@ export function RouteFormModal({
             />
             <TextInput
               label="Backend URL"
-              description="Absolute http(s) URL, without user info, query or fragment."
+              description="http(s), without user info, query or fragment."
               required
               maxLength={2000}
               placeholder="https://billing.internal.example.com/v2"
@@ -195,7 +195,7 @@ export function RouteFormModal({
           <Row>
             <TagsInput
               label="CORS origins"
-              description="Origins the gateway answers CORS for: * alone, or e.g. https://app.example.com. Empty: off."
+              description="* alone, or origins like https://app.example.com. Empty: off."
               placeholder={v.corsOrigins.length ? undefined : "No CORS handling"}
               maxTags={20}
               clearable
@@ -203,7 +203,7 @@ export function RouteFormModal({
             />
             <NumberInput
               label="Rate limit"
-              description="Requests per minute per token on this route. Empty or 0: no limit."
+              description="Per token on this route. Empty or 0: no limit."
               placeholder="No limit"
               min={0}
               max={1_000_000}

@@ -115,27 +115,25 @@ export function RoutesPage() {
       header: "Route",
       sortKey: "name",
       cell: (r) => (
-        <div style={{ minWidth: 150, maxWidth: 260 }}>
-          <UnstyledButton onClick={() => setOpen(r.id)} className="kg-truncate" fw={500} fz="sm" display="block" maw="100%">
+        <div style={{ minWidth: 140, maxWidth: 240 }}>
+          <UnstyledButton
+            onClick={() => setOpen(r.id)}
+            className="kg-truncate"
+            fw={500}
+            fz="sm"
+            display="block"
+            maw="100%"
+            title={r.description || undefined}
+          >
             {r.name}
           </UnstyledButton>
-          {r.description && (
-            <Text size="xs" c="dimmed" className="kg-truncate" title={r.description}>
-              {r.description}
-            </Text>
-          )}
+          <Group gap={2} wrap="nowrap">
+            <span className="kg-mono kg-truncate kg-muted" style={{ fontSize: 12 }}>
+              {r.pathPrefix}
+            </span>
+            <CopyIcon value={r.pathPrefix} label={`Copy path of ${r.name}`} />
+          </Group>
         </div>
-      ),
-    },
-    {
-      key: "path",
-      header: "Path",
-      sortKey: "path",
-      cell: (r) => (
-        <Group gap={2} wrap="nowrap">
-          <span className="kg-mono kg-nowrap">{r.pathPrefix}</span>
-          <CopyIcon value={r.pathPrefix} label={`Copy path of ${r.name}`} />
-        </Group>
       ),
     },
     {
@@ -144,9 +142,9 @@ export function RoutesPage() {
       cell: (r) => {
         const kind = authKindOf(r.backendAuth?.type);
         return (
-          <Group gap={6} wrap="nowrap" maw={300}>
+          <Group gap={6} wrap="nowrap" maw={180}>
             <span className="kg-mono kg-truncate" title={r.backendUrl}>
-              {r.backendUrl}
+              {shortUrl(r.backendUrl)}
             </span>
             {kind !== "none" && (
               <Tooltip label={`Adds ${AUTH_LABEL[kind].toLowerCase()} credentials${r.backendAuth?.secretSet ? "" : " (no secret stored)"}`}>
@@ -162,14 +160,14 @@ export function RoutesPage() {
     { key: "tags", header: "Tags", cell: (r) => <Chips values={r.tags} empty="—" onClick={(t) => setFilters({ tag: t })} /> },
     {
       key: "allowed",
-      header: "Allowed teams",
+      header: "Allowed",
       cell: (r) =>
         r.allowedTeamIds.length === 0 ? (
           <Text span size="sm" c="dimmed">
             All
           </Text>
         ) : (
-          <Chips values={r.allowedTeamIds} />
+          <Chips values={r.allowedTeamIds} max={1} />
         ),
     },
     {
@@ -181,9 +179,11 @@ export function RoutesPage() {
             Off
           </Text>
         ) : r.corsOrigins[0] === "*" ? (
-          <Badge variant="light" color="orange" className="kg-fit">
-            Any origin
-          </Badge>
+          <Tooltip label="Every origin (*)">
+            <Text span size="sm" className="kg-warn">
+              Any
+            </Text>
+          </Tooltip>
         ) : (
           <Tooltip label={r.corsOrigins.join(", ")}>
             <Text span size="sm" className="kg-nowrap">
@@ -194,7 +194,7 @@ export function RoutesPage() {
     },
     {
       key: "rate",
-      header: "Rate limit",
+      header: "Limit",
       align: "right",
       cell: (r) =>
         r.rateLimitPerMinute ? (
@@ -288,6 +288,21 @@ export function RoutesPage() {
           data={tagData}
           value={search.tag ?? null}
           onChange={(v) => setFilters({ tag: v ?? undefined })}
+        />
+        <Select
+          size="xs"
+          w={150}
+          aria-label="Sort by"
+          data={SORT_OPTIONS}
+          value={sort.key}
+          allowDeselect={false}
+          onChange={(v) =>
+            v &&
+            void navigate({
+              search: (prev) =>
+                cleanSearch({ ...prev, sort: v === "name" ? undefined : (v as RouteSort), desc: v === "updated" || v === "created" ? true : undefined, page: undefined, cursor: undefined }),
+            })
+          }
         />
         {filtered && (
           <Button
@@ -384,6 +399,18 @@ export function RoutesPage() {
 
 const ALL_METHODS = 7;
 
+/** Backend URLs in the table: `https://` is implied; plain `http://` stays visible. */
+function shortUrl(url: string): string {
+  return url.replace(/^https:\/\//, "");
+}
+
+const SORT_OPTIONS = [
+  { value: "name", label: "Sort: name" },
+  { value: "path", label: "Sort: path" },
+  { value: "created", label: "Sort: created" },
+  { value: "updated", label: "Sort: updated" },
+];
+
 function Methods({ methods }: { methods: string[] }) {
   if (methods.length === 0 || methods.length === ALL_METHODS) {
     return (
@@ -392,11 +419,15 @@ function Methods({ methods }: { methods: string[] }) {
       </Text>
     );
   }
-  return <Chips values={methods} mono />;
+  return (
+    <span className="kg-mono kg-nowrap" style={{ fontSize: 12 }}>
+      {methods.join(" ")}
+    </span>
+  );
 }
 
-/** Up to two small badges, then "+n" with the rest in a tooltip. */
-function Chips({ values, empty, mono, onClick }: { values: string[]; empty?: string; mono?: boolean; onClick?: (v: string) => void }) {
+/** Up to `max` small badges, then "+n" with the rest in a tooltip. */
+function Chips({ values, empty, mono, onClick, max = 2 }: { values: string[]; empty?: string; mono?: boolean; onClick?: (v: string) => void; max?: number }) {
   if (values.length === 0) {
     return empty ? (
       <Text span size="sm" c="dimmed">
@@ -404,7 +435,7 @@ function Chips({ values, empty, mono, onClick }: { values: string[]; empty?: str
       </Text>
     ) : null;
   }
-  const shown = values.slice(0, 2);
+  const shown = values.slice(0, max);
   const rest = values.length - shown.length;
   return (
     <Group gap={4} wrap="nowrap">
@@ -422,7 +453,7 @@ function Chips({ values, empty, mono, onClick }: { values: string[]; empty?: str
         ),
       )}
       {rest > 0 && (
-        <Tooltip label={values.slice(2).join(", ")}>
+        <Tooltip label={values.slice(max).join(", ")}>
           <Badge variant="default" className="kg-fit">
             +{rest}
           </Badge>
