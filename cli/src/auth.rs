@@ -481,6 +481,7 @@ mod tests {
                 role: Role::Manager as i32,
             }],
             system_admin: true,
+            ..GetCurrentUserResponse::default()
         };
         let value = current_user_json(&response);
         assert_eq!(value["user"]["email"], "ada@example.com");

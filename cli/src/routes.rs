@@ -522,6 +522,7 @@ mod tests {
             allowed_team_ids: vec![],
             cors_origins: vec![],
             rate_limit_per_minute: 0,
+            caller_can_change: false,
         }
     }
 

@@ -216,6 +216,7 @@ mod tests {
             }),
             updated_at: None,
             created_by: "key:mk_1".into(),
+            caller_can_change: false,
         }
     }
 

@@ -389,6 +389,7 @@ mod tests {
             rotated_from_id: String::new(),
             replaced_by_id: String::new(),
             rate_limit_per_minute: 0,
+            caller_can_change: false,
         }
     }
 

@@ -219,6 +219,7 @@ pub enum Action<'a> {
     ReadUsage(&'a TeamId),
     /// Reading every gateway's totals.
     ReadGateways,
+
     // Alerts
     /// Reading a team's alert rules and their deliveries.
     ReadAlerts(&'a TeamId),
@@ -396,6 +397,205 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
                 deny("reporting usage requires a service account with the GATEWAY capability")
             }
         }
+    }
+}
+
+/// A named permission the admin UI asks about (`GetCurrentUser`). Each stands for one
+/// [`Action`] and is answered by [`check`] alone: this is a list of questions, not a second
+/// copy of the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    // Per team
+    TeamUpdate,
+    TeamDelete,
+    MembersRead,
+    MembersManage,
+    MembersManagePrivileged,
+    TokenRead,
+    TokenCreate,
+    TokenUpdate,
+    TokenUpdateOwn,
+    RouteCreate,
+    RouteUpdate,
+    RouteUpdateOwn,
+    AuditRead,
+    UsageRead,
+    InvitationRead,
+    InvitationCreate,
+    InvitationCreatePrivileged,
+    ServiceAccountRead,
+    ServiceAccountManage,
+    ServiceAccountManagePrivileged,
+    AlertRead,
+    AlertManage,
+    AlertManageSystem,
+    // Global
+    TeamCreate,
+    TeamClaim,
+    UserList,
+    UserManage,
+    AuditReadAll,
+    GatewayRead,
+    SyncManage,
+    ServiceAccountGrantCapability,
+}
+
+impl Permission {
+    /// Permissions asked per team.
+    pub const TEAM: [Permission; 23] = [
+        Self::TeamUpdate,
+        Self::TeamDelete,
+        Self::MembersRead,
+        Self::MembersManage,
+        Self::MembersManagePrivileged,
+        Self::TokenRead,
+        Self::TokenCreate,
+        Self::TokenUpdate,
+        Self::TokenUpdateOwn,
+        Self::RouteCreate,
+        Self::RouteUpdate,
+        Self::RouteUpdateOwn,
+        Self::AuditRead,
+        Self::UsageRead,
+        Self::InvitationRead,
+        Self::InvitationCreate,
+        Self::InvitationCreatePrivileged,
+        Self::ServiceAccountRead,
+        Self::ServiceAccountManage,
+        Self::ServiceAccountManagePrivileged,
+        Self::AlertRead,
+        Self::AlertManage,
+        Self::AlertManageSystem,
+    ];
+
+    /// Permissions not tied to one team.
+    pub const GLOBAL: [Permission; 8] = [
+        Self::TeamCreate,
+        Self::TeamClaim,
+        Self::UserList,
+        Self::UserManage,
+        Self::AuditReadAll,
+        Self::GatewayRead,
+        Self::SyncManage,
+        Self::ServiceAccountGrantCapability,
+    ];
+
+    /// The wire name (`GetCurrentUserResponse`; documented in `auth.proto`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TeamUpdate => "team.update",
+            Self::TeamDelete => "team.delete",
+            Self::MembersRead => "team.members.read",
+            Self::MembersManage => "team.members.manage",
+            Self::MembersManagePrivileged => "team.members.manage_privileged",
+            Self::TokenRead => "token.read",
+            Self::TokenCreate => "token.create",
+            Self::TokenUpdate => "token.update",
+            Self::TokenUpdateOwn => "token.update_own",
+            Self::RouteCreate => "route.create",
+            Self::RouteUpdate => "route.update",
+            Self::RouteUpdateOwn => "route.update_own",
+            Self::AuditRead => "audit.read",
+            Self::UsageRead => "usage.read",
+            Self::InvitationRead => "invitation.read",
+            Self::InvitationCreate => "invitation.create",
+            Self::InvitationCreatePrivileged => "invitation.create_privileged",
+            Self::ServiceAccountRead => "service_account.read",
+            Self::ServiceAccountManage => "service_account.manage",
+            Self::ServiceAccountManagePrivileged => "service_account.manage_privileged",
+            Self::AlertRead => "alert.read",
+            Self::AlertManage => "alert.manage",
+            Self::AlertManageSystem => "alert.manage_system",
+            Self::TeamCreate => "team.create",
+            Self::TeamClaim => "team.claim",
+            Self::UserList => "user.list",
+            Self::UserManage => "user.manage",
+            Self::AuditReadAll => "audit.read_all",
+            Self::GatewayRead => "gateway.read",
+            Self::SyncManage => "sync.manage",
+            Self::ServiceAccountGrantCapability => "service_account.grant_capability",
+        }
+    }
+
+    /// The question this permission asks, about `team` (global ones: `team` is a team the
+    /// caller has no role in, which only [`Self::TeamClaim`] looks at).
+    fn action(self, team: &TeamId) -> Action<'_> {
+        let (low, high) = (Role::Developer, Role::Admin);
+        match self {
+            Self::TeamUpdate => Action::UpdateTeam(team),
+            Self::TeamDelete => Action::DeleteTeam(team),
+            Self::MembersRead => Action::ListMembers(team),
+            Self::MembersManage => Action::AddMember { team, role: low },
+            Self::MembersManagePrivileged => Action::AddMember { team, role: high },
+            Self::TokenRead => Action::ReadTokens(team),
+            Self::TokenCreate => Action::CreateToken(team),
+            Self::TokenUpdate => Action::ChangeToken { team, owned: false },
+            Self::TokenUpdateOwn => Action::ChangeToken { team, owned: true },
+            Self::RouteCreate => Action::CreateRoute(team),
+            Self::RouteUpdate => Action::ChangeRoute { team, owned: false },
+            Self::RouteUpdateOwn => Action::ChangeRoute { team, owned: true },
+            Self::AuditRead => Action::ReadAudit(team),
+            Self::UsageRead => Action::ReadUsage(team),
+            Self::InvitationRead => Action::ListInvitations(team),
+            Self::InvitationCreate => Action::Invite { team, role: low },
+            Self::InvitationCreatePrivileged => Action::Invite { team, role: high },
+            Self::ServiceAccountRead => Action::ReadServiceAccounts(team),
+            Self::ServiceAccountManage => Action::ManageServiceAccount { team, role: low },
+            Self::ServiceAccountManagePrivileged => {
+                Action::ManageServiceAccount { team, role: high }
+            }
+            Self::AlertRead => Action::ReadAlerts(team),
+            Self::AlertManage => Action::ManageAlerts {
+                team,
+                system_wide: false,
+            },
+            Self::AlertManageSystem => Action::ManageAlerts {
+                team,
+                system_wide: true,
+            },
+            Self::TeamCreate => Action::CreateTeam,
+            Self::TeamClaim => Action::ClaimTeam {
+                team,
+                has_members: false,
+            },
+            Self::UserList => Action::ListUsers,
+            Self::UserManage => Action::DisableUser,
+            Self::AuditReadAll => Action::ReadGlobalAudit,
+            Self::GatewayRead => Action::ReadGateways,
+            Self::SyncManage => Action::ManageSync,
+            Self::ServiceAccountGrantCapability => Action::GrantCapability,
+        }
+    }
+}
+
+/// What the caller may do, as named permissions: per team it has a role in, globally, and in
+/// every team (also those it has no role in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub teams: Vec<(TeamId, Role, Vec<&'static str>)>,
+    pub global: Vec<&'static str>,
+    pub all_teams: Vec<&'static str>,
+}
+
+/// Asks [`check`] every [`Permission`] for `c`.
+pub fn allowed(c: &Caller) -> Allowed {
+    // A team id no team can have (slugs are at least 2 characters): a team where the caller
+    // holds no role.
+    let elsewhere = TeamId(String::new());
+    let ask = |list: &[Permission], team: &TeamId| -> Vec<&'static str> {
+        list.iter()
+            .filter(|p| check(c, &p.action(team)).is_ok())
+            .map(|p| p.as_str())
+            .collect()
+    };
+    Allowed {
+        teams: c
+            .roles
+            .iter()
+            .map(|(team, role)| (team.clone(), *role, ask(&Permission::TEAM, team)))
+            .collect(),
+        global: ask(&Permission::GLOBAL, &elsewhere),
+        all_teams: ask(&Permission::TEAM, &elsewhere),
     }
 }
 
@@ -623,5 +823,33 @@ mod tests {
             assert_eq!(Role::from_pb("role", r.to_pb() as i32).unwrap(), r);
         }
         assert!(Role::from_pb("role", 0).is_err());
+    }
+
+    #[test]
+    fn permissions_follow_check() {
+        let a = TeamId("a".into());
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let dev = allowed(&user(&[("a", Role::Developer)]));
+        let (team, role, actions) = &dev.teams[0];
+        assert_eq!((team, *role), (&a, Role::Developer));
+        assert!(actions.contains(&"token.create") && actions.contains(&"token.update_own"));
+        assert!(!actions.contains(&"token.update") && !actions.contains(&"team.update"));
+        assert!(dev.global.is_empty() && dev.all_teams.is_empty(), "{dev:?}");
+        let admin = allowed(&user(&[("a", Role::Admin)]));
+        assert!(names(&admin.global).contains(&"team.create".to_string()));
+        assert!(admin.teams[0].2.contains(&"team.members.manage_privileged"));
+        assert!(!admin.teams[0].2.contains(&"alert.manage_system"));
+        let mut sys = user(&[]);
+        sys.system_admin = true;
+        let sys = allowed(&sys);
+        assert_eq!(sys.global.len(), Permission::GLOBAL.len());
+        assert_eq!(sys.all_teams.len(), Permission::TEAM.len());
+        // Every name is distinct.
+        let all: std::collections::HashSet<&str> = Permission::TEAM
+            .iter()
+            .chain(Permission::GLOBAL.iter())
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(all.len(), Permission::TEAM.len() + Permission::GLOBAL.len());
     }
 }

@@ -1332,6 +1332,226 @@ async fn permission_matrix(backend: Backend) {
     assert!(cells >= 590, "the matrix covers {cells} cells");
 }
 
+/// Each permission `GetCurrentUser` names, with the matrix row whose outcome it predicts
+/// (team permissions are about team "alpha"; global ones about no team in particular).
+const PERMISSION_ROWS: &[(&str, &str)] = &[
+    ("team.update", "TeamService.UpdateTeam"),
+    ("team.delete", "TeamService.DeleteTeam"),
+    ("team.members.read", "TeamService.ListMembers"),
+    ("team.members.manage", "TeamService.AddMember:developer"),
+    (
+        "team.members.manage_privileged",
+        "TeamService.AddMember:admin",
+    ),
+    ("token.read", "TokenService.GetToken"),
+    ("token.create", "TokenService.CreateToken"),
+    ("token.update", "TokenService.UpdateToken"),
+    ("token.update_own", "TokenService.UpdateToken:own"),
+    ("route.create", "RouteService.CreateRoute"),
+    ("route.update", "RouteService.UpdateRoute"),
+    ("route.update_own", "RouteService.UpdateRoute:own"),
+    ("audit.read", "AuditService.ListAuditEvents"),
+    ("usage.read", "UsageService.ListUsageEvents"),
+    ("invitation.read", "InvitationService.ListInvitations"),
+    (
+        "invitation.create",
+        "InvitationService.CreateInvitation:developer",
+    ),
+    (
+        "invitation.create_privileged",
+        "InvitationService.CreateInvitation:admin",
+    ),
+    (
+        "service_account.read",
+        "ServiceAccountService.ListServiceAccounts",
+    ),
+    (
+        "service_account.manage",
+        "ServiceAccountService.CreateServiceAccount:developer",
+    ),
+    (
+        "service_account.manage_privileged",
+        "ServiceAccountService.CreateServiceAccount:admin",
+    ),
+    ("alert.read", "AlertService.ListAlertRules"),
+    ("alert.manage", "AlertService.CreateAlertRule"),
+    ("alert.manage_system", "AlertService.CreateAlertRule:system"),
+    ("team.create", "TeamService.CreateTeam"),
+    ("team.claim", "TeamService.ClaimTeam"),
+    ("user.list", "UserService.ListUsers"),
+    ("user.manage", "UserService.DisableUser"),
+    ("audit.read_all", "AuditService.VerifyAuditChain"),
+    ("gateway.read", "UsageService.ListGateways"),
+    ("sync.manage", "SyncService.GetSyncStatus"),
+    (
+        "service_account.grant_capability",
+        "ServiceAccountService.CreateServiceAccount:sync",
+    ),
+];
+
+/// The output-only flags and GetCurrentUser's allowed actions agree with the matrix: for
+/// every signed-in caller, `caller_can_change` on a Token, Route and Team (get and list) is
+/// the matrix's UpdateToken / UpdateRoute / UpdateTeam outcome, and each named permission is
+/// the outcome of its row.
+async fn caller_flags_follow_the_matrix(backend: Backend) {
+    let w = World::build(backend).await;
+    let rows: HashMap<String, Vec<char>> =
+        matrix().into_iter().map(|r| (r.case, r.expect)).collect();
+    let cell = |case: &str, who: &str| -> bool {
+        let i = CALLERS.iter().position(|c| *c == who).unwrap();
+        let row = rows
+            .get(case)
+            .unwrap_or_else(|| panic!("no matrix row {case}"));
+        row[i] == 'Y'
+    };
+    let mut tokens = TokenServiceClient::new(w.ch.clone());
+    let mut routes = RouteServiceClient::new(w.ch.clone());
+    let mut teams = TeamServiceClient::new(w.ch.clone());
+    let mut auth = AuthServiceClient::new(w.ch.clone());
+    let mut failures = Vec::new();
+    let mut named = BTreeSet::new();
+    for who in ["sys", "admin", "manager", "developer", "viewer", "other"] {
+        for own in [false, true] {
+            let suffix = if own { ":own" } else { "" };
+            let ctx = if own { w.ctx_of(who) } else { w.sys_actor() };
+            // Tokens: GetToken and ListTokens, where the caller may read them.
+            let t = w.token(&ctx).await;
+            let want = cell(&format!("TokenService.UpdateToken{suffix}"), who);
+            match tokens
+                .get_token(w.req(who, pb::GetTokenRequest { id: t.0.clone() }))
+                .await
+            {
+                Ok(r) => {
+                    let got = r.into_inner().token.unwrap().caller_can_change;
+                    if got != want {
+                        failures.push(format!(
+                            "GetToken{suffix} as {who}: flag {got}, matrix {want}"
+                        ));
+                    }
+                    let list = tokens
+                        .list_tokens(w.req(
+                            who,
+                            pb::ListTokensRequest {
+                                team_id: "alpha".into(),
+                                query: String::new(),
+                                page_size: 500,
+                                ..Default::default()
+                            },
+                        ))
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    let listed = list
+                        .tokens
+                        .iter()
+                        .find(|x| x.id == t.0)
+                        .map(|x| x.caller_can_change);
+                    if listed != Some(want) {
+                        failures.push(format!(
+                            "ListTokens{suffix} as {who}: flag {listed:?}, matrix {want}"
+                        ));
+                    }
+                }
+                Err(e) => assert!(!cell("TokenService.GetToken", who), "{who}: {e:?}"),
+            }
+            // Routes: readable by every signed-in caller.
+            let r = w.route(&ctx).await;
+            let want = cell(&format!("RouteService.UpdateRoute{suffix}"), who);
+            let got = routes
+                .get_route(w.req(who, pb::GetRouteRequest { id: r.0.clone() }))
+                .await
+                .unwrap()
+                .into_inner()
+                .route
+                .unwrap()
+                .caller_can_change;
+            if got != want {
+                failures.push(format!(
+                    "GetRoute{suffix} as {who}: flag {got}, matrix {want}"
+                ));
+            }
+            let listed = routes
+                .list_routes(w.req(
+                    who,
+                    pb::ListRoutesRequest {
+                        page_size: 500,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .routes
+                .into_iter()
+                .find(|x| x.id == r.0)
+                .map(|x| x.caller_can_change);
+            if listed != Some(want) {
+                failures.push(format!(
+                    "ListRoutes{suffix} as {who}: flag {listed:?}, matrix {want}"
+                ));
+            }
+        }
+        // Teams.
+        let want = cell("TeamService.UpdateTeam", who);
+        let got = teams
+            .get_team(w.req(who, pb::GetTeamRequest { id: "alpha".into() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .team
+            .unwrap()
+            .caller_can_change;
+        let listed = teams
+            .list_teams(w.req(who, pb::ListTeamsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .teams
+            .into_iter()
+            .find(|x| x.id == "alpha")
+            .map(|x| x.caller_can_change);
+        if got != want || listed != Some(want) {
+            failures.push(format!(
+                "Get/ListTeams as {who}: flags {got}/{listed:?}, matrix {want}"
+            ));
+        }
+        // Named permissions.
+        let me = auth
+            .get_current_user(w.req(who, pb::GetCurrentUserRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut in_alpha: BTreeSet<String> = me.all_teams_allowed_actions.iter().cloned().collect();
+        if let Some(t) = me.teams.iter().find(|t| t.team_id == "alpha") {
+            assert_eq!(
+                t.role,
+                me.roles.iter().find(|r| r.team_id == "alpha").unwrap().role
+            );
+            in_alpha.extend(t.allowed_actions.iter().cloned());
+        }
+        let global: BTreeSet<String> = me.allowed_actions.iter().cloned().collect();
+        let given: BTreeSet<String> = in_alpha.union(&global).cloned().collect();
+        for name in &given {
+            if !PERMISSION_ROWS.iter().any(|(p, _)| p == name) {
+                failures.push(format!("{who}: permission {name} has no matrix row here"));
+            }
+        }
+        named.extend(given.iter().cloned());
+        for (name, row) in PERMISSION_ROWS {
+            let got = given.contains(*name);
+            let want = cell(row, who);
+            if got != want {
+                failures.push(format!(
+                    "{who}: {name} given {got}, matrix {row} says {want}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The system admin is given every permission: each was checked against its row.
+    assert_eq!(named.len(), PERMISSION_ROWS.len(), "{named:?}");
+}
+
 /// Every RPC of every Keygate service appears in the matrix, or is named here with the test
 /// that covers it.
 #[test]
@@ -1804,4 +2024,4 @@ async fn route_team_restriction_is_enforced_on_token_scopes() {
     tokens.create_token(w.s.request(mk("alpha"))).await.unwrap();
 }
 
-keygate_control_plane::on_both_backends!(permission_matrix,);
+keygate_control_plane::on_both_backends!(permission_matrix, caller_flags_follow_the_matrix,);

@@ -134,10 +134,12 @@ pub fn every_day(since: Millis, sparse: &[(Millis, u64)]) -> Vec<(Millis, u64)> 
         .collect()
 }
 
-impl From<Dashboard> for pb::GetDashboardResponse {
-    fn from(d: Dashboard) -> Self {
-        let tokens = |l: Vec<Token>| l.into_iter().map(pb::Token::from).collect();
-        Self {
+impl Dashboard {
+    /// The wire form; token lists carry `caller_can_change` for `caller`.
+    pub fn to_pb(self, caller: &crate::policy::Caller) -> pb::GetDashboardResponse {
+        let d = self;
+        let tokens = |l: Vec<Token>| l.into_iter().map(|t| t.to_pb_for(caller)).collect();
+        pb::GetDashboardResponse {
             active_tokens: d.active_tokens,
             routes: d.counts.routes,
             teams: d.counts.teams,

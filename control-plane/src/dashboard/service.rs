@@ -50,7 +50,7 @@ impl DashboardService for DashboardApi {
         let dashboard = load(&self.store, &input, &scope)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(dashboard.into()))
+        Ok(Response::new(dashboard.to_pb(&caller)))
     }
 }
 

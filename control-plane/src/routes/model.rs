@@ -2,6 +2,7 @@
 
 use crate::ids::{RouteId, TeamId};
 use crate::pagination;
+use crate::policy::{self, Action, Caller};
 use crate::secrets::SecretString;
 use crate::time::{Millis, to_timestamp};
 use keygate_contracts::{FieldError, FieldErrors, names, route as rules};
@@ -103,6 +104,23 @@ impl Route {
     pub fn allows_team(&self, team: &TeamId) -> bool {
         self.allowed_team_ids.is_empty() || self.allowed_team_ids.contains(team)
     }
+
+    /// What changing this route asks the policy, for `caller` (owned: it created it).
+    pub fn change_action(&self, caller: &Caller) -> Action<'_> {
+        Action::ChangeRoute {
+            team: &self.team_id,
+            owned: self.created_by == caller.reference(),
+        }
+    }
+
+    /// The wire form with `caller_can_change` answered by the policy for `caller`.
+    pub fn to_pb_for(self, caller: &Caller) -> pb::Route {
+        let can = policy::check(caller, &self.change_action(caller)).is_ok();
+        pb::Route {
+            caller_can_change: can,
+            ..self.into()
+        }
+    }
 }
 
 impl From<Route> for pb::Route {
@@ -136,6 +154,8 @@ impl From<Route> for pb::Route {
             allowed_team_ids: r.allowed_team_ids.into_iter().map(|t| t.0).collect(),
             cors_origins: r.cors_origins,
             rate_limit_per_minute: r.rate_limit_per_minute,
+            // Only a caller-aware conversion (`to_pb_for`) can answer it.
+            caller_can_change: false,
         }
     }
 }

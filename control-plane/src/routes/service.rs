@@ -85,7 +85,7 @@ impl RouteService for RouteApi {
             .map_err(ApiError::from)?;
         tracing::info!(route = %route.name, path = %route.path_prefix, "route created");
         Ok(Response::new(pb::CreateRouteResponse {
-            route: Some(route.into()),
+            route: Some(route.to_pb_for(&caller)),
         }))
     }
 
@@ -101,7 +101,7 @@ impl RouteService for RouteApi {
         }
         let route = self.store.get_route(id).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::GetRouteResponse {
-            route: Some(route.into()),
+            route: Some(route.to_pb_for(&caller)),
         }))
     }
 
@@ -122,7 +122,11 @@ impl RouteService for RouteApi {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListRoutesResponse {
-            routes: page.items.into_iter().map(Into::into).collect(),
+            routes: page
+                .items
+                .into_iter()
+                .map(|r| r.to_pb_for(&caller))
+                .collect(),
             next_page_token,
             total_size,
         }))
@@ -140,15 +144,11 @@ impl RouteService for RouteApi {
             .get_route(&id_or_name)
             .await
             .map_err(ApiError::from)?;
-        let owned = current.created_by == caller.reference();
         authz::change(
             &self.store,
             &ctx,
             &caller,
-            Action::ChangeRoute {
-                team: &current.team_id,
-                owned,
-            },
+            current.change_action(&caller),
             "route.update",
             current.id.as_str(),
         )
@@ -173,7 +173,7 @@ impl RouteService for RouteApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::UpdateRouteResponse {
-            route: Some(route.into()),
+            route: Some(route.to_pb_for(&caller)),
         }))
     }
 
@@ -187,15 +187,11 @@ impl RouteService for RouteApi {
             return Err(ApiError::invalid("id", "is required (route id or name)").into());
         }
         let current = self.store.get_route(id).await.map_err(ApiError::from)?;
-        let owned = current.created_by == caller.reference();
         authz::change(
             &self.store,
             &ctx,
             &caller,
-            Action::ChangeRoute {
-                team: &current.team_id,
-                owned,
-            },
+            current.change_action(&caller),
             "route.delete",
             current.id.as_str(),
         )
@@ -207,7 +203,7 @@ impl RouteService for RouteApi {
             .map_err(ApiError::from)?;
         tracing::info!(route = %route.name, "route deleted");
         Ok(Response::new(pb::DeleteRouteResponse {
-            route: Some(route.into()),
+            route: Some(route.to_pb_for(&caller)),
         }))
     }
 

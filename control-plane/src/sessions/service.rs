@@ -6,7 +6,7 @@ use crate::context::{self, Actor, RequestContext};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{SessionId, UserId};
 use crate::passwords;
-use crate::policy::{Caller, Principal};
+use crate::policy::{self, Caller, Principal};
 use crate::store::{AuditRecord, DynStore};
 use crate::time::now_ms;
 use crate::users::{NewUser, User, roles_to_pb, to_pb, validate_display_name, validate_email};
@@ -252,7 +252,20 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::GetCurrentUserResponse>, Status> {
         let (caller, _) = context::caller(&req)?;
         let roles = roles_to_pb(caller.roles.clone().into_iter().collect());
-        let resp = match &caller.principal {
+        let allowed = policy::allowed(&caller);
+        let owned = |v: Vec<&'static str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
+        let teams = allowed
+            .teams
+            .into_iter()
+            .map(|(team, role, actions)| pb::TeamPermissions {
+                team_id: team.0,
+                role: role.to_pb() as i32,
+                allowed_actions: owned(actions),
+            })
+            .collect();
+        let allowed_actions = owned(allowed.global);
+        let all_teams_allowed_actions = owned(allowed.all_teams);
+        let mut resp = match &caller.principal {
             Principal::User { id, .. } => {
                 let user = self.store.get_user(id).await.map_err(ApiError::from)?;
                 pb::GetCurrentUserResponse {
@@ -260,6 +273,7 @@ impl AuthService for AuthApi {
                     service_account_id: String::new(),
                     roles,
                     system_admin: caller.system_admin,
+                    ..Default::default()
                 }
             }
             Principal::ServiceAccount { id, .. } => pb::GetCurrentUserResponse {
@@ -267,8 +281,12 @@ impl AuthService for AuthApi {
                 service_account_id: id.0.clone(),
                 roles,
                 system_admin: false,
+                ..Default::default()
             },
         };
+        resp.teams = teams;
+        resp.allowed_actions = allowed_actions;
+        resp.all_teams_allowed_actions = all_teams_allowed_actions;
         Ok(Response::new(resp))
     }
 

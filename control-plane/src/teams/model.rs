@@ -2,6 +2,7 @@
 
 use crate::ids::{RouteId, TeamId, TokenId};
 use crate::pagination;
+use crate::policy::{self, Action, Caller};
 use crate::time::{Millis, to_timestamp};
 use keygate_contracts::{FieldError, FieldErrors, names};
 use keygate_proto::v1 as pb;
@@ -40,6 +41,19 @@ impl From<Team> for pb::Team {
             created_at: Some(to_timestamp(t.created_at)),
             updated_at: Some(to_timestamp(t.updated_at)),
             created_by: t.created_by,
+            // Only a caller-aware conversion (`to_pb_for`) can answer it.
+            caller_can_change: false,
+        }
+    }
+}
+
+impl Team {
+    /// The wire form with `caller_can_change` (UpdateTeam) answered by the policy.
+    pub fn to_pb_for(self, caller: &Caller) -> pb::Team {
+        let can = policy::check(caller, &Action::UpdateTeam(&self.id)).is_ok();
+        pb::Team {
+            caller_can_change: can,
+            ..self.into()
         }
     }
 }

@@ -69,8 +69,15 @@ impl TeamService for TeamApi {
             .await
             .map_err(ApiError::from)?;
         tracing::info!(team = %team.id, "team created");
+        // The creating user is now the team's ADMIN (the caller was resolved before).
+        let mut caller = caller;
+        if caller.user_id().is_some() {
+            caller
+                .roles
+                .insert(team.id.clone(), crate::policy::Role::Admin);
+        }
         Ok(Response::new(pb::CreateTeamResponse {
-            team: Some(team.into()),
+            team: Some(team.to_pb_for(&caller)),
         }))
     }
 
@@ -83,7 +90,7 @@ impl TeamService for TeamApi {
         let id = team_id("id", &req.get_ref().id)?;
         let team = self.store.get_team(&id).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::GetTeamResponse {
-            team: Some(team.into()),
+            team: Some(team.to_pb_for(&caller)),
         }))
     }
 
@@ -104,7 +111,11 @@ impl TeamService for TeamApi {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListTeamsResponse {
-            teams: page.items.into_iter().map(Into::into).collect(),
+            teams: page
+                .items
+                .into_iter()
+                .map(|t| t.to_pb_for(&caller))
+                .collect(),
             next_page_token,
         }))
     }
@@ -130,7 +141,7 @@ impl TeamService for TeamApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::UpdateTeamResponse {
-            team: Some(team.into()),
+            team: Some(team.to_pb_for(&caller)),
         }))
     }
 

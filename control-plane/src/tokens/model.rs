@@ -2,6 +2,7 @@
 
 use crate::ids::{TeamId, TokenId};
 use crate::pagination;
+use crate::policy::{self, Action, Caller};
 use crate::time::{Millis, from_timestamp, now_ms, to_timestamp, to_timestamp_opt};
 use keygate_contracts::route::validate_rate_limit_per_minute;
 use keygate_contracts::scope::{Scope, parse_scopes};
@@ -55,6 +56,25 @@ impl Token {
     }
 }
 
+impl Token {
+    /// What changing this token asks the policy, for `caller` (owned: it created it).
+    pub fn change_action(&self, caller: &Caller) -> Action<'_> {
+        Action::ChangeToken {
+            team: &self.team_id,
+            owned: self.created_by == caller.reference(),
+        }
+    }
+
+    /// The wire form with `caller_can_change` answered by the policy for `caller`.
+    pub fn to_pb_for(self, caller: &Caller) -> pb::Token {
+        let can = policy::check(caller, &self.change_action(caller)).is_ok();
+        pb::Token {
+            caller_can_change: can,
+            ..self.into()
+        }
+    }
+}
+
 impl From<TokenStatus> for pb::TokenStatus {
     fn from(s: TokenStatus) -> Self {
         match s {
@@ -85,6 +105,8 @@ impl From<Token> for pb::Token {
             rotated_from_id: t.rotated_from_id.map(|i| i.0).unwrap_or_default(),
             replaced_by_id: t.replaced_by_id.map(|i| i.0).unwrap_or_default(),
             rate_limit_per_minute: t.rate_limit_per_minute,
+            // Only a caller-aware conversion (`to_pb_for`) can answer it.
+            caller_can_change: false,
         }
     }
 }

@@ -34,15 +34,11 @@ impl TokenApi {
         attempted: &'static str,
     ) -> Result<Token, Status> {
         let token = self.store.get_token(id).await.map_err(ApiError::from)?;
-        let owned = token.created_by == caller.reference();
         authz::change(
             &self.store,
             ctx,
             caller,
-            Action::ChangeToken {
-                team: &token.team_id,
-                owned,
-            },
+            token.change_action(caller),
             attempted,
             id.as_str(),
         )
@@ -87,7 +83,7 @@ impl TokenService for TokenApi {
             .map_err(ApiError::from)?;
         tracing::info!(token_id = %token.id, team = %token.team_id, "token created");
         Ok(Response::new(pb::CreateTokenResponse {
-            token: Some(token.into()),
+            token: Some(token.to_pb_for(&caller)),
             plaintext: secret.expose().to_owned(),
         }))
     }
@@ -101,7 +97,7 @@ impl TokenService for TokenApi {
         let token = self.store.get_token(&id).await.map_err(ApiError::from)?;
         authz::read(&caller, Action::ReadTokens(&token.team_id))?;
         Ok(Response::new(pb::GetTokenResponse {
-            token: Some(token.into()),
+            token: Some(token.to_pb_for(&caller)),
         }))
     }
 
@@ -125,7 +121,11 @@ impl TokenService for TokenApi {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListTokensResponse {
-            tokens: page.items.into_iter().map(Into::into).collect(),
+            tokens: page
+                .items
+                .into_iter()
+                .map(|t| t.to_pb_for(&caller))
+                .collect(),
             next_page_token,
             total_size,
         }))
@@ -144,7 +144,7 @@ impl TokenService for TokenApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::UpdateTokenResponse {
-            token: Some(token.into()),
+            token: Some(token.to_pb_for(&caller)),
         }))
     }
 
@@ -164,7 +164,7 @@ impl TokenService for TokenApi {
             .map_err(ApiError::from)?;
         tracing::info!(token_id = %token.id, "token revoked");
         Ok(Response::new(pb::RevokeTokenResponse {
-            token: Some(token.into()),
+            token: Some(token.to_pb_for(&caller)),
         }))
     }
 
@@ -197,9 +197,9 @@ impl TokenService for TokenApi {
             .map_err(ApiError::from)?;
         tracing::info!(token_id = %token.id, previous = %previous.id, "token rotated");
         Ok(Response::new(pb::RotateTokenResponse {
-            token: Some(token.into()),
+            token: Some(token.to_pb_for(&caller)),
             plaintext: secret.expose().to_owned(),
-            previous: Some(previous.into()),
+            previous: Some(previous.to_pb_for(&caller)),
         }))
     }
 }
