@@ -68,6 +68,8 @@ export function controlPlaneProxy(target: string): Record<string, ProxyOptions> 
           }
           if (!ISSUING.test(url) || upstreamSetsCookie) {
             res.writeHead(proxyRes.statusCode ?? 502, headers);
+            // Send the headers now: a server stream (a live tail) may send no body for a while.
+            res.flushHeaders();
             proxyRes.pipe(res);
             return;
           }

@@ -22,6 +22,7 @@ import { validateTeamsSearch } from "./pages/teams/search";
 import { validateUsersSearch } from "./pages/users/search";
 import { validateServiceAccountsSearch } from "./pages/service-accounts/search";
 import { validateAuditSearch } from "./pages/audit/search";
+import { validateDetailSearch, validateTailSearch, validateUsageSearch } from "./pages/usage/search";
 import { AppShell } from "./components/shell/AppShell";
 import { LoadingState } from "./components/states/LoadingState";
 import { ErrorState } from "./components/states/ErrorState";
@@ -133,7 +134,34 @@ const auditRoute = createRoute({
   validateSearch: validateAuditSearch,
   component: lazyRouteComponent(() => import("./pages/audit/AuditPage"), "AuditPage"),
 });
-const usageRoute = page("usage", () => import("./pages/usage/UsagePage"), "UsagePage");
+const usageRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "usage",
+  validateSearch: validateUsageSearch,
+  component: lazyRouteComponent(() => import("./pages/usage/UsagePage"), "UsagePage"),
+});
+
+const usageTailRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "usage/tail",
+  validateSearch: validateTailSearch,
+  component: lazyRouteComponent(() => import("./pages/usage/TailPage"), "TailPage"),
+});
+
+const usageTokenRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "usage/tokens/$tokenId",
+  validateSearch: validateDetailSearch,
+  component: lazyRouteComponent(() => import("./pages/usage/TokenUsagePage"), "TokenUsagePage"),
+});
+
+const usageRouteDetailRoute = createRoute({
+  getParentRoute: () => appRoute,
+  path: "usage/routes/$route",
+  validateSearch: validateDetailSearch,
+  component: lazyRouteComponent(() => import("./pages/usage/RouteUsagePage"), "RouteUsagePage"),
+});
+
 const systemRoute = page("system", () => import("./pages/system/SystemPage"), "SystemPage");
 const changePasswordRoute = page("account/password", () => import("./pages/account/ChangePasswordPage"), "ChangePasswordPage");
 const sessionsRoute = page("account/sessions", () => import("./pages/account/SessionsPage"), "SessionsPage");
@@ -151,6 +179,9 @@ const routeTree = rootRoute.addChildren([
     serviceAccountsRoute,
     auditRoute,
     usageRoute,
+    usageTailRoute,
+    usageTokenRoute,
+    usageRouteDetailRoute,
     systemRoute,
     changePasswordRoute,
     sessionsRoute,

@@ -5,7 +5,7 @@
  */
 import { useState, type ReactNode } from "react";
 import { SegmentedControl, Table, Text } from "@mantine/core";
-import { AreaChart, LineChart } from "@mantine/charts";
+import { BarChart, LineChart } from "@mantine/charts";
 import "@mantine/charts/styles.css";
 import { IconActivity } from "@tabler/icons-react";
 import { Panel } from "../../components/misc/Panel";
@@ -97,33 +97,35 @@ const CLASS_SERIES: Record<ChartClass | "other", { label: string; color: string 
   other: { label: "Other", color: "gray.5" },
 };
 
-/** Calls over time: stacked by status class when `classes` is given, else successes and errors. */
+/** Calls per step (bars: counts, not a curve): stacked by status class when `classes` is
+ * given, else successes and errors. */
 export function TrafficChart({ rows, classes: cls }: { rows: TrafficRow[]; classes?: ChartClass[] }) {
+  // Only the classes that occur: a calmer legend.
+  const seen = (k: string) => rows.some((r) => Number(r[k] ?? 0) > 0);
   const series = cls
-    ? [...cls.map((c) => ({ name: c, ...CLASS_SERIES[c] })), ...(rows.some((r) => Number(r.other) > 0) ? [{ name: "other", ...CLASS_SERIES.other }] : [])]
+    ? [...cls.filter(seen).map((c) => ({ name: c, ...CLASS_SERIES[c] })), ...(seen("other") ? [{ name: "other", ...CLASS_SERIES.other }] : [])]
     : [
         { name: "ok", label: "Successful", color: "indigo.5" },
         { name: "errors", label: "Errors", color: "red.6" },
       ];
   return (
-    <AreaChart
+    <BarChart
       h={230}
       data={rows}
       dataKey="label"
       type="stacked"
       series={series}
-      curveType="monotone"
-      withDots={false}
-      strokeWidth={1.5}
       tickLine="none"
-      gridAxis="y"
+      gridAxis="x"
       strokeDasharray="3 3"
       withLegend
       legendProps={{ verticalAlign: "top", height: 28 }}
       valueFormatter={(v) => count(v)}
       xAxisProps={{ interval: "preserveStartEnd", minTickGap: 28 }}
       yAxisProps={{ allowDecimals: false, width: 48 }}
-      fillOpacity={0.2}
+      maxBarWidth={18}
+      barProps={{ radius: 1 }}
+      fillOpacity={0.85}
     />
   );
 }
@@ -164,6 +166,8 @@ export function TrafficTable({ rows, classes: cls }: { rows: TrafficRow[]; class
 }
 
 export function LatencyChart({ rows }: { rows: LatencyRow[] }) {
+  // Steps without calls are gaps; with few steps holding calls, lines alone would not show.
+  const sparse = rows.filter((r) => r.p50 !== null).length < 24;
   return (
     <LineChart
       h={230}
@@ -175,17 +179,18 @@ export function LatencyChart({ rows }: { rows: LatencyRow[] }) {
         { name: "p99", label: "p99", color: "pink.5" },
       ]}
       curveType="monotone"
-      withDots={false}
+      withDots={sparse}
+      dotProps={{ r: 2.5, strokeWidth: 0 }}
       strokeWidth={1.5}
       connectNulls={false}
       tickLine="none"
-      gridAxis="y"
+      gridAxis="x"
       strokeDasharray="3 3"
       withLegend
       legendProps={{ verticalAlign: "top", height: 28 }}
       valueFormatter={msLabel}
       xAxisProps={{ interval: "preserveStartEnd", minTickGap: 28 }}
-      yAxisProps={{ width: 56, tickFormatter: (v: number) => msLabel(v) }}
+      yAxisProps={{ width: 56, tickFormatter: (v: number) => (v === 0 ? "0" : msLabel(v)) }}
     />
   );
 }

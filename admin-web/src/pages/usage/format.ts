@@ -1,4 +1,13 @@
 /** Formatting of latencies, bytes, statuses and rates on the usage pages (pure; unit-tested). */
+import { UsageTier } from "../../gen/keygate/v1/usage_pb";
+
+/** The rollup tier an answer read, as in "read from the minute tier". */
+export const TIER_LABEL: Record<UsageTier, string> = {
+  [UsageTier.UNSPECIFIED]: "rollup",
+  [UsageTier.MINUTE]: "minute",
+  [UsageTier.HOUR]: "hour",
+  [UsageTier.DAY]: "day",
+};
 
 /** Microseconds for people: "420 µs", "1.6 ms", "53 ms", "1.25 s"; "—" without data. */
 export function latency(us: bigint | number | undefined, hasData = true): string {

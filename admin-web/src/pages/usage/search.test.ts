@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { StatusClass } from "../../gen/keygate/v1/usage_pb";
 import { tsToDate } from "../../lib/format";
+import { classesFor, toUsageQuery } from "./query";
 import {
-  classesFor,
   filtersFrom,
   tailExactStatus,
   tailStatusMatches,
-  toUsageQuery,
   validateDetailSearch,
   validateTailSearch,
   validateUsageSearch,

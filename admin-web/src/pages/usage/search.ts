@@ -1,12 +1,10 @@
 /**
- * URL state of the usage pages (overview, live tail, token and route detail) and the
- * analytics requests built from it (pure; unit-tested).
+ * URL state of the usage pages (overview, live tail, token and route detail), pure and
+ * unit-tested. The router imports it: it must not pull generated code into the entry chunk
+ * (the requests built from this state are in `query.ts`).
  */
-import { create } from "@bufbuild/protobuf";
-import { StatusClass, TopDimension, TopOrder, UsageQuerySchema, type UsageQuery } from "../../gen/keygate/v1/usage_pb";
-import { dateToTs } from "../../lib/format";
 import { compact, oneOf, str } from "../../lib/search";
-import { RANGE_KEYS, parseIso, type RangeSearch, type ResolvedRange } from "./range";
+import { RANGE_KEYS, parseIso, type RangeSearch } from "./range";
 
 export const STATUS_FILTERS = ["2xx", "3xx", "4xx", "5xx", "errors", "1xx"] as const;
 export type StatusFilter = (typeof STATUS_FILTERS)[number];
@@ -90,53 +88,6 @@ export function validateTailSearch(s: Record<string, unknown>): TailSearch {
 export function hasFilters(f: UsageFilters): boolean {
   return !!(f.team || f.route || f.token || f.gateway || f.status);
 }
-
-const CLASS: Record<StatusFilter, StatusClass> = {
-  "1xx": StatusClass.STATUS_CLASS_1XX,
-  "2xx": StatusClass.STATUS_CLASS_2XX,
-  "3xx": StatusClass.STATUS_CLASS_3XX,
-  "4xx": StatusClass.STATUS_CLASS_4XX,
-  "5xx": StatusClass.STATUS_CLASS_5XX,
-  errors: StatusClass.STATUS_CLASS_ERRORS,
-};
-
-/** The analytics query of the filters over a range; `status` overrides the filter's class. */
-export function toUsageQuery(f: UsageFilters, r: Pick<ResolvedRange, "start" | "end">, status?: StatusFilter): UsageQuery {
-  const cls = status ?? f.status;
-  return create(UsageQuerySchema, {
-    teamId: f.team ?? "",
-    route: f.route ?? "",
-    tokenId: f.token ?? "",
-    gateway: f.gateway ?? "",
-    statusClass: cls ? CLASS[cls] : StatusClass.STATUS_CLASS_UNSPECIFIED,
-    startTime: dateToTs(r.start),
-    endTime: dateToTs(r.end),
-  });
-}
-
-/** The status classes the traffic chart stacks for a status filter (each is one summary call). */
-export function classesFor(status: StatusFilter | undefined): ("2xx" | "3xx" | "4xx" | "5xx")[] {
-  switch (status) {
-    case undefined:
-      return ["2xx", "3xx", "4xx", "5xx"];
-    case "errors":
-      return ["4xx", "5xx"];
-    case "1xx":
-      return [];
-    default:
-      return [status];
-  }
-}
-
-export const TOP_DIMENSION: Record<TopBy, TopDimension> = {
-  token: TopDimension.TOKEN,
-  route: TopDimension.ROUTE,
-  team: TopDimension.TEAM,
-  error: TopDimension.ERROR_CODE,
-  ip: TopDimension.CLIENT_IP,
-};
-
-export const TOP_ORDER: Record<TopOrderName, TopOrder> = { calls: TopOrder.CALLS, errors: TopOrder.ERRORS };
 
 /** Whether a tail event's status passes the tail's status filter (client-side for classes). */
 export function tailStatusMatches(filter: string | undefined, status: number): boolean {
