@@ -1,5 +1,5 @@
 /** The range control of the usage pages: presets, or a custom start and end in local time. */
-import { useState } from "react";
+import { useId, useState } from "react";
 import { Button, Group, Popover, SegmentedControl, Stack, Text, TextInput } from "@mantine/core";
 import { IconCalendar } from "@tabler/icons-react";
 import { PRESETS, PRESET_LABEL, customRangeProblem, fromLocalInput, resolveRange, toIsoMinute, toLocalInput, type RangeSearch } from "./range";
@@ -10,6 +10,7 @@ export function RangePicker({ value, onChange }: { value: RangeSearch; onChange:
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
   const [tried, setTried] = useState(false);
+  const titleId = useId();
 
   const openEditor = () => {
     const r = resolveRange(value, new Date());
@@ -48,7 +49,7 @@ export function RangePicker({ value, onChange }: { value: RangeSearch; onChange:
             {custom ? resolveRange(value, new Date()).label : "Custom"}
           </Button>
         </Popover.Target>
-        <Popover.Dropdown role="dialog" aria-label="Custom time range">
+        <Popover.Dropdown aria-labelledby={titleId}>
           <form
             onSubmit={(e) => {
               e.preventDefault();
@@ -56,6 +57,9 @@ export function RangePicker({ value, onChange }: { value: RangeSearch; onChange:
             }}
           >
             <Stack gap="xs">
+              <Text size="sm" fw={600} id={titleId}>
+                Custom time range
+              </Text>
               <TextInput type="datetime-local" size="xs" label="From" value={from} onChange={(e) => setFrom(e.currentTarget.value)} required />
               <TextInput type="datetime-local" size="xs" label="To" value={to} onChange={(e) => setTo(e.currentTarget.value)} required />
               <Text size="xs" c="dimmed">
