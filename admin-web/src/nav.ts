@@ -13,7 +13,7 @@ import {
   type Icon,
 } from "@tabler/icons-react";
 
-import { canListUsers, type Me } from "./auth/permissions";
+import { canListUsers, isSystemAdmin, type Me } from "./auth/permissions";
 
 export interface NavItem {
   to: "/" | "/tokens" | "/routes" | "/teams" | "/users" | "/service-accounts" | "/usage" | "/audit" | "/system";
@@ -51,7 +51,7 @@ export const NAV: NavGroup[] = [
     items: [
       { to: "/usage", label: "Usage", icon: IconChartBar, keywords: ["analytics", "calls"] },
       { to: "/audit", label: "Audit log", icon: IconListDetails, keywords: ["history"] },
-      { to: "/system", label: "System health", icon: IconHeartRateMonitor, keywords: ["status", "sync"] },
+      { to: "/system", label: "System health", icon: IconHeartRateMonitor, keywords: ["status", "sync", "gateways"], visible: isSystemAdmin },
     ],
   },
 ];
