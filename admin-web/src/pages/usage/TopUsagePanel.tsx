@@ -11,7 +11,7 @@ import { ErrorState } from "../../components/states/ErrorState";
 import { SkeletonRows } from "../../components/states/LoadingState";
 import { count, percent } from "../../lib/format";
 import { rateTone } from "./format";
-import { resolveRange, type RangeSearch } from "./range";
+import { DAY, resolveRange, type RangeSearch } from "./range";
 import { TOP_BY, type TopBy, type TopOrderName, type UsageFilters } from "./search";
 import { TOP_DIMENSION, TOP_ORDER, toUsageQuery } from "./query";
 import classes from "./Usage.module.css";
@@ -142,13 +142,19 @@ export function TopUsagePanel({
       }
     >
       {body}
-      {!perGateway && top.data && range.range !== "1h" && range.range !== "24h" && range.range !== undefined && (
+      {!perGateway && top.data && spansWeek(range) && (
         <Text size="xs" c="dimmed" px={14} py={6}>
           Rankings of 7 days or more count whole UTC days.
         </Text>
       )}
     </Panel>
   );
+}
+
+/** Rankings of 7 days or more read whole UTC days (the server widens them). */
+function spansWeek(r: RangeSearch): boolean {
+  const x = resolveRange(r, new Date());
+  return x.end.getTime() - x.start.getTime() >= 7 * DAY;
 }
 
 function EntryName({ by, e, onFilter, range }: { by: TopBy; e: TopUsageEntry; onFilter: (f: UsageFilters) => void; range: RangeSearch }) {
@@ -176,7 +182,7 @@ function EntryName({ by, e, onFilter, range }: { by: TopBy; e: TopUsageEntry; on
       );
     case "team":
       return (
-        <button type="button" className="kg-link" style={{ background: "none", border: 0, padding: 0, cursor: "pointer", font: "inherit" }} onClick={() => onFilter({ team: e.key })} title="Show this team's usage">
+        <button type="button" className={`kg-link ${classes.linkButton}`} onClick={() => onFilter({ team: e.key })} title="Show this team's usage">
           {e.label && e.label !== e.key ? `${e.label} (${e.key})` : e.key}
         </button>
       );
