@@ -13,7 +13,7 @@ import {
   type Icon,
 } from "@tabler/icons-react";
 
-import { canListUsers, isSystemAdmin, type Me } from "./auth/permissions";
+import { canListServiceAccounts, canListUsers, isSystemAdmin, type Me } from "./auth/permissions";
 
 export interface NavItem {
   to: "/" | "/tokens" | "/routes" | "/teams" | "/users" | "/service-accounts" | "/usage" | "/audit" | "/system";
@@ -43,7 +43,7 @@ export const NAV: NavGroup[] = [
     items: [
       { to: "/teams", label: "Teams", icon: IconUsersGroup },
       { to: "/users", label: "Users & invitations", icon: IconUsers, keywords: ["invite", "people"], visible: canListUsers },
-      { to: "/service-accounts", label: "Service accounts", icon: IconRobot, keywords: ["management keys"] },
+      { to: "/service-accounts", label: "Service accounts", icon: IconRobot, keywords: ["management keys"], visible: canListServiceAccounts },
     ],
   },
   {

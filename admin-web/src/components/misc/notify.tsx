@@ -2,8 +2,11 @@
 import { notifications } from "@mantine/notifications";
 import { toUiError } from "../../api/errors";
 
+/** The toast's close button needs a name (axe: button-name). */
+const CLOSE = { "aria-label": "Dismiss notification" };
+
 export function notifySuccess(message: string) {
-  notifications.show({ color: "teal", message, autoClose: 3000 });
+  notifications.show({ color: "teal", message, autoClose: 3000, closeButtonProps: CLOSE });
 }
 
 export function notifyError(err: unknown, title = "Failed") {
@@ -13,5 +16,6 @@ export function notifyError(err: unknown, title = "Failed") {
     title,
     message: e.requestId ? `${e.message} (request ${e.requestId})` : e.message,
     autoClose: 8000,
+    closeButtonProps: CLOSE,
   });
 }

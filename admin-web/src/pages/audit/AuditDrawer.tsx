@@ -33,7 +33,7 @@ export function AuditDrawer({
             <ActionBadge action={e.action} />
             {when && (
               <Text size="sm" c="dimmed">
-                {preciseTime(when)} · {relativeTime(when)}
+                {preciseTime(when, true)} · {relativeTime(when)}
               </Text>
             )}
           </Group>

@@ -76,7 +76,7 @@ describe("parseDiff", () => {
       JSON.stringify({ revoked_at: [null, 1741608000000], scopes: [["a"], ["a", "b"]], name: ["old", "new"], rate: [0, 10], desc: ["", "x"] }),
     );
     expect(rows).toEqual([
-      { field: "desc", before: '""', after: "x" },
+      { field: "desc", before: "(empty)", after: "x" },
       { field: "name", before: "old", after: "new" },
       { field: "rate", before: "0", after: "10" },
       { field: "revoked_at", before: null, after: "2025-03-10T12:00:00Z" },

@@ -36,7 +36,7 @@ export function formatValue(field: string, v: unknown): string | null {
   if (typeof v === "number" && /(_at|_time)$/.test(field) && v > 1e11 && v < 1e14) {
     return new Date(v).toISOString().replace(".000Z", "Z");
   }
-  if (typeof v === "string") return v === "" ? '""' : v;
+  if (typeof v === "string") return v === "" ? "(empty)" : v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v.length ? v.join(", ") : "[]";
   return JSON.stringify(v);

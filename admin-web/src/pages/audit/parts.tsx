@@ -12,10 +12,13 @@ export function ActionBadge({ action }: { action: string }) {
   );
 }
 
-/** `Mar 10, 2025, 13:05:02` in the browser's zone: an audit log wants seconds. */
-export function preciseTime(d: Date): string {
+/**
+ * `Mar 10, 13:05:02` (the year only when not this year) in the browser's zone: an audit log
+ * wants seconds. `full` always includes the year.
+ */
+export function preciseTime(d: Date, full = false, now: Date = new Date()): string {
   return d.toLocaleString(undefined, {
-    year: "numeric",
+    year: full || d.getFullYear() !== now.getFullYear() ? "numeric" : undefined,
     month: "short",
     day: "numeric",
     hour: "2-digit",
