@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # scripts/run.sh — THE run command: builds Keygate and runs the whole stack on
-# embedded defaults until Ctrl-C: the control plane (SQLite under ./data),
-# kv-sync into the local KV file, and the native gateway reading it.
+# embedded defaults until Ctrl-C: the control plane (SQLite under ./data) with
+# the admin UI on its own port, kv-sync into the local KV file, and the native
+# gateway reading it.
 #
 # Usage: ./scripts/run.sh
 #
 # Environment:
 #   KEYGATE_DATA_DIR   data directory (default ./data): keygate.db, kv.db, key
 #                      files, the first-start setup code, logs/ (one per service)
-#   KEYGATE_LISTEN     control plane gRPC + grpc-web address (default 127.0.0.1:7000)
+#   KEYGATE_LISTEN     control plane gRPC + grpc-web + admin UI address (default 127.0.0.1:7000)
 #   KEYGATE_GATEWAY_LISTEN        gateway address (default 127.0.0.1:8080)
 #   KEYGATE_GATEWAY_ADMIN_LISTEN  gateway /readyz, /metrics (default 127.0.0.1:9465)
 #   KEYGATE_SYNC_METRICS_LISTEN   kv-sync /metrics (default 127.0.0.1:9464)
@@ -158,6 +159,11 @@ kg_log "checking toolchain"
 ensure_system_packages build
 kg_have cargo || kg_die "cargo not found: install Rust with rustup first"
 
+# The admin UI is built first: the release control plane embeds admin-web/dist.
+kg_log "building the admin UI (admin-web: npm ci when needed, vite build)"
+ensure_admin_web_packages
+(cd "$KG_ROOT/admin-web" && npm run --silent build)
+
 kg_log "building (release; the gateway with its own whole-program-optimised profile)"
 cargo build --release --locked -p keygate-control-plane -p keygate-cli -p keygate-kv-sync
 cargo build --profile gateway --locked -p keygate-gateway
@@ -176,7 +182,7 @@ mkdir -p "$KEYGATE_DATA_DIR" "$LOG_DIR"
 kg_on_exit stop_services
 
 kg_log "starting services"
-# In dependency order, each with a readiness wait. The admin UI joins here once it exists.
+# In dependency order, each with a readiness wait. The admin UI is served by the control plane.
 ensure_port_free control-plane "$KEYGATE_LISTEN"
 ensure_port_free kv-sync "$SYNC_METRICS_LISTEN"
 ensure_port_free gateway "$GATEWAY_LISTEN"
@@ -192,7 +198,9 @@ read -r GWA_HOST GWA_PORT < <(connect_host_port "$GATEWAY_ADMIN_LISTEN")
 
 # The control plane writes the SYNC and GATEWAY service-account keys of this embedded stack
 # (data/kv-sync.key, data/gateway.key, mode 0600) before it listens.
-KEYGATE_EMBEDDED_SERVICE_KEYS=true start_service control-plane "$BIN_DIR/keygate-control-plane"
+KEYGATE_EMBEDDED_SERVICE_KEYS=true \
+    KEYGATE_GATEWAY_PUBLIC_URL=${KEYGATE_PUBLIC_URL:-$GATEWAY_URL} \
+    start_service control-plane "$BIN_DIR/keygate-control-plane"
 wait_for_tcp control-plane "$KEYGATE_LISTEN"
 
 KEYGATE_ADDR=http://$URL_HOST \
@@ -226,12 +234,13 @@ CLI=$BIN_DIR_SHOWN/keygate
 # How the first admin signs in: a setup code exists only until the first admin is created.
 if [[ -f "$SETUP_FILE" ]]; then
     SIGN_IN="First start: create the first system admin with the one-time setup code
-    (valid 24 h, saved in $SETUP_FILE, mode 0600):
+    (valid 24 h, saved in $SETUP_FILE, mode 0600), in the browser:
+      open http://$URL_HOST/setup and paste the code from: cat $SETUP_FILE
+    or with the CLI:
       ${ADDR_HINT}$CLI setup --code-file $SETUP_FILE --email you@example.com --name \"Your Name\"
-    then:
       $CLI team create my-team --name \"My Team\""
 else
-    SIGN_IN="Sign in (the first admin exists):
+    SIGN_IN="Sign in (the first admin exists): http://$URL_HOST/ in the browser, or
       ${ADDR_HINT}$CLI login --email you@example.com
       $CLI whoami"
 fi
@@ -239,6 +248,7 @@ fi
 cat >&2 <<BANNER
 
 ==> Keygate is running (Ctrl-C stops it)
+    admin UI        http://$URL_HOST/
     control plane   gRPC + grpc-web on http://$URL_HOST
     kv-sync         local KV $DATA_ABS/kv.db   (metrics http://$SYNC_METRICS_LISTEN/metrics)
     gateway         $GATEWAY_URL   (X-API-Key; readiness http://$GWA_HOST:$GWA_PORT/readyz, /metrics)

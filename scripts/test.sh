@@ -60,7 +60,7 @@ install_tools() {
     ensure_rust_components
     ensure_nextest
     ensure_chdb
-    ensure_admin_web      # no-op until admin-web/package.json exists
+    ensure_admin_web      # npm packages and chromium (admin-web/package.json exists)
     ensure_gateway_worker # no-op until gateway/worker/Cargo.toml exists
 }
 
@@ -90,9 +90,28 @@ gateway_core_wasm() {
 # Future components: test hooks. No-ops until the directories exist; whoever
 # adds the component writes the commands here (and in ensure.sh).
 # Fail closed: a component that exists but whose tests are not wired here fails the run.
+# admin-web: the generated client must match proto/, unit tests, the production build
+# (type check and the initial-JS budget), then the browser tests: Debian's Chromium
+# driven by playwright-core against a real control plane, kv-sync and gateway (debug
+# binaries, built here) that the tests start on 127.0.0.1 and stop.
+admin_web_unit() {
+    (cd "$KG_ROOT/admin-web" && npm run --silent check:gen && npm test --silent)
+}
+admin_web_build() {
+    (cd "$KG_ROOT/admin-web" && npm run --silent build)
+}
+admin_web_browser() {
+    ensure_chromium
+    cargo build --locked -p keygate-control-plane -p keygate-kv-sync -p keygate-gateway
+    local target
+    target=$(cargo metadata --format-version 1 --no-deps --locked |
+        grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+    (cd "$KG_ROOT/admin-web" && KEYGATE_BIN_DIR=${target:-$KG_ROOT/target}/debug npm run --silent e2e)
+}
 test_admin_web() {
-    kg_warn "admin-web/ exists but scripts/test.sh has no test commands for it yet"
-    return 1
+    kg_step "admin-web: generated client, unit tests" admin_web_unit
+    kg_step "admin-web: build (type check, JS budget)" admin_web_build
+    kg_step "admin-web: browser tests (Chromium)" admin_web_browser
 }
 test_gateway_worker() {
     kg_warn "gateway/worker exists but scripts/test.sh has no test commands for it yet"
@@ -125,7 +144,7 @@ else
 fi
 
 if kg_has_admin_web; then
-    kg_step "admin-web tests" test_admin_web
+    test_admin_web
 fi
 if kg_has_gateway_worker; then
     kg_step "gateway/worker tests" test_gateway_worker

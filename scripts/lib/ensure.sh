@@ -92,10 +92,6 @@ ensure_nextest() {
 # directory is absent (true today), so the scripts already call them.
 # Whoever adds the component fills in its hook; keep the detection as is.
 
-# admin-web/ — the admin UI (TypeScript). Intended: `npm ci` in admin-web/,
-# Debian's `chromium` package for Playwright (playwright-core with
-# executablePath /usr/bin/chromium; Playwright's own browser download cannot
-# work on this network).
 # chDB (embedded ClickHouse, PyPI) for the test that loads a usage export into the tables of
 # docs/analytics-clickhouse.md. Installed into a cache folder, not system-wide; exported as
 # KEYGATE_CHDB_PYTHONPATH for that test (which fails, never skips, without it).
@@ -113,10 +109,37 @@ ensure_chdb() {
     export KEYGATE_CHDB_PYTHONPATH="$dir"
 }
 
+# admin-web/ — the admin UI (TypeScript). Node.js >= 20.19 with npm (not installed
+# here: the machine's Node is used), the lockfile's packages (`npm ci` when
+# node_modules is missing or older than package-lock.json), and, for the browser
+# tests, Debian's `chromium` (Playwright's own browser download cannot work on
+# this network; playwright-core drives Debian's build).
 kg_has_admin_web() { [[ -f "$KG_ROOT/admin-web/package.json" ]]; }
+ensure_node() {
+    kg_have node && kg_have npm || kg_die "node and npm not found: install Node.js 20.19 or newer"
+    local v
+    v=$(node -p 'process.versions.node')
+    if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+        kg_die "Node.js $v is too old for admin-web (Vite 8 needs 20.19 or newer)"
+    fi
+}
+ensure_admin_web_packages() {
+    kg_has_admin_web || return 0
+    ensure_node
+    local dir=$KG_ROOT/admin-web
+    if [[ ! -d $dir/node_modules ]] || [[ $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+        kg_info "installing admin-web packages (npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+ensure_chromium() {
+    kg_have chromium || ensure_apt_packages chromium
+    kg_have chromium || kg_die "chromium still missing after apt-get install chromium"
+}
 ensure_admin_web() {
     kg_has_admin_web || return 0
-    kg_warn "admin-web/ exists but its setup hook in scripts/lib/ensure.sh is not written yet"
+    ensure_admin_web_packages
+    ensure_chromium
 }
 
 # gateway/worker — the Cloudflare Workers front end (Rust -> wasm). Intended:
