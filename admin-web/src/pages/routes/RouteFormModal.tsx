@@ -8,6 +8,7 @@ import {
   Checkbox,
   Divider,
   Group,
+  Input,
   Modal,
   MultiSelect,
   NumberInput,
@@ -139,6 +140,7 @@ export function RouteFormModal({
               description={editing ? "A route's team cannot change." : "The team that owns the route."}
               required
               only={editing ? [route!.teamId] : creatableTeams}
+              placeholder="Pick a team"
               disabled={editing}
               value={v.teamId || undefined}
               onChange={(t) => form.setFieldValue("teamId", t ?? "")}
@@ -243,12 +245,8 @@ export function RouteFormModal({
 
           <Section title="Backend auth" />
           <div>
-            <Text size="sm" fw={500} id="route-auth-label">
-              Credential the gateway adds
-            </Text>
-            <Text size="xs" c="dimmed" mb={6}>
-              Sent to the backend on every forwarded request; clients never see it.
-            </Text>
+            <Input.Label id="route-auth-label">Credential the gateway adds</Input.Label>
+            <Input.Description mb={6}>Sent to the backend with every forwarded request; clients never see it.</Input.Description>
             <SegmentedControl
               aria-labelledby="route-auth-label"
               size="xs"
@@ -266,7 +264,7 @@ export function RouteFormModal({
               </Text>
             )}
           </div>
-          {v.authKind === "bearer" && <PasswordInput label="Bearer token" {...secretProps} />}
+          {v.authKind === "bearer" && <PasswordInput label="Token" {...secretProps} />}
           {v.authKind === "apiKey" && (
             <Row>
               <TextInput label="Header" required maxLength={100} placeholder="X-API-Key" {...form.getInputProps("headerName")} />

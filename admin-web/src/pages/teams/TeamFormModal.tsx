@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from "react";
 import { Button, ColorInput, Group, Modal, Stack, Text, TextInput, Textarea } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { Code } from "@connectrpc/connect";
 import type { Team } from "../../gen/keygate/v1/team_pb";
 import { teamsApi } from "../../api/transport";
 import { meQuery } from "../../auth/session";
@@ -90,7 +91,14 @@ export function TeamFormModal({
       notifySuccess(res.unchanged ? "Nothing changed" : res.created ? `Team "${res.team?.name}" created; you are its admin` : "Team saved");
       if (res.team) onSaved?.(res.team, res.created);
     },
-    onError: (err) => setFailure(applyServerError(form, err)),
+    onError: (err) => {
+      const f = applyServerError(form, err);
+      // A taken slug is answered ALREADY_EXISTS without a field: show it at the slug.
+      if (!team && f.code === Code.AlreadyExists && Object.keys(f.fields).length === 0) {
+        form.setFieldError("id", f.message);
+        setFailure(null);
+      } else setFailure(f);
+    },
   });
 
   const v = form.values;
