@@ -18,6 +18,7 @@ const FILES: &[&str] = &[
     "keygate/v1/usage.proto",
     "keygate/v1/alert.proto",
     "keygate/v1/dashboard.proto",
+    "keygate/v1/system.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

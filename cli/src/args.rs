@@ -187,6 +187,20 @@ pub enum Command {
     /// The home page in one call: token, route, team and user counts, today's traffic,
     /// tokens expiring soon, unused or never used, tokens created per day, recent audit.
     Dashboard(DashboardArgs),
+    /// This installation: version and gateway URL (`info`, no sign-in needed); the health of
+    /// the database, change feed and gateways (`status`, system admins).
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Version, the gateway's public URL, the token prefix, whether usage is collected and
+    /// whether first-start setup is due. Needs no credentials.
+    Info,
+    /// Database reachability, round trip and schema version; change-feed head and followers;
+    /// gateways with the config revision they last reported.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +224,7 @@ impl Command {
                 | Command::Logout
                 | Command::Setup(_)
                 | Command::Invite(InviteCommand::Accept(_))
+                | Command::System(SystemCommand::Info)
         )
     }
 }
@@ -1300,6 +1315,8 @@ mod tests {
             "setup", "--code", "c", "--email", "e", "--name", "n"
         ]));
         assert!(!needs(&["invite", "accept", "--code", "c", "--name", "n"]));
+        assert!(!needs(&["system", "info"]));
+        assert!(needs(&["system", "status"]));
         assert!(needs(&["invite", "list"]));
         assert!(needs(&["whoami"]));
         assert!(needs(&["session", "list"]));

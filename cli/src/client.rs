@@ -288,6 +288,15 @@ impl Connection {
         TeamServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
+    pub fn system(
+        &self,
+    ) -> keygate_proto::v1::system_service_client::SystemServiceClient<AuthedChannel> {
+        keygate_proto::v1::system_service_client::SystemServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.auth.clone(),
+        )
+    }
+
     pub fn sync(&self) -> keygate_proto::v1::sync_service_client::SyncServiceClient<AuthedChannel> {
         keygate_proto::v1::sync_service_client::SyncServiceClient::with_interceptor(
             self.channel.clone(),

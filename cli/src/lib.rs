@@ -2,7 +2,7 @@
 //!
 //! Owns: dispatching a parsed [`Cli`] to the resource modules (`tokens`, `routes`, `teams`,
 //! `audit`, `auth`, `users`, `members`, `invitations`, `service_accounts`, `sync`, `usage`,
-//! `alerts`, `dashboard`)
+//! `alerts`, `dashboard`, `system`)
 //! with a [`Context`] holding the configuration, the environment and the output streams.
 //! Must not: call `std::process::exit` or print errors itself; `main.rs` maps the returned
 //! [`CliError`] to a message and an exit code.
@@ -34,6 +34,7 @@ pub mod routes;
 pub mod secret;
 pub mod service_accounts;
 pub mod sync;
+pub mod system;
 pub mod teams;
 pub mod tokens;
 pub mod usage;
@@ -109,6 +110,7 @@ pub async fn run_with_env(
         Command::Usage(command) => usage::run(command, &mut ctx).await,
         Command::Alert(command) => alerts::run(command, &mut ctx).await,
         Command::Dashboard(args) => dashboard::run(args, &mut ctx).await,
+        Command::System(command) => system::run(command, &mut ctx).await,
     };
     // The command's own error matters more than a failed flush after it.
     let flushed = ctx.out.flush();

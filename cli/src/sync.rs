@@ -82,7 +82,7 @@ pub(crate) async fn run(command: SyncCommand, ctx: &mut Context<'_>) -> Result<(
     }
 }
 
-fn status_json(r: &GetSyncStatusResponse) -> Value {
+pub(crate) fn status_json(r: &GetSyncStatusResponse) -> Value {
     json!({
         "head_revision": r.head_revision,
         "compacted_revision": r.compacted_revision,

@@ -374,6 +374,44 @@ async fn cli_sync_status_and_resync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_system_info_and_status() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let cli = Cli {
+        server: &server,
+        config: tempfile::tempdir().unwrap(),
+    };
+    // Public: works without any credential.
+    let out = cli.run(&["system", "info"], &[("-KEYGATE_KEY", "")]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = String::from_utf8(out.stdout).unwrap();
+    assert!(info.contains("http://127.0.0.1:8080"), "{info}");
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--json", "system", "info"]).await).unwrap();
+    assert_eq!(json["token_prefix"], "kg");
+    assert_eq!(json["setup_required"], false);
+    let status = cli.ok(&["system", "status"]).await;
+    assert!(status.contains("sqlite reachable"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--json", "system", "status"]).await).unwrap();
+    assert_eq!(json["database"]["reachable"], true);
+    assert!(json["database"]["schema_version"].as_i64().unwrap() >= 12);
+    // Without credentials, status is refused before any network call (exit 2).
+    let out = cli
+        .run(&["system", "status"], &[("-KEYGATE_KEY", "")])
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_usage_list_gateways_and_capabilities() {
     use keygate_control_plane::usage::{UsageBatch, UsageEvent};
     let server = TestServer::start(Backend::Sqlite).await;

@@ -4,8 +4,8 @@
 //! request extensions as a [`Caller`] (with its team roles) and [`RequestMeta`]; they never
 //! parse credentials themselves. Permission checks are [`crate::policy`]'s.
 //!
-//! Public (no credentials): health, reflection, and `AuthService.SignIn`, `CompleteSetup`,
-//! `AcceptInvitation`.
+//! Public (no credentials): health, reflection, `AuthService.SignIn`, `CompleteSetup`,
+//! `AcceptInvitation`, and `SystemService.GetServerInfo`.
 
 use crate::context::{Actor, RequestMeta};
 use crate::error::ApiError;
@@ -171,6 +171,7 @@ fn is_public(path: &str) -> bool {
             "/keygate.v1.AuthService/SignIn"
                 | "/keygate.v1.AuthService/CompleteSetup"
                 | "/keygate.v1.AuthService/AcceptInvitation"
+                | "/keygate.v1.SystemService/GetServerInfo"
         )
 }
 

@@ -89,6 +89,20 @@ pub struct Config {
     #[arg(long, env = "KEYGATE_ALERT_EVAL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(10..=3600))]
     pub alert_eval_seconds: u32,
 
+    /// The gateway's public base URL, as workflows call it: the admin UI's cURL and n8n
+    /// snippets start with it (`SystemService.GetServerInfo`).
+    #[arg(
+        long,
+        env = "KEYGATE_GATEWAY_PUBLIC_URL",
+        default_value = crate::system::DEFAULT_GATEWAY_PUBLIC_URL
+    )]
+    pub gateway_public_url: String,
+
+    /// Accept gateways' usage reports (`UsageService.IngestUsage`). Off: every report is
+    /// refused (FAILED_PRECONDITION) and GetServerInfo says usage is off.
+    #[arg(long, env = "KEYGATE_USAGE_INGESTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub usage_ingestion: bool,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KEYGATE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -113,6 +127,8 @@ impl std::fmt::Debug for Config {
             .field("session_ttl_hours", &self.session_ttl_hours)
             .field("alert_webhook_allow", &self.alert_webhook_allow)
             .field("alert_eval_seconds", &self.alert_eval_seconds)
+            .field("gateway_public_url", &self.gateway_public_url)
+            .field("usage_ingestion", &self.usage_ingestion)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -162,6 +178,15 @@ impl Config {
         })
     }
 
+    /// What GetServerInfo reports.
+    pub fn system(&self) -> Result<crate::system::SystemSettings, String> {
+        Ok(crate::system::SystemSettings {
+            gateway_public_url: crate::system::normalize_gateway_url(&self.gateway_public_url)
+                .map_err(|e| format!("KEYGATE_GATEWAY_PUBLIC_URL: {e}"))?,
+            usage_enabled: self.usage_ingestion,
+        })
+    }
+
     /// Checks combinations clap cannot.
     pub fn validate(&self) -> Result<(), String> {
         let url = self.database_url();
@@ -186,6 +211,7 @@ impl Config {
             }
         }
         self.alerts()?;
+        self.system()?;
         Ok(())
     }
 }
@@ -246,6 +272,30 @@ mod tests {
         assert!(Config::try_parse_from(["x", "--usage-retention-days", "0"]).is_err());
         let c = Config::parse_from(["x", "--database-url", "mysql://x"]);
         assert!(c.validate().unwrap_err().starts_with("DATABASE_URL"));
+    }
+
+    #[test]
+    fn system_settings() {
+        let c = Config::parse_from(["x"]);
+        let s = c.system().unwrap();
+        assert_eq!(s.gateway_public_url, "http://127.0.0.1:8080");
+        assert!(s.usage_enabled);
+        let c = Config::parse_from([
+            "x",
+            "--gateway-public-url",
+            "https://gw.example.com/",
+            "--usage-ingestion",
+            "false",
+        ]);
+        let s = c.system().unwrap();
+        assert_eq!(s.gateway_public_url, "https://gw.example.com");
+        assert!(!s.usage_enabled);
+        let c = Config::parse_from(["x", "--gateway-public-url", "gw.example.com"]);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .starts_with("KEYGATE_GATEWAY_PUBLIC_URL")
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod routes;
 pub mod service_accounts;
 pub mod sessions;
 pub mod sync;
+pub mod system;
 pub mod teams;
 pub mod tokens;
 pub mod usage;

@@ -145,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
             cors_origins: config.cors(),
             edge_key,
             alerts,
+            system: config.system().map_err(anyhow::Error::msg)?,
             auth: AuthSettings {
                 session_ttl: std::time::Duration::from_secs(
                     u64::from(config.session_ttl_hours) * 3600,

@@ -219,6 +219,9 @@ pub enum Action<'a> {
     ReadUsage(&'a TeamId),
     /// Reading every gateway's totals.
     ReadGateways,
+    // System
+    /// Reading the system's health: database, schema, sync followers, gateways.
+    ReadSystemStatus,
 
     // Alerts
     /// Reading a team's alert rules and their deliveries.
@@ -335,7 +338,7 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
             Some(_) => deny(format!("requires DEVELOPER in team \"{team}\"")),
             None => deny(format!("not a member of team \"{team}\"")),
         },
-        ReadGlobalAudit | SetSystemAdmin | DisableUser | ReadGateways => {
+        ReadGlobalAudit | SetSystemAdmin | DisableUser | ReadGateways | ReadSystemStatus => {
             deny("requires a system admin")
         }
         ListUsers => {
@@ -438,6 +441,7 @@ pub enum Permission {
     GatewayRead,
     SyncManage,
     ServiceAccountGrantCapability,
+    SystemStatusRead,
 }
 
 impl Permission {
@@ -469,7 +473,7 @@ impl Permission {
     ];
 
     /// Permissions not tied to one team.
-    pub const GLOBAL: [Permission; 8] = [
+    pub const GLOBAL: [Permission; 9] = [
         Self::TeamCreate,
         Self::TeamClaim,
         Self::UserList,
@@ -478,6 +482,7 @@ impl Permission {
         Self::GatewayRead,
         Self::SyncManage,
         Self::ServiceAccountGrantCapability,
+        Self::SystemStatusRead,
     ];
 
     /// The wire name (`GetCurrentUserResponse`; documented in `auth.proto`).
@@ -514,6 +519,7 @@ impl Permission {
             Self::GatewayRead => "gateway.read",
             Self::SyncManage => "sync.manage",
             Self::ServiceAccountGrantCapability => "service_account.grant_capability",
+            Self::SystemStatusRead => "system.status.read",
         }
     }
 
@@ -564,6 +570,7 @@ impl Permission {
             Self::GatewayRead => Action::ReadGateways,
             Self::SyncManage => Action::ManageSync,
             Self::ServiceAccountGrantCapability => Action::GrantCapability,
+            Self::SystemStatusRead => Action::ReadSystemStatus,
         }
     }
 }

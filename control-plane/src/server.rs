@@ -1,5 +1,5 @@
 //! Wiring: the Keygate services (tokens, routes, teams, audit, identity, sync, usage,
-//! alerts), health and reflection on one port, with grpc-web (HTTP/1.1) translation, CORS,
+//! alerts, dashboard, system), health and reflection on one port, with grpc-web (HTTP/1.1) translation, CORS,
 //! and the [`AuthLayer`] around all of them.
 
 use crate::alerts::{AlertApi, AlertSettings};
@@ -13,6 +13,7 @@ use crate::service_accounts::ServiceAccountApi;
 use crate::sessions::{AuthApi, service::AuthSettings};
 use crate::store::DynStore;
 use crate::sync::SyncApi;
+use crate::system::{SystemApi, SystemSettings};
 use crate::teams::TeamApi;
 use crate::tokens::TokenApi;
 use crate::usage::UsageApi;
@@ -26,6 +27,7 @@ use keygate_proto::v1::invitation_service_server::InvitationServiceServer;
 use keygate_proto::v1::route_service_server::RouteServiceServer;
 use keygate_proto::v1::service_account_service_server::ServiceAccountServiceServer;
 use keygate_proto::v1::sync_service_server::SyncServiceServer;
+use keygate_proto::v1::system_service_server::SystemServiceServer;
 use keygate_proto::v1::team_service_server::TeamServiceServer;
 use keygate_proto::v1::token_service_server::TokenServiceServer;
 use keygate_proto::v1::usage_service_server::UsageServiceServer;
@@ -46,6 +48,8 @@ pub struct ServerParts {
     pub edge_key: MasterKey,
     /// Webhook address allow-list (TestWebhook and rule checks; the evaluator runs apart).
     pub alerts: AlertSettings,
+    /// What GetServerInfo reports (gateway URL, whether usage is collected).
+    pub system: SystemSettings,
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -124,6 +128,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<DashboardServiceServer<DashboardApi>>()
         .await;
+    health_reporter
+        .set_serving::<SystemServiceServer<SystemApi>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(keygate_proto::FILE_DESCRIPTOR_SET)
@@ -165,11 +172,17 @@ pub async fn serve(
         )))
         // Usage batches are larger than any management call (5,000 events per call).
         .add_service(
-            UsageServiceServer::new(UsageApi::new(store.clone()))
-                .max_decoding_message_size(crate::usage::service::MAX_REQUEST_BYTES),
+            UsageServiceServer::new(
+                UsageApi::new(store.clone()).with_ingestion(parts.system.usage_enabled),
+            )
+            .max_decoding_message_size(crate::usage::service::MAX_REQUEST_BYTES),
         )
         .add_service(DashboardServiceServer::new(DashboardApi::new(
             store.clone(),
+        )))
+        .add_service(SystemServiceServer::new(SystemApi::new(
+            store.clone(),
+            parts.system.clone(),
         )))
         .add_service(AlertServiceServer::new(AlertApi::new(
             store.clone(),

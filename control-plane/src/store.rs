@@ -102,6 +102,7 @@ pub trait Store:
     + AnalyticsStore
     + DashboardStore
     + AlertStore
+    + SystemStore
 {
 }
 
@@ -121,6 +122,7 @@ impl<T> Store for T where
         + AnalyticsStore
         + DashboardStore
         + AlertStore
+        + SystemStore
 {
 }
 
@@ -586,6 +588,25 @@ pub trait DashboardStore: Send + Sync + 'static {
         created_since: Millis,
         now: Millis,
     ) -> StoreResult<DashboardCounts>;
+}
+
+/// The newest applied schema migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaVersion {
+    /// Its number (`12` for `0012_…`).
+    pub version: i64,
+    pub description: String,
+}
+
+/// The store's own health, for `SystemService.GetSystemStatus`.
+#[async_trait::async_trait]
+pub trait SystemStore: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// One `SELECT 1` round trip on the read pool.
+    async fn ping(&self) -> StoreResult<()>;
+    /// The newest successfully applied migration.
+    async fn schema_version(&self) -> StoreResult<SchemaVersion>;
 }
 
 /// A shared handle to the configured store.

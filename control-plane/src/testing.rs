@@ -12,6 +12,7 @@ use crate::server::{ServerParts, serve};
 use crate::sessions::service::AuthSettings;
 use crate::sessions::{NewSession, SESSION_PREFIX};
 use crate::store::{self, DynStore};
+use crate::system::SystemSettings;
 use crate::users::NewUser;
 use keygate_contracts::token::NewToken;
 use std::net::SocketAddr;
@@ -82,7 +83,8 @@ pub struct TestServer {
     pub store: DynStore,
     pub db: TestDb,
     pub master_key: MasterKey,
-    alerts: AlertSettings,
+    /// What the server runs with (its `store` is replaced on restart).
+    parts: ServerParts,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
@@ -129,11 +131,35 @@ impl TestServer {
         Self::start_configured(db, vec![], AuthSettings::default(), alerts).await
     }
 
+    /// Starts a server on a fresh database of `backend` whose parts `adjust` changed first
+    /// (system settings, cookie settings, the admin UI's directory, ...).
+    pub async fn start_adjusted(backend: Backend, adjust: impl FnOnce(&mut ServerParts)) -> Self {
+        let db = test_db(backend).await;
+        Self::start_inner(
+            db,
+            vec!["http://admin.test".into()],
+            AuthSettings::default(),
+            AlertSettings::default(),
+            adjust,
+        )
+        .await
+    }
+
     async fn start_configured(
         db: TestDb,
         cors_origins: Vec<String>,
         auth: AuthSettings,
         alerts: AlertSettings,
+    ) -> Self {
+        Self::start_inner(db, cors_origins, auth, alerts, |_| {}).await
+    }
+
+    async fn start_inner(
+        db: TestDb,
+        cors_origins: Vec<String>,
+        auth: AuthSettings,
+        alerts: AlertSettings,
+        adjust: impl FnOnce(&mut ServerParts),
     ) -> Self {
         let store = store::open(&db.url).await.expect("open store");
         let admin = match store
@@ -166,22 +192,17 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let parts = ServerParts {
+        let mut parts = ServerParts {
             store: store.clone(),
             master_key: master_key.clone(),
             cors_origins,
             auth,
             edge_key: MasterKey::from_bytes(&[7; 32]),
-            alerts: alerts.clone(),
+            alerts,
+            system: SystemSettings::default(),
         };
-        let handle = tokio::spawn(async move {
-            serve(listener, parts, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server");
-        });
+        adjust(&mut parts);
+        let (tx, handle) = launch(listener, parts.clone());
         Self {
             addr,
             admin_key,
@@ -189,7 +210,7 @@ impl TestServer {
             store,
             db,
             master_key,
-            alerts,
+            parts,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -204,7 +225,6 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
         let parts = ServerParts {
             store: store.clone(),
             master_key: master_key.clone(),
@@ -212,14 +232,9 @@ impl TestServer {
             auth: AuthSettings::default(),
             edge_key: MasterKey::from_bytes(&[7; 32]),
             alerts: AlertSettings::default(),
+            system: SystemSettings::default(),
         };
-        let handle = tokio::spawn(async move {
-            serve(listener, parts, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server");
-        });
+        let (tx, handle) = launch(listener, parts.clone());
         Self {
             addr,
             admin_key: String::new(),
@@ -227,7 +242,7 @@ impl TestServer {
             store,
             db,
             master_key,
-            alerts: AlertSettings::default(),
+            parts,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -301,22 +316,9 @@ impl TestServer {
             }
         }
         let listener = listener.expect("rebind the same port");
-        let (tx, rx) = oneshot::channel::<()>();
-        let parts = ServerParts {
-            store: store.clone(),
-            master_key: self.master_key.clone(),
-            cors_origins: vec!["http://admin.test".into()],
-            auth: AuthSettings::default(),
-            edge_key: MasterKey::from_bytes(&[7; 32]),
-            alerts: self.alerts.clone(),
-        };
-        self.handle = Some(tokio::spawn(async move {
-            serve(listener, parts, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server");
-        }));
+        self.parts.store = store.clone();
+        let (tx, handle) = launch(listener, self.parts.clone());
+        self.handle = Some(handle);
         self.shutdown = Some(tx);
         self.store = store;
     }
@@ -349,6 +351,22 @@ impl TestServer {
             let _ = h.await;
         }
     }
+}
+
+/// Serves `parts` on `listener` until the returned sender fires (or is dropped).
+fn launch(
+    listener: tokio::net::TcpListener,
+    parts: ServerParts,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        serve(listener, parts, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server");
+    });
+    (tx, handle)
 }
 
 /// Opens a 12-hour session for `user` directly in the store; returns its bearer token.

@@ -1132,6 +1132,18 @@ impl World {
                     .await
                     .map(drop)
             }
+            "SystemService.GetServerInfo" => {
+                keygate_proto::v1::system_service_client::SystemServiceClient::new(ch.clone())
+                    .get_server_info(self.req(who, pb::GetServerInfoRequest {}))
+                    .await
+                    .map(drop)
+            }
+            "SystemService.GetSystemStatus" => {
+                keygate_proto::v1::system_service_client::SystemServiceClient::new(ch.clone())
+                    .get_system_status(self.req(who, pb::GetSystemStatusRequest {}))
+                    .await
+                    .map(drop)
+            }
             other => panic!("permission-matrix.txt names a case this test cannot run: {other}"),
         }
     }
@@ -1387,6 +1399,7 @@ const PERMISSION_ROWS: &[(&str, &str)] = &[
         "service_account.grant_capability",
         "ServiceAccountService.CreateServiceAccount:sync",
     ),
+    ("system.status.read", "SystemService.GetSystemStatus"),
 ];
 
 /// The output-only flags and GetCurrentUser's allowed actions agree with the matrix: for

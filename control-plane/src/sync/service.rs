@@ -55,6 +55,32 @@ fn resync(detail: String) -> Status {
     .into()
 }
 
+/// The change feed's head, compaction point and followers (GetSyncStatus, and the system
+/// status page).
+pub async fn sync_status(store: &DynStore) -> Result<pb::GetSyncStatusResponse, ApiError> {
+    let (head, compacted, followers) = futures::try_join!(
+        store.head_revision(),
+        store.compacted_revision(),
+        store.list_followers()
+    )?;
+    Ok(pb::GetSyncStatusResponse {
+        head_revision: head,
+        compacted_revision: compacted,
+        followers: followers
+            .into_iter()
+            .map(|f| pb::FollowerStatus {
+                lag_revisions: (head - f.applied_revision).max(0),
+                follower: f.follower,
+                applied_revision: f.applied_revision,
+                last_error: f.last_error,
+                reported_at: Some(to_timestamp(f.reported_at)),
+                applied_changes: u64::try_from(f.applied_changes).unwrap_or(0),
+                resync_requested: f.resync_requested,
+            })
+            .collect(),
+    })
+}
+
 fn edge_token(t: EdgeToken) -> pb::EdgeToken {
     pb::EdgeToken {
         token_hash: t.token_hash,
@@ -349,29 +375,7 @@ impl SyncService for SyncApi {
     ) -> Result<Response<pb::GetSyncStatusResponse>, Status> {
         let (caller, _) = context::caller(&req)?;
         authz::read(&caller, Action::ManageSync)?;
-        let head = self.store.head_revision().await.map_err(ApiError::from)?;
-        let compacted = self
-            .store
-            .compacted_revision()
-            .await
-            .map_err(ApiError::from)?;
-        let followers = self.store.list_followers().await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetSyncStatusResponse {
-            head_revision: head,
-            compacted_revision: compacted,
-            followers: followers
-                .into_iter()
-                .map(|f| pb::FollowerStatus {
-                    lag_revisions: (head - f.applied_revision).max(0),
-                    follower: f.follower,
-                    applied_revision: f.applied_revision,
-                    last_error: f.last_error,
-                    reported_at: Some(to_timestamp(f.reported_at)),
-                    applied_changes: u64::try_from(f.applied_changes).unwrap_or(0),
-                    resync_requested: f.resync_requested,
-                })
-                .collect(),
-        }))
+        Ok(Response::new(sync_status(&self.store).await?))
     }
 
     async fn request_resync(

@@ -7,7 +7,7 @@ use super::model::{UsageFilter, next_page_token, parse_gateway, parse_ingest};
 use super::{export, query};
 use crate::authz;
 use crate::context;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{TeamId, TokenId};
 use crate::policy::Action;
 use crate::policy::Caller;
@@ -28,11 +28,22 @@ pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct UsageApi {
     store: DynStore,
+    /// `KEYGATE_USAGE_INGESTION`: when false, IngestUsage refuses every report.
+    ingestion: bool,
 }
 
 impl UsageApi {
     pub fn new(store: DynStore) -> Self {
-        Self { store }
+        Self {
+            store,
+            ingestion: true,
+        }
+    }
+
+    /// Whether IngestUsage accepts reports (GetServerInfo's `usage_enabled`).
+    pub fn with_ingestion(mut self, enabled: bool) -> Self {
+        self.ingestion = enabled;
+        self
     }
 }
 
@@ -55,6 +66,13 @@ impl UsageService for UsageApi {
             &gateway,
         )
         .await?;
+        if !self.ingestion {
+            return Err(ApiError::new(
+                ErrorCode::FailedPrecondition,
+                "usage ingestion is disabled on this control plane (KEYGATE_USAGE_INGESTION)",
+            )
+            .into());
+        }
         let mut batch = parse_ingest(req.into_inner(), now_ms()).map_err(ApiError::from)?;
         batch.reported_by = caller.reference();
         let outcome = self

@@ -22,6 +22,7 @@ mod routes;
 mod rows;
 mod service_accounts;
 mod sessions;
+mod system;
 mod teams;
 mod tokens;
 mod usage;
