@@ -9,11 +9,12 @@ import { ActionIcon, Alert, Autocomplete, Button, Group, Select, Stack, Text, To
 import { useForm } from "@mantine/form";
 import { useDebouncedValue } from "@mantine/hooks";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { IconAlertCircle, IconLogout, IconTrash, IconUserPlus } from "@tabler/icons-react";
+import { IconAlertCircle, IconLock, IconLogout, IconTrash, IconUserPlus } from "@tabler/icons-react";
 import type { Member } from "../../gen/keygate/v1/team_pb";
 import { Role } from "../../gen/keygate/v1/common_pb";
 import { teamsApi, usersApi } from "../../api/transport";
-import { toUiError, type UiError } from "../../api/errors";
+import { isCode, toUiError, type UiError } from "../../api/errors";
+import { Code } from "@connectrpc/connect";
 import { meQuery, useMe } from "../../auth/session";
 import { ROLE_LABEL, canListUsers, canRemoveMember, grantableRoles, memberRoleChoices } from "../../auth/permissions";
 import { applyServerError } from "../../components/form/serverErrors";
@@ -102,6 +103,13 @@ export function MembersPanel({ teamId }: { teamId: string }) {
       )}
       {list.isPending ? (
         <SkeletonRows rows={4} height={22} />
+      ) : list.error && isCode(list.error, Code.PermissionDenied) ? (
+        <EmptyState
+          compact
+          icon={IconLock}
+          title="Members are visible to the team's members"
+          description={`The server answered: ${toUiError(list.error).message}.`}
+        />
       ) : list.error ? (
         <ErrorState error={list.error} retry={() => void list.refetch()} title="Could not load the members" />
       ) : list.data.length === 0 ? (
