@@ -13,6 +13,7 @@ import type { User } from "../../gen/keygate/v1/user_pb";
 import type { Team } from "../../gen/keygate/v1/team_pb";
 import { Role } from "../../gen/keygate/v1/common_pb";
 import { teamsApi, usersApi } from "../../api/transport";
+import { toUiError } from "../../api/errors";
 import { allTeamsQuery } from "../../api/lists";
 import { meQuery, useMe } from "../../auth/session";
 import {
@@ -270,8 +271,54 @@ function TeamRoles({ user }: { user: User }) {
           </Table>
         </div>
       )}
+      {!isSelf && <SetEverywhere user={user} onDone={done} />}
       {addable.length > 0 && !user.disabled && <AddToTeam userId={user.id} teams={addable} onAdded={(t, role) => done(`Added to ${t} as ${ROLE_LABEL[role]}`)} />}
     </div>
+  );
+}
+
+/** One role in every team where the caller may give it (the old admin's "bulk set"). */
+function SetEverywhere({ user, onDone }: { user: User; onDone: (message: string) => void }) {
+  const me = useMe();
+  const [role, setRole] = useState<string | null>(null);
+  const changeable = user.roles.filter((r) => memberRoleChoices(me, r.teamId, r.role).length > 1);
+  const target = Number(role) as Role;
+  const todo = role ? changeable.filter((r) => r.role !== target && memberRoleChoices(me, r.teamId, r.role).includes(target)) : [];
+  const apply = useMutation({
+    mutationFn: async () => {
+      const failed: string[] = [];
+      for (const r of todo) {
+        try {
+          await teamsApi.updateMemberRole({ teamId: r.teamId, userId: user.id, role: target });
+        } catch (e) {
+          failed.push(`${r.teamId}: ${toUiError(e).message}`);
+        }
+      }
+      return failed;
+    },
+    onSuccess: (failed) => {
+      if (failed.length) notifyError(new Error(failed.join("; ")), `${failed.length} of ${todo.length} not changed`);
+      if (failed.length < todo.length) onDone(`${ROLE_LABEL[target]} in ${todo.length - failed.length} team${todo.length - failed.length === 1 ? "" : "s"}`);
+      setRole(null);
+    },
+  });
+  if (changeable.length < 2) return null;
+  const choices = Array.from(new Set(changeable.flatMap((r) => memberRoleChoices(me, r.teamId, r.role)))).sort((a, b) => b - a);
+  return (
+    <Group gap="xs" mt="sm" align="flex-end" role="group" aria-label="Set one role in every team">
+      <Select
+        size="xs"
+        w={190}
+        label="Same role in every team"
+        placeholder="Pick a role"
+        value={role}
+        onChange={setRole}
+        data={choices.map((r) => ({ value: String(r), label: ROLE_LABEL[r] }))}
+      />
+      <Button size="xs" variant="default" disabled={todo.length === 0} loading={apply.isPending} onClick={() => apply.mutate()}>
+        {role ? `Apply to ${todo.length} team${todo.length === 1 ? "" : "s"}` : "Apply"}
+      </Button>
+    </Group>
   );
 }
 
