@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { GetCurrentUserResponseSchema } from "../gen/keygate/v1/auth_pb";
 import { Role } from "../gen/keygate/v1/common_pb";
 import {
+  auditTeams,
   canChangeMember,
   canListServiceAccounts,
   canManageServiceAccount,
@@ -75,5 +76,10 @@ describe("people permissions fallback (roles)", () => {
     expect(canRenameUser(me([]), "usr_1")).toBe(true);
     expect(canRenameUser(me([]), "usr_2")).toBe(false);
     expect(canRenameUser(me([], true), "usr_2")).toBe(true);
+  });
+
+  it("audit team filter: the caller's teams, or every team for system admins", () => {
+    expect(auditTeams(me([["a", Role.VIEWER], ["b", Role.ADMIN]]))).toEqual(["a", "b"]);
+    expect(auditTeams(me([["a", Role.VIEWER]], true))).toBeUndefined();
   });
 });

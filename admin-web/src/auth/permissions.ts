@@ -295,3 +295,10 @@ export function canReadSystemAudit(me: Me): boolean {
   // FALLBACK: policy.rs ReadGlobalAudit.
   return me.systemAdmin;
 }
+
+/** Teams whose audit rows the caller may read (the audit team filter); undefined: every team. */
+export function auditTeams(me: Me): string[] | undefined {
+  if (canReadSystemAudit(me)) return undefined;
+  // FALLBACK: policy.rs ReadAudit needs any role in the team.
+  return me.roles.map((r) => r.teamId).filter((id) => teamAllows(me, id, "audit.read") ?? true);
+}

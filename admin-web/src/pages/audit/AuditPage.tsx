@@ -23,7 +23,7 @@ import type { AuditEvent, VerifyAuditChainResponse } from "../../gen/keygate/v1/
 import { auditApi } from "../../api/transport";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
-import { canVerifyAuditChain } from "../../auth/permissions";
+import { auditTeams, canVerifyAuditChain } from "../../auth/permissions";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
@@ -212,7 +212,7 @@ export function AuditPage() {
 
       <VerifyResult result={verify.data} error={verify.error} retry={() => verify.mutate()} onDismiss={() => verify.reset()} />
 
-      <Filters search={search} setFilters={setFilters} clear={() => void navigate({ search: (prev) => clean({ size: prev.size }) })} />
+      <Filters search={search} setFilters={setFilters} teams={auditTeams(me)} clear={() => void navigate({ search: (prev) => clean({ size: prev.size }) })} />
 
       <DataTable
         label="Audit events"
@@ -344,7 +344,18 @@ function VerifyResult({
   );
 }
 
-function Filters({ search, setFilters, clear }: { search: AuditSearch; setFilters: (p: Partial<AuditSearch>) => void; clear: () => void }) {
+function Filters({
+  search,
+  setFilters,
+  clear,
+  teams,
+}: {
+  search: AuditSearch;
+  setFilters: (p: Partial<AuditSearch>) => void;
+  clear: () => void;
+  /** Teams the caller may read the audit of; undefined: all. */
+  teams: string[] | undefined;
+}) {
   const [actor, setActor] = useState(search.actor ?? "");
   const [action, setAction] = useState(search.action ?? "");
   const [entityId, setEntityId] = useState(search.entity_id ?? "");
@@ -414,7 +425,16 @@ function Filters({ search, setFilters, clear }: { search: AuditSearch; setFilter
           pushEntity(e.currentTarget.value);
         }}
       />
-      <TeamSelect size="xs" w={140} aria-label="Team" placeholder="Any team" clearable value={search.team} onChange={(v) => setFilters({ team: v })} />
+      <TeamSelect
+        size="xs"
+        w={140}
+        aria-label="Team"
+        placeholder="Any team"
+        clearable
+        only={teams}
+        value={search.team}
+        onChange={(v) => setFilters({ team: v })}
+      />
       <Select
         size="xs"
         w={140}
