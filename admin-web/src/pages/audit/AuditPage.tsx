@@ -120,7 +120,7 @@ export function AuditPage() {
       key: "actor",
       header: "Actor",
       cell: (e) => (
-        <Group gap={6} wrap="nowrap" maw={260}>
+        <Group gap={6} wrap="nowrap" maw={180}>
           <Text size="sm" className="kg-truncate" title={e.actorId || undefined}>
             {e.actorName || e.actorId || (e.actorType === "anonymous" ? "Anonymous" : "—")}
           </Text>
@@ -145,7 +145,7 @@ export function AuditPage() {
       key: "entity",
       header: "Entity",
       cell: (e) => (
-        <Group gap={6} wrap="nowrap" maw={250}>
+        <Group gap={6} wrap="nowrap" maw={210}>
           <Text span size="xs" c="dimmed" className="kg-nowrap">
             {e.entityType.replace("_", " ")}
           </Text>
@@ -288,7 +288,7 @@ function ChangedFields({ json }: { json: string }) {
   const names = rows.map((r) => r.field);
   const text = names.slice(0, 3).join(", ") + (names.length > 3 ? ` +${names.length - 3}` : "");
   return (
-    <Text size="sm" c="dimmed" className="kg-truncate" maw={170} title={names.join(", ")}>
+    <Text size="sm" c="dimmed" className="kg-truncate" maw={130} title={names.join(", ")}>
       {text}
     </Text>
   );

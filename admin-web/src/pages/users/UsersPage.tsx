@@ -149,7 +149,7 @@ function Users() {
         return top ? ROLE_LABEL[top as keyof typeof ROLE_LABEL] : <Text span size="sm" c="dimmed">—</Text>;
       },
     },
-    { key: "roles", header: "Teams and roles", cell: (u) => <RoleBadges roles={u.roles} teams={teamById} /> },
+    { key: "roles", header: "Teams and roles", cell: (u) => <RoleBadges roles={u.roles} teams={teamById} max={2} /> },
     { key: "last", header: "Last sign-in", cell: (u) => <TimeAgo ts={u.lastSignInAt} fallback="Never" /> },
     {
       key: "actions",
