@@ -476,6 +476,7 @@ function Filters({
             title="To (exclusive, your local time)"
             value={toLocalInput(search.to)}
             onChange={(e) => setFilters({ to: fromLocalInput(e.currentTarget.value), range: undefined })}
+            error={search.from && search.to && search.to < search.from ? "Before From" : undefined}
           />
         </>
       )}
