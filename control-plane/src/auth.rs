@@ -1,5 +1,6 @@
 //! The one layer every request passes: assigns a request id, resolves the caller from
-//! `authorization: Bearer <session token | management key>`, opens the request's tracing span, and stamps
+//! `authorization: Bearer <session token | management key>` or, for browsers, the session
+//! cookie under [`crate::browser`]'s CSRF rule, opens the request's tracing span, and stamps
 //! `x-request-id` on every response (errors included). Handlers find the caller in the
 //! request extensions as a [`Caller`] (with its team roles) and [`RequestMeta`]; they never
 //! parse credentials themselves. Permission checks are [`crate::policy`]'s.
@@ -7,6 +8,7 @@
 //! Public (no credentials): health, reflection, `AuthService.SignIn`, `CompleteSetup`,
 //! `AcceptInvitation`, and `SystemService.GetServerInfo`.
 
+use crate::browser::{self, BrowserSettings, Transport};
 use crate::context::{Actor, RequestMeta};
 use crate::error::ApiError;
 use crate::policy::{Caller, Principal};
@@ -16,6 +18,7 @@ use crate::time::now_ms;
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use keygate_contracts::token::{MANAGEMENT_KEY_PREFIX, check_format, sha256_hex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tonic::body::Body;
@@ -29,11 +32,15 @@ pub const REQUEST_ID: &str = "x-request-id";
 #[derive(Clone)]
 pub struct AuthLayer {
     store: DynStore,
+    browser: Arc<BrowserSettings>,
 }
 
 impl AuthLayer {
-    pub fn new(store: DynStore) -> Self {
-        Self { store }
+    pub fn new(store: DynStore, browser: BrowserSettings) -> Self {
+        Self {
+            store,
+            browser: Arc::new(browser),
+        }
     }
 }
 
@@ -44,6 +51,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             store: self.store.clone(),
+            browser: self.browser.clone(),
         }
     }
 }
@@ -52,6 +60,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     store: DynStore,
+    browser: Arc<BrowserSettings>,
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -76,24 +85,50 @@ fn header_str(headers: &HeaderMap, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Resolves the caller or says why not. Messages never echo the credential.
-async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let Some(raw) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(ApiError::unauthenticated(
-            "missing credentials: send \"authorization: Bearer <session token or management key>\"",
-        ));
-    };
-    let presented = raw
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::unauthenticated("authorization must be \"Bearer <credential>\"")
-        })?;
+/// Where the credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Bearer,
+    Cookie,
+}
+
+/// The presented credential: the bearer when there is one, else the session cookie (only
+/// under the CSRF rule). Messages never echo the credential.
+fn credential(
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    settings: &BrowserSettings,
+) -> Result<(String, Source), ApiError> {
+    if let Some(raw) = headers.get(http::header::AUTHORIZATION) {
+        let presented = raw
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthenticated("authorization must be \"Bearer <credential>\"")
+            })?;
+        return Ok((presented.to_owned(), Source::Bearer));
+    }
+    if let Some(cookie) = browser::session_from_cookies(headers) {
+        browser::check_cookie_request(uri, headers, settings)?;
+        return Ok((cookie, Source::Cookie));
+    }
+    Err(ApiError::unauthenticated(
+        "missing credentials: send \"authorization: Bearer <session token or management key>\"",
+    ))
+}
+
+/// Resolves the caller from a presented credential or says why not. A cookie may only hold
+/// a session. Messages never echo the credential.
+async fn authenticate(
+    store: &DynStore,
+    presented: &str,
+    source: Source,
+) -> Result<Caller, ApiError> {
     let invalid = || ApiError::unauthenticated("invalid, expired or revoked credentials");
     let now = now_ms();
     if check_format(presented, SESSION_PREFIX, &[]).is_ok() {
@@ -125,6 +160,9 @@ async fn authenticate(store: &DynStore, headers: &HeaderMap) -> Result<Caller, A
             roles: roles.into_iter().collect(),
             capability: crate::service_accounts::Capability::None,
         });
+    }
+    if source == Source::Cookie {
+        return Err(invalid());
     }
     check_format(presented, MANAGEMENT_KEY_PREFIX, &[]).map_err(|_| invalid())?;
     let key = store
@@ -202,6 +240,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
+        let settings = self.browser.clone();
         Box::pin(async move {
             let started = Instant::now();
             let id = request_id(req.headers());
@@ -214,24 +253,38 @@ where
                 .unwrap_or_default();
             let user_agent = header_str(req.headers(), "user-agent");
             let span = tracing::info_span!("rpc", method = %method, request_id = %id, actor = tracing::field::Empty);
+            let transport = Transport::of(req.uri(), req.headers(), &settings);
             req.extensions_mut().insert(RequestMeta {
                 request_id: id.clone(),
                 source_ip,
                 user_agent,
+                transport,
             });
             if !is_public(&method) {
-                match authenticate(&store, req.headers())
-                    .instrument(span.clone())
-                    .await
-                {
+                let resolved = match credential(req.uri(), req.headers(), &settings) {
+                    Ok((presented, source)) => authenticate(&store, &presented, source)
+                        .instrument(span.clone())
+                        .await
+                        .map_err(|e| (e, source == Source::Cookie)),
+                    Err(e) => Err((e, false)),
+                };
+                match resolved {
                     Ok(caller) => {
                         span.record("actor", tracing::field::display(caller.actor.reference()));
                         req.extensions_mut().insert(caller);
                     }
-                    Err(e) => {
+                    Err((e, stale_cookie)) => {
                         span.in_scope(|| tracing::warn!(code = %e.code, "request refused"));
                         let status: tonic::Status = e.into();
-                        return Ok(with_request_id(status.into_http(), &id));
+                        let mut resp = status.into_http();
+                        // A cookie whose session is gone is removed from the browser.
+                        if stale_cookie {
+                            resp.headers_mut().append(
+                                http::header::SET_COOKIE,
+                                browser::clear_cookie(transport.secure),
+                            );
+                        }
+                        return Ok(with_request_id(resp, &id));
                     }
                 }
             }

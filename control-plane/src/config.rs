@@ -58,6 +58,13 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
+    /// This control plane's public URL as browsers reach it (`https://keygate.example.com`).
+    /// When https, the admin UI's session cookie is `Secure`; its origin may use the cookie
+    /// besides the server's own. Empty: the cookie is `Secure` only on requests that came over
+    /// TLS (`X-Forwarded-Proto: https` from a proxy).
+    #[arg(long, env = "KEYGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Email of the first system admin, created on first start (with the password below)
     /// instead of printing a setup code.
     #[arg(long, env = "KEYGATE_ADMIN_EMAIL")]
@@ -119,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("outbox_retention_hours", &self.outbox_retention_hours)
             .field("usage_retention_days", &self.usage_retention_days)
             .field("cors_origins", &self.cors())
+            .field("public_url", &self.public_url)
             .field("admin_email", &self.admin_email)
             .field(
                 "admin_password",
@@ -158,6 +166,15 @@ impl Config {
             }),
             _ => None,
         }
+    }
+
+    /// The public URL, if set and not empty.
+    pub fn public_url(&self) -> Option<String> {
+        self.public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
     }
 
     /// Non-empty CORS origins.
@@ -212,6 +229,14 @@ impl Config {
         }
         self.alerts()?;
         self.system()?;
+        if let Some(u) = self.public_url() {
+            let origin = crate::browser::origin_of(&u);
+            if origin.is_none() {
+                return Err(format!(
+                    "KEYGATE_PUBLIC_URL: \"{u}\" must be an absolute http(s) URL"
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -74,6 +74,8 @@ pub struct RequestMeta {
     pub request_id: String,
     pub source_ip: String,
     pub user_agent: String,
+    /// Whether a browser made the call (and so gets cookies), and over TLS.
+    pub transport: crate::browser::Transport,
 }
 
 /// The request's context: its caller as actor, or anonymous on public RPCs.
@@ -93,6 +95,14 @@ pub fn from_request<T>(req: &tonic::Request<T>) -> Result<RequestContext, tonic:
         source_ip: meta.source_ip.clone(),
         user_agent: meta.user_agent.clone(),
     })
+}
+
+/// How the request reached us (browser or not, TLS or not).
+pub fn transport<T>(req: &tonic::Request<T>) -> crate::browser::Transport {
+    req.extensions()
+        .get::<RequestMeta>()
+        .map(|m| m.transport)
+        .unwrap_or_default()
 }
 
 /// The authenticated caller and the request context, or Unauthenticated.

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod authz;
 pub mod bootstrap;
+pub mod browser;
 pub mod config;
 pub mod context;
 pub mod error;

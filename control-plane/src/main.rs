@@ -146,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             edge_key,
             alerts,
             system: config.system().map_err(anyhow::Error::msg)?,
+            public_url: config.public_url(),
             auth: AuthSettings {
                 session_ttl: std::time::Duration::from_secs(
                     u64::from(config.session_ttl_hours) * 3600,

@@ -5,6 +5,7 @@
 use crate::alerts::{AlertApi, AlertSettings};
 use crate::audit::AuditApi;
 use crate::auth::{AuthLayer, REQUEST_ID};
+use crate::browser::BrowserSettings;
 use crate::dashboard::DashboardApi;
 use crate::invitations::InvitationApi;
 use crate::routes::RouteApi;
@@ -50,10 +51,14 @@ pub struct ServerParts {
     pub alerts: AlertSettings,
     /// What GetServerInfo reports (gateway URL, whether usage is collected).
     pub system: SystemSettings,
+    /// The control plane's own public URL (`https://…` makes session cookies `Secure`; its
+    /// origin may use them, as may `cors_origins`). `None`: only the server's own origin.
+    pub public_url: Option<String>,
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
+    let any = origins.iter().any(|o| o == "*");
+    let allow = if any {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
@@ -77,6 +82,8 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             h(REQUEST_ID),
         ])
         .max_age(std::time::Duration::from_secs(600))
+        // Listed origins may send the session cookie (a wildcard never may).
+        .allow_credentials(!any && !origins.is_empty())
 }
 
 /// Serves until `shutdown` resolves.
@@ -148,7 +155,10 @@ pub async fn serve(
         .accept_http1(true)
         .layer(cors_layer(&parts.cors_origins))
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(AuthLayer::new(store.clone()))
+        .layer(AuthLayer::new(
+            store.clone(),
+            BrowserSettings::new(parts.public_url.as_deref(), &parts.cors_origins),
+        ))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

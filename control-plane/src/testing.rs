@@ -200,6 +200,7 @@ impl TestServer {
             edge_key: MasterKey::from_bytes(&[7; 32]),
             alerts,
             system: SystemSettings::default(),
+            public_url: None,
         };
         adjust(&mut parts);
         let (tx, handle) = launch(listener, parts.clone());
@@ -233,6 +234,7 @@ impl TestServer {
             edge_key: MasterKey::from_bytes(&[7; 32]),
             alerts: AlertSettings::default(),
             system: SystemSettings::default(),
+            public_url: None,
         };
         let (tx, handle) = launch(listener, parts.clone());
         Self {

@@ -2,6 +2,7 @@
 //! sessions, password change, first-start setup and accepting invitations.
 
 use super::model::{INVITATION_PREFIX, NewSession, SESSION_PREFIX, SETUP_PREFIX};
+use crate::browser::{self, Transport};
 use crate::context::{self, Actor, RequestContext};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{SessionId, UserId};
@@ -20,6 +21,7 @@ use serde_json::json;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 /// Sign-in settings.
@@ -164,6 +166,30 @@ impl AuthApi {
         }
     }
 
+    /// The sign-in answer: for a browser, the session goes into the HttpOnly cookie and is
+    /// left out of the body (`crate::browser`); other clients get it in the body.
+    fn answer(
+        &self,
+        transport: Transport,
+        mut resp: pb::SignInResponse,
+    ) -> Result<Response<pb::SignInResponse>, Status> {
+        if !transport.browser {
+            return Ok(Response::new(resp));
+        }
+        let cookie = browser::session_cookie(
+            &resp.session_token,
+            self.settings.session_ttl,
+            transport.secure,
+        );
+        resp.session_token.clear();
+        let mut answer = Response::new(resp);
+        answer.metadata_mut().insert(
+            "set-cookie",
+            MetadataValue::try_from(cookie.as_bytes()).map_err(|e| ApiError::internal(&e))?,
+        );
+        Ok(answer)
+    }
+
     fn user_caller(caller: &Caller) -> Result<(&UserId, &SessionId), Status> {
         match &caller.principal {
             Principal::User { id, session } => Ok((id, session)),
@@ -194,6 +220,7 @@ impl AuthService for AuthApi {
         req: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
         let ctx = context::from_request(&req)?;
+        let transport = context::transport(&req);
         let r = req.into_inner();
         let email = validate_email("email", &r.email).map_err(ApiError::from)?;
         if r.password.is_empty() || r.password.len() > 1024 {
@@ -214,7 +241,7 @@ impl AuthService for AuthApi {
         match found {
             Some((user, _)) if password_ok && !user.disabled => {
                 let resp = self.open_session(&ctx, user).await?;
-                Ok(Response::new(resp))
+                self.answer(transport, resp)
             }
             Some((user, _)) => {
                 let why = if password_ok {
@@ -238,12 +265,21 @@ impl AuthService for AuthApi {
         req: Request<pb::SignOutRequest>,
     ) -> Result<Response<pb::SignOutResponse>, Status> {
         let (caller, ctx) = context::caller(&req)?;
+        let transport = context::transport(&req);
         let (user, session) = Self::user_caller(&caller)?;
         self.store
             .revoke_session(&ctx, user, session)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(pb::SignOutResponse {}))
+        let mut answer = Response::new(pb::SignOutResponse {});
+        if transport.browser {
+            let clear = browser::clear_cookie(transport.secure);
+            answer.metadata_mut().insert(
+                "set-cookie",
+                MetadataValue::try_from(clear.as_bytes()).map_err(|e| ApiError::internal(&e))?,
+            );
+        }
+        Ok(answer)
     }
 
     async fn get_current_user(
@@ -358,6 +394,7 @@ impl AuthService for AuthApi {
         req: Request<pb::CompleteSetupRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
         let ctx = context::from_request(&req)?;
+        let transport = context::transport(&req);
         let r = req.into_inner();
         let invalid = || -> Status {
             ApiError::new(
@@ -388,7 +425,8 @@ impl AuthService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         tracing::info!(user = %user.id, "first system admin created");
-        Ok(Response::new(self.open_session(&ctx, user).await?))
+        let resp = self.open_session(&ctx, user).await?;
+        self.answer(transport, resp)
     }
 
     async fn accept_invitation(
@@ -396,6 +434,7 @@ impl AuthService for AuthApi {
         req: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
         let ctx = context::from_request(&req)?;
+        let transport = context::transport(&req);
         let r = req.into_inner();
         let invalid = || -> Status {
             ApiError::new(
@@ -421,6 +460,7 @@ impl AuthService for AuthApi {
             .accept_invitation(&ctx, &sha256_hex(r.code.trim()), user)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(self.open_session(&ctx, user).await?))
+        let resp = self.open_session(&ctx, user).await?;
+        self.answer(transport, resp)
     }
 }
