@@ -1,6 +1,6 @@
 /** Shared list queries used by pickers and filters on several pages. */
 import { queryOptions } from "@tanstack/react-query";
-import { routesApi, teamsApi } from "./transport";
+import { routesApi, systemApi, teamsApi } from "./transport";
 
 /** Every team the caller can see (pickers, filters). */
 export const allTeamsQuery = queryOptions({
@@ -23,4 +23,13 @@ export const routeTagsQuery = queryOptions({
   queryFn: ({ signal }) => routesApi.listRouteTags({}, { signal }),
   staleTime: 60_000,
   select: (r) => r.tags,
+});
+
+/** Facts about this control plane (version, gateway public URL, token prefix, whether usage
+ * is collected): GetServerInfo, public and stable, asked once per session. */
+export const serverInfoQuery = queryOptions({
+  queryKey: ["system", "server-info"],
+  queryFn: ({ signal }) => systemApi.getServerInfo({}, { signal }),
+  staleTime: 10 * 60_000,
+  retry: false,
 });

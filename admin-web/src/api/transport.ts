@@ -20,6 +20,7 @@ import { UsageService } from "../gen/keygate/v1/usage_pb";
 import { SyncService } from "../gen/keygate/v1/sync_pb";
 import { AlertService } from "../gen/keygate/v1/alert_pb";
 import { DashboardService } from "../gen/keygate/v1/dashboard_pb";
+import { SystemService } from "../gen/keygate/v1/system_pb";
 
 export const transport = createGrpcWebTransport({
   baseUrl: window.location.origin,
@@ -42,3 +43,4 @@ export const usageApi = /*@__PURE__*/ client(UsageService);
 export const syncApi = /*@__PURE__*/ client(SyncService);
 export const alertsApi = /*@__PURE__*/ client(AlertService);
 export const dashboardApi = /*@__PURE__*/ client(DashboardService);
+export const systemApi = /*@__PURE__*/ client(SystemService);

@@ -1,14 +1,19 @@
 /**
- * System health, refreshed every 5 s (pausable, with a visible indicator): the control plane
- * (reachable, API round trip), the change feed and its kv-sync followers (GetSyncStatus), and
- * the gateways that report usage with their config revision, version, last report and
- * drops (ListGateways). System admins only (the server refuses everyone else).
+ * System health, refreshed every 5 s (pausable, with a visible indicator), from
+ * SystemService.GetSystemStatus: the database (reachable, ping, backend, schema version), the
+ * change feed and its kv-sync followers, and the gateways with their config revision,
+ * version, last report and drops; plus GetServerInfo (version, gateway public URL, token
+ * prefix, usage collection). Against a control plane without SystemService (UNIMPLEMENTED)
+ * it reads GetSyncStatus and ListGateways instead. System admins only.
  */
 import { useEffect, useState, type ReactNode } from "react";
 import { ActionIcon, Alert, Badge, Button, Group, Table, Text, Tooltip } from "@mantine/core";
 import { useQuery } from "@tanstack/react-query";
+import { Code } from "@connectrpc/connect";
 import { IconHeartRateMonitor, IconPlayerPause, IconPlayerPlay, IconRefresh, IconServer2 } from "@tabler/icons-react";
-import { syncApi, usageApi } from "../../api/transport";
+import { syncApi, systemApi, usageApi } from "../../api/transport";
+import { serverInfoQuery } from "../../api/lists";
+import { isCode } from "../../api/errors";
 import { useMe } from "../../auth/session";
 import { isSystemAdmin } from "../../auth/permissions";
 import { PageHeader } from "../../components/misc/PageHeader";
@@ -18,8 +23,9 @@ import { TimeAgo } from "../../components/misc/TimeAgo";
 import { EmptyState } from "../../components/states/EmptyState";
 import { ErrorState } from "../../components/states/ErrorState";
 import { SkeletonRows } from "../../components/states/LoadingState";
+import { CopyIcon } from "../../components/misc/Copy";
 import { count } from "../../lib/format";
-import { LEVEL_COLOR, LEVEL_LABEL, assessFollower, assessGateway, worst, type Assessment, type Level } from "./health";
+import { LEVEL_COLOR, LEVEL_LABEL, assessDatabase, assessFollower, assessGateway, worst, type Assessment, type Level } from "./health";
 import classes from "./System.module.css";
 
 const REFRESH_MS = 5_000;
@@ -43,6 +49,19 @@ function SystemHealth() {
   const [paused, setPaused] = useState(false);
   const interval = paused ? false : REFRESH_MS;
 
+  // One call when the control plane has SystemService; the two older ones when it answers
+  // UNIMPLEMENTED.
+  const status = useQuery({
+    queryKey: ["system", "status"],
+    queryFn: async ({ signal }) => {
+      const t0 = performance.now();
+      const r = await systemApi.getSystemStatus({}, { signal });
+      return { r, roundTripMs: performance.now() - t0 };
+    },
+    refetchInterval: (q) => (isCode(q.state.error, Code.Unimplemented) ? false : interval),
+    retry: false,
+  });
+  const legacy = isCode(status.error, Code.Unimplemented);
   const sync = useQuery({
     queryKey: ["system", "sync"],
     queryFn: async ({ signal }) => {
@@ -50,32 +69,52 @@ function SystemHealth() {
       const r = await syncApi.getSyncStatus({}, { signal });
       return { r, roundTripMs: performance.now() - t0 };
     },
+    enabled: legacy,
     refetchInterval: interval,
     retry: false,
   });
   const gateways = useQuery({
     queryKey: ["system", "gateways"],
     queryFn: ({ signal }) => usageApi.listGateways({}, { signal }),
+    enabled: legacy,
     refetchInterval: interval,
     retry: false,
   });
+  const info = useQuery(serverInfoQuery);
 
-  const now = new Date(Math.max(sync.dataUpdatedAt, gateways.dataUpdatedAt) || Date.now());
-  const followers = (sync.data?.r.followers ?? []).map((f) => ({ f, a: assessFollower(f, now) }));
-  const gws = (gateways.data?.gateways ?? []).map((g) => ({ g, a: assessGateway(g, now) }));
-  const head = sync.data?.r.headRevision;
+  const st = status.data?.r;
+  const syncAnswer = legacy ? sync.data?.r : st?.sync;
+  const gatewayList = legacy ? gateways.data?.gateways : st?.gateways;
+  const db = st?.database;
+  const syncError = legacy ? sync.error : status.error;
+  const gatewaysError = legacy ? gateways.error : status.error;
+  const loading = legacy ? sync.isPending && gateways.isPending : status.isPending;
+  const roundTrip = legacy ? sync.data?.roundTripMs : status.data?.roundTripMs;
+  const updatedAt = legacy ? Math.max(sync.dataUpdatedAt, gateways.dataUpdatedAt) : status.dataUpdatedAt;
+  const fetching = status.isFetching || sync.isFetching || gateways.isFetching;
 
-  const reachable = !sync.error || !!gateways.data;
+  const now = new Date(updatedAt || Date.now());
+  const followers = (syncAnswer?.followers ?? []).map((f) => ({ f, a: assessFollower(f, now) }));
+  const gws = (gatewayList ?? []).map((g) => ({ g, a: assessGateway(g, now) }));
+  const head = syncAnswer?.headRevision;
+  const dbA = db && assessDatabase(db);
+
+  const reachable = legacy ? !sync.error || !!gateways.data : !!st || !status.error;
   const findings: { level: Level; text: string }[] = [];
-  if (sync.error && gateways.error) findings.push({ level: "bad", text: "The control plane does not answer." });
-  if (sync.data && followers.length === 0) findings.push({ level: "warn", text: "No kv-sync follower has reported: gateways receive no token or route changes." });
+  if (!reachable) findings.push({ level: "bad", text: "The control plane does not answer." });
+  if (dbA && dbA.level !== "ok") findings.push({ level: dbA.level, text: `Database: ${dbA.reason}` });
+  if (syncAnswer && followers.length === 0) findings.push({ level: "warn", text: "No kv-sync follower has reported: gateways receive no token or route changes." });
   for (const { f, a } of followers) if (a.level !== "ok") findings.push({ level: a.level, text: `kv-sync ${f.follower}: ${a.reason}` });
   for (const { g, a } of gws) if (a.level === "warn" || a.level === "bad") findings.push({ level: a.level, text: `Gateway ${g.name}: ${a.reason}` });
-  const overall = sync.isPending && gateways.isPending ? undefined : worst(findings.map((x) => x.level));
+  if (info.data && !info.data.usageEnabled) findings.push({ level: "warn", text: "Usage collection is off: gateways' reports are refused and the usage pages stay empty." });
+  const overall = loading ? undefined : worst(findings.map((x) => x.level));
 
   const refresh = () => {
-    void sync.refetch();
-    void gateways.refetch();
+    void status.refetch();
+    if (legacy) {
+      void sync.refetch();
+      void gateways.refetch();
+    }
   };
 
   return (
@@ -86,8 +125,8 @@ function SystemHealth() {
         actions={
           <RefreshControl
             paused={paused}
-            fetching={sync.isFetching || gateways.isFetching}
-            updatedAt={Math.max(sync.dataUpdatedAt, gateways.dataUpdatedAt)}
+            fetching={fetching}
+            updatedAt={updatedAt}
             onToggle={() => setPaused((p) => !p)}
             onRefresh={refresh}
           />
@@ -101,7 +140,7 @@ function SystemHealth() {
             All systems normal
           </Text>
           <Text size="sm" c="dimmed">
-            The control plane answers, every kv-sync follower is current and no gateway dropped data in the last hour.
+            The control plane{db ? " and its database" : ""} answer{db ? "" : "s"}, every kv-sync follower is current and no gateway dropped data in the last hour.
           </Text>
         </div>
       ) : (
@@ -109,7 +148,9 @@ function SystemHealth() {
           <ul className={classes.findings}>
             {findings.map((x, i) => (
               <li key={i}>
-                <Text size="sm">{x.text}</Text>
+                <Text size="sm" lineClamp={2} title={x.text}>
+                  {x.text}
+                </Text>
               </li>
             ))}
           </ul>
@@ -119,36 +160,110 @@ function SystemHealth() {
       <div className={classes.stats}>
         <StatCard
           label="Control plane"
-          loading={sync.isPending && gateways.isPending}
+          loading={loading}
           value={<LevelText level={reachable ? "ok" : "bad"} text={reachable ? "Reachable" : "Unreachable"} />}
-          hint={sync.data && `API round trip ${Math.round(sync.data.roundTripMs)} ms`}
+          hint={roundTrip !== undefined && `API round trip ${Math.round(roundTrip)} ms${st?.serverVersion ? ` · v${st.serverVersion}` : ""}`}
+        />
+        <StatCard
+          label="Database"
+          loading={loading}
+          value={db ? <LevelText level={dbA!.level} text={db.reachable ? "Reachable" : "Unreachable"} /> : "—"}
+          hint={db ? `${db.backend} · ping ${pingText(db.pingMicros)} · schema ${count(db.schemaVersion)}` : legacy ? "needs GetSystemStatus" : undefined}
         />
         <StatCard
           label="Change feed"
-          loading={sync.isPending}
+          loading={loading}
           value={head !== undefined ? `rev ${count(head)}` : "—"}
-          hint={sync.data && `kept from rev ${count(sync.data.r.compactedRevision)}`}
+          hint={syncAnswer && `kept from rev ${count(syncAnswer.compactedRevision)}`}
         />
         <StatCard
           label="kv-sync followers"
-          loading={sync.isPending}
-          value={sync.data ? <LevelText level={worst(followers.map((x) => x.a.level))} text={`${followers.filter((x) => x.a.level === "ok").length} / ${followers.length} current`} /> : "—"}
+          loading={loading}
+          value={syncAnswer ? <LevelText level={worst(followers.map((x) => x.a.level))} text={`${followers.filter((x) => x.a.level === "ok").length} / ${followers.length} current`} /> : "—"}
           hint={followers.length ? `max lag ${count(followers.reduce((m, x) => (x.f.lagRevisions > m ? x.f.lagRevisions : m), 0n))} revisions` : "none reported"}
         />
         <StatCard
           label="Gateways"
-          loading={gateways.isPending}
-          value={gateways.data ? <LevelText level={worst(gws.map((x) => x.a.level))} text={`${gws.filter((x) => x.a.level === "ok").length} / ${gws.length} reporting`} /> : "—"}
-          hint={gateways.data && `${count(gws.reduce((s, x) => s + x.g.requestsLastHour, 0n))} requests in the last hour`}
+          loading={loading}
+          value={gatewayList ? <LevelText level={worst(gws.map((x) => x.a.level))} text={`${gws.filter((x) => x.a.level === "ok").length} / ${gws.length} active`} /> : "—"}
+          hint={gatewayList && `${count(gws.reduce((s, x) => s + x.g.requestsLastHour, 0n))} requests in the last hour`}
         />
       </div>
 
+      <div className={classes.half}>
+        <Panel title="Server">
+          {isCode(info.error, Code.Unimplemented) ? (
+            <Text size="sm" c="dimmed">
+              This control plane does not offer GetServerInfo yet: version, gateway URL and token prefix are not available.
+            </Text>
+          ) : info.error ? (
+            <ErrorState error={info.error} retry={() => void info.refetch()} title="Could not load the server details" />
+          ) : !info.data ? (
+            <SkeletonRows rows={4} height={18} />
+          ) : (
+            <dl className={classes.meta}>
+              <dt>Version</dt>
+              <dd className="kg-mono">{info.data.version || "—"}</dd>
+              <dt>Gateway public URL</dt>
+              <dd>
+                <Group gap={4} wrap="nowrap">
+                  <span className="kg-mono kg-truncate">{info.data.gatewayPublicUrl || "—"}</span>
+                  {info.data.gatewayPublicUrl && <CopyIcon value={info.data.gatewayPublicUrl} label="Copy the gateway URL" />}
+                </Group>
+              </dd>
+              <dt>Token prefix</dt>
+              <dd className="kg-mono">{info.data.tokenPrefix ? `${info.data.tokenPrefix.replace(/_?$/, "_")}…` : "—"}</dd>
+              <dt>Usage collection</dt>
+              <dd>{info.data.usageEnabled ? <span className="kg-good">On</span> : <span className="kg-warn">Off</span>}</dd>
+            </dl>
+          )}
+        </Panel>
+        <Panel title="Database">
+          {legacy ? (
+            <Text size="sm" c="dimmed">
+              This control plane does not offer GetSystemStatus yet: database details are not available.
+            </Text>
+          ) : status.error ? (
+            <ErrorState error={status.error} retry={() => void status.refetch()} title="Could not load the system status" />
+          ) : !db ? (
+            <SkeletonRows rows={4} height={18} />
+          ) : (
+            <dl className={classes.meta}>
+              <dt>State</dt>
+              <dd>
+                <LevelBadge a={dbA!} />
+              </dd>
+              <dt>Backend</dt>
+              <dd>{db.backend === "postgres" ? "PostgreSQL" : db.backend === "sqlite" ? "SQLite" : db.backend}</dd>
+              <dt>Ping</dt>
+              <dd>{db.reachable ? pingText(db.pingMicros) : "—"}</dd>
+              <dt>Schema</dt>
+              <dd>
+                {count(db.schemaVersion)}
+                {db.schemaDescription && (
+                  <Text span size="sm" c="dimmed">
+                    {" "}
+                    · {db.schemaDescription}
+                  </Text>
+                )}
+              </dd>
+              {db.error && (
+                <>
+                  <dt>Error</dt>
+                  <dd className="kg-bad">{db.error}</dd>
+                </>
+              )}
+            </dl>
+          )}
+        </Panel>
+      </div>
+
       <Panel title="Edge sync (kv-sync)" flush actions={head !== undefined && <Text size="xs" c="dimmed">head revision {count(head)}</Text>}>
-        {sync.error ? (
+        {syncError && !syncAnswer ? (
           <Pad>
-            <ErrorState error={sync.error} retry={() => void sync.refetch()} title="Could not load the sync status" />
+            <ErrorState error={syncError} retry={refresh} title="Could not load the sync status" />
           </Pad>
-        ) : !sync.data ? (
+        ) : !syncAnswer ? (
           <SkeletonRows rows={2} height={22} />
         ) : followers.length === 0 ? (
           <EmptyState compact icon={IconServer2} title="No follower has reported" description="kv-sync reports its position every few seconds once it runs (./scripts/run.sh starts one)." />
@@ -198,11 +313,11 @@ function SystemHealth() {
       <div style={{ height: 12 }} />
 
       <Panel title="Gateways" flush actions={<Text size="xs" c="dimmed">as last reported with their usage</Text>}>
-        {gateways.error ? (
+        {gatewaysError && !gatewayList ? (
           <Pad>
-            <ErrorState error={gateways.error} retry={() => void gateways.refetch()} title="Could not load the gateways" />
+            <ErrorState error={gatewaysError} retry={refresh} title="Could not load the gateways" />
           </Pad>
-        ) : !gateways.data ? (
+        ) : !gatewayList ? (
           <SkeletonRows rows={2} height={22} />
         ) : gws.length === 0 ? (
           <EmptyState
@@ -239,15 +354,7 @@ function SystemHealth() {
                       <LevelBadge a={a} />
                     </Table.Td>
                     <Table.Td className="kg-mono">{g.version || "—"}</Table.Td>
-                    <Table.Td className={classes.num}>
-                      {count(g.configRevision)}
-                      {head !== undefined && head > g.configRevision && (
-                        <Text span size="xs" c="dimmed">
-                          {" "}
-                          ({count(head - g.configRevision)} behind head)
-                        </Text>
-                      )}
-                    </Table.Td>
+                    <Table.Td className={classes.num}>{count(g.configRevision)}</Table.Td>
                     <Table.Td>
                       <TimeAgo ts={g.lastSeenAt} fallback="never" />
                     </Table.Td>
@@ -266,12 +373,13 @@ function SystemHealth() {
           </div>
         )}
       </Panel>
-      <Text size="xs" c="dimmed" mt="sm">
-        Database (backend, ping, schema version) and server details (version, gateway URL, token prefix, usage on) appear here once the control plane offers
-        GetSystemStatus and GetServerInfo.
-      </Text>
     </>
   );
+}
+
+function pingText(us: bigint): string {
+  const v = Number(us);
+  return v < 1000 ? `${v} µs` : `${(v / 1000).toFixed(v < 10_000 ? 1 : 0)} ms`;
 }
 
 function Pad({ children }: { children: ReactNode }) {

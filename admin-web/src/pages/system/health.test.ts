@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { FollowerStatusSchema } from "../../gen/keygate/v1/sync_pb";
 import { GatewaySchema } from "../../gen/keygate/v1/usage_pb";
+import { DatabaseStatusSchema } from "../../gen/keygate/v1/system_pb";
 import { dateToTs } from "../../lib/format";
-import { assessFollower, assessGateway, duration, worst } from "./health";
+import { assessDatabase, assessFollower, assessGateway, duration, worst } from "./health";
 
 const now = new Date("2026-12-07T12:00:00Z");
 const ago = (s: number) => dateToTs(new Date(now.getTime() - s * 1000));
@@ -53,5 +54,14 @@ describe("helpers", () => {
     expect(duration(600)).toBe("10 min");
     expect(duration(7200)).toBe("2 h");
     expect(duration(5 * 86400)).toBe("5 days");
+  });
+});
+
+describe("assessDatabase", () => {
+  it("reachable and quick is fine; slow needs attention; down fails with its error", () => {
+    expect(assessDatabase(create(DatabaseStatusSchema, { reachable: true, pingMicros: 300n }))).toEqual({ level: "ok", reason: "" });
+    expect(assessDatabase(create(DatabaseStatusSchema, { reachable: true, pingMicros: 120_000n }))).toEqual({ level: "warn", reason: "slow: ping 120 ms" });
+    expect(assessDatabase(create(DatabaseStatusSchema, { reachable: false, error: "connection refused" }))).toEqual({ level: "bad", reason: "connection refused" });
+    expect(assessDatabase(create(DatabaseStatusSchema, { reachable: false })).reason).toBe("does not answer");
   });
 });

@@ -4,6 +4,7 @@
  * alert rules (kv-sync lag, silent or dropping gateways) are where they are configured.
  */
 import type { FollowerStatus } from "../../gen/keygate/v1/sync_pb";
+import type { DatabaseStatus } from "../../gen/keygate/v1/system_pb";
 import type { Gateway } from "../../gen/keygate/v1/usage_pb";
 import { tsToDate } from "../../lib/format";
 
@@ -52,6 +53,16 @@ export function assessGateway(g: Gateway, now: Date): Assessment {
   const age = ageSeconds(g.lastSeenAt, now);
   if (age === undefined) return { level: "idle", reason: "never reported" };
   if (age > GATEWAY_QUIET_SECONDS) return { level: "idle", reason: `quiet for ${duration(age)} (idle, or down)` };
+  return { level: "ok", reason: "" };
+}
+
+/** A database ping above this needs attention (SQLite answers in microseconds, a nearby
+ * PostgreSQL in about a millisecond). */
+export const DB_SLOW_MICROS = 50_000;
+
+export function assessDatabase(d: DatabaseStatus): Assessment {
+  if (!d.reachable) return { level: "bad", reason: d.error || "does not answer" };
+  if (d.pingMicros > BigInt(DB_SLOW_MICROS)) return { level: "warn", reason: `slow: ping ${Math.round(Number(d.pingMicros) / 1000)} ms` };
   return { level: "ok", reason: "" };
 }
 

@@ -5,13 +5,14 @@
  * call for the totals and one per status class, all at the same step), rankings
  * (ListTopUsage) and export (ExportUsage).
  */
-import { Button, Text, Tooltip } from "@mantine/core";
+import { Alert, Button, Text, Tooltip } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
 import { AnchorLink, ButtonLink } from "./links";
 import { IconBroadcast, IconFilterOff } from "@tabler/icons-react";
 import type { GetUsageSummaryResponse } from "../../gen/keygate/v1/usage_pb";
 import { usageApi } from "../../api/transport";
+import { serverInfoQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { isSystemAdmin } from "../../auth/permissions";
 import { PageHeader } from "../../components/misc/PageHeader";
@@ -49,6 +50,7 @@ export function UsagePage() {
   const me = useMe();
   const admin = isSystemAdmin(me);
   const gateways = useGateways(admin);
+  const info = useQuery(serverInfoQuery);
 
   const rangeSearch: RangeSearch = { range: search.range, from: search.from, to: search.to };
   const filters: UsageFilters = { team: search.team, route: search.route, token: search.token, gateway: search.gateway, status: search.status };
@@ -108,6 +110,12 @@ export function UsagePage() {
           </>
         }
       />
+
+      {info.data && !info.data.usageEnabled && (
+        <Alert color="yellow" variant="light" mb="md" title="Usage collection is off">
+          This control plane refuses the gateways' usage reports (KEYGATE_USAGE_INGESTION), so new calls are not counted here.
+        </Alert>
+      )}
 
       <div className={`kg-card ${classes.filters}`} role="group" aria-label="Range and filters">
         <RangePicker value={rangeSearch} onChange={(r) => set({ range: r.range, from: r.from, to: r.to })} />
