@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { TeamRole } from "./common_pb";
+import type { Role, TeamRole } from "./common_pb";
 import { file_keygate_v1_common } from "./common_pb";
 import type { User } from "./user_pb";
 import { file_keygate_v1_user } from "./user_pb";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keygate/v1/auth.proto.
  */
 export const file_keygate_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChVrZXlnYXRlL3YxL2F1dGgucHJvdG8SCmtleWdhdGUudjEi3wEKB1Nlc3Npb24SCgoCaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglzb3VyY2VfaXAYBSABKAkSEgoKdXNlcl9hZ2VudBgGIAEoCRIPCgdjdXJyZW50GAcgASgIIjAKDVNpZ25JblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkibQoOU2lnbkluUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIkCgdzZXNzaW9uGAIgASgLMhMua2V5Z2F0ZS52MS5TZXNzaW9uEh4KBHVzZXIYAyABKAsyEC5rZXlnYXRlLnYxLlVzZXIiEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCKPAQoWR2V0Q3VycmVudFVzZXJSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAua2V5Z2F0ZS52MS5Vc2VyEhoKEnNlcnZpY2VfYWNjb3VudF9pZBgCIAEoCRIjCgVyb2xlcxgDIAMoCzIULmtleWdhdGUudjEuVGVhbVJvbGUSFAoMc3lzdGVtX2FkbWluGAQgASgIIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPQoUTGlzdFNlc3Npb25zUmVzcG9uc2USJQoIc2Vzc2lvbnMYASADKAsyEy5rZXlnYXRlLnYxLlNlc3Npb24iIgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIkcKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIYChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlImEKFENvbXBsZXRlU2V0dXBSZXF1ZXN0EhIKCnNldHVwX2NvZGUYASABKAkSDQoFZW1haWwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCHBhc3N3b3JkGAQgASgJIk8KF0FjY2VwdEludml0YXRpb25SZXF1ZXN0EgwKBGNvZGUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJMpEFCgtBdXRoU2VydmljZRI/CgZTaWduSW4SGS5rZXlnYXRlLnYxLlNpZ25JblJlcXVlc3QaGi5rZXlnYXRlLnYxLlNpZ25JblJlc3BvbnNlEkIKB1NpZ25PdXQSGi5rZXlnYXRlLnYxLlNpZ25PdXRSZXF1ZXN0Ghsua2V5Z2F0ZS52MS5TaWduT3V0UmVzcG9uc2USVwoOR2V0Q3VycmVudFVzZXISIS5rZXlnYXRlLnYxLkdldEN1cnJlbnRVc2VyUmVxdWVzdBoiLmtleWdhdGUudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZRJRCgxMaXN0U2Vzc2lvbnMSHy5rZXlnYXRlLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIC5rZXlnYXRlLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlElQKDVJldm9rZVNlc3Npb24SIC5rZXlnYXRlLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiEua2V5Z2F0ZS52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2USVwoOQ2hhbmdlUGFzc3dvcmQSIS5rZXlnYXRlLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBoiLmtleWdhdGUudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJNCg1Db21wbGV0ZVNldHVwEiAua2V5Z2F0ZS52MS5Db21wbGV0ZVNldHVwUmVxdWVzdBoaLmtleWdhdGUudjEuU2lnbkluUmVzcG9uc2USUwoQQWNjZXB0SW52aXRhdGlvbhIjLmtleWdhdGUudjEuQWNjZXB0SW52aXRhdGlvblJlcXVlc3QaGi5rZXlnYXRlLnYxLlNpZ25JblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_keygate_v1_common, file_keygate_v1_user]);
+  fileDesc("ChVrZXlnYXRlL3YxL2F1dGgucHJvdG8SCmtleWdhdGUudjEi3wEKB1Nlc3Npb24SCgoCaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglzb3VyY2VfaXAYBSABKAkSEgoKdXNlcl9hZ2VudBgGIAEoCRIPCgdjdXJyZW50GAcgASgIIjAKDVNpZ25JblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkibQoOU2lnbkluUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIkCgdzZXNzaW9uGAIgASgLMhMua2V5Z2F0ZS52MS5TZXNzaW9uEh4KBHVzZXIYAyABKAsyEC5rZXlnYXRlLnYxLlVzZXIiEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCL3AQoWR2V0Q3VycmVudFVzZXJSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAua2V5Z2F0ZS52MS5Vc2VyEhoKEnNlcnZpY2VfYWNjb3VudF9pZBgCIAEoCRIjCgVyb2xlcxgDIAMoCzIULmtleWdhdGUudjEuVGVhbVJvbGUSFAoMc3lzdGVtX2FkbWluGAQgASgIEioKBXRlYW1zGAUgAygLMhsua2V5Z2F0ZS52MS5UZWFtUGVybWlzc2lvbnMSFwoPYWxsb3dlZF9hY3Rpb25zGAYgAygJEiEKGWFsbF90ZWFtc19hbGxvd2VkX2FjdGlvbnMYByADKAkiWwoPVGVhbVBlcm1pc3Npb25zEg8KB3RlYW1faWQYASABKAkSHgoEcm9sZRgCIAEoDjIQLmtleWdhdGUudjEuUm9sZRIXCg9hbGxvd2VkX2FjdGlvbnMYAyADKAkiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI9ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIlCghzZXNzaW9ucxgBIAMoCzITLmtleWdhdGUudjEuU2Vzc2lvbiIiChRSZXZva2VTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIhgKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiYQoUQ29tcGxldGVTZXR1cFJlcXVlc3QSEgoKc2V0dXBfY29kZRgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSEAoIcGFzc3dvcmQYBCABKAkiTwoXQWNjZXB0SW52aXRhdGlvblJlcXVlc3QSDAoEY29kZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkykQUKC0F1dGhTZXJ2aWNlEj8KBlNpZ25JbhIZLmtleWdhdGUudjEuU2lnbkluUmVxdWVzdBoaLmtleWdhdGUudjEuU2lnbkluUmVzcG9uc2USQgoHU2lnbk91dBIaLmtleWdhdGUudjEuU2lnbk91dFJlcXVlc3QaGy5rZXlnYXRlLnYxLlNpZ25PdXRSZXNwb25zZRJXCg5HZXRDdXJyZW50VXNlchIhLmtleWdhdGUudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiIua2V5Z2F0ZS52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlElEKDExpc3RTZXNzaW9ucxIfLmtleWdhdGUudjEuTGlzdFNlc3Npb25zUmVxdWVzdBogLmtleWdhdGUudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVAoNUmV2b2tlU2Vzc2lvbhIgLmtleWdhdGUudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIS5rZXlnYXRlLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJXCg5DaGFuZ2VQYXNzd29yZBIhLmtleWdhdGUudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiIua2V5Z2F0ZS52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlEk0KDUNvbXBsZXRlU2V0dXASIC5rZXlnYXRlLnYxLkNvbXBsZXRlU2V0dXBSZXF1ZXN0Ghoua2V5Z2F0ZS52MS5TaWduSW5SZXNwb25zZRJTChBBY2NlcHRJbnZpdGF0aW9uEiMua2V5Z2F0ZS52MS5BY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBoaLmtleWdhdGUudjEuU2lnbkluUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_keygate_v1_common, file_keygate_v1_user]);
 
 /**
  * @generated from message keygate.v1.Session
@@ -188,6 +188,28 @@ export type GetCurrentUserResponse = Message<"keygate.v1.GetCurrentUserResponse"
    * @generated from field: bool system_admin = 4;
    */
   systemAdmin: boolean;
+
+  /**
+   * For each team the caller has a role in: the actions the policy allows it there.
+   *
+   * @generated from field: repeated keygate.v1.TeamPermissions teams = 5;
+   */
+  teams: TeamPermissions[];
+
+  /**
+   * Actions not tied to one team that the policy allows the caller.
+   *
+   * @generated from field: repeated string allowed_actions = 6;
+   */
+  allowedActions: string[];
+
+  /**
+   * Team actions allowed in EVERY team, also those the caller has no role in (a system
+   * admin: all of them; anyone else: none).
+   *
+   * @generated from field: repeated string all_teams_allowed_actions = 7;
+   */
+  allTeamsAllowedActions: string[];
 };
 
 /**
@@ -196,6 +218,57 @@ export type GetCurrentUserResponse = Message<"keygate.v1.GetCurrentUserResponse"
  */
 export const GetCurrentUserResponseSchema: GenMessage<GetCurrentUserResponse> = /*@__PURE__*/
   messageDesc(file_keygate_v1_auth, 6);
+
+/**
+ * What the caller may do in one team. Action names (the control plane's `policy.rs` answers
+ * each by asking its one `check`, never by a second copy of the rules):
+ *   team.update, team.delete                     edit or delete the team
+ *   team.members.read                            list members
+ *   team.members.manage                          add, change, remove DEVELOPER/VIEWER members
+ *   team.members.manage_privileged               the same for ADMIN/MANAGER members
+ *   token.read, token.create                     read / create the team's tokens
+ *   token.update                                 change (edit, rotate, revoke) any team token
+ *   token.update_own                             change the tokens the caller created
+ *   route.create, route.update, route.update_own create / change (edit, delete) routes
+ *   audit.read, usage.read                       the team's audit rows / usage
+ *   invitation.read                              list the team's invitations
+ *   invitation.create                            invite as DEVELOPER/VIEWER
+ *   invitation.create_privileged                 invite as ADMIN/MANAGER
+ *   service_account.read                         list service accounts and their keys
+ *   service_account.manage                       manage DEVELOPER/VIEWER service accounts
+ *   service_account.manage_privileged            manage ADMIN/MANAGER service accounts
+ *   alert.read, alert.manage                     read / manage the team's alert rules
+ *   alert.manage_system                          rules with system-wide conditions
+ * Global actions (`allowed_actions`):
+ *   team.create, team.claim (a team without members), user.list, user.manage (disable,
+ *   enable, system admin), audit.read_all, gateway.read, sync.manage,
+ *   service_account.grant_capability, system.status.read
+ *
+ * @generated from message keygate.v1.TeamPermissions
+ */
+export type TeamPermissions = Message<"keygate.v1.TeamPermissions"> & {
+  /**
+   * @generated from field: string team_id = 1;
+   */
+  teamId: string;
+
+  /**
+   * @generated from field: keygate.v1.Role role = 2;
+   */
+  role: Role;
+
+  /**
+   * @generated from field: repeated string allowed_actions = 3;
+   */
+  allowedActions: string[];
+};
+
+/**
+ * Describes the message keygate.v1.TeamPermissions.
+ * Use `create(TeamPermissionsSchema)` to create a new message.
+ */
+export const TeamPermissionsSchema: GenMessage<TeamPermissions> = /*@__PURE__*/
+  messageDesc(file_keygate_v1_auth, 7);
 
 /**
  * @generated from message keygate.v1.ListSessionsRequest
@@ -208,7 +281,7 @@ export type ListSessionsRequest = Message<"keygate.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 7);
+  messageDesc(file_keygate_v1_auth, 8);
 
 /**
  * @generated from message keygate.v1.ListSessionsResponse
@@ -225,7 +298,7 @@ export type ListSessionsResponse = Message<"keygate.v1.ListSessionsResponse"> & 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 8);
+  messageDesc(file_keygate_v1_auth, 9);
 
 /**
  * @generated from message keygate.v1.RevokeSessionRequest
@@ -242,7 +315,7 @@ export type RevokeSessionRequest = Message<"keygate.v1.RevokeSessionRequest"> & 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 9);
+  messageDesc(file_keygate_v1_auth, 10);
 
 /**
  * @generated from message keygate.v1.RevokeSessionResponse
@@ -255,7 +328,7 @@ export type RevokeSessionResponse = Message<"keygate.v1.RevokeSessionResponse"> 
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 10);
+  messageDesc(file_keygate_v1_auth, 11);
 
 /**
  * @generated from message keygate.v1.ChangePasswordRequest
@@ -279,7 +352,7 @@ export type ChangePasswordRequest = Message<"keygate.v1.ChangePasswordRequest"> 
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 11);
+  messageDesc(file_keygate_v1_auth, 12);
 
 /**
  * @generated from message keygate.v1.ChangePasswordResponse
@@ -292,7 +365,7 @@ export type ChangePasswordResponse = Message<"keygate.v1.ChangePasswordResponse"
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 12);
+  messageDesc(file_keygate_v1_auth, 13);
 
 /**
  * @generated from message keygate.v1.CompleteSetupRequest
@@ -324,7 +397,7 @@ export type CompleteSetupRequest = Message<"keygate.v1.CompleteSetupRequest"> & 
  * Use `create(CompleteSetupRequestSchema)` to create a new message.
  */
 export const CompleteSetupRequestSchema: GenMessage<CompleteSetupRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 13);
+  messageDesc(file_keygate_v1_auth, 14);
 
 /**
  * @generated from message keygate.v1.AcceptInvitationRequest
@@ -351,7 +424,7 @@ export type AcceptInvitationRequest = Message<"keygate.v1.AcceptInvitationReques
  * Use `create(AcceptInvitationRequestSchema)` to create a new message.
  */
 export const AcceptInvitationRequestSchema: GenMessage<AcceptInvitationRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_auth, 14);
+  messageDesc(file_keygate_v1_auth, 15);
 
 /**
  * Sign-in, sessions and the first-start setup. SignIn, CompleteSetup and AcceptInvitation
@@ -383,7 +456,8 @@ export const AuthService: GenService<{
     output: typeof SignOutResponseSchema;
   },
   /**
-   * Who the caller is: the user (or service account) and its team roles.
+   * Who the caller is: the user (or service account), its team roles, and what the policy
+   * allows it (per team and globally), for the admin UI to show only what would succeed.
    *
    * @generated from rpc keygate.v1.AuthService.GetCurrentUser
    */
