@@ -65,6 +65,11 @@ pub struct Config {
     #[arg(long, env = "KEYGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Serve the admin UI from this directory (a built `admin-web/dist`, read at each
+    /// request) instead of the files embedded in the binary. For UI development.
+    #[arg(long, env = "KEYGATE_ADMIN_WEB_DIR")]
+    pub admin_web_dir: Option<PathBuf>,
+
     /// Email of the first system admin, created on first start (with the password below)
     /// instead of printing a setup code.
     #[arg(long, env = "KEYGATE_ADMIN_EMAIL")]
@@ -127,6 +132,7 @@ impl std::fmt::Debug for Config {
             .field("usage_retention_days", &self.usage_retention_days)
             .field("cors_origins", &self.cors())
             .field("public_url", &self.public_url)
+            .field("admin_web_dir", &self.admin_web_dir)
             .field("admin_email", &self.admin_email)
             .field(
                 "admin_password",
@@ -165,6 +171,14 @@ impl Config {
                 password: password.clone(),
             }),
             _ => None,
+        }
+    }
+
+    /// Where the admin UI's files come from.
+    pub fn admin_web(&self) -> crate::web::AdminWebSource {
+        match &self.admin_web_dir {
+            Some(dir) => crate::web::AdminWebSource::Dir(dir.clone()),
+            None => crate::web::AdminWebSource::Embedded,
         }
     }
 
@@ -229,6 +243,14 @@ impl Config {
         }
         self.alerts()?;
         self.system()?;
+        if let Some(dir) = &self.admin_web_dir
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "KEYGATE_ADMIN_WEB_DIR: {} is not a directory",
+                dir.display()
+            ));
+        }
         if let Some(u) = self.public_url() {
             let origin = crate::browser::origin_of(&u);
             if origin.is_none() {

@@ -27,6 +27,7 @@ pub mod server;
 pub mod store;
 pub mod testing;
 pub mod time;
+pub mod web;
 
 pub mod alerts;
 pub mod audit;

@@ -87,6 +87,15 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening (gRPC over HTTP/2, grpc-web over HTTP/1.1)");
     println!("keygate control plane listening on http://{addr} (gRPC, grpc-web)");
+    let admin_web = config.admin_web();
+    if admin_web.is_built().await {
+        println!("keygate admin UI: http://{addr}/");
+    } else {
+        tracing::warn!(
+            source = ?admin_web,
+            "the admin UI is not built (cd admin-web && npm ci && npm run build); its paths answer how to build it"
+        );
+    }
 
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -147,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
             alerts,
             system: config.system().map_err(anyhow::Error::msg)?,
             public_url: config.public_url(),
+            admin_web,
             auth: AuthSettings {
                 session_ttl: std::time::Duration::from_secs(
                     u64::from(config.session_ttl_hours) * 3600,

@@ -1,6 +1,7 @@
 //! Wiring: the Keygate services (tokens, routes, teams, audit, identity, sync, usage,
-//! alerts, dashboard, system), health and reflection on one port, with grpc-web (HTTP/1.1) translation, CORS,
-//! and the [`AuthLayer`] around all of them.
+//! alerts, dashboard, system), health and reflection on one port, with grpc-web (HTTP/1.1)
+//! translation, CORS, and the [`AuthLayer`] around all of them; in front of everything, the
+//! admin UI's files ([`crate::web`]) for non-gRPC GETs.
 
 use crate::alerts::{AlertApi, AlertSettings};
 use crate::audit::AuditApi;
@@ -19,6 +20,7 @@ use crate::teams::TeamApi;
 use crate::tokens::TokenApi;
 use crate::usage::UsageApi;
 use crate::users::UserApi;
+use crate::web::{AdminWebLayer, AdminWebSource};
 use http::{HeaderName, HeaderValue, Method};
 use keygate_proto::v1::alert_service_server::AlertServiceServer;
 use keygate_proto::v1::audit_service_server::AuditServiceServer;
@@ -54,6 +56,8 @@ pub struct ServerParts {
     /// The control plane's own public URL (`https://…` makes session cookies `Secure`; its
     /// origin may use them, as may `cors_origins`). `None`: only the server's own origin.
     pub public_url: Option<String>,
+    /// Where the admin UI's files come from.
+    pub admin_web: AdminWebSource,
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -153,6 +157,7 @@ pub async fn serve(
     let store = parts.store.clone();
     tonic::transport::Server::builder()
         .accept_http1(true)
+        .layer(AdminWebLayer::new(parts.admin_web.clone()))
         .layer(cors_layer(&parts.cors_origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(AuthLayer::new(

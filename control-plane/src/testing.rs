@@ -201,6 +201,7 @@ impl TestServer {
             alerts,
             system: SystemSettings::default(),
             public_url: None,
+            admin_web: crate::web::AdminWebSource::Embedded,
         };
         adjust(&mut parts);
         let (tx, handle) = launch(listener, parts.clone());
@@ -235,6 +236,7 @@ impl TestServer {
             alerts: AlertSettings::default(),
             system: SystemSettings::default(),
             public_url: None,
+            admin_web: crate::web::AdminWebSource::Embedded,
         };
         let (tx, handle) = launch(listener, parts.clone());
         Self {
