@@ -1,7 +1,8 @@
-//! Points the embedded admin UI at `admin-web/dist` when it was built, else at an empty
-//! folder under OUT_DIR, so `cargo build` works on a fresh clone without Node (the server then
-//! answers the UI's paths with a page saying how to build it). Release builds embed the files
-//! (`rust-embed`); debug builds read them from that folder at run time.
+//! Points the embedded admin UI at `admin-web/dist` (or `KEYGATE_ADMIN_WEB_DIST`) when it
+//! was built, else at an empty folder under OUT_DIR, so `cargo build` works on a fresh clone
+//! without Node (the server then answers the UI's paths with a page saying how to build it).
+//! Release builds embed the files (`rust-embed`); debug builds read them from that folder at
+//! run time.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,12 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     let ui = manifest.join("../admin-web");
-    let dist = ui.join("dist");
+    // KEYGATE_ADMIN_WEB_DIST: embed a UI built elsewhere (default admin-web/dist).
+    println!("cargo:rerun-if-env-changed=KEYGATE_ADMIN_WEB_DIST");
+    let dist = match std::env::var_os("KEYGATE_ADMIN_WEB_DIST") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => ui.join("dist"),
+    };
     let folder = if dist.join("index.html").is_file() {
         // Rebuild when the UI is rebuilt.
         println!("cargo:rerun-if-changed={}", dist.display());
