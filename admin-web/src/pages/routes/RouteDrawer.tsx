@@ -6,6 +6,7 @@ import { useNavigate } from "@tanstack/react-router";
 import type { Route } from "../../gen/keygate/v1/route_pb";
 import type { Team } from "../../gen/keygate/v1/team_pb";
 import { routesApi } from "../../api/transport";
+import { serverInfoQuery } from "../../api/lists";
 import { gatewayBaseUrl, TOKEN_HEADER } from "../../config/gateway";
 import { TeamBadge } from "../../components/domain/TeamBadge";
 import { TimeAgo } from "../../components/misc/TimeAgo";
@@ -37,7 +38,8 @@ export function RouteDrawer({
     enabled: !!id,
   });
   const r = q.data?.route;
-  const gw = gatewayBaseUrl();
+  const info = useQuery(serverInfoQuery);
+  const gw = gatewayBaseUrl(info.data?.gatewayPublicUrl);
   const navigate = useNavigate();
   return (
     <Drawer opened={!!id} onClose={onClose} position="right" size="lg" title={r ? r.name : "Route"}>

@@ -11,7 +11,7 @@ import { getRouteApi } from "@tanstack/react-router";
 import { IconDots, IconLock, IconPlus, IconRefresh, IconRoute, IconSearch, IconX } from "@tabler/icons-react";
 import type { Route } from "../../gen/keygate/v1/route_pb";
 import { routesApi } from "../../api/transport";
-import { allTeamsQuery, routeTagsQuery } from "../../api/lists";
+import { allTeamsQuery, routeTagsQuery, serverInfoQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { canChange, teamsWhereCanCreate } from "../../auth/permissions";
 import { gatewayBaseUrl, TOKEN_HEADER } from "../../config/gateway";
@@ -47,7 +47,8 @@ export function RoutesPage() {
   const tags = useQuery(routeTagsQuery);
   const teamById = useMemo(() => new Map((teams.data ?? []).map((t) => [t.id, t])), [teams.data]);
   const creatable = teamsWhereCanCreate(me, "route", (teams.data ?? []).map((t) => t.id));
-  const gateway = gatewayBaseUrl();
+  const info = useQuery(serverInfoQuery);
+  const gateway = gatewayBaseUrl(info.data?.gatewayPublicUrl);
   const [dialog, setDialog] = useState<Dialog>(null);
 
   // Paging: remember page tokens so "previous" works; a new filter starts again.
