@@ -61,8 +61,9 @@ pub struct Config {
     /// This control plane's public URL as browsers reach it (`https://keygate.example.com`).
     /// When https, the admin UI's session cookie is `Secure`; its origin may use the cookie
     /// besides the server's own. Empty: the cookie is `Secure` only on requests that came over
-    /// TLS (`X-Forwarded-Proto: https` from a proxy).
-    #[arg(long, env = "KEYGATE_PUBLIC_URL")]
+    /// TLS (`X-Forwarded-Proto: https` from a proxy). Not `KEYGATE_PUBLIC_URL`: that is the
+    /// gateway's, and both often run from one environment (`scripts/run.sh`).
+    #[arg(long, env = "KEYGATE_CONTROL_PLANE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Serve the admin UI from this directory (a built `admin-web/dist`, read at each
@@ -255,7 +256,7 @@ impl Config {
             let origin = crate::browser::origin_of(&u);
             if origin.is_none() {
                 return Err(format!(
-                    "KEYGATE_PUBLIC_URL: \"{u}\" must be an absolute http(s) URL"
+                    "KEYGATE_CONTROL_PLANE_PUBLIC_URL: \"{u}\" must be an absolute http(s) URL"
                 ));
             }
         }
