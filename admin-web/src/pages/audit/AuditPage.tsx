@@ -5,7 +5,7 @@
  * chain verification (VerifyAuditChain).
  */
 import { useEffect, useMemo, useRef, useState } from "react";
-import { ActionIcon, Alert, Autocomplete, Badge, Button, Group, Menu, Select, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
+import { Alert, Autocomplete, Badge, Button, Group, Menu, Select, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
 import { useDebouncedCallback } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
@@ -13,7 +13,6 @@ import {
   IconChevronDown,
   IconDownload,
   IconListDetails,
-  IconRefresh,
   IconSearch,
   IconShieldCheck,
   IconShieldX,
@@ -24,6 +23,7 @@ import { auditApi } from "../../api/transport";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { auditTeams, canVerifyAuditChain } from "../../auth/permissions";
+import { RefreshButton } from "../../components/misc/RefreshButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
@@ -184,11 +184,7 @@ export function AuditPage() {
         description="Every change, hash-chained and written in the change's own transaction."
         actions={
           <>
-            <Tooltip label="Refresh">
-              <ActionIcon variant="default" size="lg" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
-                <IconRefresh size={16} />
-              </ActionIcon>
-            </Tooltip>
+            <RefreshButton onClick={() => void list.refetch()} loading={list.isFetching} />
             {canVerifyAuditChain(me) && (
               <Button variant="default" leftSection={<IconShieldCheck size={16} />} loading={verify.isPending} onClick={() => verify.mutate()}>
                 Verify chain

@@ -8,13 +8,15 @@ import { ActionIcon, Badge, Button, Group, Menu, Select, Text, TextInput, Toolti
 import { useClipboard, useDebouncedCallback } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconLock, IconPlus, IconRefresh, IconRoute, IconSearch, IconX } from "@tabler/icons-react";
+import { IconDots, IconLock, IconRoute, IconSearch, IconX } from "@tabler/icons-react";
 import type { Route } from "../../gen/keygate/v1/route_pb";
 import { routesApi } from "../../api/transport";
 import { allTeamsQuery, routeTagsQuery, serverInfoQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { canChange, teamsWhereCanCreate } from "../../auth/permissions";
 import { gatewayBaseUrl, TOKEN_HEADER } from "../../config/gateway";
+import { RefreshButton } from "../../components/misc/RefreshButton";
+import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
@@ -250,15 +252,9 @@ export function RoutesPage() {
         description="Which backend serves each path prefix at the gateway, and who may call it."
         actions={
           <>
-            <Tooltip label="Refresh">
-              <ActionIcon variant="default" size="lg" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
-                <IconRefresh size={16} />
-              </ActionIcon>
-            </Tooltip>
+            <RefreshButton onClick={() => void list.refetch()} loading={list.isFetching} />
             {creatable.length > 0 && (
-              <Button leftSection={<IconPlus size={16} />} onClick={() => setDialog({ kind: "create" })}>
-                Create route
-              </Button>
+              <CreateButton onClick={() => setDialog({ kind: "create" })}>Create route</CreateButton>
             )}
           </>
         }
@@ -344,9 +340,7 @@ export function RoutesPage() {
               }
               action={
                 creatable.length > 0 && (
-                  <Button size="xs" leftSection={<IconPlus size={14} />} onClick={() => setDialog({ kind: "create" })}>
-                    Create route
-                  </Button>
+                  <CreateButton size="xs" onClick={() => setDialog({ kind: "create" })}>Create route</CreateButton>
                 )
               }
             />

@@ -8,13 +8,15 @@ import { ActionIcon, Badge, Button, Group, Menu, Text, TextInput, Tooltip, Unsty
 import { useDebouncedCallback } from "@mantine/hooks";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconLock, IconPlus, IconRefresh, IconRobot, IconSearch, IconX } from "@tabler/icons-react";
+import { IconDots, IconLock, IconRobot, IconSearch, IconX } from "@tabler/icons-react";
 import type { ManagementKey, ServiceAccount } from "../../gen/keygate/v1/service_account_pb";
 import { ServiceAccountCapability } from "../../gen/keygate/v1/service_account_pb";
 import { serviceAccountsApi } from "../../api/transport";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { ROLE_LABEL, canListServiceAccounts, canManageServiceAccount, teamsWhereCanManageServiceAccounts } from "../../auth/permissions";
+import { RefreshButton } from "../../components/misc/RefreshButton";
+import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -171,15 +173,9 @@ function ServiceAccounts() {
         description="Identities for automation (CI, kv-sync, gateways): a role in one team, signing in with management keys."
         actions={
           <>
-            <Tooltip label="Refresh">
-              <ActionIcon variant="default" size="lg" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
-                <IconRefresh size={16} />
-              </ActionIcon>
-            </Tooltip>
+            <RefreshButton onClick={() => void list.refetch()} loading={list.isFetching} />
             {manageable.length > 0 && (
-              <Button leftSection={<IconPlus size={16} />} onClick={() => setCreating(true)}>
-                Create service account
-              </Button>
+              <CreateButton onClick={() => setCreating(true)}>Create service account</CreateButton>
             )}
           </>
         }
@@ -224,9 +220,7 @@ function ServiceAccounts() {
               description="Create one for each automated client of the control plane (CI pipelines, kv-sync, gateways); issue it a key and keep people's passwords out of scripts."
               action={
                 manageable.length > 0 && (
-                  <Button size="xs" leftSection={<IconPlus size={14} />} onClick={() => setCreating(true)}>
-                    Create service account
-                  </Button>
+                  <CreateButton size="xs" onClick={() => setCreating(true)}>Create service account</CreateButton>
                 )
               }
             />

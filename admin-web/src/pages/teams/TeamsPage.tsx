@@ -3,15 +3,17 @@
  * a live preview; members by role, claim and delete in the team's drawer (`?open=<id>`).
  */
 import { useEffect, useState } from "react";
-import { ActionIcon, Button, Group, Skeleton, TextInput, Tooltip } from "@mantine/core";
+import { Button, Group, Skeleton, TextInput } from "@mantine/core";
 import { useDebouncedCallback } from "@mantine/hooks";
 import { keepPreviousData, useInfiniteQuery, useMutation, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconPlus, IconRefresh, IconSearch, IconUsersGroup } from "@tabler/icons-react";
+import { IconSearch, IconUsersGroup } from "@tabler/icons-react";
 import type { Team } from "../../gen/keygate/v1/team_pb";
 import { teamsApi } from "../../api/transport";
 import { meQuery, useMe } from "../../auth/session";
 import { canClaimTeam, canCreateTeam, roleIn } from "../../auth/permissions";
+import { RefreshButton } from "../../components/misc/RefreshButton";
+import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { EmptyState } from "../../components/states/EmptyState";
 import { ErrorState } from "../../components/states/ErrorState";
@@ -102,9 +104,7 @@ export function TeamsPage() {
             }
             action={
               creatable && (
-                <Button size="xs" leftSection={<IconPlus size={14} />} onClick={() => setDialog({ kind: "create" })}>
-                  Create team
-                </Button>
+                <CreateButton size="xs" onClick={() => setDialog({ kind: "create" })}>Create team</CreateButton>
               )
             }
           />
@@ -154,15 +154,9 @@ export function TeamsPage() {
         description="Teams own tokens and routes; people hold a role in each."
         actions={
           <>
-            <Tooltip label="Refresh">
-              <ActionIcon variant="default" size="lg" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
-                <IconRefresh size={16} />
-              </ActionIcon>
-            </Tooltip>
+            <RefreshButton onClick={() => void list.refetch()} loading={list.isFetching} />
             {creatable && (
-              <Button leftSection={<IconPlus size={16} />} onClick={() => setDialog({ kind: "create" })}>
-                Create team
-              </Button>
+              <CreateButton onClick={() => setDialog({ kind: "create" })}>Create team</CreateButton>
             )}
           </>
         }

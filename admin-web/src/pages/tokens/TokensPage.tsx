@@ -7,13 +7,15 @@ import { ActionIcon, Badge, Button, Group, Menu, SegmentedControl, Select, Text,
 import { useDebouncedCallback } from "@mantine/hooks";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconKey, IconPlus, IconRefresh, IconSearch, IconX } from "@tabler/icons-react";
+import { IconDots, IconKey, IconSearch, IconX } from "@tabler/icons-react";
 import type { CreateTokenResponse, RotateTokenResponse, Token } from "../../gen/keygate/v1/token_pb";
 import { TokenStatus } from "../../gen/keygate/v1/common_pb";
 import { tokensApi } from "../../api/transport";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { canChange, mayChangeSome, teamsWhereCanCreate } from "../../auth/permissions";
+import { RefreshButton } from "../../components/misc/RefreshButton";
+import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
@@ -146,15 +148,9 @@ export function TokensPage() {
         description="API tokens that workflows present to the gateway as X-API-Key."
         actions={
           <>
-            <Tooltip label="Refresh">
-              <ActionIcon variant="default" size="lg" onClick={() => void list.refetch()} loading={list.isFetching} aria-label="Refresh">
-                <IconRefresh size={16} />
-              </ActionIcon>
-            </Tooltip>
+            <RefreshButton onClick={() => void list.refetch()} loading={list.isFetching} />
             {creatable.length > 0 && (
-              <Button leftSection={<IconPlus size={16} />} onClick={() => setDialog({ kind: "create" })}>
-                Create token
-              </Button>
+              <CreateButton onClick={() => setDialog({ kind: "create" })}>Create token</CreateButton>
             )}
           </>
         }
@@ -263,9 +259,7 @@ export function TokensPage() {
               }
               action={
                 creatable.length > 0 && (
-                  <Button size="xs" leftSection={<IconPlus size={14} />} onClick={() => setDialog({ kind: "create" })}>
-                    Create token
-                  </Button>
+                  <CreateButton size="xs" onClick={() => setDialog({ kind: "create" })}>Create token</CreateButton>
                 )
               }
             />

@@ -1,7 +1,7 @@
 /** Pending invitations (ListInvitations) with revoke (RevokeInvitation). */
 import type { ReactNode } from "react";
 import { useMemo } from "react";
-import { ActionIcon, Button, Group, Text, Tooltip } from "@mantine/core";
+import { ActionIcon, Group, Text, Tooltip } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { IconMailPlus, IconSearch, IconX } from "@tabler/icons-react";
 import type { Invitation } from "../../gen/keygate/v1/invitation_pb";
@@ -9,6 +9,7 @@ import type { Team } from "../../gen/keygate/v1/team_pb";
 import { invitationsApi } from "../../api/transport";
 import { useMe } from "../../auth/session";
 import { canRevokeInvitation } from "../../auth/permissions";
+import { CreateButton } from "../../components/misc/CreateButton";
 import { confirmAction } from "../../components/form/confirm";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -113,9 +114,7 @@ export function InvitationsPanel({
               description="Invite people by email: they choose their name and password on the accept page and start with the roles you give."
               action={
                 canInvite && (
-                  <Button size="xs" leftSection={<IconMailPlus size={14} />} onClick={onInvite}>
-                    Invite someone
-                  </Button>
+                  <CreateButton size="xs" icon={IconMailPlus} onClick={onInvite}>Invite someone</CreateButton>
                 )
               }
             />

@@ -5,17 +5,19 @@
  * and accept link shown once (CreateInvitation), revoke (RevokeInvitation).
  */
 import { useEffect, useMemo, useRef, useState } from "react";
-import { ActionIcon, Button, Group, Menu, Tabs, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
+import { ActionIcon, Button, Group, Menu, Tabs, Text, TextInput, UnstyledButton } from "@mantine/core";
 import { useDebouncedCallback } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi, useNavigate } from "@tanstack/react-router";
-import { IconDots, IconLock, IconMailPlus, IconRefresh, IconSearch, IconUsers, IconX } from "@tabler/icons-react";
+import { IconDots, IconLock, IconMailPlus, IconSearch, IconUsers, IconX } from "@tabler/icons-react";
 import type { User } from "../../gen/keygate/v1/user_pb";
 import type { CreateInvitationResponse } from "../../gen/keygate/v1/invitation_pb";
 import { usersApi } from "../../api/transport";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { ROLE_LABEL, canAdministerUsers, canListUsers, canRenameUser, teamsWhereCanInvite } from "../../auth/permissions";
+import { RefreshButton } from "../../components/misc/RefreshButton";
+import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
@@ -197,21 +199,12 @@ function Users() {
         description="People who sign in, their roles per team, and invitations not yet accepted."
         actions={
           <>
-            <Tooltip label="Refresh">
-              <ActionIcon
-                variant="default"
-                size="lg"
-                aria-label="Refresh"
-                loading={list.isFetching}
-                onClick={() => void qc.invalidateQueries({ queryKey: tab === "users" ? ["users"] : ["invitations"] })}
-              >
-                <IconRefresh size={16} />
-              </ActionIcon>
-            </Tooltip>
+            <RefreshButton
+              loading={list.isFetching}
+              onClick={() => void qc.invalidateQueries({ queryKey: tab === "users" ? ["users"] : ["invitations"] })}
+            />
             {inviteTeams.length > 0 && (
-              <Button leftSection={<IconMailPlus size={16} />} onClick={() => setInviting(true)}>
-                Invite
-              </Button>
+              <CreateButton icon={IconMailPlus} onClick={() => setInviting(true)}>Invite</CreateButton>
             )}
           </>
         }
@@ -266,9 +259,7 @@ function Users() {
                   description="You see the members of teams where you are ADMIN or MANAGER. Invite people to add them."
                   action={
                     inviteTeams.length > 0 && (
-                      <Button size="xs" leftSection={<IconMailPlus size={14} />} onClick={() => setInviting(true)}>
-                        Invite someone
-                      </Button>
+                      <CreateButton size="xs" icon={IconMailPlus} onClick={() => setInviting(true)}>Invite someone</CreateButton>
                     )
                   }
                 />
