@@ -6,7 +6,6 @@
  */
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Alert, Autocomplete, Badge, Button, Group, Menu, Select, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
-import { useDebouncedCallback } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
 import {
@@ -16,7 +15,6 @@ import {
   IconSearch,
   IconShieldCheck,
   IconShieldX,
-  IconX,
 } from "@tabler/icons-react";
 import type { AuditEvent, VerifyAuditChainResponse } from "../../gen/keygate/v1/audit_pb";
 import { auditApi } from "../../api/transport";
@@ -25,6 +23,8 @@ import { useMe } from "../../auth/session";
 import { auditTeams, canVerifyAuditChain } from "../../auth/permissions";
 import { RefreshButton } from "../../components/misc/RefreshButton";
 import { PageHeader } from "../../components/misc/PageHeader";
+import { FilterBar } from "../../components/list/FilterBar";
+import { SearchBox } from "../../components/list/SearchBox";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -352,14 +352,8 @@ function Filters({
   /** Teams the caller may read the audit of; undefined: all. */
   teams: string[] | undefined;
 }) {
-  const [actor, setActor] = useState(search.actor ?? "");
   const [action, setAction] = useState(search.action ?? "");
-  const [entityId, setEntityId] = useState(search.entity_id ?? "");
-  useEffect(() => setActor(search.actor ?? ""), [search.actor]);
   useEffect(() => setAction(search.action ?? ""), [search.action]);
-  useEffect(() => setEntityId(search.entity_id ?? ""), [search.entity_id]);
-  const pushActor = useDebouncedCallback((v: string) => setFilters({ actor: v.trim() || undefined }), 400);
-  const pushEntity = useDebouncedCallback((v: string) => setFilters({ entity_id: v.trim() || undefined }), 400);
   const commitAction = (v: string) => {
     if ((v.trim() || undefined) !== search.action) setFilters({ action: v.trim() || undefined });
   };
@@ -369,19 +363,8 @@ function Filters({
   const timeValue = search.range ?? (showCustom ? "custom" : "any");
 
   return (
-    <Group gap="xs" mb="sm" wrap="wrap" role="search" aria-label="Filter audit events" align="flex-end">
-      <TextInput
-        size="xs"
-        w={170}
-        aria-label="Actor id"
-        placeholder="Actor id (usr_…, sa_…)"
-        leftSection={<IconSearch size={14} />}
-        value={actor}
-        onChange={(e) => {
-          setActor(e.currentTarget.value);
-          pushActor(e.currentTarget.value);
-        }}
-      />
+    <FilterBar label="Filter audit events" align="flex-end" onClear={hasFilters(search) ? clear : undefined}>
+      <SearchBox w={170} aria-label="Actor id" placeholder="Actor id (usr_…, sa_…)" value={search.actor} delay={400} onSearch={(actor) => setFilters({ actor })} />
       <Autocomplete
         size="xs"
         w={180}
@@ -410,16 +393,14 @@ function Filters({
         clearable
         searchable
       />
-      <TextInput
-        size="xs"
+      <SearchBox
         w={160}
         aria-label="Entity id"
         placeholder="Entity id"
-        value={entityId}
-        onChange={(e) => {
-          setEntityId(e.currentTarget.value);
-          pushEntity(e.currentTarget.value);
-        }}
+        leftSection={null}
+        value={search.entity_id}
+        delay={400}
+        onSearch={(entity_id) => setFilters({ entity_id })}
       />
       <TeamSelect
         size="xs"
@@ -476,11 +457,6 @@ function Filters({
           />
         </>
       )}
-      {hasFilters(search) && (
-        <Button size="xs" variant="subtle" color="gray" leftSection={<IconX size={14} />} onClick={clear}>
-          Clear
-        </Button>
-      )}
-    </Group>
+    </FilterBar>
   );
 }

@@ -3,12 +3,12 @@
  * sort, total and cursor pages (all in the URL); create, edit and delete; copy the path, the
  * backend URL and a ready cURL command; details in a drawer (`?open=<id>`).
  */
-import { useEffect, useMemo, useRef, useState } from "react";
-import { ActionIcon, Badge, Button, Group, Menu, Select, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
-import { useClipboard, useDebouncedCallback } from "@mantine/hooks";
+import { useMemo, useRef, useState } from "react";
+import { ActionIcon, Badge, Group, Menu, Select, Text, Tooltip, UnstyledButton } from "@mantine/core";
+import { useClipboard } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconLock, IconRoute, IconSearch, IconX } from "@tabler/icons-react";
+import { IconDots, IconLock, IconRoute, IconSearch } from "@tabler/icons-react";
 import type { Route } from "../../gen/keygate/v1/route_pb";
 import { routesApi } from "../../api/transport";
 import { allTeamsQuery, routeTagsQuery, serverInfoQuery } from "../../api/lists";
@@ -18,6 +18,8 @@ import { gatewayBaseUrl, TOKEN_HEADER } from "../../config/gateway";
 import { RefreshButton } from "../../components/misc/RefreshButton";
 import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
+import { FilterBar } from "../../components/list/FilterBar";
+import { SearchBox } from "../../components/list/SearchBox";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -75,10 +77,6 @@ export function RoutesPage() {
   const setFilters = (patch: Partial<RoutesSearch>) =>
     void navigate({ search: (prev) => cleanSearch({ ...prev, ...patch, page: undefined, cursor: undefined }), replace: true });
   const setOpen = (id: string | undefined) => void navigate({ search: (prev) => cleanSearch({ ...prev, open: id }) });
-
-  const [q, setQ] = useState(search.q ?? "");
-  useEffect(() => setQ(search.q ?? ""), [search.q]);
-  const pushQ = useDebouncedCallback((v: string) => setFilters({ q: v.trim() || undefined }), 250);
 
   const remove = useMutation({
     mutationFn: (r: Route) => routesApi.deleteRoute({ id: r.id }),
@@ -260,19 +258,11 @@ export function RoutesPage() {
         }
       />
 
-      <Group gap="xs" mb="sm" wrap="wrap" role="search" aria-label="Filter routes">
-        <TextInput
-          size="xs"
-          w={260}
-          aria-label="Search routes"
-          placeholder="Search name, path, backend or description"
-          leftSection={<IconSearch size={14} />}
-          value={q}
-          onChange={(e) => {
-            setQ(e.currentTarget.value);
-            pushQ(e.currentTarget.value);
-          }}
-        />
+      <FilterBar
+        label="Filter routes"
+        onClear={filtered ? () => void navigate({ search: (prev) => cleanSearch({ sort: prev.sort, desc: prev.desc, size: prev.size }) }) : undefined}
+      >
+        <SearchBox w={260} aria-label="Search routes" placeholder="Search name, path, backend or description" value={search.q} onSearch={(q) => setFilters({ q })} />
         <TeamSelect size="xs" w={160} aria-label="Team" placeholder="Any team" clearable value={search.team} onChange={(v) => setFilters({ team: v })} />
         <Select
           size="xs"
@@ -301,18 +291,7 @@ export function RoutesPage() {
             })
           }
         />
-        {filtered && (
-          <Button
-            size="xs"
-            variant="subtle"
-            color="gray"
-            leftSection={<IconX size={14} />}
-            onClick={() => void navigate({ search: (prev) => cleanSearch({ sort: prev.sort, desc: prev.desc, size: prev.size }) })}
-          >
-            Clear
-          </Button>
-        )}
-      </Group>
+      </FilterBar>
 
       <DataTable
         label="Routes"

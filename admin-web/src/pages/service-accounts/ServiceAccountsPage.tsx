@@ -3,12 +3,11 @@
  * paged), create (CreateServiceAccount), details with management keys (ListKeys, CreateKey,
  * RotateKey, RevokeKey; plaintext shown once), delete (DeleteServiceAccount).
  */
-import { useEffect, useMemo, useState } from "react";
-import { ActionIcon, Badge, Button, Group, Menu, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
-import { useDebouncedCallback } from "@mantine/hooks";
+import { useMemo, useState } from "react";
+import { ActionIcon, Badge, Menu, Text, Tooltip, UnstyledButton } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconLock, IconRobot, IconSearch, IconX } from "@tabler/icons-react";
+import { IconDots, IconLock, IconRobot, IconSearch } from "@tabler/icons-react";
 import type { ManagementKey, ServiceAccount } from "../../gen/keygate/v1/service_account_pb";
 import { ServiceAccountCapability } from "../../gen/keygate/v1/service_account_pb";
 import { serviceAccountsApi } from "../../api/transport";
@@ -18,6 +17,8 @@ import { ROLE_LABEL, canListServiceAccounts, canManageServiceAccount, teamsWhere
 import { RefreshButton } from "../../components/misc/RefreshButton";
 import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
+import { FilterBar } from "../../components/list/FilterBar";
+import { SearchBox } from "../../components/list/SearchBox";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { EmptyState } from "../../components/states/EmptyState";
 import { TimeAgo } from "../../components/misc/TimeAgo";
@@ -75,10 +76,6 @@ function ServiceAccounts() {
 
   const setFilters = (patch: Partial<ServiceAccountsSearch>) => void navigate({ search: (prev) => clean({ ...prev, ...patch }), replace: true });
   const setOpen = (id: string | undefined) => void navigate({ search: (prev) => clean({ ...prev, open: id }) });
-
-  const [q, setQ] = useState(search.q ?? "");
-  useEffect(() => setQ(search.q ?? ""), [search.q]);
-  const pushQ = useDebouncedCallback((v: string) => setFilters({ q: v.trim() || undefined }), 200);
 
   const remove = useMutation({
     mutationFn: (sa: ServiceAccount) => serviceAccountsApi.deleteServiceAccount({ id: sa.id }),
@@ -181,26 +178,10 @@ function ServiceAccounts() {
         }
       />
 
-      <Group gap="xs" mb="sm" wrap="wrap" role="search" aria-label="Filter service accounts">
-        <TextInput
-          size="xs"
-          w={240}
-          aria-label="Search service accounts"
-          placeholder="Search name, description or id"
-          leftSection={<IconSearch size={14} />}
-          value={q}
-          onChange={(e) => {
-            setQ(e.currentTarget.value);
-            pushQ(e.currentTarget.value);
-          }}
-        />
+      <FilterBar label="Filter service accounts" onClear={filtered ? () => void navigate({ search: {} }) : undefined}>
+        <SearchBox w={240} aria-label="Search service accounts" placeholder="Search name, description or id" value={search.q} delay={200} onSearch={(q) => setFilters({ q })} />
         <TeamSelect size="xs" w={170} aria-label="Team" placeholder="Any team" clearable value={search.team} onChange={(v) => setFilters({ team: v })} />
-        {filtered && (
-          <Button size="xs" variant="subtle" color="gray" leftSection={<IconX size={14} />} onClick={() => void navigate({ search: {} })}>
-            Clear
-          </Button>
-        )}
-      </Group>
+      </FilterBar>
 
       <DataTable
         label="Service accounts"

@@ -2,9 +2,8 @@
  * Teams: cards with member, token and route counts; search in the URL; create and edit with
  * a live preview; members by role, claim and delete in the team's drawer (`?open=<id>`).
  */
-import { useEffect, useState } from "react";
-import { Button, Group, Skeleton, TextInput } from "@mantine/core";
-import { useDebouncedCallback } from "@mantine/hooks";
+import { useState } from "react";
+import { Button, Group, Skeleton } from "@mantine/core";
 import { keepPreviousData, useInfiniteQuery, useMutation, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
 import { IconSearch, IconUsersGroup } from "@tabler/icons-react";
@@ -15,6 +14,8 @@ import { canClaimTeam, canCreateTeam, roleIn } from "../../auth/permissions";
 import { RefreshButton } from "../../components/misc/RefreshButton";
 import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
+import { FilterBar } from "../../components/list/FilterBar";
+import { SearchBox } from "../../components/list/SearchBox";
 import { EmptyState } from "../../components/states/EmptyState";
 import { ErrorState } from "../../components/states/ErrorState";
 import { confirmAction } from "../../components/form/confirm";
@@ -52,10 +53,6 @@ export function TeamsPage() {
   const setSearch = (patch: Partial<TeamsSearch>, replace = false) =>
     void navigate({ search: (prev) => compact({ ...prev, ...patch }), replace });
   const setOpen = (id: string | undefined) => setSearch({ open: id });
-
-  const [q, setQ] = useState(search.q ?? "");
-  useEffect(() => setQ(search.q ?? ""), [search.q]);
-  const pushQ = useDebouncedCallback((v: string) => setSearch({ q: v.trim() || undefined }, true), 250);
 
   const claim = useMutation({
     mutationFn: (t: Team) => teamsApi.claimTeam({ teamId: t.id }),
@@ -161,20 +158,9 @@ export function TeamsPage() {
           </>
         }
       />
-      <Group gap="xs" mb="sm" role="search" aria-label="Filter teams">
-        <TextInput
-          size="xs"
-          w={260}
-          aria-label="Search teams"
-          placeholder="Search slug, name or description"
-          leftSection={<IconSearch size={14} />}
-          value={q}
-          onChange={(e) => {
-            setQ(e.currentTarget.value);
-            pushQ(e.currentTarget.value);
-          }}
-        />
-      </Group>
+      <FilterBar label="Filter teams">
+        <SearchBox w={260} aria-label="Search teams" placeholder="Search slug, name or description" value={search.q} onSearch={(q) => setSearch({ q }, true)} />
+      </FilterBar>
       {list.error && teams && <ErrorState error={list.error} retry={() => void list.refetch()} title="Could not refresh the teams" />}
       {body}
 

@@ -3,11 +3,10 @@
  * pagination — all in the URL — plus create, edit, rotate, revoke and bulk revoke.
  */
 import { useEffect, useMemo, useRef, useState } from "react";
-import { ActionIcon, Badge, Button, Group, Menu, SegmentedControl, Select, Text, TextInput, Tooltip, UnstyledButton } from "@mantine/core";
-import { useDebouncedCallback } from "@mantine/hooks";
+import { ActionIcon, Badge, Button, Group, Menu, SegmentedControl, Select, Text, Tooltip, UnstyledButton } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconKey, IconSearch, IconX } from "@tabler/icons-react";
+import { IconDots, IconKey, IconSearch } from "@tabler/icons-react";
 import type { CreateTokenResponse, RotateTokenResponse, Token } from "../../gen/keygate/v1/token_pb";
 import { TokenStatus } from "../../gen/keygate/v1/common_pb";
 import { tokensApi } from "../../api/transport";
@@ -17,6 +16,8 @@ import { canChange, mayChangeSome, teamsWhereCanCreate } from "../../auth/permis
 import { RefreshButton } from "../../components/misc/RefreshButton";
 import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
+import { FilterBar } from "../../components/list/FilterBar";
+import { SearchBox } from "../../components/list/SearchBox";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -78,10 +79,6 @@ export function TokensPage() {
   const setFilters = (patch: Partial<TokensSearch>) =>
     void navigate({ search: (prev) => clean({ ...prev, ...patch, page: undefined, cursor: undefined }), replace: true });
   const setOpen = (id: string | undefined) => void navigate({ search: (prev) => clean({ ...prev, open: id }) });
-
-  const [q, setQ] = useState(search.q ?? "");
-  useEffect(() => setQ(search.q ?? ""), [search.q]);
-  const pushQ = useDebouncedCallback((v: string) => setFilters({ q: v.trim() || undefined }), 250);
 
   const sort = effectiveSort(search);
   const may = (t: Token) => t.status === TokenStatus.ACTIVE && canChange(me, t);
@@ -156,19 +153,11 @@ export function TokensPage() {
         }
       />
 
-      <Group gap="xs" mb="sm" wrap="wrap" role="search" aria-label="Filter tokens">
-        <TextInput
-          size="xs"
-          w={220}
-          aria-label="Search tokens"
-          placeholder="Search name or description"
-          leftSection={<IconSearch size={14} />}
-          value={q}
-          onChange={(e) => {
-            setQ(e.currentTarget.value);
-            pushQ(e.currentTarget.value);
-          }}
-        />
+      <FilterBar
+        label="Filter tokens"
+        onClear={filtered ? () => void navigate({ search: (prev) => clean({ sort: prev.sort, desc: prev.desc, size: prev.size }) }) : undefined}
+      >
+        <SearchBox w={220} aria-label="Search tokens" placeholder="Search name or description" value={search.q} onSearch={(q) => setFilters({ q })} />
         <TeamSelect size="xs" w={150} aria-label="Team" placeholder="Any team" clearable value={search.team} onChange={(v) => setFilters({ team: v })} />
         <ScopeFilter value={search.scope} onChange={(v) => setFilters({ scope: v })} />
         <SegmentedControl
@@ -211,18 +200,7 @@ export function TokensPage() {
             { value: "never", label: "Never used" },
           ]}
         />
-        {filtered && (
-          <Button
-            size="xs"
-            variant="subtle"
-            color="gray"
-            leftSection={<IconX size={14} />}
-            onClick={() => void navigate({ search: (prev) => clean({ sort: prev.sort, desc: prev.desc, size: prev.size }) })}
-          >
-            Clear
-          </Button>
-        )}
-      </Group>
+      </FilterBar>
 
       <DataTable
         label="Tokens"

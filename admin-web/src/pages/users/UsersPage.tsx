@@ -4,12 +4,11 @@
  * enable (system admins). Invitations: pending list (ListInvitations), invite with the code
  * and accept link shown once (CreateInvitation), revoke (RevokeInvitation).
  */
-import { useEffect, useMemo, useRef, useState } from "react";
-import { ActionIcon, Button, Group, Menu, Tabs, Text, TextInput, UnstyledButton } from "@mantine/core";
-import { useDebouncedCallback } from "@mantine/hooks";
+import { useMemo, useRef, useState } from "react";
+import { ActionIcon, Menu, Tabs, Text, UnstyledButton } from "@mantine/core";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi, useNavigate } from "@tanstack/react-router";
-import { IconDots, IconLock, IconMailPlus, IconSearch, IconUsers, IconX } from "@tabler/icons-react";
+import { IconDots, IconLock, IconMailPlus, IconSearch, IconUsers } from "@tabler/icons-react";
 import type { User } from "../../gen/keygate/v1/user_pb";
 import type { CreateInvitationResponse } from "../../gen/keygate/v1/invitation_pb";
 import { usersApi } from "../../api/transport";
@@ -19,6 +18,8 @@ import { ROLE_LABEL, canAdministerUsers, canListUsers, canRenameUser, teamsWhere
 import { RefreshButton } from "../../components/misc/RefreshButton";
 import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
+import { FilterBar } from "../../components/list/FilterBar";
+import { SearchBox } from "../../components/list/SearchBox";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -93,10 +94,6 @@ function Users() {
   const setFilters = (patch: Partial<UsersSearch>) =>
     void navigate({ search: (prev) => clean({ ...prev, ...patch, page: undefined, cursor: undefined }), replace: true });
   const setOpen = (id: string | undefined) => void navigate({ search: (prev) => clean({ ...prev, open: id }) });
-
-  const [q, setQ] = useState(search.q ?? "");
-  useEffect(() => setQ(search.q ?? ""), [search.q]);
-  const pushQ = useDebouncedCallback((v: string) => setFilters({ q: v.trim() || undefined }), 250);
 
   const setDisabled = useMutation({
     mutationFn: async (a: { user: User; disabled: boolean }) => {
@@ -221,26 +218,10 @@ function Users() {
         </Tabs.List>
 
         <Tabs.Panel value="users">
-          <Group gap="xs" mb="sm" wrap="wrap" role="search" aria-label="Filter users">
-            <TextInput
-              size="xs"
-              w={240}
-              aria-label="Search users"
-              placeholder="Search name or email"
-              leftSection={<IconSearch size={14} />}
-              value={q}
-              onChange={(e) => {
-                setQ(e.currentTarget.value);
-                pushQ(e.currentTarget.value);
-              }}
-            />
+          <FilterBar label="Filter users" onClear={filtered ? () => void navigate({ search: (prev) => clean({ size: prev.size }) }) : undefined}>
+            <SearchBox w={240} aria-label="Search users" placeholder="Search name or email" value={search.q} onSearch={(q) => setFilters({ q })} />
             {teamFilter}
-            {filtered && (
-              <Button size="xs" variant="subtle" color="gray" leftSection={<IconX size={14} />} onClick={() => void navigate({ search: (prev) => clean({ size: prev.size }) })}>
-                Clear
-              </Button>
-            )}
-          </Group>
+          </FilterBar>
           <DataTable
             label="Users"
             columns={columns}
@@ -299,11 +280,7 @@ function Users() {
             teams={teamById}
             canInvite={inviteTeams.length > 0}
             onInvite={() => setInviting(true)}
-            filters={
-              <Group gap="xs" mb="sm" role="search" aria-label="Filter invitations">
-                {teamFilter}
-              </Group>
-            }
+            filters={<FilterBar label="Filter invitations">{teamFilter}</FilterBar>}
           />
         </Tabs.Panel>
       </Tabs>
