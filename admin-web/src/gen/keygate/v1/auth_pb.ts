@@ -97,6 +97,10 @@ export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
 export type SignInResponse = Message<"keygate.v1.SignInResponse"> & {
   /**
    * The bearer token, shown once. Send it as `authorization: Bearer <session_token>`.
+   * EMPTY for a browser (a grpc-web call with the `x-grpc-web` header): the answer sets the
+   * session as an `HttpOnly; SameSite=Strict` cookie instead (`keygate_session`), so no
+   * credential reaches the page's JavaScript; see README "Admin UI: serving, sign-in and
+   * cookies" for the cookie and its CSRF rule.
    *
    * @generated from field: string session_token = 1;
    */
@@ -428,15 +432,17 @@ export const AcceptInvitationRequestSchema: GenMessage<AcceptInvitationRequest> 
 
 /**
  * Sign-in, sessions and the first-start setup. SignIn, CompleteSetup and AcceptInvitation
- * are the only Keygate RPCs that need no credentials.
+ * need no credentials (as does SystemService.GetServerInfo); every other RPC takes
+ * `authorization: Bearer <session token | management key>` or, from a browser, the session
+ * cookie.
  *
  * @generated from service keygate.v1.AuthService
  */
 export const AuthService: GenService<{
   /**
-   * Exchanges email and password for a session token (`authorization: Bearer <token>`).
-   * Failures never say whether the email exists; attempts are rate limited per account and
-   * per source address.
+   * Exchanges email and password for a session token (`authorization: Bearer <token>`), or,
+   * from a browser, a session cookie. Failures never say whether the email exists; attempts
+   * are rate limited per account and per source address.
    *
    * @generated from rpc keygate.v1.AuthService.SignIn
    */
@@ -446,7 +452,7 @@ export const AuthService: GenService<{
     output: typeof SignInResponseSchema;
   },
   /**
-   * Ends the calling session.
+   * Ends the calling session (and, from a browser, clears its cookie).
    *
    * @generated from rpc keygate.v1.AuthService.SignOut
    */
