@@ -5,7 +5,8 @@
 //! ([`control_plane`]), the kv-sync propagation and throughput benchmark ([`kv_sync`]), the
 //! gateway benchmark's KV and wrk/nginx inputs ([`gateway`]; `bench/gateway.sh` runs it),
 //! Revoke -> gateway refusal latency through the real binaries ([`gateway_propagation`]),
-//! the usage analytics query latency and ingestion storage cost ([`usage`]), percentile
+//! the usage analytics query latency and ingestion storage cost ([`usage`]), the admin UI
+//! benchmark's database ([`ui_seed`]; `admin-web/bench/ui.mjs` measures the UI), percentile
 //! maths ([`stats`]) and presenting results ([`report`]).
 //! Must not: be depended on by product code, judge anything in CI, or put load anywhere but
 //! `127.0.0.1`. Every phase is bounded in requests and in time and stops by itself; the
@@ -19,6 +20,7 @@ pub mod kv_sync;
 pub mod process;
 pub mod report;
 pub mod stats;
+pub mod ui_seed;
 pub mod usage;
 
 use keygate_control_plane::store::StoreError;

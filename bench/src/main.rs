@@ -10,6 +10,7 @@ use keygate_bench::gateway_propagation::{self as gw_prop, report as gw_report};
 use keygate_bench::kv_sync::follower::FollowerKind;
 use keygate_bench::kv_sync::{self, propagation, report as kv_report, throughput};
 use keygate_bench::report::{self, Code, Machine, Report};
+use keygate_bench::ui_seed;
 use keygate_bench::usage::{self, queries as usage_queries, report as usage_report};
 use keygate_control_plane::testing::{Backend, PG_ENV};
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ enum Command {
     /// Bytes on disk of one hour of a gateway's usage flushes through the real IngestUsage
     /// RPC, at each request rate over the same keys.
     UsageStorage(UsageStorageArgs),
+    /// Creates the admin UI benchmark's SQLite database (`admin-web/bench/ui.mjs` runs it):
+    /// the control-plane data set plus last use, routes to an upstream and a few real keys;
+    /// prints what the rows add up to as JSON.
+    UiSeed(UiSeedArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -337,6 +342,26 @@ struct UsageStorageArgs {
     json_out: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct UiSeedArgs {
+    /// The SQLite file to create (must not exist); the control plane then runs on it with
+    /// `DATABASE_URL=sqlite://<file>`.
+    #[arg(long)]
+    db: PathBuf,
+    /// Tokens to seed.
+    #[arg(long, default_value_t = 10_000)]
+    tokens: u64,
+    /// Base URL every route's backend points at (`<url>/<route path>`).
+    #[arg(long, default_value = "http://127.0.0.1:9")]
+    backend_url: String,
+    /// Active `*` tokens given real keys, for gateway traffic.
+    #[arg(long, default_value_t = 0)]
+    traffic_keys: usize,
+    /// Where their plaintexts go, one a line (mode as created; delete after the run).
+    #[arg(long)]
+    keys_out: Option<PathBuf>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -347,7 +372,24 @@ async fn main() -> anyhow::Result<()> {
         Command::GatewayPropagation(args) => gateway_propagation_bench(args).await,
         Command::UsageQueries(args) => usage_queries_bench(args).await,
         Command::UsageStorage(args) => usage_storage_bench(args).await,
+        Command::UiSeed(args) => ui_seed(args).await,
     }
+}
+
+async fn ui_seed(a: UiSeedArgs) -> anyhow::Result<()> {
+    if a.tokens == 0 || (a.traffic_keys > 0 && a.keys_out.is_none()) {
+        bail!("--tokens must be at least 1; --traffic-keys needs --keys-out");
+    }
+    let opts = ui_seed::Options {
+        db: a.db,
+        tokens: a.tokens,
+        backend_url: a.backend_url,
+        traffic_keys: a.traffic_keys,
+        keys_out: a.keys_out,
+    };
+    let seeded = ui_seed::run(&opts).await.context("ui-seed")?;
+    println!("{}", serde_json::to_string_pretty(&seeded)?);
+    Ok(())
 }
 
 /// The run's closing line: date, commit, machine, load and total time.
