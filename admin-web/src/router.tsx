@@ -1,7 +1,7 @@
 /**
  * The route tree. Every page is a lazy (code-split) component from `src/pages/<name>/`;
  * search params are validated here (filters live in the URL, so links are deep links).
- * Everything under the pathless `app` route needs a signed-in caller: its `beforeLoad` loads
+ * Everything under the pathless `app` route needs a signed-in caller: its loader loads
  * GetCurrentUser and sends an UNAUTHENTICATED caller to /sign-in?next=<where they were>.
  */
 import {
@@ -12,11 +12,14 @@ import {
   lazyRouteComponent,
   redirect,
 } from "@tanstack/react-router";
-import type { QueryClient } from "@tanstack/react-query";
+import type { FetchQueryOptions, QueryClient } from "@tanstack/react-query";
 import { meQuery } from "./auth/session";
 import { isUnauthenticated } from "./api/errors";
 import { compact, safeNext, str } from "./lib/search";
 import { validateTokensSearch } from "./pages/tokens/search";
+import { tokensListQuery } from "./pages/tokens/queries";
+import { dashboardQuery, dashboardUsageQuery, topUsageQuery } from "./pages/dashboard/queries";
+import { allTeamsQuery } from "./api/lists";
 import { validateRoutesSearch } from "./pages/routes/search";
 import { validateTeamsSearch } from "./pages/teams/search";
 import { validateUsersSearch } from "./pages/users/search";
@@ -36,6 +39,14 @@ const rootRoute = createRootRouteWithContext<RouterContext>()({
   component: Outlet,
   notFoundComponent: NotFoundPage,
 });
+
+/** Starts a page's first queries from its route loader, so they run while the page's code is
+ * still loading (and on hover, with `defaultPreload: "intent"`). Never awaited and never
+ * throws: the page's own `useQuery` takes the answer over, error included. Cached data is
+ * left alone (the page refetches what is stale). */
+function prefetch(queryClient: QueryClient, ...queries: FetchQueryOptions<any, any, any, any>[]) {
+  for (const q of queries) void queryClient.ensureQueryData(q).catch(() => undefined);
+}
 
 // ---- signed out
 
@@ -65,7 +76,10 @@ const acceptInvitationRoute = createRoute({
 const appRoute = createRoute({
   getParentRoute: () => rootRoute,
   id: "app",
-  beforeLoad: async ({ context, location }) => {
+  // A loader, not beforeLoad: loaders of a route and its children run in parallel, so the
+  // page's chunk and first queries load while GetCurrentUser is answered. The page renders
+  // only once this resolves; UNAUTHENTICATED goes to sign-in.
+  loader: async ({ context, location }) => {
     try {
       await context.queryClient.ensureQueryData(meQuery);
     } catch (e) {
@@ -90,6 +104,9 @@ const dashboardRoute = createRoute({
   getParentRoute: () => appRoute,
   path: "/",
   validateSearch: (s: Record<string, unknown>): { team?: string } => compact({ team: str(s.team, 40) }),
+  loaderDeps: ({ search }) => ({ team: search.team ?? "" }),
+  loader: ({ context, deps }) =>
+    prefetch(context.queryClient, dashboardQuery(deps.team), dashboardUsageQuery(deps.team), topUsageQuery(deps.team, "tokens")),
   component: lazyRouteComponent(() => import("./pages/dashboard/DashboardPage"), "DashboardPage"),
 });
 
@@ -97,6 +114,9 @@ const tokensRoute = createRoute({
   getParentRoute: () => appRoute,
   path: "tokens",
   validateSearch: validateTokensSearch,
+  // Only what the list depends on (not `open`, the drawer).
+  loaderDeps: ({ search: { open: _open, page: _page, ...list } }) => list,
+  loader: ({ context, deps }) => prefetch(context.queryClient, tokensListQuery(deps), allTeamsQuery),
   component: lazyRouteComponent(() => import("./pages/tokens/TokensPage"), "TokensPage"),
 });
 

@@ -35,25 +35,29 @@ export function relativeTime(d: Date, now: Date = new Date()): string {
 
 /** `2025-01-31 14:05 UTC`-style absolute time in the browser's zone. */
 export function absoluteTime(d: Date): string {
-  return d.toLocaleString(undefined, {
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-  });
+  return absoluteFormat.format(d);
 }
+// One formatter: `toLocaleString` with options builds a new one per call (tables call this for
+// every cell).
+const absoluteFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
 
 const nf = new Intl.NumberFormat("en");
 export function count(n: number | bigint): string {
   return nf.format(n);
 }
 
+const compactFormat = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
 /** 1234 -> "1.2k", 2500000 -> "2.5M". */
 export function compactCount(n: number | bigint): string {
   const v = Number(n);
   if (Math.abs(v) < 1000) return String(v);
-  return new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 }).format(v);
+  return compactFormat.format(v);
 }
 
 /** A 0..1 ratio (or 0..100 when `isPercent`) as "99.5%"; "—" when there is no data. */

@@ -1,12 +1,12 @@
-import { Badge } from "@mantine/core";
 import type { Team } from "../../gen/keygate/v1/team_pb";
+import { Pill } from "../misc/Pill";
 
-/** A team's slug with its icon and colour, when known. */
+/** A team's name with its icon and colour, when known. */
 export function TeamBadge({ teamId, team }: { teamId: string; team?: Team | undefined }) {
   return (
-    <Badge variant="dot" color={team?.color || "gray"} className="kg-nowrap kg-fit">
+    <Pill variant="dot" color={team?.color || "gray"}>
       {team?.icon ? `${team.icon} ` : ""}
       {team?.name || teamId}
-    </Badge>
+    </Pill>
   );
 }

@@ -1,4 +1,4 @@
-import { Badge, Tooltip } from "@mantine/core";
+import { Pill } from "../misc/Pill";
 import type { Token } from "../../gen/keygate/v1/token_pb";
 import { TokenStatus } from "../../gen/keygate/v1/common_pb";
 import { absoluteTime, daysUntil, tsToDate } from "../../lib/format";
@@ -17,10 +17,9 @@ export function tokenState(t: Token, now = new Date()): { label: string; color: 
 
 export function TokenStatusBadge({ token }: { token: Token }) {
   const s = tokenState(token);
-  const badge = (
-    <Badge color={s.color} className="kg-fit">
+  return (
+    <Pill color={s.color} title={s.hint}>
       {s.label}
-    </Badge>
+    </Pill>
   );
-  return s.hint ? <Tooltip label={s.hint}>{badge}</Tooltip> : badge;
 }

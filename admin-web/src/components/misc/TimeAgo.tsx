@@ -1,22 +1,17 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { Text, Tooltip } from "@mantine/core";
 import { absoluteTime, relativeTime, tsToDate } from "../../lib/format";
 
-/** Relative time with the absolute time on hover; `fallback` when absent. */
+/** Relative time with the absolute time on hover (the native title: tables show hundreds of
+ * these, and a Mantine Tooltip each would cost more to mount than the row); `fallback` when
+ * absent. */
 export function TimeAgo({ ts, fallback = "—" }: { ts: Timestamp | undefined; fallback?: string }) {
   const d = tsToDate(ts);
   if (!d) {
-    return (
-      <Text span size="sm" c="dimmed">
-        {fallback}
-      </Text>
-    );
+    return <span className="kg-dimmed">{fallback}</span>;
   }
   return (
-    <Tooltip label={absoluteTime(d)}>
-      <time dateTime={d.toISOString()} className="kg-nowrap">
-        {relativeTime(d)}
-      </time>
-    </Tooltip>
+    <time dateTime={d.toISOString()} title={absoluteTime(d)} className="kg-nowrap">
+      {relativeTime(d)}
+    </time>
   );
 }

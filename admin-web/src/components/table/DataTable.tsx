@@ -1,9 +1,14 @@
 /**
  * The shared table: sortable headers (server-side sort), row selection for bulk actions,
  * loading / error / empty states in place, and a footer (usually the Pager).
+ *
+ * The body is plain <tr>/<td> and native checkboxes styled by DataTable.module.css, not
+ * Mantine's Table.Tr/Td/Checkbox: a page of 50 rows x 10 cells would mount over a thousand
+ * Mantine components, which made rendering the token list cost more than fetching it. Cells
+ * should stay light for the same reason (see Pill, TimeAgo, RowActions).
  */
-import type { ReactNode } from "react";
-import { Checkbox, Table } from "@mantine/core";
+import { useEffect, useRef, type ReactNode } from "react";
+import { Table } from "@mantine/core";
 import { IconArrowDown, IconArrowUp, IconArrowsSort } from "@tabler/icons-react";
 import { SkeletonRows } from "../states/LoadingState";
 import { ErrorState } from "../states/ErrorState";
@@ -98,9 +103,8 @@ export function DataTable<T>(p: DataTableProps<T>) {
               <Table.Tr>
                 {sel && (
                   <Table.Th className={classes.check}>
-                    <Checkbox
-                      size="xs"
-                      aria-label="Select all rows on this page"
+                    <RowCheckbox
+                      label="Select all rows on this page"
                       checked={allSelected}
                       indeterminate={someSelected && !allSelected}
                       onChange={toggleAll}
@@ -123,13 +127,14 @@ export function DataTable<T>(p: DataTableProps<T>) {
                 ))}
               </Table.Tr>
             </Table.Thead>
-            <Table.Tbody>
+            <tbody>
               {rows.map((r) => {
                 const id = p.rowKey(r);
                 const canSelect = sel?.isSelectable?.(r) ?? true;
                 return (
-                  <Table.Tr
+                  <tr
                     key={id}
+                    className={classes.row}
                     data-selected={sel?.selected.has(id) || undefined}
                     data-clickable={p.onRowClick ? true : undefined}
                     onClick={p.onRowClick ? (e) => {
@@ -139,30 +144,43 @@ export function DataTable<T>(p: DataTableProps<T>) {
                     } : undefined}
                   >
                     {sel && (
-                      <Table.Td className={classes.check}>
-                        <Checkbox
-                          size="xs"
-                          aria-label="Select row"
-                          checked={sel.selected.has(id)}
-                          disabled={!canSelect}
-                          onChange={() => toggle(id)}
-                        />
-                      </Table.Td>
+                      <td className={`${classes.cell} ${classes.check}`}>
+                        <RowCheckbox label="Select row" checked={sel.selected.has(id)} disabled={!canSelect} onChange={() => toggle(id)} />
+                      </td>
                     )}
                     {p.columns.map((c) => (
-                      <Table.Td key={c.key} style={{ textAlign: c.align }}>
+                      <td key={c.key} className={classes.cell} style={c.align ? { textAlign: c.align } : undefined}>
                         {c.cell(r)}
-                      </Table.Td>
+                      </td>
                     ))}
-                  </Table.Tr>
+                  </tr>
                 );
               })}
-            </Table.Tbody>
+            </tbody>
           </Table>
         </div>
       )}
       {p.footer && <div className={classes.foot}>{p.footer}</div>}
     </div>
+  );
+}
+
+function RowCheckbox(p: { label: string; checked: boolean; indeterminate?: boolean; disabled?: boolean; onChange: () => void }) {
+  const ref = useRef<HTMLInputElement>(null);
+  const indeterminate = !!p.indeterminate;
+  useEffect(() => {
+    if (ref.current) ref.current.indeterminate = indeterminate;
+  }, [indeterminate]);
+  return (
+    <input
+      ref={ref}
+      type="checkbox"
+      className={classes.checkbox}
+      aria-label={p.label}
+      checked={p.checked}
+      disabled={p.disabled}
+      onChange={p.onChange}
+    />
   );
 }
 

@@ -12,8 +12,8 @@ import { Link, getRouteApi } from "@tanstack/react-router";
 import { IconActivity, IconClockExclamation, IconKey, IconListDetails, IconZzz } from "@tabler/icons-react";
 import { useState } from "react";
 import type { Token } from "../../gen/keygate/v1/token_pb";
-import { TopDimension } from "../../gen/keygate/v1/usage_pb";
-import { dashboardApi, usageApi } from "../../api/transport";
+import type { usageApi } from "../../api/transport";
+import { EXPIRING_DAYS, UNUSED_DAYS, dashboardQuery, dashboardUsageQuery, topUsageQuery, type TopBy } from "./queries";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { StatCard } from "../../components/misc/StatCard";
 import { Panel } from "../../components/misc/Panel";
@@ -22,34 +22,19 @@ import { TeamSelect } from "../../components/domain/TeamSelect";
 import { EmptyState } from "../../components/states/EmptyState";
 import { ErrorState } from "../../components/states/ErrorState";
 import { SkeletonRows } from "../../components/states/LoadingState";
-import { compactCount, count, dateToTs, percent, tsToDate } from "../../lib/format";
+import { compactCount, count, percent, tsToDate } from "../../lib/format";
 import { hourLabel, dayLabel } from "./chart";
 import classes from "./Dashboard.module.css";
 
 const route = getRouteApi("/app/");
-const EXPIRING_DAYS = 7;
-const UNUSED_DAYS = 30;
 
 export function DashboardPage() {
   const { team } = route.useSearch();
   const navigate = route.useNavigate();
   const teamId = team ?? "";
 
-  const dash = useQuery({
-    queryKey: ["dashboard", teamId],
-    queryFn: ({ signal }) =>
-      dashboardApi.getDashboard({ teamId, expiringWithinDays: EXPIRING_DAYS, unusedForDays: UNUSED_DAYS, listLimit: 6 }, { signal }),
-    refetchInterval: 60_000,
-  });
-  const usage = useQuery({
-    queryKey: ["dashboard", teamId, "usage24h"],
-    queryFn: ({ signal }) => {
-      const end = new Date();
-      const start = new Date(end.getTime() - 24 * 3600_000);
-      return usageApi.getUsageSummary({ query: { teamId, startTime: dateToTs(start), endTime: dateToTs(end) }, stepSeconds: 3600 }, { signal });
-    },
-    refetchInterval: 60_000,
-  });
+  const dash = useQuery(dashboardQuery(teamId));
+  const usage = useQuery(dashboardUsageQuery(teamId));
   const d = dash.data;
 
   return (
@@ -269,19 +254,8 @@ function UsageChart({ usage }: { usage: ReturnType<typeof useQuery<Awaited<Retur
 }
 
 function TopPanel({ teamId }: { teamId: string }) {
-  const [by, setBy] = useState<"tokens" | "routes">("tokens");
-  const top = useQuery({
-    queryKey: ["dashboard", teamId, "top", by],
-    queryFn: ({ signal }) => {
-      const end = new Date();
-      const start = new Date(end.getTime() - 7 * 86400_000);
-      return usageApi.listTopUsage(
-        { query: { teamId, startTime: dateToTs(start), endTime: dateToTs(end) }, by: by === "tokens" ? TopDimension.TOKEN : TopDimension.ROUTE, limit: 6 },
-        { signal },
-      );
-    },
-    refetchInterval: 120_000,
-  });
+  const [by, setBy] = useState<TopBy>("tokens");
+  const top = useQuery(topUsageQuery(teamId, by));
   const entries = top.data?.entries ?? [];
   const max = Math.max(1, ...entries.map((e) => Number(e.calls)));
   return (
@@ -293,7 +267,7 @@ function TopPanel({ teamId }: { teamId: string }) {
           size="xs"
           aria-label="Rank by"
           value={by}
-          onChange={(v) => setBy(v as "tokens" | "routes")}
+          onChange={(v) => setBy(v as TopBy)}
           data={[
             { value: "tokens", label: "Tokens" },
             { value: "routes", label: "Routes" },

@@ -4,11 +4,11 @@
  * backend URL and a ready cURL command; details in a drawer (`?open=<id>`).
  */
 import { useMemo, useRef, useState } from "react";
-import { ActionIcon, Badge, Group, Menu, Select, Text, Tooltip, UnstyledButton } from "@mantine/core";
+import { Badge, Group, Menu, Select, Text, Tooltip, UnstyledButton } from "@mantine/core";
 import { useClipboard } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconLock, IconRoute, IconSearch } from "@tabler/icons-react";
+import { IconLock, IconRoute, IconSearch } from "@tabler/icons-react";
 import type { Route } from "../../gen/keygate/v1/route_pb";
 import { routesApi } from "../../api/transport";
 import { allTeamsQuery, routeTagsQuery, serverInfoQuery } from "../../api/lists";
@@ -20,6 +20,7 @@ import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { FilterBar } from "../../components/list/FilterBar";
 import { SearchBox } from "../../components/list/SearchBox";
+import { RowActions } from "../../components/table/RowActions";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -213,28 +214,21 @@ export function RoutesPage() {
       align: "right",
       width: 44,
       cell: (r) => (
-        <Menu position="bottom-end" withinPortal>
-          <Menu.Target>
-            <ActionIcon variant="subtle" color="gray" aria-label={`Actions for ${r.name}`}>
-              <IconDots size={16} />
-            </ActionIcon>
-          </Menu.Target>
-          <Menu.Dropdown>
-            <Menu.Item onClick={() => setOpen(r.id)}>Details</Menu.Item>
-            <Menu.Item onClick={() => copy(r.pathPrefix, "Path")}>Copy path</Menu.Item>
-            <Menu.Item onClick={() => copy(r.backendUrl, "Backend URL")}>Copy backend URL</Menu.Item>
-            <Menu.Item onClick={() => copy(routeCurl(gateway.url, r, TOKEN_HEADER), "cURL command")}>Copy cURL</Menu.Item>
-            {canChange(me, r) && (
-              <>
-                <Menu.Divider />
-                <Menu.Item onClick={() => setDialog({ kind: "edit", route: r })}>Edit</Menu.Item>
-                <Menu.Item color="red" onClick={() => askDelete(r)}>
-                  Delete
-                </Menu.Item>
-              </>
-            )}
-          </Menu.Dropdown>
-        </Menu>
+        <RowActions label={`Actions for ${r.name}`}>
+          <Menu.Item onClick={() => setOpen(r.id)}>Details</Menu.Item>
+          <Menu.Item onClick={() => copy(r.pathPrefix, "Path")}>Copy path</Menu.Item>
+          <Menu.Item onClick={() => copy(r.backendUrl, "Backend URL")}>Copy backend URL</Menu.Item>
+          <Menu.Item onClick={() => copy(routeCurl(gateway.url, r, TOKEN_HEADER), "cURL command")}>Copy cURL</Menu.Item>
+          {canChange(me, r) && (
+            <>
+              <Menu.Divider />
+              <Menu.Item onClick={() => setDialog({ kind: "edit", route: r })}>Edit</Menu.Item>
+              <Menu.Item color="red" onClick={() => askDelete(r)}>
+                Delete
+              </Menu.Item>
+            </>
+          )}
+        </RowActions>
       ),
     },
   ];

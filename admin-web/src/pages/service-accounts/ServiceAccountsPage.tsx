@@ -4,10 +4,10 @@
  * RotateKey, RevokeKey; plaintext shown once), delete (DeleteServiceAccount).
  */
 import { useMemo, useState } from "react";
-import { ActionIcon, Badge, Menu, Text, Tooltip, UnstyledButton } from "@mantine/core";
+import { Badge, Menu, Text, Tooltip, UnstyledButton } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconLock, IconRobot, IconSearch } from "@tabler/icons-react";
+import { IconLock, IconRobot, IconSearch } from "@tabler/icons-react";
 import type { ManagementKey, ServiceAccount } from "../../gen/keygate/v1/service_account_pb";
 import { ServiceAccountCapability } from "../../gen/keygate/v1/service_account_pb";
 import { serviceAccountsApi } from "../../api/transport";
@@ -19,6 +19,7 @@ import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { FilterBar } from "../../components/list/FilterBar";
 import { SearchBox } from "../../components/list/SearchBox";
+import { RowActions } from "../../components/table/RowActions";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { EmptyState } from "../../components/states/EmptyState";
 import { TimeAgo } from "../../components/misc/TimeAgo";
@@ -137,25 +138,18 @@ function ServiceAccounts() {
       align: "right",
       width: 44,
       cell: (sa) => (
-        <Menu position="bottom-end" withinPortal>
-          <Menu.Target>
-            <ActionIcon variant="subtle" color="gray" aria-label={`Actions for ${sa.name}`}>
-              <IconDots size={16} />
-            </ActionIcon>
-          </Menu.Target>
-          <Menu.Dropdown>
-            <Menu.Item onClick={() => setOpen(sa.id)}>Details and keys</Menu.Item>
-            {canManageServiceAccount(me, sa) && (
-              <>
-                <Menu.Item onClick={() => setKeyFor(sa)}>Issue key</Menu.Item>
-                <Menu.Divider />
-                <Menu.Item color="red" onClick={() => askDelete(sa)}>
-                  Delete
-                </Menu.Item>
-              </>
-            )}
-          </Menu.Dropdown>
-        </Menu>
+        <RowActions label={`Actions for ${sa.name}`}>
+          <Menu.Item onClick={() => setOpen(sa.id)}>Details and keys</Menu.Item>
+          {canManageServiceAccount(me, sa) && (
+            <>
+              <Menu.Item onClick={() => setKeyFor(sa)}>Issue key</Menu.Item>
+              <Menu.Divider />
+              <Menu.Item color="red" onClick={() => askDelete(sa)}>
+                Delete
+              </Menu.Item>
+            </>
+          )}
+        </RowActions>
       ),
     },
   ];

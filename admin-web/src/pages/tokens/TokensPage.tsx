@@ -3,13 +3,12 @@
  * pagination — all in the URL — plus create, edit, rotate, revoke and bulk revoke.
  */
 import { useEffect, useMemo, useRef, useState } from "react";
-import { ActionIcon, Badge, Button, Group, Menu, SegmentedControl, Select, Text, Tooltip, UnstyledButton } from "@mantine/core";
+import { Button, Menu, SegmentedControl, Select, Text } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
-import { IconDots, IconKey, IconSearch } from "@tabler/icons-react";
+import { IconKey, IconSearch } from "@tabler/icons-react";
 import type { CreateTokenResponse, RotateTokenResponse, Token } from "../../gen/keygate/v1/token_pb";
 import { TokenStatus } from "../../gen/keygate/v1/common_pb";
-import { tokensApi } from "../../api/transport";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
 import { canChange, mayChangeSome, teamsWhereCanCreate } from "../../auth/permissions";
@@ -18,17 +17,20 @@ import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { FilterBar } from "../../components/list/FilterBar";
 import { SearchBox } from "../../components/list/SearchBox";
+import { RowActions } from "../../components/table/RowActions";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
 import { EmptyState } from "../../components/states/EmptyState";
 import { TimeAgo } from "../../components/misc/TimeAgo";
+import { Pill } from "../../components/misc/Pill";
 import { TokenStatusBadge } from "../../components/domain/TokenStatusBadge";
 import { TeamBadge } from "../../components/domain/TeamBadge";
 import { TeamSelect } from "../../components/domain/TeamSelect";
 import { ScopeFilter } from "../../components/domain/ScopePicker";
 import { CursorTrail } from "../../lib/pager";
 import { absoluteTime, count, tsToDate } from "../../lib/format";
-import { DEFAULT_PAGE_SIZE, effectiveSort, filterKey, hasFilters, toListTokensRequest, type TokenSort, type TokensSearch } from "./search";
+import { DEFAULT_PAGE_SIZE, effectiveSort, filterKey, hasFilters, type TokenSort, type TokensSearch } from "./search";
+import { tokensListQuery } from "./queries";
 import { TokenFormModal } from "./TokenFormModal";
 import { PlaintextModal } from "./PlaintextModal";
 import { RotateModal } from "./RotateModal";
@@ -68,11 +70,7 @@ export function TokensPage() {
   if (search.cursor) trail.current.remember(page, search.cursor);
   useEffect(() => setSelected(new Set()), [key, page]);
 
-  const list = useQuery({
-    queryKey: ["tokens", "list", search.q, search.team, search.scope, search.status, search.expiring, search.unused, search.never, search.sort, search.desc, search.size, search.cursor],
-    queryFn: ({ signal }) => tokensApi.listTokens(toListTokensRequest(search, new Date()), { signal }),
-    placeholderData: keepPreviousData,
-  });
+  const list = useQuery({ ...tokensListQuery(search), placeholderData: keepPreviousData });
   const rows = list.data?.tokens;
   const total = list.data ? Number(list.data.totalSize) : undefined;
 
@@ -90,13 +88,13 @@ export function TokensPage() {
       sortKey: "name",
       cell: (t) => (
         <div style={{ minWidth: 140, maxWidth: 320 }}>
-          <UnstyledButton onClick={() => setOpen(t.id)} className="kg-truncate" fw={500} fz="sm" display="block" maw="100%">
+          <button type="button" onClick={() => setOpen(t.id)} className="kg-cell-title kg-truncate">
             {t.name}
-          </UnstyledButton>
+          </button>
           {t.description && (
-            <Text size="xs" c="dimmed" className="kg-truncate" title={t.description}>
+            <div className="kg-cell-sub kg-truncate" title={t.description}>
               {t.description}
-            </Text>
+            </div>
           )}
         </div>
       ),
@@ -115,22 +113,15 @@ export function TokensPage() {
       width: 44,
       cell: (t) =>
         may(t) ? (
-          <Menu position="bottom-end" withinPortal>
-            <Menu.Target>
-              <ActionIcon variant="subtle" color="gray" aria-label={`Actions for ${t.name}`}>
-                <IconDots size={16} />
-              </ActionIcon>
-            </Menu.Target>
-            <Menu.Dropdown>
-              <Menu.Item onClick={() => setOpen(t.id)}>Details</Menu.Item>
-              <Menu.Item onClick={() => setDialog({ kind: "edit", token: t })}>Edit</Menu.Item>
-              <Menu.Item onClick={() => setDialog({ kind: "rotate", token: t })}>Rotate</Menu.Item>
-              <Menu.Divider />
-              <Menu.Item color="red" onClick={() => setDialog({ kind: "revoke", tokens: [t] })}>
-                Revoke
-              </Menu.Item>
-            </Menu.Dropdown>
-          </Menu>
+          <RowActions label={`Actions for ${t.name}`}>
+            <Menu.Item onClick={() => setOpen(t.id)}>Details</Menu.Item>
+            <Menu.Item onClick={() => setDialog({ kind: "edit", token: t })}>Edit</Menu.Item>
+            <Menu.Item onClick={() => setDialog({ kind: "rotate", token: t })}>Rotate</Menu.Item>
+            <Menu.Divider />
+            <Menu.Item color="red" onClick={() => setDialog({ kind: "revoke", tokens: [t] })}>
+              Revoke
+            </Menu.Item>
+          </RowActions>
         ) : null,
     },
   ];
@@ -330,28 +321,24 @@ function Scopes({ scopes }: { scopes: string[] }) {
   const shown = scopes.slice(0, 2);
   const rest = scopes.length - shown.length;
   return (
-    <Group gap={4} wrap="nowrap">
+    <span className="kg-row-4">
       {shown.map((s) => (
-        <Badge key={s} variant="default" className="kg-mono kg-fit">
+        <Pill key={s} variant="default" className="kg-mono">
           {s}
-        </Badge>
+        </Pill>
       ))}
       {rest > 0 && (
-        <Tooltip label={scopes.slice(2).join(", ")}>
-          <Badge variant="default">+{rest}</Badge>
-        </Tooltip>
+        <Pill variant="default" title={scopes.slice(2).join(", ")}>
+          +{rest}
+        </Pill>
       )}
-    </Group>
+    </span>
   );
 }
 
 function Expiry({ token }: { token: Token }) {
   if (!token.expiresAt) {
-    return (
-      <Text span size="sm" c="dimmed">
-        Never
-      </Text>
-    );
+    return <span className="kg-dimmed">Never</span>;
   }
   return <TimeAgo ts={token.expiresAt} />;
 }

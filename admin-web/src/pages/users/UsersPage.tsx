@@ -5,10 +5,10 @@
  * and accept link shown once (CreateInvitation), revoke (RevokeInvitation).
  */
 import { useMemo, useRef, useState } from "react";
-import { ActionIcon, Menu, Tabs, Text, UnstyledButton } from "@mantine/core";
+import { Menu, Tabs, Text, UnstyledButton } from "@mantine/core";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { getRouteApi, useNavigate } from "@tanstack/react-router";
-import { IconDots, IconLock, IconMailPlus, IconSearch, IconUsers } from "@tabler/icons-react";
+import { IconLock, IconMailPlus, IconSearch, IconUsers } from "@tabler/icons-react";
 import type { User } from "../../gen/keygate/v1/user_pb";
 import type { CreateInvitationResponse } from "../../gen/keygate/v1/invitation_pb";
 import { usersApi } from "../../api/transport";
@@ -20,6 +20,7 @@ import { CreateButton } from "../../components/misc/CreateButton";
 import { PageHeader } from "../../components/misc/PageHeader";
 import { FilterBar } from "../../components/list/FilterBar";
 import { SearchBox } from "../../components/list/SearchBox";
+import { RowActions } from "../../components/table/RowActions";
 import { DataTable, type Column } from "../../components/table/DataTable";
 import { Pager } from "../../components/table/Pager";
 import { EmptyState } from "../../components/states/EmptyState";
@@ -156,30 +157,23 @@ function Users() {
       align: "right",
       width: 44,
       cell: (u) => (
-        <Menu position="bottom-end" withinPortal>
-          <Menu.Target>
-            <ActionIcon variant="subtle" color="gray" aria-label={`Actions for ${userLabel(u)}`}>
-              <IconDots size={16} />
-            </ActionIcon>
-          </Menu.Target>
-          <Menu.Dropdown>
-            <Menu.Item onClick={() => setOpen(u.id)}>Details and team roles</Menu.Item>
-            {(canRenameUser(me, u.id) || canAdministerUsers(me)) && <Menu.Item onClick={() => setEditing(u)}>Edit</Menu.Item>}
-            <Menu.Item onClick={() => void goTo({ to: "/audit", search: { actor: u.id } })}>Audit log of their actions</Menu.Item>
-            {canAdministerUsers(me) && !isSelf(u) && (
-              <>
-                <Menu.Divider />
-                {u.disabled ? (
-                  <Menu.Item onClick={() => askSetDisabled(u, false)}>Enable</Menu.Item>
-                ) : (
-                  <Menu.Item color="red" onClick={() => askSetDisabled(u, true)}>
-                    Disable
-                  </Menu.Item>
-                )}
-              </>
-            )}
-          </Menu.Dropdown>
-        </Menu>
+        <RowActions label={`Actions for ${userLabel(u)}`}>
+          <Menu.Item onClick={() => setOpen(u.id)}>Details and team roles</Menu.Item>
+          {(canRenameUser(me, u.id) || canAdministerUsers(me)) && <Menu.Item onClick={() => setEditing(u)}>Edit</Menu.Item>}
+          <Menu.Item onClick={() => void goTo({ to: "/audit", search: { actor: u.id } })}>Audit log of their actions</Menu.Item>
+          {canAdministerUsers(me) && !isSelf(u) && (
+            <>
+              <Menu.Divider />
+              {u.disabled ? (
+                <Menu.Item onClick={() => askSetDisabled(u, false)}>Enable</Menu.Item>
+              ) : (
+                <Menu.Item color="red" onClick={() => askSetDisabled(u, true)}>
+                  Disable
+                </Menu.Item>
+              )}
+            </>
+          )}
+        </RowActions>
       ),
     },
   ];
