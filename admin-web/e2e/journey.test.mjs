@@ -252,6 +252,13 @@ test("a viewer, invited and accepted in a second browser, sees no create or edit
       }
     }
 
+    // A token row's menu (mounted on the first click) offers a viewer only what it may do.
+    await viewer.page.goto("/tokens");
+    await viewer.page.getByRole("button", { name: "Actions for e2e-spare" }).click();
+    await viewer.page.getByRole("menuitem", { name: "Usage" }).waitFor();
+    assert.deepEqual(await viewer.page.getByRole("menuitem").allInnerTexts(), ["Details", "Usage"], "a viewer's token menu");
+    await viewer.page.keyboard.press("Escape");
+
     // The server refuses what the UI hides: revoking the spare token, creating a team.
     const revoke = await callFromPage(viewer.page, "keygate.v1.TokenService", "RevokeToken", stringFields({ 1: state.spareId }));
     assert.equal(revoke.status, 7, `RevokeToken as a viewer: PERMISSION_DENIED (got ${JSON.stringify(revoke)})`);

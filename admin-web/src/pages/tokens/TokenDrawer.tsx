@@ -2,6 +2,7 @@
 import type { ReactNode } from "react";
 import { Anchor, Badge, Button, Drawer, Group, Stack, Table, Text } from "@mantine/core";
 import { useQuery } from "@tanstack/react-query";
+import { Link } from "@tanstack/react-router";
 import type { Token } from "../../gen/keygate/v1/token_pb";
 import { TokenStatus } from "../../gen/keygate/v1/common_pb";
 import { tokensApi } from "../../api/transport";
@@ -72,7 +73,12 @@ export function TokenDrawer({
                 <TimeAgo ts={t.expiresAt} fallback="Never" />
               </Row>
               <Row label="Last used">
-                <TimeAgo ts={t.lastUsedAt} fallback="Never used" />
+                <Group gap="xs" wrap="nowrap">
+                  <TimeAgo ts={t.lastUsedAt} fallback="Never used" />
+                  <Link to="/usage/tokens/$tokenId" params={{ tokenId: t.id }} className="kg-link">
+                    Usage
+                  </Link>
+                </Group>
               </Row>
               <Row label="Created">
                 <TimeAgo ts={t.createdAt} />

@@ -111,18 +111,22 @@ export function TokensPage() {
       header: <span className="kg-visually-hidden">Actions</span>,
       align: "right",
       width: 44,
-      cell: (t) =>
-        may(t) ? (
-          <RowActions label={`Actions for ${t.name}`}>
-            <Menu.Item onClick={() => setOpen(t.id)}>Details</Menu.Item>
-            <Menu.Item onClick={() => setDialog({ kind: "edit", token: t })}>Edit</Menu.Item>
-            <Menu.Item onClick={() => setDialog({ kind: "rotate", token: t })}>Rotate</Menu.Item>
-            <Menu.Divider />
-            <Menu.Item color="red" onClick={() => setDialog({ kind: "revoke", tokens: [t] })}>
-              Revoke
-            </Menu.Item>
-          </RowActions>
-        ) : null,
+      cell: (t) => (
+        <RowActions label={`Actions for ${t.name}`}>
+          <Menu.Item onClick={() => setOpen(t.id)}>Details</Menu.Item>
+          <Menu.Item onClick={() => void navigate({ to: "/usage/tokens/$tokenId", params: { tokenId: t.id } })}>Usage</Menu.Item>
+          {may(t) && (
+            <>
+              <Menu.Item onClick={() => setDialog({ kind: "edit", token: t })}>Edit</Menu.Item>
+              <Menu.Item onClick={() => setDialog({ kind: "rotate", token: t })}>Rotate</Menu.Item>
+              <Menu.Divider />
+              <Menu.Item color="red" onClick={() => setDialog({ kind: "revoke", tokens: [t] })}>
+                Revoke
+              </Menu.Item>
+            </>
+          )}
+        </RowActions>
+      ),
     },
   ];
 
