@@ -123,6 +123,19 @@ test("a team, a route with a backend secret and a token, created in the UI", asy
   await page.goto("/teams");
   await page.getByRole("button", { name: "Create team" }).first().click();
   let dialog = page.getByRole("dialog", { name: "Create team" });
+  // Escape in the colour picker closes the picker, not the dialog.
+  await field(dialog, "Colour").focus();
+  const swatch = page.locator('[data-swatch][aria-label="#4c6ef5"]');
+  await swatch.waitFor();
+  await page.keyboard.press("Escape");
+  await swatch.waitFor({ state: "hidden" });
+  // A closing dialog would be gone after its 200 ms transition.
+  await page.waitForTimeout(600);
+  assert.ok(await dialog.isVisible(), "the Create team dialog stays open after Escape in the colour picker");
+  // The picker still opens again and sets the colour.
+  await field(dialog, "Colour").click();
+  await swatch.click();
+  assert.equal(await field(dialog, "Colour").inputValue(), "#4c6ef5");
   await field(dialog, "Name").fill("Payments");
   await field(dialog, "Slug").fill("payments");
   await dialog.getByRole("button", { name: "Create team" }).click();

@@ -3,7 +3,7 @@
  * live preview of the card. The slug is suggested from the name until it is typed by hand.
  */
 import { useEffect, useRef, useState } from "react";
-import { Button, ColorInput, Group, Modal, Stack, Text, TextInput, Textarea } from "@mantine/core";
+import { Button, ColorInput, Group, Modal, Stack, Text, TextInput, Textarea, type ColorInputProps } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Code } from "@connectrpc/connect";
@@ -144,15 +144,7 @@ export function TeamFormModal({
             />
             <Textarea label="Description" autosize minRows={2} maxRows={5} maxLength={1000} {...form.getInputProps("description")} />
             <Group grow align="flex-start" wrap="nowrap">
-              <ColorInput
-                label="Colour"
-                placeholder="None"
-                format="hex"
-                swatches={TEAM_COLORS}
-                swatchesPerRow={6}
-                withEyeDropper={false}
-                {...form.getInputProps("color")}
-              />
+              <ColourInput {...form.getInputProps("color")} />
               <TextInput
                 label="Icon"
                 description={`An emoji or up to ${ICON_MAX} characters.`}
@@ -221,4 +213,43 @@ function initial(team: Team | undefined): Values {
   return team
     ? { id: team.id, name: team.name, description: team.description, color: team.color, icon: team.icon }
     : { id: "", name: "", description: "", color: "", icon: "" };
+}
+
+/**
+ * The team colour with its swatch picker. In a Modal, Mantine's ColorInput lets Escape close
+ * the whole dialog while its picker is open; here the picker's open state is ours (it
+ * overrides the popover's), Escape closes only the picker, and the input carries
+ * `data-mantine-stop-propagation` while it is open so the Modal ignores that key.
+ */
+function ColourInput(props: ColorInputProps) {
+  const [open, setOpen] = useState(false);
+  return (
+    <ColorInput
+      label="Colour"
+      placeholder="None"
+      format="hex"
+      swatches={TEAM_COLORS}
+      swatchesPerRow={6}
+      withEyeDropper={false}
+      {...props}
+      popoverProps={{ opened: open }}
+      data-mantine-stop-propagation={open ? "true" : undefined}
+      onFocus={(e) => {
+        props.onFocus?.(e);
+        setOpen(true);
+      }}
+      onClick={(e) => {
+        props.onClick?.(e);
+        setOpen(true);
+      }}
+      onBlur={(e) => {
+        props.onBlur?.(e);
+        setOpen(false);
+      }}
+      onKeyDown={(e) => {
+        props.onKeyDown?.(e);
+        if (e.key === "Escape" && open) setOpen(false);
+      }}
+    />
+  );
 }
