@@ -7,7 +7,7 @@ import { absoluteTime, relativeTime, tsToDate } from "../../lib/format";
 export function TimeAgo({ ts, fallback = "—" }: { ts: Timestamp | undefined; fallback?: string }) {
   const d = tsToDate(ts);
   if (!d) {
-    return <span className="kg-dimmed">{fallback}</span>;
+    return <span className="kg-muted">{fallback}</span>;
   }
   return (
     <time dateTime={d.toISOString()} title={absoluteTime(d)} className="kg-nowrap">

@@ -342,7 +342,7 @@ function Scopes({ scopes }: { scopes: string[] }) {
 
 function Expiry({ token }: { token: Token }) {
   if (!token.expiresAt) {
-    return <span className="kg-dimmed">Never</span>;
+    return <span className="kg-muted">Never</span>;
   }
   return <TimeAgo ts={token.expiresAt} />;
 }
