@@ -36,6 +36,7 @@ import { gzipSync } from "node:zlib";
 import { chromiumPath, launch } from "../e2e/lib.mjs";
 import { eventually, startStack } from "../e2e/stack.mjs";
 import { collect, probe } from "./probe.mjs";
+import { binDir, seed, stackCpuSecs } from "./stack-tools.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const WEB = resolve(HERE, "..");
@@ -106,9 +107,6 @@ function rpcTimes(resources, method, from = 0) {
 // ---------------------------------------------------------------------------------------------
 // Stack, seed, traffic.
 
-function binDir() {
-  return process.env.KEYGATE_BIN_DIR ? resolve(process.env.KEYGATE_BIN_DIR) : resolve(ROOT, "target/debug");
-}
 
 async function startUpstream() {
   let calls = 0;
@@ -126,23 +124,6 @@ async function startUpstream() {
   return { url: `http://127.0.0.1:${srv.address().port}`, calls: () => calls, close: () => new Promise((ok) => srv.close(ok)) };
 }
 
-function seed(dir, tokens, upstream) {
-  const bin = join(binDir(), "keygate-bench");
-  if (!existsSync(bin)) throw new Error(`${bin} missing: cargo build --release -p keygate-bench (and KEYGATE_BIN_DIR)`);
-  const db = join(dir, "keygate.db");
-  const keysOut = join(dir, "traffic-keys.txt");
-  const started = Date.now();
-  const out = execFileSync(bin, ["ui-seed", "--db", db, "--tokens", String(tokens), "--backend-url", upstream, "--traffic-keys", "20", "--keys-out", keysOut], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    maxBuffer: 1 << 24,
-  });
-  const seeded = JSON.parse(out);
-  seeded.wall_secs = (Date.now() - started) / 1000;
-  seeded.keys = readFileSync(keysOut, "utf8").split("\n").filter(Boolean);
-  rmSync(keysOut);
-  return seeded;
-}
 
 /** Gateway calls with the seeded keys over the 20 routes; a few with an unknown key. */
 async function traffic(stack, keys, n) {
@@ -162,20 +143,6 @@ async function traffic(stack, keys, n) {
   return statuses;
 }
 
-/** CPU seconds used so far by the stack's processes (utime + stime from /proc). */
-function stackCpuSecs(stack) {
-  let ticks = 0;
-  for (const p of stack.procs) {
-    try {
-      const f = readFileSync(`/proc/${p.child.pid}/stat`, "utf8");
-      const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      /* exited */
-    }
-  }
-  return ticks / 100;
-}
 
 /** Waits until the stack uses under 5 % of a core over two consecutive seconds (kv-sync's
  * first snapshot of 100k tokens, the gateway loading it). Gives up after `ms`. */
