@@ -31,6 +31,13 @@ const queryClient = createQueryClient(() => {
 });
 const router = createAppRouter(queryClient);
 
+// Start the first page's work (its loaders: GetCurrentUser and the page's queries; its lazy
+// chunk) now, before React's first render of the providers: the router's own load on mount
+// then finds them in flight. A preload is what hovering a link does; it never navigates.
+// (`href` is a documented NavigateOptions field its types only allow beside `to`.)
+const here = { href: window.location.pathname + window.location.search + window.location.hash };
+void router.preloadRoute(here as unknown as Parameters<typeof router.preloadRoute>[0]).catch(() => undefined);
+
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
     <MantineProvider

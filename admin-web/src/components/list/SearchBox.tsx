@@ -14,7 +14,8 @@ export type SearchBoxProps = Omit<TextInputProps, "value" | "defaultValue" | "on
 
 /**
  * A list's text filter kept in the URL: shows what is typed at once and pushes it to the URL
- * only after a pause. Small, with a search icon, unless the input props say otherwise.
+ * after a pause, or at once on Enter. Small, with a search icon, unless the input props say
+ * otherwise.
  */
 export function SearchBox({ value, onSearch, delay = 250, ...input }: SearchBoxProps) {
   const [text, setText] = useState(value ?? "");
@@ -29,6 +30,10 @@ export function SearchBox({ value, onSearch, delay = 250, ...input }: SearchBoxP
       onChange={(e) => {
         setText(e.currentTarget.value);
         push(e.currentTarget.value);
+      }}
+      onKeyDown={(e) => {
+        if (e.key === "Enter") push.flush();
+        input.onKeyDown?.(e);
       }}
     />
   );

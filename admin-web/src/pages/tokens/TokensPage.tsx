@@ -2,12 +2,12 @@
  * Tokens: search, filters (team, scope, status, expiring, unused), sort, total and
  * pagination — all in the URL — plus create, edit, rotate, revoke and bulk revoke.
  */
-import { useEffect, useMemo, useRef, useState } from "react";
+import { Suspense, lazy, useEffect, useMemo, useRef, useState } from "react";
 import { Button, Menu, SegmentedControl, Select, Text } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
 import { IconKey, IconSearch } from "@tabler/icons-react";
-import type { CreateTokenResponse, RotateTokenResponse, Token } from "../../gen/keygate/v1/token_pb";
+import type { Token } from "../../gen/keygate/v1/token_pb";
 import { TokenStatus } from "../../gen/keygate/v1/common_pb";
 import { allTeamsQuery } from "../../api/lists";
 import { useMe } from "../../auth/session";
@@ -28,24 +28,16 @@ import { TeamBadge } from "../../components/domain/TeamBadge";
 import { TeamSelect } from "../../components/domain/TeamSelect";
 import { ScopeFilter } from "../../components/domain/ScopePicker";
 import { CursorTrail } from "../../lib/pager";
-import { absoluteTime, count, tsToDate } from "../../lib/format";
+import { count } from "../../lib/format";
 import { DEFAULT_PAGE_SIZE, effectiveSort, filterKey, hasFilters, type TokenSort, type TokensSearch } from "./search";
 import { tokensListQuery } from "./queries";
-import { TokenFormModal } from "./TokenFormModal";
-import { PlaintextModal } from "./PlaintextModal";
-import { RotateModal } from "./RotateModal";
-import { RevokeModal } from "./RevokeModal";
-import { TokenDrawer } from "./TokenDrawer";
+import type { Dialog } from "./TokenDialogs";
 
 const route = getRouteApi("/app/tokens");
 
-type Dialog =
-  | { kind: "create" }
-  | { kind: "edit"; token: Token }
-  | { kind: "rotate"; token: Token }
-  | { kind: "revoke"; tokens: Token[] }
-  | { kind: "plaintext"; title: string; token: Token | undefined; plaintext: string; note?: string }
-  | null;
+// The dialogs and the drawer load on their own, after the list: a first paint does not wait
+// for their code (forms, snippets).
+const TokenDialogs = lazy(() => import("./TokenDialogs"));
 
 export function TokensPage() {
   const search = route.useSearch();
@@ -260,51 +252,18 @@ export function TokensPage() {
         }
       />
 
-      <TokenFormModal
-        opened={dialog?.kind === "create" || dialog?.kind === "edit"}
-        token={dialog?.kind === "edit" ? dialog.token : undefined}
-        onClose={() => setDialog(null)}
-        creatableTeams={creatable}
-        defaultTeam={search.team}
-        onCreated={(r: CreateTokenResponse) => setDialog({ kind: "plaintext", title: "Token created", token: r.token, plaintext: r.plaintext })}
-      />
-      <RotateModal
-        token={dialog?.kind === "rotate" ? dialog.token : undefined}
-        onClose={() => setDialog(null)}
-        onRotated={(r: RotateTokenResponse) => {
-          const until = tsToDate(r.previous?.expiresAt);
-          const revokedNow = r.previous?.status === TokenStatus.REVOKED;
-          setDialog({
-            kind: "plaintext",
-            title: "Token rotated",
-            token: r.token,
-            plaintext: r.plaintext,
-            note: revokedNow ? "The old token was revoked." : until ? `The old token keeps working until ${absoluteTime(until)}.` : undefined,
-          });
-        }}
-      />
-      <RevokeModal
-        tokens={dialog?.kind === "revoke" ? dialog.tokens : []}
-        onClose={() => setDialog(null)}
-        onDone={(r) => setSelected((s) => new Set([...s].filter((id) => !r.ok.includes(id))))}
-      />
-      <PlaintextModal
-        opened={dialog?.kind === "plaintext"}
-        onClose={() => setDialog(null)}
-        title={dialog?.kind === "plaintext" ? dialog.title : ""}
-        token={dialog?.kind === "plaintext" ? dialog.token : undefined}
-        plaintext={dialog?.kind === "plaintext" ? dialog.plaintext : ""}
-        note={dialog?.kind === "plaintext" && dialog.note ? <Text size="sm">{dialog.note}</Text> : undefined}
-      />
-      <TokenDrawer
-        id={search.open}
-        onClose={() => setOpen(undefined)}
-        onOpen={setOpen}
-        canChange={may}
-        onEdit={(t) => setDialog({ kind: "edit", token: t })}
-        onRotate={(t) => setDialog({ kind: "rotate", token: t })}
-        onRevoke={(t) => setDialog({ kind: "revoke", tokens: [t] })}
-      />
+      <Suspense fallback={null}>
+        <TokenDialogs
+          dialog={dialog}
+          setDialog={setDialog}
+          open={search.open}
+          setOpen={setOpen}
+          creatableTeams={creatable}
+          defaultTeam={search.team}
+          canChange={may}
+          onRevoked={(ok) => setSelected((s) => new Set([...s].filter((id) => !ok.includes(id))))}
+        />
+      </Suspense>
       {total !== undefined && total > 0 && (
         <Text size="xs" c="dimmed" mt={6}>
           {count(total)} {total === 1 ? "token matches" : "tokens match"}
