@@ -27,16 +27,29 @@ export function probe(opts) {
     /* not supported */
   }
   document.addEventListener("submit", () => mark("submit"), true);
-  document.addEventListener(
-    "pointerdown",
-    (e) => {
-      if (kg.armed) {
-        mark(`${kg.armed}Input`, e.timeStamp);
-        kg.armed = null;
-      }
-    },
-    true,
-  );
+  const input = (e) => {
+    if (kg.armed) {
+      mark(`${kg.armed}Input`, e.timeStamp);
+      kg.armed = null;
+    }
+  };
+  document.addEventListener("pointerdown", input, true);
+  document.addEventListener("keydown", (e) => e.key === "Enter" && input(e), true);
+  // In-page list operations (next page, sort, a filter): the harness calls
+  // `__kg.expectChange(name)` just before its click; `<name>` is marked once the table is
+  // no longer busy and shows other rows or another range than when it was armed.
+  const tokensTable = () => document.querySelector('table[aria-label="Tokens"]');
+  const listSignature = () => {
+    const table = tokensTable();
+    const first = table?.querySelector("tbody tr")?.textContent ?? "";
+    const range = [...document.querySelectorAll('[aria-live="polite"]')].map((e) => e.textContent ?? "").find((t) => / of [\d,]+/.test(t)) ?? "";
+    return `${first}|${range}`;
+  };
+  kg.watch = null;
+  kg.expectChange = (name) => {
+    kg.watch = { name, before: listSignature() };
+    kg.armed = name;
+  };
   const digits = (el) => !!el && !el.querySelector(".mantine-Skeleton-root") && /\d/.test(el.textContent ?? "");
   const check = () => {
     if (location.pathname === "/") {
@@ -48,7 +61,15 @@ export function probe(opts) {
       if (counts && charts && !document.querySelector(".mantine-Skeleton-root")) painted("dashReady");
     }
     if (document.querySelector('[data-collapsed="true"]')) painted("collapsed");
-    const table = document.querySelector('table[aria-label="Tokens"]');
+    if (kg.watch) {
+      const t = tokensTable();
+      if (t && !t.hasAttribute("aria-busy") && t.querySelector("tbody tr") && listSignature() !== kg.watch.before) {
+        const name = kg.watch.name;
+        kg.watch = null;
+        painted(name);
+      }
+    }
+    const table = tokensTable();
     if (table && !table.hasAttribute("aria-busy") && location.pathname === "/tokens") {
       const first = table.querySelector("tbody tr");
       if (first && (!opts.expectFirst || (first.textContent ?? "").includes(opts.expectFirst))) {
