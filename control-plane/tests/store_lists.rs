@@ -15,8 +15,8 @@ use keygate_control_plane::teams::NewTeam;
 use keygate_control_plane::testing::{Backend, TestDb, test_db};
 use keygate_control_plane::time::now_ms;
 use keygate_control_plane::tokens::{
-    NEVER_EXPIRES_KEY, NEVER_USED_KEY, NewTokenRecord, SortKey, Token, TokenFilter, TokenSort,
-    TokenStatus,
+    NEVER_EXPIRES_KEY, NEVER_USED_KEY, NewTokenRecord, SortKey, Token, TokenFilter, TokenPatch,
+    TokenSort, TokenStatus,
 };
 use keygate_control_plane::users::NewUser;
 use std::cmp::Ordering;
@@ -629,8 +629,128 @@ async fn dashboard_counts_by_scope(b: Backend) {
     assert_eq!(active_a, 3);
 }
 
+/// A token with a description (`token` leaves it empty).
+async fn described(s: &DynStore, team: &str, name: &str, description: &str) -> TokenId {
+    let secret = NewToken::generate(API_TOKEN_PREFIX);
+    let rec = NewTokenRecord {
+        id: TokenId::generate(),
+        team_id: TeamId(team.into()),
+        name: name.into(),
+        description: description.into(),
+        scopes: vec![Scope::parse("scopes", "*").unwrap()],
+        token_hash: secret.hash(),
+        preview: secret.preview(),
+        expires_at: None,
+        rate_limit_per_minute: 0,
+    };
+    s.create_token(&ctx(), rec).await.unwrap().id
+}
+
+/// ListTokens' text filter: a substring of `name + " " + description`, any (ASCII) case,
+/// wildcards and quotes literal, short queries too; renames and revocations followed; paging
+/// and totals through it. Then that the index answers it: on SQLite, emptying the FTS table
+/// empties the results of a 3+ character search; on PostgreSQL, the plan of the filter's
+/// expression uses the pg_trgm index (migrations 0013).
+async fn token_search(b: Backend) {
+    let (s, db) = open(b).await;
+    team(&s, "a").await;
+    team(&s, "b").await;
+    let prod = described(&s, "a", "deploy-prod", "nightly build").await;
+    let staging = described(&s, "a", "Deploy staging", "").await;
+    let zephyr = described(&s, "b", "zephyr watcher", "watches the DEPLOY queue").await;
+    let sale = described(&s, "b", "cache warmer", "50%_off \"quoted\" literal").await;
+    let abc = described(&s, "b", "abc", "").await;
+    let search = |q: &str| TokenFilter {
+        query: Some(q.into()),
+        sort: TokenSort::Name,
+        limit: 2,
+        ..Default::default()
+    };
+    let found = |q: &'static str| {
+        let s = s.clone();
+        async move {
+            let mut v = ids(&walk(&s, &search(q)).await);
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        }
+    };
+    let sorted = |mut v: Vec<TokenId>| {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let deploys = sorted(vec![prod.clone(), staging.clone(), zephyr.clone()]);
+    assert_eq!(found("deploy").await, deploys, "name or description, any case");
+    assert_eq!(found("DEPLOY").await, deploys);
+    assert_eq!(found("ploy-pr").await, vec![prod.clone()], "a substring with punctuation");
+    assert_eq!(found("d n").await, vec![prod.clone()], "across name and description");
+    assert_eq!(found("y s").await, vec![staging.clone()], "a space inside");
+    assert_eq!(found("50%_").await, vec![sale.clone()], "wildcards are literal");
+    assert_eq!(found("0%").await, vec![sale.clone()], "short, wildcards literal");
+    assert_eq!(found("\"quoted\"").await, vec![sale.clone()], "quotes are literal");
+    assert_eq!(found("ab").await, vec![abc.clone()], "two characters");
+    assert!(found("deploy\" OR \"abc").await.is_empty(), "no query syntax");
+    assert!(found("nothing like it").await.is_empty());
+
+    // With a team filter, walked in pages of 2, sorted by name.
+    let in_a = walk(
+        &s,
+        &TokenFilter {
+            team_id: Some(TeamId("a".into())),
+            ..search("deploy")
+        },
+    )
+    .await;
+    assert_eq!(sorted(ids(&in_a)), sorted(vec![staging.clone(), prod.clone()]));
+
+    // Renamed: found by the new text only. Revoked: still found (status is another filter).
+    s.update_token(
+        &ctx(),
+        &abc,
+        TokenPatch {
+            name: Some("renamed token".into()),
+            description: Some("now described".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(found("abc").await.is_empty(), "the old name is gone from the index");
+    assert_eq!(found("renamed").await, vec![abc.clone()]);
+    assert_eq!(found("now desc").await, vec![abc.clone()]);
+    s.revoke_token(&ctx(), &zephyr, "test").await.unwrap();
+    assert_eq!(found("deploy").await, deploys);
+
+    // The index answers it.
+    match db.backend {
+        Backend::Sqlite => {
+            let p = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query("DELETE FROM token_search").execute(&p).await.unwrap();
+            assert!(found("deploy").await.is_empty(), "3+ characters: read from token_search");
+            assert_eq!(found("ab").await.len(), 0, "renamed away");
+            assert_eq!(found("y s").await.len(), 0);
+            assert_eq!(found("0%").await, vec![sale.clone()], "2 characters: the LIKE");
+        }
+        Backend::Postgres => {
+            let p = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let mut c = p.acquire().await.unwrap();
+            sqlx::query("SET enable_seqscan = off").execute(&mut *c).await.unwrap();
+            let plan: Vec<(String,)> = sqlx::query_as(
+                "EXPLAIN SELECT t.id FROM tokens t \
+                 WHERE lower(t.name || ' ' || t.description) LIKE $1 ESCAPE '\\'",
+            )
+            .bind("%deploy%")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+            let plan = plan.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n");
+            assert!(plan.contains("tokens_search_trgm"), "the trigram index is used:\n{plan}");
+        }
+    }
+}
+
 keygate_control_plane::on_both_backends!(
     token_list_sorts_filters_and_totals,
+    token_search,
     route_totals,
     dashboard_counts_by_scope,
 );

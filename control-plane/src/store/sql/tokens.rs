@@ -216,11 +216,36 @@ fn from_filtered(f: &TokenFilter, select: &str) -> (QueryBuilder<super::Db>, Str
         qb.push(" AND t.last_used_at IS NULL");
     }
     if let Some(q) = &f.query {
+        push_text_filter(&mut qb, q);
+    }
+    (qb, key, id)
+}
+
+/// Shortest query the SQLite trigram index answers (shorter ones keep the LIKE).
+const TRIGRAM: usize = 3;
+
+/// ` AND <t matches q>`: `q` is a substring of `name || ' ' || description`, any case.
+/// PostgreSQL answers the LIKE from its pg_trgm index on that expression; SQLite from the
+/// FTS5 trigram table `token_search` (migrations 0013), as a quoted phrase, for queries of
+/// three characters or more.
+fn push_text_filter(qb: &mut QueryBuilder<super::Db>, q: &str) {
+    if !super::IS_POSTGRES && q.chars().count() >= TRIGRAM {
+        qb.push(
+            " AND t.id IN (SELECT s.token_id FROM token_search_ids s WHERE s.rowid IN \
+             (SELECT rowid FROM token_search WHERE token_search MATCH ",
+        );
+        qb.push_bind(fts_phrase(q));
+        qb.push("))");
+    } else {
         qb.push(" AND lower(t.name || ' ' || t.description) LIKE ");
         qb.push_bind(like_pattern(q));
         qb.push(" ESCAPE '\\'");
     }
-    (qb, key, id)
+}
+
+/// `q` as one FTS5 string (a phrase): every character literal, `"` doubled.
+fn fts_phrase(q: &str) -> String {
+    format!("\"{}\"", q.replace('"', "\"\""))
 }
 
 #[async_trait::async_trait]
