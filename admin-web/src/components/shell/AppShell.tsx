@@ -1,11 +1,12 @@
 /** The signed-in layout: collapsible sidebar (remembered), top bar, page outlet. */
-import { Suspense } from "react";
-import { Link, Outlet } from "@tanstack/react-router";
+import { Suspense, useEffect } from "react";
+import { Link, Outlet, useRouter } from "@tanstack/react-router";
 import { ActionIcon, Kbd, Tooltip } from "@mantine/core";
 import { useHotkeys, useLocalStorage } from "@mantine/hooks";
 import { IconLayoutSidebarLeftCollapse, IconLayoutSidebarLeftExpand, IconSearch } from "@tabler/icons-react";
 import { spotlight } from "@mantine/spotlight";
 import { NAV } from "../../nav";
+import { preloadPagesWhenIdle } from "../../lib/preload";
 import { useMe } from "../../auth/session";
 import { LoadingState } from "../states/LoadingState";
 import { ThemeMenu } from "./ThemeMenu";
@@ -22,6 +23,11 @@ export function AppShell() {
   });
   const toggle = () => setCollapsed((c) => !c);
   useHotkeys([["mod+B", toggle]]);
+  // The sidebar's pages' code, fetched while idle: a first visit waits only for its data.
+  const router = useRouter();
+  const visible = NAV.flatMap((g) => g.items.filter((item) => item.visible?.(me) ?? true).map((item) => item.to));
+  const visibleKey = visible.join(" ");
+  useEffect(() => preloadPagesWhenIdle(router, visibleKey.split(" ")), [router, visibleKey]);
 
   return (
     <div className={classes.shell} data-collapsed={collapsed}>

@@ -3,7 +3,7 @@
  * pagination — all in the URL — plus create, edit, rotate, revoke and bulk revoke.
  */
 import { Suspense, lazy, useEffect, useMemo, useRef, useState } from "react";
-import { Button, Menu, SegmentedControl, Select, Text } from "@mantine/core";
+import { Button, Menu, NativeSelect, SegmentedControl, Text } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
 import { IconKey, IconSearch } from "@tabler/icons-react";
@@ -159,29 +159,33 @@ export function TokensPage() {
             { value: "revoked", label: "Revoked" },
           ]}
         />
-        <Select
+        <NativeSelect
           size="xs"
-          w={140}
+          w={160}
           aria-label="Expiring"
-          placeholder="Expiring: any"
-          clearable
-          value={search.expiring ? String(search.expiring) : null}
-          onChange={(v) => setFilters({ expiring: v ? Number(v) : undefined, status: v ? undefined : search.status })}
+          value={search.expiring ? String(search.expiring) : ""}
+          onChange={(e) => {
+            const v = e.currentTarget.value;
+            setFilters({ expiring: v ? Number(v) : undefined, status: v ? undefined : search.status });
+          }}
           data={[
+            { value: "", label: "Expiring: any" },
             { value: "7", label: "Expiring in 7 days" },
             { value: "30", label: "Expiring in 30 days" },
             { value: "90", label: "Expiring in 90 days" },
           ]}
         />
-        <Select
+        <NativeSelect
           size="xs"
-          w={140}
+          w={150}
           aria-label="Usage"
-          placeholder="Usage: any"
-          clearable
-          value={search.never ? "never" : search.unused ? String(search.unused) : null}
-          onChange={(v) => setFilters({ never: v === "never" ? true : undefined, unused: v && v !== "never" ? Number(v) : undefined })}
+          value={search.never ? "never" : search.unused ? String(search.unused) : ""}
+          onChange={(e) => {
+            const v = e.currentTarget.value;
+            setFilters({ never: v === "never" ? true : undefined, unused: v && v !== "never" ? Number(v) : undefined });
+          }}
           data={[
+            { value: "", label: "Usage: any" },
             { value: "30", label: "Unused 30+ days" },
             { value: "90", label: "Unused 90+ days" },
             { value: "never", label: "Never used" },
