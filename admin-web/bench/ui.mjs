@@ -245,12 +245,21 @@ async function signInRun(browser, stack) {
   }
 }
 
-async function listLoadRun(ctx, variant) {
+/** Runs `fn` on a new page of `ctx` that has the probe and has started loading `url`. */
+async function onNewPage(ctx, variant, url, fn) {
   const page = await ctx.newPage();
   try {
     page.setDefaultTimeout(30_000);
     await page.addInitScript(probe, { expectFirst: variant.expectFirst });
-    await page.goto(variant.url, { waitUntil: "commit" });
+    await page.goto(url, { waitUntil: "commit" });
+    return await fn(page);
+  } finally {
+    await page.close();
+  }
+}
+
+function listLoadRun(ctx, variant) {
+  return onNewPage(ctx, variant, variant.url, async (page) => {
     await waitMark(page, "rows");
     const c = await collect(page);
     const list = rpcTimes(c.resources, "ListTokens")[0];
@@ -265,17 +274,11 @@ async function listLoadRun(ctx, variant) {
       rowCount: c.rowCount,
       js: c.resources.filter((r) => r.name.endsWith(".js")).map((r) => r.name),
     };
-  } finally {
-    await page.close();
-  }
+  });
 }
 
-async function listNavRun(ctx, variant) {
-  const page = await ctx.newPage();
-  try {
-    page.setDefaultTimeout(30_000);
-    await page.addInitScript(probe, { expectFirst: variant.expectFirst });
-    await page.goto("/", { waitUntil: "commit" });
+function listNavRun(ctx, variant) {
+  return onNewPage(ctx, variant, "/", async (page) => {
     await waitMark(page, "dashReady");
     await page.evaluate(() => (window.__kg.armed = "nav"));
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tokens" }).click();
@@ -292,9 +295,7 @@ async function listNavRun(ctx, variant) {
       total: c.total,
       rowCount: c.rowCount,
     };
-  } finally {
-    await page.close();
-  }
+  });
 }
 
 /** In-page operations on a loaded /tokens page, each a new page of the list from the server:
@@ -316,12 +317,8 @@ const LIST_OPS = [
   { name: "status filter 'Revoked'", ...click((page) => page.getByRole("radiogroup", { name: "Status" }).getByText("Revoked", { exact: true })) },
 ];
 
-async function listOpsRun(ctx, variant) {
-  const page = await ctx.newPage();
-  try {
-    page.setDefaultTimeout(30_000);
-    await page.addInitScript(probe, { expectFirst: variant.expectFirst });
-    await page.goto(variant.url, { waitUntil: "commit" });
+function listOpsRun(ctx, variant) {
+  return onNewPage(ctx, variant, variant.url, async (page) => {
     await waitMark(page, "rows");
     const out = {};
     for (const [i, op] of LIST_OPS.entries()) {
@@ -336,9 +333,7 @@ async function listOpsRun(ctx, variant) {
       out[op.name] = { rows: c.marks[name] - t0, listTtfb: list?.ttfb, afterList: list && c.marks[name] - list.end };
     }
     return out;
-  } finally {
-    await page.close();
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
