@@ -225,9 +225,9 @@ fn from_filtered(f: &TokenFilter, select: &str) -> (QueryBuilder<super::Db>, Str
 const TRIGRAM: usize = 3;
 
 /// ` AND <t matches q>`: `q` is a substring of `name || ' ' || description`, any case.
-/// PostgreSQL answers the LIKE from its pg_trgm index on that expression; SQLite from the
-/// FTS5 trigram table `token_search` (migrations 0013), as a quoted phrase, for queries of
-/// three characters or more.
+/// PostgreSQL answers the LIKE from its pg_trgm index on that expression (`tokens_search`,
+/// migration 0001); SQLite from the FTS5 trigram table `token_search` (migration 0013), as a
+/// quoted phrase, for queries of three characters or more.
 fn push_text_filter(qb: &mut QueryBuilder<super::Db>, q: &str) {
     if !super::IS_POSTGRES && q.chars().count() >= TRIGRAM {
         qb.push(
