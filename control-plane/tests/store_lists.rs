@@ -679,16 +679,43 @@ async fn token_search(b: Backend) {
         v
     };
     let deploys = sorted(vec![prod.clone(), staging.clone(), zephyr.clone()]);
-    assert_eq!(found("deploy").await, deploys, "name or description, any case");
+    assert_eq!(
+        found("deploy").await,
+        deploys,
+        "name or description, any case"
+    );
     assert_eq!(found("DEPLOY").await, deploys);
-    assert_eq!(found("ploy-pr").await, vec![prod.clone()], "a substring with punctuation");
-    assert_eq!(found("d n").await, vec![prod.clone()], "across name and description");
+    assert_eq!(
+        found("ploy-pr").await,
+        vec![prod.clone()],
+        "a substring with punctuation"
+    );
+    assert_eq!(
+        found("d n").await,
+        vec![prod.clone()],
+        "across name and description"
+    );
     assert_eq!(found("y s").await, vec![staging.clone()], "a space inside");
-    assert_eq!(found("50%_").await, vec![sale.clone()], "wildcards are literal");
-    assert_eq!(found("0%").await, vec![sale.clone()], "short, wildcards literal");
-    assert_eq!(found("\"quoted\"").await, vec![sale.clone()], "quotes are literal");
+    assert_eq!(
+        found("50%_").await,
+        vec![sale.clone()],
+        "wildcards are literal"
+    );
+    assert_eq!(
+        found("0%").await,
+        vec![sale.clone()],
+        "short, wildcards literal"
+    );
+    assert_eq!(
+        found("\"quoted\"").await,
+        vec![sale.clone()],
+        "quotes are literal"
+    );
     assert_eq!(found("ab").await, vec![abc.clone()], "two characters");
-    assert!(found("deploy\" OR \"abc").await.is_empty(), "no query syntax");
+    assert!(
+        found("deploy\" OR \"abc").await.is_empty(),
+        "no query syntax"
+    );
     assert!(found("nothing like it").await.is_empty());
 
     // With a team filter, walked in pages of 2, sorted by name.
@@ -700,7 +727,10 @@ async fn token_search(b: Backend) {
         },
     )
     .await;
-    assert_eq!(sorted(ids(&in_a)), sorted(vec![staging.clone(), prod.clone()]));
+    assert_eq!(
+        sorted(ids(&in_a)),
+        sorted(vec![staging.clone(), prod.clone()])
+    );
 
     // Renamed: found by the new text only. Revoked: still found (status is another filter).
     s.update_token(
@@ -714,7 +744,10 @@ async fn token_search(b: Backend) {
     )
     .await
     .unwrap();
-    assert!(found("abc").await.is_empty(), "the old name is gone from the index");
+    assert!(
+        found("abc").await.is_empty(),
+        "the old name is gone from the index"
+    );
     assert_eq!(found("renamed").await, vec![abc.clone()]);
     assert_eq!(found("now desc").await, vec![abc.clone()]);
     s.revoke_token(&ctx(), &zephyr, "test").await.unwrap();
@@ -724,16 +757,29 @@ async fn token_search(b: Backend) {
     match db.backend {
         Backend::Sqlite => {
             let p = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query("DELETE FROM token_search").execute(&p).await.unwrap();
-            assert!(found("deploy").await.is_empty(), "3+ characters: read from token_search");
+            sqlx::query("DELETE FROM token_search")
+                .execute(&p)
+                .await
+                .unwrap();
+            assert!(
+                found("deploy").await.is_empty(),
+                "3+ characters: read from token_search"
+            );
             assert_eq!(found("ab").await.len(), 0, "renamed away");
             assert_eq!(found("y s").await.len(), 0);
-            assert_eq!(found("0%").await, vec![sale.clone()], "2 characters: the LIKE");
+            assert_eq!(
+                found("0%").await,
+                vec![sale.clone()],
+                "2 characters: the LIKE"
+            );
         }
         Backend::Postgres => {
             let p = sqlx::PgPool::connect(&db.url).await.unwrap();
             let mut c = p.acquire().await.unwrap();
-            sqlx::query("SET enable_seqscan = off").execute(&mut *c).await.unwrap();
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut *c)
+                .await
+                .unwrap();
             let plan: Vec<(String,)> = sqlx::query_as(
                 "EXPLAIN SELECT t.id FROM tokens t \
                  WHERE lower(t.name || ' ' || t.description) LIKE $1 ESCAPE '\\'",
@@ -743,7 +789,10 @@ async fn token_search(b: Backend) {
             .await
             .unwrap();
             let plan = plan.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n");
-            assert!(plan.contains("tokens_search"), "the trigram index is used:\n{plan}");
+            assert!(
+                plan.contains("tokens_search"),
+                "the trigram index is used:\n{plan}"
+            );
         }
     }
 }
