@@ -652,6 +652,22 @@ async fn forwards_with_injected_credential_and_intact_bodies() {
     );
     assert_eq!(seen.header("x-forwarded-for"), vec!["127.0.0.1"]);
 
+    // Nor the key in the query string: the fields that carry it are removed (plain and
+    // percent-encoded), the others arrive as sent.
+    let encoded = key.replace('_', "%5F");
+    let r = s
+        .get(
+            &format!("/echo/q?api_key={key}&x=1;token={encoded}&y=2"),
+            &key,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let seen = s.upstream.last();
+    assert_eq!(seen.uri, "/base/q?x=1&y=2");
+    let r = s.get(&format!("/echo/q?api_key={key}"), &key).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.upstream.last().uri, "/base/q");
+
     // Bodies arrive intact for every method that carries one.
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
         let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();

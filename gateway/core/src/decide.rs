@@ -21,7 +21,7 @@
 //! which routes exist, and a token that may not use a route learns nothing about its methods.
 
 use crate::error::{GatewayError, Reject};
-use crate::key::{key_hash, presented_key};
+use crate::key::{key_hash, presented_key, query_without_keys};
 use crate::path::{check_query, is_canonical_query, normalize_path};
 use crate::routes::{Route, Routes};
 use crate::tokens::{EdgeToken, TokenHash, TokenTable};
@@ -238,7 +238,9 @@ fn forward<'r, T: TokenSource>(
         r.allow = Some(route.allow.clone());
         return Err(r);
     }
-    let url = backend_url(route, &path, req.query).ok_or_else(|| {
+    // A caller's key given in the URL goes no further than here (headers: `forward_headers`).
+    let query = req.query.and_then(|q| query_without_keys(q, config));
+    let url = backend_url(route, &path, query.as_deref()).ok_or_else(|| {
         refuse(
             GatewayError::BadRequest,
             "the forwarded URL would leave the route's backend",

@@ -5,6 +5,8 @@ use crate::decide::Config;
 use crate::error::GatewayError;
 use crate::tokens::TokenHash;
 use keygate_contracts::token::{API_TOKEN_PREFIX, check_format};
+use percent_encoding::percent_decode_str;
+use std::borrow::Cow;
 
 /// Optional whitespace around header values and between a scheme and its credentials.
 fn trim_ows(v: &[u8]) -> &[u8] {
@@ -60,16 +62,72 @@ pub fn presented_key<'a>(
 /// Checks the presented key's format (prefix, length, alphabet, checksum; legacy prefixes
 /// only when configured) and returns its SHA-256, the token store's key. No lookup.
 pub fn key_hash(presented: &[u8], config: &Config) -> Result<TokenHash, GatewayError> {
-    let invalid = || GatewayError::InvalidKey;
-    let key = std::str::from_utf8(presented).map_err(|_| invalid())?;
-    let ok = if config.legacy_prefixes.is_empty() {
-        check_format(key, API_TOKEN_PREFIX, &[])
+    let key = std::str::from_utf8(presented).map_err(|_| GatewayError::InvalidKey)?;
+    if !well_formed(key, config) {
+        return Err(GatewayError::InvalidKey);
+    }
+    Ok(TokenHash::of(key))
+}
+
+/// Whether `key` has a Keygate key's format: prefix, length, alphabet and checksum.
+fn well_formed(key: &str, config: &Config) -> bool {
+    if config.legacy_prefixes.is_empty() {
+        check_format(key, API_TOKEN_PREFIX, &[]).is_ok()
     } else {
         let legacy: Vec<&str> = config.legacy_prefixes.iter().map(String::as_str).collect();
-        check_format(key, API_TOKEN_PREFIX, &legacy)
+        check_format(key, API_TOKEN_PREFIX, &legacy).is_ok()
+    }
+}
+
+/// Fewest bytes any accepted key can have: a legacy key with a one-letter prefix, `_` and 43
+/// characters (a current key, `kg_` + 49, is longer). A query field shorter than this holds
+/// no key, even percent-encoded.
+const MIN_KEY_LEN: usize = 1 + 1 + 43;
+
+/// `query` (raw, without `?`) with every field that carries a Keygate key removed, so a
+/// caller's key given in the URL (`?api_key=<key>`) never reaches a backend: a field goes
+/// when its name or its value, percent-decoded (a value also after a `Bearer ` scheme), is
+/// a well-formed key (checksum included). Fields are split at `&` and at `;`, as some
+/// backends split at either. `None` when no field is left; the query unchanged (borrowed)
+/// when it holds no key.
+pub fn query_without_keys<'q>(query: &'q str, config: &Config) -> Option<Cow<'q, str>> {
+    if query.len() < MIN_KEY_LEN {
+        return Some(Cow::Borrowed(query));
+    }
+    let holds_key = |field: &str| {
+        let (name, value) = field.split_once('=').unwrap_or((field, ""));
+        [name, value].into_iter().any(|part| {
+            if part.len() < MIN_KEY_LEN {
+                return false;
+            }
+            let Ok(decoded) = percent_decode_str(part).decode_utf8() else {
+                return false;
+            };
+            let decoded = decoded.trim();
+            well_formed(decoded, config)
+                || bearer(decoded.as_bytes())
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .is_some_and(|k| well_formed(k, config))
+        })
     };
-    ok.map_err(|_| invalid())?;
-    Ok(TokenHash::of(key))
+    let fields = || query.split(['&', ';']);
+    if !fields().any(holds_key) {
+        return Some(Cow::Borrowed(query));
+    }
+    // Rebuild from the kept fields, each with the separator that preceded it in the query.
+    let mut kept = String::with_capacity(query.len());
+    let mut start = 0;
+    for field in fields() {
+        let end = start + field.len();
+        if !holds_key(field) {
+            if !kept.is_empty() {
+                kept.push(query.as_bytes()[start - 1] as char);
+            }
+            kept.push_str(field);
+        }
+        start = end + 1;
+    }
+    (!kept.is_empty()).then_some(Cow::Owned(kept))
 }
 
 #[cfg(test)]
@@ -105,6 +163,78 @@ mod tests {
         assert_eq!(
             err(presented_key(&[k], &[b"Bearer kg_other"])),
             "ambiguous_key"
+        );
+    }
+
+    #[test]
+    fn keys_leave_the_query() {
+        let cfg = Config::default();
+        // A well-formed key of the test vectors (decide.json, `tok_all`).
+        let k = "kg_20Jz06uzy3Ojv1BvW72GHW8qGNqsqLEHMdYLl0fth933DsYCL";
+        assert!(well_formed(k, &cfg));
+        let strip = |q: &str| query_without_keys(q, &cfg).map(|c| c.into_owned());
+        // Borrowed when nothing is removed.
+        assert!(matches!(
+            query_without_keys("a=1&b=2", &cfg),
+            Some(Cow::Borrowed("a=1&b=2"))
+        ));
+        let long = format!("q={}", "x".repeat(60));
+        assert!(matches!(
+            query_without_keys(&long, &cfg),
+            Some(Cow::Borrowed(_))
+        ));
+        // The key as a value, a name, percent-encoded, after Bearer, alone, between fields.
+        assert_eq!(strip(&format!("api_key={k}")), None);
+        assert_eq!(strip(&format!("api_key={k}&a=1")).as_deref(), Some("a=1"));
+        assert_eq!(
+            strip(&format!("a=1&api_key={k}&b=2")).as_deref(),
+            Some("a=1&b=2")
+        );
+        assert_eq!(
+            strip(&format!("a=1;key={k};b=2")).as_deref(),
+            Some("a=1;b=2")
+        );
+        assert_eq!(strip(&format!("a=1&{k}")).as_deref(), Some("a=1"));
+        assert_eq!(strip(&format!("{k}=x&a=1")).as_deref(), Some("a=1"));
+        let encoded = k.replace('_', "%5F");
+        assert_eq!(
+            strip(&format!("token={encoded}&a=1")).as_deref(),
+            Some("a=1")
+        );
+        assert_eq!(
+            strip(&format!("auth=Bearer%20{k}&a=1")).as_deref(),
+            Some("a=1")
+        );
+        assert_eq!(strip(&format!("a=1&k1={k}&k2={k}")).as_deref(), Some("a=1"));
+        // Not a key: a wrong checksum, another prefix, a key inside a longer value.
+        let mut bad = k.to_string();
+        let last = bad.pop().unwrap();
+        bad.push(if last == 'a' { 'b' } else { 'a' });
+        assert_eq!(
+            strip(&format!("api_key={bad}")).as_deref(),
+            Some(&*format!("api_key={bad}"))
+        );
+        let other = format!("zz_{}", &k[3..]);
+        assert_eq!(
+            strip(&format!("x={other}")).as_deref(),
+            Some(&*format!("x={other}"))
+        );
+        assert_eq!(
+            strip(&format!("x=a{k}")).as_deref(),
+            Some(&*format!("x=a{k}"))
+        );
+        // Legacy keys only when their prefix is configured.
+        let legacy = format!("ntk_{}", "a".repeat(43));
+        assert_eq!(
+            strip(&format!("k={legacy}")).as_deref(),
+            Some(&*format!("k={legacy}"))
+        );
+        let cfg = Config {
+            legacy_prefixes: vec!["ntk".into()],
+        };
+        assert_eq!(
+            query_without_keys(&format!("k={legacy}&a=1"), &cfg).as_deref(),
+            Some("a=1")
         );
     }
 
