@@ -221,21 +221,29 @@ fn write_backend_head(
             put_header(out, name.as_bytes(), h.value);
         }
     }
-    put_header(out, b"x-forwarded-for", peer_ip.as_bytes());
-    put_header(out, b"x-forwarded-proto", b"http");
-    if let Some(host) = req
-        .host
-        .filter(|h| !h.is_empty() && wire::is_header_value(h))
-    {
-        put_header(out, b"x-forwarded-host", host);
-    }
-    put_header(out, b"x-request-id", request_id.as_bytes());
-    if let Some((name, value)) = credential
-        && wire::is_header_value(value.as_bytes())
-    {
-        put_header(out, name.as_bytes(), value.as_bytes());
-    }
+    let client = core::Client {
+        ip: peer_ip,
+        // The native gateway does not terminate TLS.
+        proto: "http",
+        host: req
+            .host
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .unwrap_or(""),
+    };
+    core::put_forward_additions(&mut Head(out), &client, request_id, credential);
     out.extend_from_slice(b"\r\n");
+}
+
+/// An HTTP/1.1 head being written, as the core's [`core::HeaderSink`]: a header whose value
+/// is not a valid header value is left out.
+struct Head<'o>(&'o mut Vec<u8>);
+
+impl core::HeaderSink for Head<'_> {
+    fn put(&mut self, name: &str, value: &[u8]) {
+        if wire::is_header_value(value) {
+            put_header(self.0, name.as_bytes(), value);
+        }
+    }
 }
 
 /// What the response side needs to know about the request.
@@ -725,30 +733,25 @@ fn write_head(
     };
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let cors = x.fwd.cors_origin.as_deref();
-    let is = |name: &str, other: &str| name.eq_ignore_ascii_case(other);
+    let answer = core::AnswerHeaders {
+        request_id: x.request_id,
+        revision: Some(x.revision),
+        extra: x.rate_headers,
+        cors_origin: x.fwd.cors_origin.as_deref(),
+    };
+    let chunked = r.framing == Framing::Chunked;
     for h in r.headers {
         let name = h.name;
-        if core::is_hop_by_hop(name)
-            || r.connection_named.iter().any(|n| is(name, n))
-            || (r.framing == Framing::Chunked && is(name, "content-length"))
-            || is(name, "x-request-id")
-            || is(name, "x-keygate-revision")
-            || x.rate_headers.iter().any(|(k, _)| is(name, k))
-            || (cors.is_some()
-                && (is(name, "access-control-allow-origin")
-                    || is(name, "access-control-expose-headers")))
+        if !answer.passes(name, &r.connection_named, false)
+            || (chunked && name.eq_ignore_ascii_case("content-length"))
         {
             continue;
         }
-        if is(name, "location")
+        if name.eq_ignore_ascii_case("location")
             && wire::is_header_value(h.value)
             && let Ok(loc) = std::str::from_utf8(h.value)
         {
-            let public = match &x.app.public_url {
-                Some(u) => u.clone(),
-                None => format!("http://{host}"),
-            };
+            let public = core::public_base(x.app.public_url.as_deref(), host);
             if let Some(new) = core::rewrite_location(loc, x.fwd.route, &public)
                 && wire::is_header_value(new.as_bytes())
             {
@@ -758,23 +761,10 @@ fn write_head(
         }
         put_header(out, name.as_bytes(), h.value);
     }
-    if r.framing == Framing::Chunked {
+    if chunked {
         put_header(out, b"transfer-encoding", b"chunked");
     }
-    put_header(out, b"x-request-id", x.request_id.as_bytes());
-    put_header(out, b"x-keygate-revision", x.revision);
-    for (k, v) in x.rate_headers {
-        if wire::is_header_value(v.as_bytes()) {
-            put_header(out, k.as_bytes(), v.as_bytes());
-        }
-    }
-    if let Some(o) = cors {
-        for (k, v) in core::cors_response_headers(o) {
-            if wire::is_header_value(v.as_bytes()) {
-                put_header(out, k.as_bytes(), v.as_bytes());
-            }
-        }
-    }
+    answer.put(&mut Head(out));
     if !r.has_date {
         wire::put_date(out);
     }
@@ -915,11 +905,12 @@ mod tests {
         assert_eq!(got[1..].to_vec(), want);
     }
 
-    /// The caller's head for a backend answer keeps what the core's `response_headers` keeps
-    /// (hop-by-hop and `Connection`-named headers out), replaces the gateway's own headers,
-    /// drops `Content-Length` beside chunked framing, and rewrites a redirect to the backend.
+    /// The caller's head for a backend answer keeps what the core's `AnswerHeaders::passes`
+    /// keeps (hop-by-hop and `Connection`-named headers out), replaces the gateway's own
+    /// headers, drops `Content-Length` beside chunked framing, and rewrites a redirect to the
+    /// backend.
     #[test]
-    fn response_head_agrees_with_the_core() {
+    fn response_head_follows_the_core() {
         use crate::metrics::Metrics;
         use crate::snapshot::ConfigState;
         use crate::usage::UsageHub;
@@ -992,34 +983,28 @@ mod tests {
                 (k.to_ascii_lowercase(), v.to_owned())
             })
             .collect();
-        let ours = [
-            "x-request-id",
-            "x-keygate-revision",
-            "ratelimit-limit",
-            "access-control-allow-origin",
-            "access-control-expose-headers",
-            "content-length",
-            "location",
-        ];
-        let mut want: Vec<(String, String)> =
-            core::response_headers(r.headers.iter().map(|h| (h.name, h.value)))
-                .into_iter()
-                .filter(|(k, _)| !ours.contains(&k.as_str()))
-                .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
-                .collect();
-        for (k, v) in [
+        // The backend's end-to-end headers, then the gateway's (AnswerHeaders), the framing.
+        let mut want: Vec<(String, String)> = [
+            ("content-type", "text/plain"),
             ("location", "http://gw.example/echo/next?a=1"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
             ("transfer-encoding", "chunked"),
             ("x-request-id", "gw-1"),
             ("x-keygate-revision", "42"),
             ("ratelimit-limit", "10"),
+            ("access-control-allow-origin", "https://app.example"),
+            ("vary", "Origin"),
+            (
+                "access-control-expose-headers",
+                "x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after",
+            ),
             ("connection", "close"),
-        ] {
-            want.push((k.into(), v.into()));
-        }
-        for (k, v) in core::cors_response_headers("https://app.example") {
-            want.push((k.into(), v));
-        }
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         got.sort();
         want.sort();
         assert_eq!(got, want);

@@ -32,8 +32,6 @@ pub type BackendClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Req
 /// One worker's backend connections: its own pool for `http://`, [`BackendClient`] for the rest.
 pub type Backends = crate::pool::Backends<ReqBody>;
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static X_KEYGATE_REVISION: HeaderName = HeaderName::from_static("x-keygate-revision");
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// A token's rate-limit state: its own limit and its per-route limits (one map entry per
@@ -165,17 +163,13 @@ impl Worker {
 pub struct Peer {
     pub addr: SocketAddr,
     pub ip: Arc<str>,
-    /// `ip` as the `X-Forwarded-For` value.
-    pub forwarded_for: HeaderValue,
 }
 
 impl Peer {
     pub fn new(addr: SocketAddr) -> Self {
-        let ip = addr.ip().to_string();
         Self {
             addr,
-            forwarded_for: HeaderValue::from_str(&ip).expect("an IP address is a header value"),
-            ip: ip.into(),
+            ip: addr.ip().to_string().into(),
         }
     }
 }
@@ -183,10 +177,10 @@ impl Peer {
 /// What the gateway adds to a forwarded request besides the route's credential.
 struct Added<'a> {
     /// `X-Forwarded-For`: the TCP peer's address.
-    forwarded_for: &'a HeaderValue,
+    ip: &'a str,
     /// `X-Forwarded-Host`: the caller's `Host` (or HTTP/2 `:authority`), if any.
     host: Option<HeaderValue>,
-    request_id: HeaderValue,
+    request_id: &'a str,
 }
 
 /// A pooled HTTP/1.1 + HTTP/2 client to backends, http and https (webpki roots).
@@ -554,7 +548,8 @@ fn full(b: impl Into<Bytes>) -> RespBody {
     Either::Left(Full::new(b.into()))
 }
 
-/// The JSON error answer for `reject`.
+/// The JSON error answer for `reject`: its headers are the core's rule
+/// ([`core::put_error_headers`]).
 fn error_response(
     reject: &Reject,
     request_id: &str,
@@ -564,40 +559,30 @@ fn error_response(
     let mut r = Response::new(Bytes::from(reject.body(request_id)));
     *r.status_mut() =
         StatusCode::from_u16(reject.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert(X_REQUEST_ID.clone(), v);
-    }
-    if let Some(rev) = revision {
-        h.insert(X_KEYGATE_REVISION.clone(), HeaderValue::from(rev));
-    }
-    if reject.status == 401 {
-        h.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"keygate\""),
-        );
-    }
-    if let Some(allow) = reject
-        .allow
-        .as_deref()
-        .and_then(|a| HeaderValue::from_str(a).ok())
-    {
-        h.insert(header::ALLOW, allow);
-    }
-    if let Some(o) = reject.cors_origin.as_deref() {
-        add_cors(h, o);
-    }
-    for (k, v) in extra {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(*k, v);
+    let revision = revision.map(|v| v.to_string());
+    let answer = core::AnswerHeaders {
+        request_id,
+        revision: revision.as_deref().map(str::as_bytes),
+        extra,
+        cors_origin: None,
+    };
+    core::put_error_headers(&mut MapSink(r.headers_mut()), reject, &answer);
+    r
+}
+
+/// An `http::HeaderMap` as the core's [`core::HeaderSink`]: headers are appended; a name or
+/// value `http` refuses is left out.
+pub struct MapSink<'m>(pub &'m mut HeaderMap);
+
+impl core::HeaderSink for MapSink<'_> {
+    fn put(&mut self, name: &str, value: &[u8]) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            self.0.append(n, v);
         }
     }
-    r
 }
 
 /// The 503 answer before any configuration is loaded, recorded.
@@ -675,9 +660,11 @@ pub fn admit<'s>(
                     r.headers_mut().append(k, v);
                 }
             }
-            if let Ok(v) = HeaderValue::from_str(request_id) {
-                r.headers_mut().insert(X_REQUEST_ID.clone(), v);
-            }
+            let answer = core::AnswerHeaders {
+                request_id,
+                ..Default::default()
+            };
+            answer.put(&mut MapSink(r.headers_mut()));
             let subject = Subject {
                 route: &p.route,
                 ..Subject::default()
@@ -857,16 +844,15 @@ pub async fn handle(
     };
     let mut out = Request::new(counted);
     *out.method_mut() = std::mem::take(&mut parts.method);
-    let request_id_value = HeaderValue::from_str(&request_id).expect("request ids are ASCII hex");
     {
         let headers = out.headers_mut();
         *headers = outgoing_headers(
             std::mem::take(&mut parts.headers),
             fwd.credential(),
             Added {
-                forwarded_for: &peer.forwarded_for,
+                ip: &peer.ip,
                 host: host.clone(),
-                request_id: request_id_value.clone(),
+                request_id: &request_id,
             },
         );
         if let Some(u) = upgrade {
@@ -928,8 +914,15 @@ pub async fn handle(
     }
 
     let (mut rparts, rbody) = resp.into_parts();
-    strip_hop_by_hop(
+    let answer = core::AnswerHeaders {
+        request_id: &request_id,
+        revision: Some(current.revision_header.as_bytes()),
+        extra: &rate_headers,
+        cors_origin: fwd.cors_origin.as_deref(),
+    };
+    keep_passing(
         &mut rparts.headers,
+        &answer,
         status == StatusCode::SWITCHING_PROTOCOLS,
     );
     if let Some(loc) = rparts
@@ -937,30 +930,15 @@ pub async fn handle(
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
     {
-        let public = match &app.public_url {
-            Some(u) => u.clone(),
-            None => format!(
-                "http://{}",
-                host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("")
-            ),
-        };
+        let host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+        let public = core::public_base(app.public_url.as_deref(), host);
         if let Some(new) = core::rewrite_location(loc, fwd.route, &public)
             && let Ok(v) = HeaderValue::from_str(&new)
         {
             rparts.headers.insert(header::LOCATION, v);
         }
     }
-    let h = &mut rparts.headers;
-    h.insert(X_REQUEST_ID.clone(), request_id_value);
-    h.insert(X_KEYGATE_REVISION.clone(), current.revision_header.clone());
-    for (k, v) in &rate_headers {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(*k, v);
-        }
-    }
-    if let Some(o) = fwd.cors_origin.as_deref() {
-        add_cors(h, o);
-    }
+    answer.put(&mut MapSink(&mut rparts.headers));
 
     // Latency and status are known now; bytes when the response body ends.
     usage.head_done(app, status.as_u16(), subject, &facts);
@@ -1016,78 +994,41 @@ fn outgoing_headers(
     for k in drop.into_iter().flatten().chain(more) {
         h.remove(k);
     }
-    static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-    h.append(XFF.clone(), added.forwarded_for.clone());
-    // The native gateway does not terminate TLS.
-    h.append(XFP.clone(), HeaderValue::from_static("http"));
-    if let Some(host) = added.host.filter(|v| !v.is_empty()) {
-        h.append(XFH.clone(), host);
-    }
-    h.append(X_REQUEST_ID.clone(), added.request_id);
-    if let Some((name, value)) = credential
-        && let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        )
-    {
-        h.append(name, value);
-    }
+    let client = core::Client {
+        ip: added.ip,
+        // The native gateway does not terminate TLS.
+        proto: "http",
+        host: added
+            .host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    };
+    core::put_forward_additions(&mut MapSink(&mut h), &client, added.request_id, credential);
     h
 }
 
-/// CORS response headers for an allowed origin.
-fn add_cors(h: &mut HeaderMap, origin: &str) {
-    for (k, v) in core::cors_response_headers(origin) {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            if k == "vary" {
-                h.append(header::VARY, v);
-            } else {
-                h.insert(k, v);
-            }
-        }
-    }
-}
-
-/// Removes hop-by-hop response headers (and those the `Connection` header names); an
-/// upgrade answer keeps `Connection` and `Upgrade`. Works in place with the static names of
-/// [`core::HOP_BY_HOP`], so a response without them costs a few hash lookups.
-fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    if !upgrade && h.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = h
-            .get_all(header::CONNECTION)
+/// Keeps the backend's response headers that reach the caller ([`core::AnswerHeaders::passes`]),
+/// in place; an upgrade answer keeps `Connection` and `Upgrade`.
+fn keep_passing(h: &mut HeaderMap, answer: &core::AnswerHeaders<'_>, upgrade: bool) {
+    let named: Vec<String> = if upgrade {
+        Vec::new()
+    } else {
+        h.get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            h.remove(n);
-        }
-    }
-    static HOP: [HeaderName; 9] = [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        HeaderName::from_static("proxy-connection"),
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ];
-    debug_assert!(HOP.iter().all(|n| core::is_hop_by_hop(n.as_str())));
-    // The usual response has a handful of headers and none of these: one pass over its
-    // names is cheaper than nine hashed removals.
-    if !h.keys().any(|k| HOP.contains(k)) {
-        return;
-    }
-    for n in &HOP {
-        if upgrade && (n == header::CONNECTION || n == header::UPGRADE) {
-            continue;
-        }
-        h.remove(n);
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let drop: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| !answer.passes(k.as_str(), &named, upgrade))
+        .cloned()
+        .collect();
+    for k in drop {
+        h.remove(k);
     }
 }
 
@@ -1095,44 +1036,84 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
 mod tests {
     use super::*;
 
-    /// The in-place response filter keeps exactly what the core's `response_headers` keeps.
+    /// A forwarded answer's headers on the hyper path: the backend's filtered in place by the
+    /// core's rule, then the gateway's own; an upgrade keeps `Connection` and `Upgrade`.
     #[test]
-    fn strip_hop_by_hop_agrees_with_the_core() {
-        let cases: &[&[(&str, &str)]] = &[
-            &[
-                ("content-type", "text/plain"),
-                ("connection", "keep-alive, x-private"),
-                ("x-private", "1"),
-                ("keep-alive", "timeout=5"),
-                ("transfer-encoding", "chunked"),
-                ("te", "trailers"),
-                ("trailer", "x"),
-                ("upgrade", "h2c"),
-                ("proxy-authenticate", "Basic"),
-                ("proxy-connection", "close"),
-                ("x-ok", "2"),
-                ("set-cookie", "a=1"),
-                ("set-cookie", "b=2"),
-            ],
-            &[("content-length", "3"), ("location", "/x")],
+    fn answer_headers_follow_the_core() {
+        let backend: &[(&str, &str)] = &[
+            ("content-type", "text/plain"),
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("upgrade", "h2c"),
+            ("proxy-authenticate", "Basic"),
+            ("proxy-connection", "close"),
+            ("x-request-id", "backend-made"),
+            ("x-keygate-revision", "0"),
+            ("ratelimit-limit", "999"),
+            ("access-control-allow-origin", "*"),
+            ("vary", "Accept"),
+            ("x-ok", "2"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
         ];
-        for case in cases {
+        let headers = |upgrade: bool| {
             let mut h = HeaderMap::new();
-            for (k, v) in *case {
+            for (k, v) in backend {
                 h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
             }
-            let want: Vec<(String, Vec<u8>)> =
-                core::response_headers(case.iter().map(|(k, v)| (*k, v.as_bytes())));
-            strip_hop_by_hop(&mut h, false);
-            let got: Vec<(String, Vec<u8>)> = h
+            let rate = [("ratelimit-limit", "10".to_owned())];
+            let answer = core::AnswerHeaders {
+                request_id: "gw-1",
+                revision: Some(b"42"),
+                extra: &rate,
+                cors_origin: Some("https://app.example"),
+            };
+            keep_passing(&mut h, &answer, upgrade);
+            answer.put(&mut MapSink(&mut h));
+            let mut got: Vec<(String, String)> = h
                 .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
                 .collect();
-            let (mut want, mut got) = (want, got);
-            want.sort();
             got.sort();
-            assert_eq!(got, want);
-        }
+            got
+        };
+        let pairs = |v: &[(&str, &str)]| {
+            let mut v: Vec<(String, String)> = v
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            v.sort();
+            v
+        };
+        let mut want = vec![
+            ("content-type", "text/plain"),
+            ("vary", "Accept"),
+            ("vary", "Origin"),
+            ("x-ok", "2"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("x-request-id", "gw-1"),
+            ("x-keygate-revision", "42"),
+            ("ratelimit-limit", "10"),
+            ("access-control-allow-origin", "https://app.example"),
+            (
+                "access-control-expose-headers",
+                "x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after",
+            ),
+        ];
+        assert_eq!(headers(false), pairs(&want));
+        // An upgrade answer: Connection and Upgrade stay, and so does what Connection names
+        // (it names headers of the upgraded exchange, not hop-by-hop ones).
+        want.extend([
+            ("connection", "keep-alive, x-private"),
+            ("upgrade", "h2c"),
+            ("x-private", "1"),
+        ]);
+        assert_eq!(headers(true), pairs(&want));
     }
 
     /// The in-place request filter produces what the core's `forward_headers` produces.
@@ -1174,11 +1155,10 @@ mod tests {
             &client,
             "gw-1",
         );
-        let forwarded_for = HeaderValue::from_static("10.0.0.1");
         let added = Added {
-            forwarded_for: &forwarded_for,
+            ip: "10.0.0.1",
             host: Some(HeaderValue::from_static("gw.example")),
-            request_id: HeaderValue::from_static("gw-1"),
+            request_id: "gw-1",
         };
         let mut got: Vec<(String, Vec<u8>)> = outgoing_headers(h, fwd.credential(), added)
             .iter()

@@ -75,9 +75,44 @@ pub fn forwards_request_header(
         || credential_name == Some(lower))
 }
 
+/// Where a host writes a head's headers: an HTTP/1.1 buffer, an `http::HeaderMap`, a
+/// Worker's `Headers`, a list in tests. Every header rule below writes through one, so each
+/// rule exists once whatever the host. Names come lower-case; a sink skips a value its
+/// medium cannot carry (not a valid header value).
+pub trait HeaderSink {
+    fn put(&mut self, name: &str, value: &[u8]);
+}
+
+impl HeaderSink for Vec<(String, Vec<u8>)> {
+    fn put(&mut self, name: &str, value: &[u8]) {
+        self.push((name.to_owned(), value.to_vec()));
+    }
+}
+
+/// What the gateway adds to a forwarded request after the caller's headers it keeps
+/// ([`forwards_request_header`]): `x-forwarded-for`, `x-forwarded-proto`,
+/// `x-forwarded-host` (when the caller named a host), `x-request-id`, and the route's
+/// credential (`fwd.credential()`).
+pub fn put_forward_additions(
+    sink: &mut impl HeaderSink,
+    client: &Client,
+    request_id: &str,
+    credential: Option<(&str, &str)>,
+) {
+    sink.put("x-forwarded-for", client.ip.as_bytes());
+    sink.put("x-forwarded-proto", client.proto.as_bytes());
+    if !client.host.is_empty() {
+        sink.put("x-forwarded-host", client.host.as_bytes());
+    }
+    sink.put("x-request-id", request_id.as_bytes());
+    if let Some((name, value)) = credential {
+        sink.put(name, value.as_bytes());
+    }
+}
+
 /// The request headers to send to the backend, names lower-case, in the caller's order,
-/// followed by `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`, `x-request-id` and
-/// the route's credential.
+/// followed by [`put_forward_additions`]: the whole request rule as a list (test vectors,
+/// and hosts that build a new header list rather than filter their own).
 ///
 /// Dropped: hop-by-hop headers and every header named in `Connection`; [`NOT_FORWARDED`];
 /// every `x-forwarded-*`; and any caller header with the credential's name (so a caller
@@ -99,45 +134,99 @@ pub fn forward_headers<'h>(
             out.push((lower, value.to_vec()));
         }
     }
-    out.push(("x-forwarded-for".into(), client.ip.as_bytes().to_vec()));
-    out.push(("x-forwarded-proto".into(), client.proto.as_bytes().to_vec()));
-    if !client.host.is_empty() {
-        out.push(("x-forwarded-host".into(), client.host.as_bytes().to_vec()));
-    }
-    out.push(("x-request-id".into(), request_id.as_bytes().to_vec()));
-    if let Some((name, value)) = credential {
-        out.push((name.to_owned(), value.as_bytes().to_vec()));
-    }
+    put_forward_additions(&mut out, client, request_id, credential);
     out
 }
 
-/// The backend's response headers to pass to the caller: hop-by-hop headers and headers
-/// named in `Connection` dropped, names lower-case. (`Location` is the host's to rewrite with
-/// [`crate::rewrite_location`].)
-pub fn response_headers<'h>(
-    incoming: impl Iterator<Item = (&'h str, &'h [u8])>,
-) -> Vec<(String, Vec<u8>)> {
-    let incoming: Vec<(&str, &[u8])> = incoming.collect();
-    let named = connection_tokens(&incoming);
-    incoming
-        .into_iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v))
-        .filter(|(n, _)| !is_hop_by_hop(n) && !named.contains(n))
-        .map(|(n, v)| (n, v.to_vec()))
-        .collect()
+/// Headers a browser may read from an answer with CORS (request id and rate limits).
+const CORS_EXPOSED: &str =
+    "x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after";
+
+/// The gateway's own headers on an answer to the caller, forwarded or its own (an error, a
+/// preflight), and with them the rule of which backend response headers reach the caller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AnswerHeaders<'a> {
+    /// `x-request-id`.
+    pub request_id: &'a str,
+    /// `x-keygate-revision`, formatted (none before any configuration was loaded).
+    pub revision: Option<&'a [u8]>,
+    /// Rate-limit headers when a limit applied (`ratelimit-*`, `retry-after`), or another
+    /// `retry-after`.
+    pub extra: &'a [(&'static str, String)],
+    /// CORS for this origin, when the route allows the caller's (`Forward::cors_origin`,
+    /// `Reject::cors_origin`).
+    pub cors_origin: Option<&'a str>,
 }
 
-/// CORS headers for a forwarded response or an error, given the `cors_origin` of a
-/// [`Forward`] or [`crate::Reject`]: `access-control-allow-origin`, `vary: Origin`, and
-/// `access-control-expose-headers` for the request id and the rate-limit headers.
-pub fn cors_response_headers(allow_origin: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("access-control-allow-origin", allow_origin.to_owned()),
-        ("vary", "Origin".to_owned()),
-        (
-            "access-control-expose-headers",
-            "x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after"
-                .to_owned(),
-        ),
-    ]
+impl AnswerHeaders<'_> {
+    /// Whether the backend's response header `name` (any case) reaches the caller. Dropped:
+    /// hop-by-hop headers (an `upgrade` answer keeps `connection` and `upgrade`), headers
+    /// named in the response's `Connection` (`connection_named`, lower-case), and those the
+    /// gateway sets itself on this answer: `x-request-id`, `x-keygate-revision`, its
+    /// `extra` headers, and with CORS `access-control-allow-origin` and
+    /// `access-control-expose-headers` (`vary` is added to, not replaced). `Location` passes,
+    /// for the host to rewrite ([`crate::rewrite_location`], [`public_base`]).
+    pub fn passes<S: AsRef<str>>(&self, name: &str, connection_named: &[S], upgrade: bool) -> bool {
+        let is = |other: &str| name.eq_ignore_ascii_case(other);
+        if is_hop_by_hop(name) && !(upgrade && (is("connection") || is("upgrade"))) {
+            return false;
+        }
+        !(connection_named.iter().any(|n| is(n.as_ref()))
+            || is("x-request-id")
+            || is("x-keygate-revision")
+            || self.extra.iter().any(|(k, _)| is(k))
+            || (self.cors_origin.is_some()
+                && (is("access-control-allow-origin") || is("access-control-expose-headers"))))
+    }
+
+    /// Writes the gateway's own headers (after the backend's that [`passes`](Self::passes)):
+    /// `x-request-id`, `x-keygate-revision`, the `extra` headers, then CORS
+    /// (`access-control-allow-origin`, `vary: Origin`, `access-control-expose-headers`).
+    pub fn put(&self, sink: &mut impl HeaderSink) {
+        sink.put("x-request-id", self.request_id.as_bytes());
+        if let Some(rev) = self.revision {
+            sink.put("x-keygate-revision", rev);
+        }
+        for (k, v) in self.extra {
+            sink.put(k, v.as_bytes());
+        }
+        if let Some(origin) = self.cors_origin {
+            sink.put("access-control-allow-origin", origin.as_bytes());
+            sink.put("vary", b"Origin");
+            sink.put("access-control-expose-headers", CORS_EXPOSED.as_bytes());
+        }
+    }
+}
+
+/// The headers of an answer the gateway gives itself for `reject` (its body is
+/// [`crate::Reject::body`]): `content-type: application/json`, `cache-control: no-store`,
+/// `www-authenticate` on a 401, `allow` on a 405, then `answer`'s (with the reject's CORS
+/// origin when `answer` has none).
+pub fn put_error_headers(
+    sink: &mut impl HeaderSink,
+    reject: &crate::Reject,
+    answer: &AnswerHeaders,
+) {
+    sink.put("content-type", b"application/json");
+    sink.put("cache-control", b"no-store");
+    if reject.status == 401 {
+        sink.put("www-authenticate", b"Bearer realm=\"keygate\"");
+    }
+    if let Some(allow) = reject.allow.as_deref() {
+        sink.put("allow", allow.as_bytes());
+    }
+    AnswerHeaders {
+        cors_origin: answer.cors_origin.or(reject.cors_origin.as_deref()),
+        ..*answer
+    }
+    .put(sink);
+}
+
+/// The public base URL that rewritten `Location` headers point at: the configured public URL
+/// of the gateway, else `http://` + the host the caller asked for.
+pub fn public_base<'a>(public_url: Option<&'a str>, host: &str) -> std::borrow::Cow<'a, str> {
+    match public_url {
+        Some(u) => std::borrow::Cow::Borrowed(u),
+        None => std::borrow::Cow::Owned(format!("http://{host}")),
+    }
 }

@@ -3,8 +3,9 @@
 //! Owns: which key a request presents and whether it is valid ([`key_hash_of`]), path and
 //! query safety ([`normalize_path`]), the compiled route table and its longest-prefix index
 //! ([`Routes`]), scopes and team allow-lists, the backend URL, CORS preflights ([`decide`]);
-//! the forwarding rules for headers and redirects ([`forward_headers`],
-//! [`rewrite_location`]); rate-limit arithmetic ([`gcra`]); the stable error codes and body
+//! the header rules in both directions, written through a [`HeaderSink`] so each exists once
+//! for every host ([`forward_headers`], [`AnswerHeaders`], [`put_error_headers`]) and
+//! redirects ([`rewrite_location`]); rate-limit arithmetic ([`gcra`]); the stable error codes and body
 //! ([`GatewayError`], [`error_body`]); and the runner of the shared JSON test vectors
 //! ([`vectors`]).
 //!
@@ -50,8 +51,8 @@ pub use decide::{
 };
 pub use error::{GatewayError, Reject, code, error_body};
 pub use headers::{
-    Client, HOP_BY_HOP, NOT_FORWARDED, cors_response_headers, forward_headers,
-    forwards_request_header, is_hop_by_hop, response_headers,
+    AnswerHeaders, Client, HOP_BY_HOP, HeaderSink, NOT_FORWARDED, forward_headers,
+    forwards_request_header, is_hop_by_hop, public_base, put_error_headers, put_forward_additions,
 };
 pub use path::{PathError, check_query, normalize_path};
 pub use rate::{Limit, RateDecision, RateState, default_burst, gcra, gcra_all, ratelimit_headers};
