@@ -684,38 +684,24 @@ async fn token_search(b: Backend) {
         deploys,
         "name or description, any case"
     );
-    assert_eq!(found("DEPLOY").await, deploys);
-    assert_eq!(
-        found("ploy-pr").await,
-        vec![prod.clone()],
-        "a substring with punctuation"
-    );
-    assert_eq!(
-        found("d n").await,
-        vec![prod.clone()],
-        "across name and description"
-    );
-    assert_eq!(found("y s").await, vec![staging.clone()], "a space inside");
-    assert_eq!(
-        found("50%_").await,
-        vec![sale.clone()],
-        "wildcards are literal"
-    );
-    assert_eq!(
-        found("0%").await,
-        vec![sale.clone()],
-        "short, wildcards literal"
-    );
-    assert_eq!(
-        found("\"quoted\"").await,
-        vec![sale.clone()],
-        "quotes are literal"
-    );
-    assert_eq!(found("ab").await, vec![abc.clone()], "two characters");
-    assert!(
-        found("deploy\" OR \"abc").await.is_empty(),
-        "no query syntax"
-    );
+    let cases: Vec<(&'static str, Vec<TokenId>, &str)> = vec![
+        ("DEPLOY", deploys.clone(), "any case"),
+        (
+            "ploy-pr",
+            vec![prod.clone()],
+            "a substring with punctuation",
+        ),
+        ("d n", vec![prod.clone()], "across name and description"),
+        ("y s", vec![staging.clone()], "a space inside"),
+        ("50%_", vec![sale.clone()], "wildcards are literal"),
+        ("0%", vec![sale.clone()], "short, wildcards literal"),
+        ("\"quoted\"", vec![sale.clone()], "quotes are literal"),
+        ("ab", vec![abc.clone()], "two characters"),
+        ("deploy\" OR \"abc", vec![], "no query syntax"),
+    ];
+    for (q, want, why) in cases {
+        assert_eq!(found(q).await, want, "{q:?}: {why}");
+    }
     assert!(found("nothing like it").await.is_empty());
 
     // With a team filter, walked in pages of 2, sorted by name.
