@@ -1,6 +1,6 @@
 //! Compiles `keygate/v1/*.proto` with protox (pure Rust, no `protoc`) and generates
-//! prost messages plus tonic clients and servers. The encoded descriptor set is kept
-//! for gRPC server reflection.
+//! prost messages plus, with the `grpc` feature (default), tonic clients and servers. The
+//! encoded descriptor set is kept for gRPC server reflection.
 use prost::Message;
 use std::path::PathBuf;
 
@@ -29,9 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(FILES, [&root])?;
     std::fs::write(out.join("keygate_descriptor.bin"), fds.encode_to_vec())?;
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
+        .build_client(grpc)
+        .build_server(grpc)
         .compile_fds(fds)?;
     Ok(())
 }

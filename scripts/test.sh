@@ -76,15 +76,17 @@ choose_postgres() {
     export KEYGATE_TEST_PG_URL
 }
 
-# The gateway core must stay pure (no IO, no OS RNG): the Worker builds it for
-# wasm32, so every run checks that it still does.
+# The crates the Worker builds for wasm32 must stay pure (no IO, no OS RNG): the gateway
+# core, the usage rollup, and the protobuf messages without tonic. Every run checks that they
+# still do.
 gateway_core_wasm() {
     if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
         kg_have rustup || kg_die "rustup not found; cannot add the wasm32-unknown-unknown target"
         kg_info "adding rustup target wasm32-unknown-unknown"
         rustup target add wasm32-unknown-unknown
     fi
-    cargo build -p keygate-gateway-core --target wasm32-unknown-unknown --locked
+    cargo build -p keygate-gateway-core -p keygate-rollup --target wasm32-unknown-unknown --locked
+    cargo build -p keygate-proto --no-default-features --target wasm32-unknown-unknown --locked
 }
 
 # Future components: test hooks. No-ops until the directories exist; whoever
@@ -131,7 +133,7 @@ else
         cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
-kg_step "gateway core builds for wasm32" gateway_core_wasm
+kg_step "wasm32 crates build (gateway core, rollup, proto messages)" gateway_core_wasm
 
 kg_step_fatal "PostgreSQL for tests" choose_postgres
 

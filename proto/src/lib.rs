@@ -5,10 +5,13 @@
 //! the control plane and convert from/to these with `TryFrom`/`From`.
 #![allow(clippy::all, missing_docs)]
 
-/// `keygate.v1` messages, clients (`*_client`) and servers (`*_server`).
+/// `keygate.v1` messages, and with the `grpc` feature (default) clients (`*_client`) and
+/// servers (`*_server`). Without it the crate is prost messages only and builds for wasm32
+/// (`./scripts/test.sh` checks that it does).
 pub mod v1 {
-    tonic::include_proto!("keygate.v1");
+    include!(concat!(env!("OUT_DIR"), "/keygate.v1.rs"));
 }
 
 /// Encoded `FileDescriptorSet` of every Keygate proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("keygate_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/keygate_descriptor.bin"));
