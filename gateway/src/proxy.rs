@@ -969,14 +969,7 @@ fn outgoing_headers(
     credential: Option<(&str, &str)>,
     added: Added<'_>,
 ) -> HeaderMap {
-    let named: Vec<String> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|t| std::str::from_utf8(t).ok())
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let named = core::connection_named(h.get_all(header::CONNECTION).iter().map(|v| v.as_bytes()));
     let credential_name = credential.map(|(n, _)| n);
     // Usually two or three names go (the key, Host, Connection): no allocation for those.
     let mut drop: [Option<HeaderName>; 4] = Default::default();
@@ -1011,16 +1004,10 @@ fn outgoing_headers(
 /// Keeps the backend's response headers that reach the caller ([`core::AnswerHeaders::passes`]),
 /// in place; an upgrade answer keeps `Connection` and `Upgrade`.
 fn keep_passing(h: &mut HeaderMap, answer: &core::AnswerHeaders<'_>, upgrade: bool) {
-    let named: Vec<String> = if upgrade {
+    let named = if upgrade {
         Vec::new()
     } else {
-        h.get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| !t.is_empty())
-            .collect()
+        core::connection_named(h.get_all(header::CONNECTION).iter().map(|v| v.as_bytes()))
     };
     let drop: Vec<HeaderName> = h
         .keys()

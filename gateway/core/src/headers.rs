@@ -47,16 +47,25 @@ pub struct Client<'a> {
     pub host: &'a str,
 }
 
-/// The header names listed in `Connection` values, lower-case.
-fn connection_tokens<'h>(headers: &[(&'h str, &'h [u8])]) -> Vec<String> {
-    headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
+/// The header names listed in `Connection` values (`values`: every `Connection` value),
+/// lower-case: the headers that go with the hop-by-hop ones.
+pub fn connection_named<'v>(values: impl Iterator<Item = &'v [u8]>) -> Vec<String> {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
         .filter_map(|t| std::str::from_utf8(t).ok())
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect()
+}
+
+/// [`connection_named`] over a whole header list.
+fn connection_tokens<'h>(headers: &[(&'h str, &'h [u8])]) -> Vec<String> {
+    connection_named(
+        headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .map(|(_, v)| *v),
+    )
 }
 
 /// Whether a caller's request header (`lower`: its lower-case name) is forwarded:
@@ -152,7 +161,7 @@ pub struct AnswerHeaders<'a> {
     pub revision: Option<&'a [u8]>,
     /// Rate-limit headers when a limit applied (`ratelimit-*`, `retry-after`), or another
     /// `retry-after`.
-    pub extra: &'a [(&'static str, String)],
+    pub extra: &'a [(&'a str, String)],
     /// CORS for this origin, when the route allows the caller's (`Forward::cors_origin`,
     /// `Reject::cors_origin`).
     pub cors_origin: Option<&'a str>,

@@ -8,7 +8,7 @@
 //! typo cannot silently skip a check.
 
 use crate::decide::{Config, Decision, Incoming, TokenSource, decide_with};
-use crate::headers::{Client, forward_headers};
+use crate::headers::{AnswerHeaders, Client, connection_named, forward_headers};
 use crate::rate::{RateState, gcra, ratelimit_headers};
 use crate::redirect::rewrite_location;
 use crate::routes::{EdgeKey, Routes};
@@ -39,6 +39,8 @@ pub struct VectorFile {
     pub headers: Vec<HeaderCase>,
     #[serde(default)]
     pub redirects: Vec<RedirectCase>,
+    #[serde(default)]
+    pub answers: Vec<AnswerCase>,
     #[serde(default)]
     pub gcra: Vec<GcraCase>,
 }
@@ -222,6 +224,30 @@ pub struct RedirectCase {
     pub expect: Option<String>,
 }
 
+/// [`AnswerHeaders`]: which of the backend's response headers reach the caller, then the
+/// gateway's own. No fixture needed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerCase {
+    pub name: String,
+    pub request_id: String,
+    /// `x-keygate-revision`, or `null` before any configuration.
+    #[serde(deserialize_with = "nullable")]
+    pub revision: Option<String>,
+    /// Rate-limit (or other) headers the gateway adds, `[name, value]`.
+    pub extra: Vec<(String, String)>,
+    /// The CORS origin allowed for this answer, or `null`.
+    #[serde(deserialize_with = "nullable")]
+    pub cors_origin: Option<String>,
+    /// A 101 answer to an upgrade.
+    pub upgrade: bool,
+    /// The backend's response headers, in order.
+    pub backend: Vec<(String, String)>,
+    /// Exactly the caller's headers, names lower-case: the backend's that pass, in order, then
+    /// the gateway's.
+    pub expect: Vec<(String, String)>,
+}
+
 /// A sequence of `gcra` calls on one fresh state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,12 +283,13 @@ pub struct Summary {
     pub decide: usize,
     pub headers: usize,
     pub redirects: usize,
+    pub answers: usize,
     pub gcra: usize,
 }
 
 impl Summary {
     pub fn cases(&self) -> usize {
-        self.compile + self.decide + self.headers + self.redirects + self.gcra
+        self.compile + self.decide + self.headers + self.redirects + self.answers + self.gcra
     }
 }
 
@@ -410,6 +437,7 @@ pub fn run(json: &str) -> Result<Summary, Vec<String>> {
         decide: file.decide.len(),
         headers: file.headers.len(),
         redirects: file.redirects.len(),
+        answers: file.answers.len(),
         gcra: file.gcra.len(),
     };
     if summary.cases() == 0 {
@@ -423,6 +451,7 @@ pub fn run(json: &str) -> Result<Summary, Vec<String>> {
         .chain(file.decide.iter().map(|c| &c.name))
         .chain(file.headers.iter().map(|c| &c.name))
         .chain(file.redirects.iter().map(|c| &c.name))
+        .chain(file.answers.iter().map(|c| &c.name))
         .chain(file.gcra.iter().map(|c| &c.name));
     for n in all_names {
         if !names.insert(n) {
@@ -451,6 +480,9 @@ pub fn run(json: &str) -> Result<Summary, Vec<String>> {
         for c in &file.redirects {
             run_redirect(c, l, &mut failures);
         }
+    }
+    for c in &file.answers {
+        run_answer(c, &mut failures);
     }
     for c in &file.gcra {
         run_gcra(c, &mut failures);
@@ -642,6 +674,44 @@ fn run_redirect(c: &RedirectCase, l: &Loaded, failures: &mut Vec<String>) {
             "{}: rewrote to {got:?}, want {:?}",
             c.name, c.expect
         ));
+    }
+}
+
+fn run_answer(c: &AnswerCase, failures: &mut Vec<String>) {
+    let extra: Vec<(&str, String)> = c
+        .extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let answer = AnswerHeaders {
+        request_id: &c.request_id,
+        revision: c.revision.as_deref().map(str::as_bytes),
+        extra: &extra,
+        cors_origin: c.cors_origin.as_deref(),
+    };
+    let named = if c.upgrade {
+        Vec::new()
+    } else {
+        connection_named(
+            c.backend
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+                .map(|(_, v)| v.as_bytes()),
+        )
+    };
+    let mut got: Vec<(String, Vec<u8>)> = c
+        .backend
+        .iter()
+        .filter(|(n, _)| answer.passes(n, &named, c.upgrade))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .collect();
+    answer.put(&mut got);
+    let got: Vec<(String, String)> = got
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    if got != c.expect {
+        failures.push(format!("{}: headers {got:?}, want {:?}", c.name, c.expect));
     }
 }
 
