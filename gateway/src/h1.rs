@@ -136,23 +136,22 @@ fn now_ms() -> i64 {
 }
 
 /// Writes a gateway answer (error, preflight) as an HTTP/1.1 response.
-fn put_answer(out: &mut Vec<u8>, resp: &http::Response<Bytes>, head_only: bool, close: bool) {
+fn put_answer(out: &mut Vec<u8>, a: &core::Answer, head_only: bool, close: bool) {
     out.clear();
-    let status = resp.status();
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
+    wire::put_u64(out, u64::from(a.status));
     out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    let reason = http::StatusCode::from_u16(a.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (k, v) in resp.headers() {
-        put_header(out, k.as_str().as_bytes(), v.as_bytes());
-    }
-    let body = resp.body();
-    let bodiless =
-        status == http::StatusCode::NO_CONTENT || status == http::StatusCode::NOT_MODIFIED;
+    a.put_headers(&mut Head(out));
+    let bodiless = a.status == 204 || a.status == 304;
     if !bodiless {
         out.extend_from_slice(b"content-length: ");
-        wire::put_u64(out, body.len() as u64);
+        wire::put_u64(out, a.body.len() as u64);
         out.extend_from_slice(b"\r\n");
     }
     wire::put_date(out);
@@ -161,7 +160,7 @@ fn put_answer(out: &mut Vec<u8>, resp: &http::Response<Bytes>, head_only: bool, 
     }
     out.extend_from_slice(b"\r\n");
     if !head_only && !bodiless {
-        out.extend_from_slice(body);
+        out.extend_from_slice(a.body.as_bytes());
     }
 }
 
@@ -169,7 +168,7 @@ fn put_answer(out: &mut Vec<u8>, resp: &http::Response<Bytes>, head_only: bool, 
 async fn answer(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
-    resp: &http::Response<Bytes>,
+    resp: &core::Answer,
     head_only: bool,
     close: bool,
 ) -> Next {
@@ -1012,14 +1011,23 @@ mod tests {
 
     #[test]
     fn answers_are_framed() {
-        let mut r = http::Response::new(Bytes::from_static(b"{\"error\":\"x\"}"));
-        *r.status_mut() = http::StatusCode::UNAUTHORIZED;
-        r.headers_mut()
-            .insert("x-request-id", http::HeaderValue::from_static("gw-1"));
+        let mut r = core::Answer {
+            status: 401,
+            headers: vec![
+                ("x-request-id".into(), b"gw-1".to_vec()),
+                ("x-bad".into(), b"a\r\nx-injected: 1".to_vec()),
+            ],
+            body: "{\"error\":\"x\"}".into(),
+        };
         let mut out = Vec::new();
         put_answer(&mut out, &r, false, true);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
+        assert!(text.contains("\r\nx-request-id: gw-1\r\n"), "{text}");
+        assert!(
+            !text.contains("x-bad") && !text.contains("x-injected"),
+            "{text}"
+        );
         assert!(text.contains("\r\ncontent-length: 13\r\n"), "{text}");
         assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
         assert!(text.ends_with("\r\n\r\n{\"error\":\"x\"}"), "{text}");
@@ -1031,7 +1039,7 @@ mod tests {
             "{text}"
         );
         // 204 (a preflight): neither a length nor a body.
-        *r.status_mut() = http::StatusCode::NO_CONTENT;
+        r.status = 204;
         put_answer(&mut out, &r, false, false);
         let text = String::from_utf8(out).unwrap();
         assert!(

@@ -523,14 +523,14 @@ impl Usage {
         rate_headers: &[(&'static str, String)],
         subject: Subject<'_>,
         request_bytes: u64,
-    ) -> Response<Bytes> {
+    ) -> core::Answer {
         let resp = error_response(
             &reject,
             facts.request_id,
             Some(facts.revision),
             rate_headers,
         );
-        let size = resp.body().len() as u64;
+        let size = resp.body.len() as u64;
         self.answered(
             app,
             reject.status,
@@ -548,25 +548,32 @@ fn full(b: impl Into<Bytes>) -> RespBody {
     Either::Left(Full::new(b.into()))
 }
 
-/// The JSON error answer for `reject`: its headers are the core's rule
-/// ([`core::put_error_headers`]).
+/// The JSON error answer for `reject` (the core's [`core::Answer::error`]).
 fn error_response(
     reject: &Reject,
     request_id: &str,
     revision: Option<i64>,
     extra: &[(&'static str, String)],
-) -> Response<Bytes> {
-    let mut r = Response::new(Bytes::from(reject.body(request_id)));
-    *r.status_mut() =
-        StatusCode::from_u16(reject.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+) -> core::Answer {
     let revision = revision.map(|v| v.to_string());
-    let answer = core::AnswerHeaders {
-        request_id,
-        revision: revision.as_deref().map(str::as_bytes),
-        extra,
-        cors_origin: None,
-    };
-    core::put_error_headers(&mut MapSink(r.headers_mut()), reject, &answer);
+    core::Answer::error(
+        reject,
+        &core::AnswerHeaders {
+            request_id,
+            revision: revision.as_deref().map(str::as_bytes),
+            extra,
+            cors_origin: None,
+        },
+    )
+}
+
+/// A gateway answer as hyper's response.
+fn to_response(a: core::Answer) -> Response<RespBody> {
+    let mut r = Response::new(full(a.body));
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in &a.headers {
+        core::HeaderSink::put(&mut MapSink(r.headers_mut()), k, v);
+    }
     r
 }
 
@@ -586,7 +593,7 @@ impl core::HeaderSink for MapSink<'_> {
 }
 
 /// The 503 answer before any configuration is loaded, recorded.
-pub fn not_ready(app: &App, usage: Usage, facts: &Facts<'_>) -> Response<Bytes> {
+pub fn not_ready(app: &App, usage: Usage, facts: &Facts<'_>) -> core::Answer {
     let reject = Reject::of(GatewayError::NotReady);
     let resp = error_response(
         &reject,
@@ -594,7 +601,7 @@ pub fn not_ready(app: &App, usage: Usage, facts: &Facts<'_>) -> Response<Bytes> 
         None,
         &[("retry-after", "1".into())],
     );
-    let size = resp.body().len() as u64;
+    let size = resp.body.len() as u64;
     usage.answered(
         app,
         reject.status,
@@ -614,7 +621,7 @@ pub fn not_ready(app: &App, usage: Usage, facts: &Facts<'_>) -> Response<Bytes> 
 pub enum Admission<'s> {
     /// The gateway answers itself (an error, a CORS preflight, a rate limit); metrics and the
     /// usage event are recorded.
-    Answer(Response<Bytes>),
+    Answer(core::Answer),
     /// Forward: the request passed the decision and its rate limits.
     Forward(Admitted<'s>),
 }
@@ -644,27 +651,13 @@ pub fn admit<'s>(
     let fwd = match decision {
         Decision::Reject(reject) => {
             let resp = error_response(&reject, request_id, revision, &[]);
-            let size = resp.body().len() as u64;
+            let size = resp.body.len() as u64;
             let subject = Subject::refused(&reject, snap, usage.on);
             usage.answered(app, reject.status, reject.error, subject, facts, 0, size);
             return Admission::Answer(resp);
         }
         Decision::Preflight(p) => {
-            let mut r = Response::new(Bytes::new());
-            *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::NO_CONTENT);
-            for (k, v) in &p.headers {
-                if let (Ok(k), Ok(v)) = (
-                    HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(v),
-                ) {
-                    r.headers_mut().append(k, v);
-                }
-            }
-            let answer = core::AnswerHeaders {
-                request_id,
-                ..Default::default()
-            };
-            answer.put(&mut MapSink(r.headers_mut()));
+            let r = core::Answer::preflight(&p, request_id);
             let subject = Subject {
                 route: &p.route,
                 ..Subject::default()
@@ -714,7 +707,7 @@ pub fn admit<'s>(
                 format!("rate limit of {} requests per minute exceeded", d.limit),
             );
             let resp = error_response(&reject, request_id, revision, &rate_headers);
-            let size = resp.body().len() as u64;
+            let size = resp.body.len() as u64;
             let subject = Subject::forward(&fwd);
             usage.answered(app, reject.status, reject.error, subject, facts, 0, size);
             return Admission::Answer(resp);
@@ -790,7 +783,7 @@ pub async fn handle(
         revision: 0,
     };
     let Some(current) = worker.snapshot() else {
-        return Ok(not_ready(app, usage, &facts).map(full));
+        return Ok(to_response(not_ready(app, usage, &facts)));
     };
     let snap = &current.snap;
     let revision = snap.revision;
@@ -811,7 +804,7 @@ pub async fn handle(
         rate_headers,
         mut usage,
     } = match admit(app, snap, decision, usage, &facts, now) {
-        Admission::Answer(r) => return Ok(r.map(full)),
+        Admission::Answer(r) => return Ok(to_response(r)),
         Admission::Forward(a) => a,
     };
     let subject = Subject::forward(&fwd);
@@ -866,7 +859,7 @@ pub async fn handle(
         Err(_) => {
             let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
             let resp = usage.failed(app, reject, &facts, &[], subject, 0);
-            return Ok(resp.map(full));
+            return Ok(to_response(resp));
         }
     };
     let client_upgrade = out
@@ -890,7 +883,7 @@ pub async fn handle(
                 .as_ref()
                 .map_or(0, |n| n.load(Ordering::Relaxed));
             let resp = usage.failed(app, reject, &facts, &rate_headers, subject, sent);
-            return Ok(resp.map(full));
+            return Ok(to_response(resp));
         }
     };
     let status = resp.status();

@@ -34,6 +34,7 @@
 //! The order of checks is documented in [`decide`](mod@decide); the path rules in
 //! [`path`](mod@path); the vector format in `gateway/core/vectors/README.md`.
 
+pub mod answer;
 pub mod decide;
 pub mod error;
 pub mod headers;
@@ -45,6 +46,7 @@ pub mod routes;
 pub mod tokens;
 pub mod vectors;
 
+pub use answer::Answer;
 pub use decide::{
     CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECS, Config, Decision, Forward, Incoming, Preflight,
     TokenSource, decide, decide_with, key_hash_of,
