@@ -743,6 +743,41 @@ async fn token_search(b: Backend) {
     match db.backend {
         Backend::Sqlite => {
             let p = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            // A word in 1,000 tokens or more: the LIKE walk (store/sql/tokens.rs,
+            // INDEX_MAX_MATCHES). With one of 1,100 missing from the index, all still match;
+            // a rarer query is answered by the index, which misses it.
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1100) \
+                 INSERT INTO tokens (id, team_id, name, description, scopes, token_hash, \
+                 preview, created_at, updated_at, created_by) \
+                 SELECT printf('tok_bulk%05d', i), 'a', printf('bulk common %d', i), '', \
+                 '[\"*\"]', printf('%064d', i), 'kg_bulk', 1, 1, 'test' FROM n",
+            )
+            .execute(&p)
+            .await
+            .unwrap();
+            let common = |q: &str| TokenFilter {
+                query: Some(q.into()),
+                ..Default::default()
+            };
+            assert_eq!(s.count_tokens(&common("common")).await.unwrap(), 1100);
+            sqlx::query(
+                "DELETE FROM token_search WHERE rowid = \
+                 (SELECT rowid FROM token_search_ids WHERE token_id = 'tok_bulk00001')",
+            )
+            .execute(&p)
+            .await
+            .unwrap();
+            assert_eq!(
+                s.count_tokens(&common("common")).await.unwrap(),
+                1100,
+                "1,100 matches: answered by the LIKE"
+            );
+            assert_eq!(
+                s.count_tokens(&common("bulk common 1")).await.unwrap(),
+                211,
+                "\"bulk common 1\" (1, 10-19, 100-199, 1000-1100): 212 tokens, the index misses one"
+            );
             sqlx::query("DELETE FROM token_search")
                 .execute(&p)
                 .await

@@ -154,7 +154,11 @@ fn token_diff(before: Option<&Token>, after: Option<&Token>) -> Value {
 /// the scope index, whose rows carry `created_at` in list order; otherwise from `tokens`.
 /// The sort keys of nullable columns are the expressions the `0010_token_list` indexes hold:
 /// never used sorts as the oldest use, never expiring after every expiry.
-fn from_filtered(f: &TokenFilter, select: &str) -> (QueryBuilder<super::Db>, String, &'static str) {
+fn from_filtered(
+    f: &TokenFilter,
+    select: &str,
+    text: TextPlan,
+) -> (QueryBuilder<super::Db>, String, &'static str) {
     let now = now_ms();
     let (mut qb, by_scope) = match &f.scope {
         Some(scope) => {
@@ -216,7 +220,7 @@ fn from_filtered(f: &TokenFilter, select: &str) -> (QueryBuilder<super::Db>, Str
         qb.push(" AND t.last_used_at IS NULL");
     }
     if let Some(q) = &f.query {
-        push_text_filter(&mut qb, q);
+        push_text_filter(&mut qb, q, text);
     }
     (qb, key, id)
 }
@@ -224,12 +228,55 @@ fn from_filtered(f: &TokenFilter, select: &str) -> (QueryBuilder<super::Db>, Str
 /// Shortest query the SQLite trigram index answers (shorter ones keep the LIKE).
 const TRIGRAM: usize = 3;
 
+/// Matches from which SQLite's trigram index no longer pays: reading and sorting every match
+/// costs more than walking the list's order index with the LIKE until a page is full
+/// (bench/README.md, control plane, finding 4: at 1M tokens a word in 8 % of them took 454 ms
+/// from the index, 280 ms by the walk; a word in 11 took 3 ms against 833).
+const INDEX_MAX_MATCHES: i64 = 1000;
+
+/// How the text filter is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextPlan {
+    /// `lower(name || ' ' || description) LIKE '%q%'` (PostgreSQL: from its pg_trgm index).
+    Like,
+    /// SQLite: the FTS5 trigram table `token_search`.
+    Index,
+}
+
+impl SqlStore {
+    /// The plan for `f`'s text filter: on SQLite, the trigram index for a query of 3 or more
+    /// characters with fewer than [`INDEX_MAX_MATCHES`] matches (counted from the index,
+    /// stopping at the cap); the LIKE otherwise.
+    async fn text_plan(&self, f: &TokenFilter) -> StoreResult<TextPlan> {
+        let Some(q) = &f.query else {
+            return Ok(TextPlan::Like);
+        };
+        if super::IS_POSTGRES || q.chars().count() < TRIGRAM {
+            return Ok(TextPlan::Like);
+        }
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM \
+             (SELECT 1 FROM token_search WHERE token_search MATCH $1 LIMIT $2)",
+        )
+        .bind(fts_phrase(q))
+        .bind(INDEX_MAX_MATCHES)
+        .fetch_one(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(if n < INDEX_MAX_MATCHES {
+            TextPlan::Index
+        } else {
+            TextPlan::Like
+        })
+    }
+}
+
 /// ` AND <t matches q>`: `q` is a substring of `name || ' ' || description`, any case.
 /// PostgreSQL answers the LIKE from its pg_trgm index on that expression (`tokens_search`,
 /// migration 0001); SQLite from the FTS5 trigram table `token_search` (migration 0013), as a
-/// quoted phrase, for queries of three characters or more.
-fn push_text_filter(qb: &mut QueryBuilder<super::Db>, q: &str) {
-    if !super::IS_POSTGRES && q.chars().count() >= TRIGRAM {
+/// quoted phrase, when [`SqlStore::text_plan`] says so.
+fn push_text_filter(qb: &mut QueryBuilder<super::Db>, q: &str, text: TextPlan) {
+    if text == TextPlan::Index {
         qb.push(
             " AND t.id IN (SELECT s.token_id FROM token_search_ids s WHERE s.rowid IN \
              (SELECT rowid FROM token_search WHERE token_search MATCH ",
@@ -282,7 +329,8 @@ impl TokenStore for SqlStore {
     }
 
     async fn list_tokens(&self, f: &TokenFilter) -> StoreResult<Page<Token>> {
-        let (mut qb, key, id) = from_filtered(f, &format!("SELECT {TOKEN_COLUMNS_T}"));
+        let text = self.text_plan(f).await?;
+        let (mut qb, key, id) = from_filtered(f, &format!("SELECT {TOKEN_COLUMNS_T}"), text);
         let (cmp, dir) = if f.descending {
             ("<", "DESC")
         } else {
@@ -322,7 +370,8 @@ impl TokenStore for SqlStore {
     }
 
     async fn count_tokens(&self, f: &TokenFilter) -> StoreResult<u64> {
-        let (mut qb, _, _) = from_filtered(f, "SELECT count(*)");
+        let text = self.text_plan(f).await?;
+        let (mut qb, _, _) = from_filtered(f, "SELECT count(*)", text);
         let (n,): (i64,) = qb
             .build_query_as()
             .fetch_one(&self.read)
