@@ -191,7 +191,7 @@ async function waitForUsage(page) {
       await card.waitFor();
       await page.waitForFunction(() => /\d/.test(document.querySelector('[role="group"][aria-label="Calls today"]')?.textContent ?? ""));
       const text = await card.textContent();
-      return !/^\D*0\D*$/.test(text.replace(/errors.*$/i, "")) && (await page.locator(".recharts-area-area").count()) > 0;
+      return !/^\D*0\D*$/.test(text.replace(/errors?.*$/i, "")) && (await page.locator(".recharts-area-area").count()) > 0;
     },
     60_000,
     1000,

@@ -63,7 +63,7 @@ export function DashboardPage() {
             <StatCard label="Routes" value={d && count(d.routes)} loading={!d} />
             <StatCard label="Teams" value={d && count(d.teams)} loading={!d} />
             <StatCard label="Users" value={d && count(d.users)} loading={!d} />
-            <StatCard label="Calls today" value={d && compactCount(d.callsToday)} loading={!d} hint={d && `${count(d.errorsToday)} errors since 00:00 UTC`} />
+            <StatCard label="Calls today" value={d && compactCount(d.callsToday)} loading={!d} hint={d && `${count(d.errorsToday)} ${Number(d.errorsToday) === 1 ? "error" : "errors"} since 0:00 UTC`} />
             <StatCard
               label="Success rate today"
               value={d && <SuccessRate rate={d.successRateToday} calls={Number(d.callsToday)} />}
