@@ -85,7 +85,7 @@ gateway_core_wasm() {
         kg_info "adding rustup target wasm32-unknown-unknown"
         rustup target add wasm32-unknown-unknown
     fi
-    cargo build -p keygate-gateway-core -p keygate-rollup --target wasm32-unknown-unknown --locked
+    cargo build -p keygate-gateway-core -p keygate-gateway-pipeline -p keygate-rollup --target wasm32-unknown-unknown --locked
     cargo build -p keygate-proto --no-default-features --target wasm32-unknown-unknown --locked
 }
 
@@ -135,7 +135,7 @@ else
         cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
-kg_step "wasm32 crates build (gateway core, rollup, proto messages)" gateway_core_wasm
+kg_step "wasm32 crates build (gateway core, pipeline, rollup, proto messages)" gateway_core_wasm
 
 kg_step_fatal "PostgreSQL for tests" choose_postgres
 
