@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+/// What a forwarded request streams on the hyper path.
+pub type ReqBody = Counted<hyper::body::Incoming>;
+
 pin_project_lite::pin_project! {
     /// Passes `inner` through, adding each data frame's length to `count` (if any).
     pub struct Counted<B> {

@@ -1,5 +1,6 @@
 //! The HTTP/1.1 fast path: a connection's requests read straight from the socket, decided by
-//! the core through [`proxy::admit`] (the same rules as the hyper path), and relayed to the
+//! the core and admitted by the request pipeline ([`Exchange::admit`], the same phases as the
+//! hyper path), and relayed to the
 //! backend over a raw keep-alive connection of the worker's [`Pool`], headers written once
 //! into a buffer, bodies streamed through without being reassembled.
 //!
@@ -17,10 +18,11 @@ mod wire;
 
 pub use backend::Pool;
 
-use crate::proxy::{self, Admission, Admitted, Peer, Usage, Worker};
+use crate::host::{self, App, Arrived, Exchange, Peer, Worker};
 use bytes::{Buf, Bytes, BytesMut};
 use keygate_gateway_core as core;
-use keygate_gateway_core::{Decision, GatewayError, Reject};
+use keygate_gateway_core::Decision;
+use keygate_gateway_pipeline::{self as pipeline, Admission, Admitted, Facts, Subject};
 use std::cell::Cell;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -126,13 +128,6 @@ fn reserve(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Writes a gateway answer (error, preflight) as an HTTP/1.1 response.
@@ -246,15 +241,15 @@ impl core::HeaderSink for Head<'_> {
 }
 
 /// What the response side needs to know about the request.
-struct Exchange<'a, 's> {
-    app: &'a proxy::App,
+struct Reply<'a, 's> {
+    app: &'a App,
     fwd: &'a core::Forward<'s>,
     rate_headers: &'a [(&'static str, String)],
     request_id: &'a str,
     revision: &'a [u8],
     /// Usage: who the request is counted for, and what a raw event copies.
-    subject: proxy::Subject<'s>,
-    facts: proxy::Facts<'a>,
+    subject: Subject<'s>,
+    facts: Facts<'a>,
     head_only: bool,
     client_close: bool,
     deadline: tokio::time::Instant,
@@ -272,7 +267,7 @@ async fn exchange(
 ) -> Next {
     let app = &*worker.app;
     let started = Instant::now();
-    let now = now_ms();
+    let now = host::now_ms();
     let mut headers = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
     let Some(req) = wire::parse_request(&buf[..head_len], &mut headers) else {
         return Next::Handoff;
@@ -286,23 +281,23 @@ async fn exchange(
     let refuse_close = req.close || req.content_length > 0;
     // (A request handed over below drops these unused: hyper starts its own.)
     let request_id = worker.request_id();
-    let usage = Usage::start(app, started, now);
-    let facts = proxy::Facts {
+    let x = Exchange::start(app, Arrived(started), now);
+    let facts = Facts {
         method: req.method,
-        peer,
+        client_ip: &peer.ip,
         user_agent: req.user_agent,
         request_id: &request_id,
         revision: 0,
     };
     let Some(current) = worker.snapshot() else {
-        let resp = proxy::not_ready(app, usage, &facts);
+        let resp = x.not_ready(app, &facts);
         drop(req);
         buf.advance(head_len);
         return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
     };
     let snap = &current.snap;
     let decision = {
-        let incoming = proxy::incoming(req.method, req.path, req.query, &req.decision);
+        let incoming = host::incoming(req.method, req.path, req.query, &req.decision);
         core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
     };
     if let Decision::Forward(f) = &decision
@@ -310,15 +305,15 @@ async fn exchange(
     {
         return Next::Handoff;
     }
-    let facts = proxy::Facts {
+    let facts = Facts {
         revision: snap.revision,
         ..facts
     };
     let Admitted {
         fwd,
         rate_headers,
-        mut usage,
-    } = match proxy::admit(app, snap, decision, usage, &facts, now) {
+        exchange: mut x,
+    } = match x.admit(decision, &snap.tokens, &facts, &app.limits, app) {
         Admission::Answer(resp) => {
             drop(req);
             buf.advance(head_len);
@@ -326,7 +321,7 @@ async fn exchange(
         }
         Admission::Forward(a) => a,
     };
-    let subject = proxy::Subject::forward(&fwd);
+    let subject = Subject::forward(&fwd);
 
     // The backend's request head: `<method> <path?query> HTTP/1.1`, its Host, the caller's
     // headers the core's rule forwards, then what the gateway adds (as the hyper path).
@@ -336,8 +331,14 @@ async fn exchange(
         None => (rest, "/"),
     };
     if authority.is_empty() || authority.contains('@') {
-        let reject = Reject::new(GatewayError::BadRequest, "the request cannot be forwarded");
-        let resp = usage.failed(app, reject, &facts, &[], subject, 0);
+        let resp = x.failed(
+            app,
+            pipeline::Failure::Unforwardable,
+            &fwd,
+            &rate_headers,
+            &facts,
+            0,
+        );
         drop(req);
         buf.advance(head_len);
         return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
@@ -360,16 +361,16 @@ async fn exchange(
     let retry_ok = body_len == 0 && matches!(req.method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
     bufs.method.clear();
     bufs.user_agent.clear();
-    if app.usage.enabled() {
+    if x.usage_on() {
         bufs.method.push_str(req.method);
         bufs.user_agent.extend_from_slice(req.user_agent);
     }
     drop(req);
     buf.advance(head_len);
-    let facts = proxy::Facts {
+    let facts = Facts {
         method: &bufs.method,
         user_agent: &bufs.user_agent,
-        peer,
+        client_ip: &peer.ip,
         request_id: &request_id,
         revision: snap.revision,
     };
@@ -377,7 +378,7 @@ async fn exchange(
     let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
     // The deadline counts from when the request arrived, as on the hyper path.
     let deadline = tokio::time::Instant::from_std(started) + timeout;
-    let x = Exchange {
+    let reply = Reply {
         app,
         fwd: &fwd,
         rate_headers: &rate_headers,
@@ -428,13 +429,13 @@ async fn exchange(
         let resp = relay(
             &mut br,
             &mut cw,
-            &x,
+            &reply,
             &mut bufs.out,
             &mut bufs.rbuf,
             &bufs.host,
             &body_done,
             &received,
-            &mut usage,
+            &mut x,
         );
         let r = if body_len == 0 {
             resp.await
@@ -478,7 +479,7 @@ async fn exchange(
             {
                 pool.park(authority, conn);
             }
-            usage.push(app, subject, sent.get(), received);
+            x.finish(app, subject, sent.get(), received);
             return if close || !whole {
                 Next::Close
             } else {
@@ -487,14 +488,14 @@ async fn exchange(
         }
         // The caller went away: still recorded if its answer had started (metrics have
         // counted it), with what was relayed.
-        Relay::Aborted => usage.head_is_done().then(|| received.get()),
+        Relay::Aborted => x.head_is_done().then(|| received.get()),
         Relay::AbortedAfterHead(received) => Some(received),
         Relay::Failed(failure, _) => {
-            let reject = match &failure {
-                Failure::Timeout => proxy::backend_failure(app, fwd.route, &request_id, None),
-                Failure::Backend(e) => proxy::backend_failure(app, fwd.route, &request_id, Some(e)),
+            let failure = match &failure {
+                Failure::Timeout => pipeline::Failure::Timeout,
+                Failure::Backend(e) => pipeline::Failure::Backend(e),
             };
-            let resp = usage.failed(app, reject, &facts, &rate_headers, subject, sent.get());
+            let resp = x.failed(app, failure, &fwd, &rate_headers, &facts, sent.get());
             let close = client_close || !body_done.get();
             return answer(stream, &mut bufs.out, &resp, head_only, close).await;
         }
@@ -502,7 +503,7 @@ async fn exchange(
     // Broken after the answer started (caller or backend gone): the usage is complete with
     // what passed.
     if let Some(received) = received {
-        usage.push(app, subject, sent.get(), received);
+        x.finish(app, subject, sent.get(), received);
     }
     Next::Close
 }
@@ -578,13 +579,13 @@ where
 async fn relay<R, W>(
     br: &mut R,
     cw: &mut W,
-    x: &Exchange<'_, '_>,
+    x: &Reply<'_, '_>,
     out: &mut Vec<u8>,
     rbuf: &mut BytesMut,
     host: &str,
     body_done: &Cell<bool>,
     relayed: &Cell<u64>,
-    usage: &mut Usage,
+    usage: &mut Exchange,
 ) -> Relay
 where
     R: AsyncRead + Unpin,
@@ -714,7 +715,7 @@ where
 fn write_head(
     out: &mut Vec<u8>,
     r: &wire::Response<'_, '_>,
-    x: &Exchange<'_, '_>,
+    x: &Reply<'_, '_>,
     host: &str,
     close: bool,
 ) {
@@ -919,7 +920,7 @@ mod tests {
             crate::fixtures::token(),
         );
         let fwd = crate::fixtures::forward(&routes, &token, Some("https://app.example"));
-        let app = proxy::App::new(
+        let app = host::App::new(
             Arc::new(ConfigState::default()),
             Arc::new(UsageHub::disabled()),
             Arc::new(Metrics::new()),
@@ -927,17 +928,16 @@ mod tests {
             None,
         );
         let rate = vec![("ratelimit-limit", "10".to_owned())];
-        let peer = proxy::Peer::new("10.0.0.1:5000".parse().unwrap());
-        let x = Exchange {
+        let x = Reply {
             app: &app,
             fwd: &fwd,
             rate_headers: &rate,
             request_id: "gw-1",
             revision: b"42",
-            subject: proxy::Subject::forward(&fwd),
-            facts: proxy::Facts {
+            subject: Subject::forward(&fwd),
+            facts: Facts {
                 method: "GET",
-                peer: &peer,
+                client_ip: "10.0.0.1",
                 user_agent: b"",
                 request_id: "gw-1",
                 revision: 42,

@@ -5,8 +5,9 @@
 //! response through without buffering.
 //!
 //! Codemap: [`config`] (flags and environment), [`snapshot`] (KV -> in-memory configuration,
-//! swapped atomically), [`proxy`] (the request path shared by both front ends, and the hyper front end), [`h1`] (the
-//! HTTP/1.1 fast path front end), [`pool`] (each worker's backend
+//! swapped atomically), [`host`] (what both front ends share: the app state, each worker's
+//! view, and the request pipeline's host traits, over `keygate-gateway-pipeline`), [`proxy`]
+//! (the hyper front end), [`h1`] (the HTTP/1.1 fast path front end), [`pool`] (each worker's backend
 //! connections), [`body`] (streaming byte counters), [`usage`] (per-worker rollups, the
 //! raw-event budget and buffer, the sender), [`metrics`], [`server`] (listeners, admin endpoints, shutdown).
 
@@ -15,6 +16,7 @@ pub mod config;
 #[cfg(test)]
 mod fixtures;
 pub mod h1;
+pub mod host;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

@@ -72,6 +72,29 @@ use tokio::net::TcpStream;
 /// The client for what the pool does not handle (`https://` backends above all).
 pub type Legacy<B> = legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, B>;
 
+/// The legacy pooled client of the hyper front end: `https://` backends (and whatever
+/// [`Backends`] does not handle itself).
+pub type BackendClient = Legacy<crate::body::ReqBody>;
+
+/// A pooled HTTP/1.1 + HTTP/2 client to backends, http and https (webpki roots).
+pub fn backend_client() -> BackendClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https)
+}
+
 /// How long a new connection may take, as the legacy connector's `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// TCP keepalive time on backend connections, as the legacy connector's.

@@ -6,8 +6,9 @@
 
 use crate::config::Config;
 use crate::h1;
+use crate::host::{self, App};
 use crate::metrics::Metrics;
-use crate::proxy::{self, App};
+use crate::proxy;
 use crate::snapshot::{ConfigState, Loader};
 use crate::usage::{self, UsageHub};
 use anyhow::Context;
@@ -266,9 +267,9 @@ async fn serve_public(
     // Large bodies pass through hyper's bounded write buffer (one extra memcpy per chunk).
     builder.http1().writev(false);
     let builder = Rc::new(builder);
-    let worker = Arc::new(proxy::Worker::new(
+    let worker = Arc::new(host::Worker::new(
         app,
-        proxy::Backends::new(proxy::backend_client()),
+        host::Backends::new(crate::pool::backend_client()),
         index,
     ));
     // The fast path's backend connections, this thread's only.
@@ -308,7 +309,7 @@ async fn serve_public(
                 let alive = alive.clone();
                 tokio::task::spawn_local(async move {
                     let _alive = alive;
-                    let peer = proxy::Peer::new(peer);
+                    let peer = host::Peer::new(peer);
                     let io = match h1::serve(&worker, &pool, stream, &peer, &mut stop).await {
                         h1::End::Closed => return,
                         h1::End::Handoff(io) => io,

@@ -26,6 +26,8 @@ mod local;
 mod outbox;
 
 pub use events::{MAX_EVENTS, UsageBuffer};
+/// Which raw events are wanted is the pipeline's rule, shared with the Worker.
+pub use keygate_gateway_pipeline::{Keep, wanted};
 pub use outbox::{MAX_ROLLUPS, Outbox, RollupBatch};
 
 use crate::metrics::UsageCounters;
@@ -74,31 +76,6 @@ impl Settings {
             event_budget: 0,
             max_pending_rollups: 1,
         }
-    }
-}
-
-/// Which raw event a request gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
-    /// None (within the rollups only).
-    No,
-    /// A refusal or 5xx event (within the budget).
-    Event,
-    /// The token's first success of the minute on this worker.
-    FirstSuccess,
-}
-
-/// What a request's answer asks for, before the budget and the first-success marks: every
-/// refusal (status >= 400 answered by the gateway, 429 included) and every 5xx
-/// (`by_gateway`: the gateway answered itself, else the backend did); a success (status <
-/// 400) of a known token may be its first of the minute; a backend's 4xx gets none.
-pub fn wanted(status: u16, by_gateway: bool, has_token: bool) -> Keep {
-    if status >= 500 || (by_gateway && status >= 400) {
-        Keep::Event
-    } else if status < 400 && has_token {
-        Keep::FirstSuccess
-    } else {
-        Keep::No
     }
 }
 

@@ -5,7 +5,7 @@
 //! What the fast path does not handle is recognised here ([`Request::fast`] is false) and the
 //! connection goes to hyper instead; nothing in this module decides about tokens or routes.
 
-use crate::proxy::DecisionHeaders;
+use crate::host::DecisionHeaders;
 use std::time::SystemTime;
 
 /// Most header fields in one head (hyper's default limit too).

@@ -5,7 +5,7 @@
 //! served by one worker thread from arrival to the end of its response (both front ends, and
 //! hyper's HTTP/2 streams, which its executor spawns on the worker's own single-threaded
 //! runtime), so recording touches memory no other core writes, without a lock. (It cannot
-//! sit in [`crate::proxy::Worker`] behind a `RefCell`: the hyper front end needs `Worker`
+//! sit in [`crate::host::Worker`] behind a `RefCell`: the hyper front end needs `Worker`
 //! to be `Sync`.) Anything recorded on a thread that is not a worker of this gateway goes
 //! to the hub's fallback state behind a Mutex, so nothing is lost.
 
