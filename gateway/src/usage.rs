@@ -17,8 +17,11 @@
 //!   call goes back to the buffer's front (the control plane ignores resent events,
 //!   `(gateway, event_id)` is unique).
 //!
-//! Owns: what is recorded and kept, and delivering it. Must not: take a lock or allocate on
-//! the request path for a request whose key is warm and whose event is not kept.
+//! Owns: where a request is recorded (the worker's rollups) and which wanted event is kept
+//! (the budget, the first-success marks; which events are wanted, and when a request is
+//! recorded, are the request pipeline's: `keygate_gateway_pipeline::{wanted, Exchange}`), and
+//! delivering it. Must not: take a lock or allocate on the request path for a request whose
+//! key is warm and whose event is not kept.
 
 mod budget;
 mod events;
