@@ -484,3 +484,41 @@ fn not_ready_answers_503() {
     assert_eq!(sink.observed.borrow()[0].0, "-");
     assert_eq!(sink.events.borrow()[0].1.config_revision, 0);
 }
+
+/// A host with an asynchronous limiter runs `screen`, asks its limiter, then `rate`: the
+/// same answers as `admit`.
+#[test]
+fn screen_then_rate_is_admit() {
+    let l = loaded();
+    let (by_admit, by_steps) = (LocalLimiter::default(), LocalLimiter::default());
+    let (sink_a, sink_s) = (Sink::default(), Sink::default());
+    let reqs = [
+        Req::get("/limited/x", Some(ALL)),
+        Req::get("/limited/x", Some(ALL)),
+        Req::get("/limited/x", Some(ALL)),
+        Req::get("/web", Some(WEB)),
+        Req::get("/limited/x", Some(WEB)),
+    ];
+    let outcome = |a: Admission<'_, Ago>| match a {
+        Admission::Answer(a) => (a.status, a.headers, a.body, Vec::new()),
+        Admission::Forward(f) => (0, Vec::new(), f.fwd.url.clone(), f.rate_headers),
+    };
+    for req in &reqs {
+        let want = outcome(admit(&sink_a, &by_admit, &l, req));
+        let facts = facts(7);
+        let got = match start(&sink_s).screen(req.decide(&l), &l.tokens, &facts, &sink_s) {
+            Admission::Forward(f) => match f.limits() {
+                Some((token_rpm, route_rpm)) => {
+                    let (hash, route) = (f.fwd.token_hash, f.fwd.route.id.clone());
+                    let d = by_steps.charge(&hash, token_rpm, &route, route_rpm, NOW);
+                    f.rate(d, &facts, &sink_s)
+                }
+                None => Admission::Forward(f),
+            },
+            answer => answer,
+        };
+        assert_eq!(outcome(got), want, "{}", req.path);
+    }
+    assert_eq!(*sink_s.recorded.borrow(), *sink_a.recorded.borrow());
+    assert_eq!(sink_s.recorded.borrow().len(), 2, "the 429 and the 403");
+}
