@@ -8,7 +8,8 @@
 //! 2. [`Exchange::admit`]: the core's [`Decision`](keygate_gateway_core::Decision) becomes the
 //!    gateway's own answer (a refusal attributed to the token and route it names, a CORS
 //!    preflight, a 429 with its `RateLimit-*` headers after the token's and the route's limits
-//!    were charged both or neither), or a forward with its rate headers;
+//!    were charged both or neither), or a forward with its rate headers (a host with an
+//!    asynchronous limiter runs its two steps: [`Exchange::screen`], then [`Admitted::rate`]);
 //! 3. the host sends the request and reads the answer's head: [`Exchange::head_done`] (metrics
 //!    now, the raw event prepared), or [`Exchange::failed`] (502 / 504 / unforwardable URL);
 //! 4. [`Exchange::finish`] with the byte counts once the body ended.
