@@ -115,11 +115,21 @@ test_admin_web() {
     kg_step "admin-web: build (type check, JS budget)" admin_web_build
     kg_step "admin-web: browser tests (Chromium)" admin_web_browser
 }
-# Fails closed: the Worker exists, so its tests must run here; until they are wired in, this
-# step fails the run (it never only warns).
+# gateway/worker: the Worker built for tests (with the in-workerd vector endpoint), its
+# unit tests, then its tests in local workerd (gateway/tests/worker.rs: every vector file
+# inside workerd, decide.json replayed over HTTP, control plane -> kv-sync -> KV REST
+# stand-in -> Worker end to end). The nextest step below leaves that binary to this step.
+# Fails closed: a missing tool fails the build, a test that cannot start its harness fails.
+worker_build() {
+    (cd "$KG_ROOT/gateway/worker" && node scripts/build.mjs --test)
+}
+worker_tests() {
+    cargo nextest run --locked --profile ci -p keygate-gateway-worker
+    cargo nextest run --locked --profile ci -p keygate-gateway --test worker
+}
 test_gateway_worker() {
-    printf 'ERROR: gateway/worker exists but scripts/test.sh has no test commands for it yet\n' >&2
-    return 1
+    kg_step "gateway/worker: build (worker-build, test features)" worker_build
+    kg_step "gateway/worker: tests in workerd" worker_tests
 }
 
 # ------------------------------------------------------------------- run
@@ -150,11 +160,13 @@ fi
 if kg_has_admin_web; then
     test_admin_web
 fi
+NEXTEST_FILTER=()
 if kg_has_gateway_worker; then
-    kg_step "gateway/worker tests" test_gateway_worker
+    test_gateway_worker
+    NEXTEST_FILTER=(-E 'not (package(keygate-gateway) & binary(worker)) & not package(keygate-gateway-worker)')
 fi
 
 kg_step "cargo nextest run" \
-    cargo nextest run --workspace --locked --profile ci "${NEXTEST_ARGS[@]}"
+    cargo nextest run --workspace --locked --profile ci "${NEXTEST_FILTER[@]}" "${NEXTEST_ARGS[@]}"
 
 ((KG_FAILED_STEPS == 0))

