@@ -215,6 +215,8 @@ pub enum Action<'a> {
     // Usage
     /// Reporting a gateway's usage events (IngestUsage).
     IngestUsage,
+    /// A gateway asking for one token's edge record (LookupEdgeToken).
+    LookupEdgeToken,
     /// Reading a team's usage events.
     ReadUsage(&'a TeamId),
     /// Reading every gateway's totals.
@@ -398,6 +400,15 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
                 Ok(())
             } else {
                 deny("reporting usage requires a service account with the GATEWAY capability")
+            }
+        }
+        LookupEdgeToken => {
+            if c.capability == Capability::Gateway {
+                Ok(())
+            } else {
+                deny(
+                    "looking up edge tokens requires a service account with the GATEWAY capability",
+                )
             }
         }
     }
@@ -775,8 +786,11 @@ mod tests {
         };
         gateway.capability = Capability::Gateway;
         assert!(check(&gateway, &Action::IngestUsage).is_ok());
+        assert!(check(&gateway, &Action::LookupEdgeToken).is_ok());
+        assert!(check(&admin, &Action::LookupEdgeToken).is_err());
         gateway.capability = Capability::Sync;
         assert!(check(&gateway, &Action::IngestUsage).is_err());
+        assert!(check(&gateway, &Action::LookupEdgeToken).is_err());
         let mut sys = user(&[]);
         sys.system_admin = true;
         assert!(check(&sys, &Action::IngestUsage).is_ok());

@@ -440,6 +440,8 @@ pub trait FeedStore: Send + Sync + 'static {
     /// The edge records of those of `ids` that are live (not revoked), in no particular
     /// order; one query however many ids (the feed asks per page of events).
     async fn edge_tokens(&self, ids: &[TokenId]) -> StoreResult<Vec<EdgeToken>>;
+    /// The edge record of the live (not revoked) token whose key hashes to `token_hash`.
+    async fn edge_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<EdgeToken>>;
     /// Every route with its (master-key) sealed secrets.
     async fn edge_routes(&self) -> StoreResult<Vec<EdgeRouteSource>>;
     /// The edge state at one revision, read in one consistent transaction.

@@ -1947,8 +1947,64 @@ async fn clickhouse_schema_loads_an_export() {
     assert_eq!(num(&got["daily"]["latency_sum_us"]), sum);
 }
 
+/// LookupEdgeToken: a gateway gets a live token's edge record by the hash of its key; nothing
+/// for an unknown or revoked one; a malformed hash is refused naming the field.
+async fn lookup_edge_token_by_hash(backend: Backend) {
+    use keygate_proto::v1::sync_service_client::SyncServiceClient;
+    let s = TestServer::start(backend).await;
+    seed_team(&s, "core").await;
+    let mut tokens = TokenServiceClient::new(s.channel().await);
+    let created = tokens
+        .create_token(s.request(create_token_req("core", "t", &["*"])))
+        .await
+        .unwrap()
+        .into_inner();
+    let hash = keygate_contracts::token::sha256_hex(&created.plaintext);
+    let id = created.token.unwrap().id;
+    let gw = service_account_key(&s, "core", "edge", pb::ServiceAccountCapability::Gateway).await;
+    let mut sync = SyncServiceClient::new(s.channel().await);
+    let ask = |h: &str| {
+        with_key(
+            &gw,
+            pb::LookupEdgeTokenRequest {
+                token_hash: h.to_owned(),
+            },
+        )
+    };
+    let found = sync
+        .lookup_edge_token(ask(&hash))
+        .await
+        .unwrap()
+        .into_inner();
+    let t = found.token.expect("the live token");
+    assert_eq!(
+        (t.token_id.as_str(), t.team_id.as_str()),
+        (id.as_str(), "core")
+    );
+    assert_eq!(t.token_hash, hash);
+    assert!(found.head_revision > 0);
+    let unknown = sync.lookup_edge_token(ask(&"a".repeat(64))).await.unwrap();
+    assert!(unknown.into_inner().token.is_none());
+    let err = sync.lookup_edge_token(ask("ABC")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("token_hash"), "{}", err.message());
+    tokens
+        .revoke_token(s.request(pb::RevokeTokenRequest {
+            id,
+            reason: "test".into(),
+        }))
+        .await
+        .unwrap();
+    let revoked = sync.lookup_edge_token(ask(&hash)).await.unwrap();
+    assert!(
+        revoked.into_inner().token.is_none(),
+        "a revoked token is not answered"
+    );
+}
+
 keygate_control_plane::on_both_backends!(
     plaintext_shown_once,
     usage_ingest_and_list,
     usage_analytics_through_the_api,
+    lookup_edge_token_by_hash,
 );

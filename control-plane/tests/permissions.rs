@@ -894,6 +894,15 @@ impl World {
                 ))
                 .await
                 .map(drop),
+            "SyncService.LookupEdgeToken" => sync
+                .lookup_edge_token(self.req(
+                    who,
+                    pb::LookupEdgeTokenRequest {
+                        token_hash: "0".repeat(64),
+                    },
+                ))
+                .await
+                .map(drop),
             "SyncService.GetSyncStatus" => sync
                 .get_sync_status(self.req(who, pb::GetSyncStatusRequest {}))
                 .await

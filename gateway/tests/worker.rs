@@ -1027,3 +1027,68 @@ async fn rate_limits_use_the_binding_ladder_or_the_isolate_gcra() {
     );
     assert_eq!(up.take().len(), 13, "refused requests were forwarded");
 }
+
+/// With `KEYGATE_LOOKUP_ON_MISS = "on"`, a key KV has no record of is looked up at the control
+/// plane (a token kv-sync has not written yet); without it, KV's answer stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kv_miss_asks_the_control_plane_when_opted_in() {
+    use base64::Engine;
+    let cp = TestServer::start(Backend::Sqlite).await;
+    let admin = cp.admin_key.clone();
+    let gateway_key = cp.capability_key(Capability::Gateway).await;
+    let up = Upstream::start().await;
+    let ch = cp.channel().await;
+    TeamServiceClient::new(ch.clone())
+        .create_team(with_key(
+            &admin,
+            pb::CreateTeamRequest {
+                id: "alpha".into(),
+                name: "alpha".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let key = TokenServiceClient::new(ch.clone())
+        .create_token(with_key(
+            &admin,
+            pb::CreateTokenRequest {
+                name: "lookup".into(),
+                team_id: "alpha".into(),
+                scopes: vec!["*".into()],
+                expiry: Some(pb::create_token_request::Expiry::ExpiresInDays(1)),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .plaintext;
+    let edge_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let secrets = [
+        ("KEYGATE_EDGE_KEY", edge_key.as_str()),
+        ("KEYGATE_GATEWAY_KEY", gateway_key.as_str()),
+    ];
+    let url = cp.url();
+    for lookup in ["off", "on"] {
+        let h = Harness::start(
+            &secrets,
+            &[
+                ("KEYGATE_CONTROL_PLANE_URL", &url),
+                ("KEYGATE_LOOKUP_ON_MISS", lookup),
+            ],
+        )
+        .await;
+        // Routes only: no token record in KV.
+        seed(&h, &up, 0, &[]).await;
+        let (status, body) = get(&h.info.worker, "/echo/x", &key).await;
+        let want = if lookup == "on" { 200 } else { 401 };
+        assert_eq!(status, want, "lookup {lookup}: {body}");
+        // A random well-formed key is still refused (and asked about once at most).
+        let random = new_key();
+        for _ in 0..3 {
+            assert_eq!(get(&h.info.worker, "/echo/x", &random).await.0, 401);
+        }
+    }
+    assert_eq!(up.take().len(), 1);
+}

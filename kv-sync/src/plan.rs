@@ -35,17 +35,8 @@ fn millis(ts: &Option<prost_types::Timestamp>) -> Option<i64> {
         .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
 }
 
-/// The KV record of a token.
-pub fn token_record(t: &pb::EdgeToken) -> rec::TokenRecord {
-    rec::TokenRecord {
-        v: 1,
-        id: t.token_id.clone(),
-        team: t.team_id.clone(),
-        scopes: t.scopes.clone(),
-        exp: millis(&t.expires_at),
-        rpm: t.rate_limit_per_minute,
-    }
-}
+/// The KV record of a token (one rule, in `keygate-kv-record`).
+pub use rec::token_record;
 
 /// The KV record of the route table.
 pub fn route_table(t: &pb::EdgeRouteTable) -> rec::RouteTable {

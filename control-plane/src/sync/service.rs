@@ -24,6 +24,9 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 
 pub struct SyncApi {
     store: DynStore,
+    /// Bounds LookupEdgeToken over every caller (a flood of random well-formed keys reaches
+    /// the database at most this fast).
+    lookups: governor::DefaultDirectRateLimiter,
     master_key: MasterKey,
     edge_key: MasterKey,
     /// Turns true when the server is shutting down: open Watch streams end, so a graceful
@@ -40,12 +43,18 @@ impl SyncApi {
     ) -> Self {
         Self {
             store,
+            lookups: governor::RateLimiter::direct(governor::Quota::per_second(
+                std::num::NonZeroU32::new(LOOKUPS_PER_SECOND).expect("non-zero"),
+            )),
             master_key,
             edge_key,
             closing,
         }
     }
 }
+
+/// LookupEdgeToken calls answered per second by one control plane, over all gateways.
+pub const LOOKUPS_PER_SECOND: u32 = 200;
 
 fn resync(detail: String) -> Status {
     ApiError::new(
@@ -365,6 +374,39 @@ impl SyncService for SyncApi {
         let head_revision = self.store.head_revision().await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ReportStatusResponse {
             resync_requested,
+            head_revision,
+        }))
+    }
+
+    async fn lookup_edge_token(
+        &self,
+        req: Request<pb::LookupEdgeTokenRequest>,
+    ) -> Result<Response<pb::LookupEdgeTokenResponse>, Status> {
+        let (caller, _) = context::caller(&req)?;
+        authz::read(&caller, Action::LookupEdgeToken)?;
+        let hash = req.into_inner().token_hash;
+        if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(ApiError::invalid(
+                "token_hash",
+                "must be 64 lowercase hexadecimal characters (SHA-256 of the key)",
+            )
+            .into());
+        }
+        if self.lookups.check().is_err() {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!("more than {LOOKUPS_PER_SECOND} token lookups per second; retry later"),
+            )
+            .into());
+        }
+        let token = self
+            .store
+            .edge_token_by_hash(&hash)
+            .await
+            .map_err(ApiError::from)?;
+        let head_revision = self.store.head_revision().await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::LookupEdgeTokenResponse {
+            token: token.map(edge_token),
             head_revision,
         }))
     }

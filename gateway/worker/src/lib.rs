@@ -10,8 +10,10 @@
 //! Must not: hold a rule of its own, buffer a body, or put a secret in a var, KV or a log.
 
 pub mod forward;
+pub mod grpc_web;
 pub mod kv;
 pub mod limits;
+pub mod lookup;
 pub mod settings;
 pub mod usage;
 #[cfg(feature = "vectors")]
@@ -35,6 +37,7 @@ struct Isolate {
     seq: Cell<u64>,
     limiter: LocalLimiter,
     usage: usage::Usage,
+    lookups: lookup::Lookups,
     /// Last time idle GCRA states were forgotten (ms).
     pruned_at: Cell<i64>,
 }
@@ -45,6 +48,7 @@ thread_local! {
         seq: Cell::new(0),
         limiter: LocalLimiter::default(),
         usage: usage::Usage::default(),
+        lookups: lookup::Lookups::default(),
         pruned_at: Cell::new(0),
     }));
 }
@@ -209,13 +213,24 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             return to_response(ex.not_ready(&sink, &facts));
         }
     };
-    let token = match token {
+    let mut token = match token {
         Ok(t) => t,
         Err(e) => {
             worker::console_error!("token lookup failed: {e}");
             return to_response(ex.not_ready(&sink, &facts));
         }
     };
+    // A well-formed key KV does not know: optionally, ask the control plane (bounded).
+    if token.is_none()
+        && settings.lookup_on_miss
+        && let (Some(h), Some(target)) = (&hash, &settings.usage)
+    {
+        token = match iso.lookups.plan(h, now) {
+            lookup::Plan::Known(t) => t,
+            lookup::Plan::Ask => iso.lookups.ask(target, h, now).await,
+            lookup::Plan::Skip => None,
+        };
+    }
     iso.usage.revision.set(table.revision);
     let tokens = OneToken(hash.zip(token));
     let decision = core::decide_with(&incoming, &table.routes, &tokens, now, &settings.core);

@@ -23,6 +23,9 @@ pub const LEGACY_PREFIXES_VAR: &str = "KEYGATE_LEGACY_PREFIXES";
 pub const USAGE_FLUSH_VAR: &str = "KEYGATE_USAGE_FLUSH_MS";
 /// Var: `"off"` turns usage reporting off (no control plane needed).
 pub const USAGE_VAR: &str = "KEYGATE_USAGE";
+/// Var: `"on"` asks the control plane about a key KV has no record of (src/lookup.rs); needs
+/// the control plane URL and the GATEWAY key.
+pub const LOOKUP_VAR: &str = "KEYGATE_LOOKUP_ON_MISS";
 
 pub const DEFAULT_FLUSH_MS: u64 = 10_000;
 pub const MAX_FLUSH_MS: u64 = 25_000;
@@ -52,6 +55,8 @@ pub struct Settings {
     /// The edge key's text (secret); parsed when the route table is compiled.
     pub edge_key: String,
     pub usage: Option<UsageTarget>,
+    /// Ask the control plane on a KV miss (with `usage`'s URL and key).
+    pub lookup_on_miss: bool,
     pub public_url: Option<String>,
     pub core: core::Config,
 }
@@ -129,6 +134,22 @@ impl Settings {
                 flush_ms,
             })
         };
+        let lookup_on_miss = match var(env, LOOKUP_VAR).as_deref() {
+            None | Some("off") => false,
+            Some("on") if usage.is_some() => true,
+            Some("on") => {
+                return Err(Unconfigured {
+                    binding: LOOKUP_VAR,
+                    rule: "needs usage on (KEYGATE_CONTROL_PLANE_URL and the GATEWAY key)",
+                });
+            }
+            Some(_) => {
+                return Err(Unconfigured {
+                    binding: LOOKUP_VAR,
+                    rule: "must be \"on\" or \"off\"",
+                });
+            }
+        };
         let legacy_prefixes = var(env, LEGACY_PREFIXES_VAR)
             .map(|v| {
                 v.split(',')
@@ -140,6 +161,7 @@ impl Settings {
         Ok(Self {
             edge_key,
             usage,
+            lookup_on_miss,
             public_url: var(env, PUBLIC_URL_VAR).map(|u| u.trim_end_matches('/').to_owned()),
             core: core::Config { legacy_prefixes },
         })

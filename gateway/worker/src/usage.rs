@@ -8,6 +8,7 @@
 //! `waitUntil` work is cut 30 s after the response. Raw events are not sent from the Worker
 //! (rollups only). A failure never touches the response.
 
+use crate::grpc_web;
 use crate::settings::UsageTarget;
 use keygate_gateway_core::Route;
 use keygate_gateway_pipeline::{Failure, Keep, UsageEvent, UsageSink};
@@ -16,7 +17,6 @@ use keygate_rollup::{Accumulator, RollupKeyRef};
 use prost::Message;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
-use wasm_bindgen::JsCast;
 
 /// Rollup keys one call carries (the control plane's cap); beyond it, requests are dropped
 /// and counted as `rollups_dropped`.
@@ -152,114 +152,14 @@ impl Usage {
     }
 }
 
-/// `UsageService.IngestUsage` as a grpc-web call with `fetch`.
+/// `UsageService.IngestUsage` as a grpc-web call.
 async fn ingest(target: &UsageTarget, req: &pb::IngestUsageRequest) -> Result<(), String> {
-    let body = grpc_web_frame(&req.encode_to_vec());
-    let headers = web_sys::Headers::new().map_err(|_| "headers")?;
-    for (k, v) in [
-        ("content-type", "application/grpc-web+proto"),
-        ("x-grpc-web", "1"),
-        ("accept", "application/grpc-web+proto"),
-    ] {
-        headers.append(k, v).map_err(|_| "header")?;
-    }
-    headers
-        .append("authorization", &format!("Bearer {}", target.key))
-        .map_err(|_| "the gateway key is not valid header text".to_owned())?;
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(headers.as_ref());
-    let bytes = js_sys::Uint8Array::from(body.as_slice());
-    init.set_body(&bytes);
-    let url = format!("{}/keygate.v1.UsageService/IngestUsage", target.base_url);
-    let request = web_sys::Request::new_with_str_and_init(&url, &init)
-        .map_err(|_| "request not built".to_owned())?;
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let resp: web_sys::Response =
-        wasm_bindgen_futures::JsFuture::from(global.fetch_with_request(&request))
-            .await
-            .map_err(|e| format!("control plane unreachable: {e:?}"))?
-            .unchecked_into();
-    if resp.status() != 200 {
-        return Err(format!("HTTP {}", resp.status()));
-    }
-    // Trailers-only answers carry the status in the headers.
-    if let Ok(Some(s)) = resp.headers().get("grpc-status") {
-        return grpc_status(&s, resp.headers().get("grpc-message").ok().flatten());
-    }
-    let buf = wasm_bindgen_futures::JsFuture::from(resp.array_buffer().map_err(|_| "body")?)
-        .await
-        .map_err(|_| "body not read".to_owned())?;
-    let bytes = js_sys::Uint8Array::new(&buf).to_vec();
-    let trailers = grpc_web_trailers(&bytes).ok_or("no grpc-web trailers".to_owned())?;
-    let status = trailers
-        .iter()
-        .find(|(k, _)| k == "grpc-status")
-        .map(|(_, v)| v.clone())
-        .ok_or("no grpc-status".to_owned())?;
-    let message = trailers
-        .iter()
-        .find(|(k, _)| k == "grpc-message")
-        .map(|(_, v)| v.clone());
-    grpc_status(&status, message)
-}
-
-fn grpc_status(status: &str, message: Option<String>) -> Result<(), String> {
-    if status.trim() == "0" {
-        Ok(())
-    } else {
-        Err(format!(
-            "grpc-status {status}: {}",
-            message.unwrap_or_default()
-        ))
-    }
-}
-
-/// A grpc-web data frame: flag 0, big-endian length, message.
-pub fn grpc_web_frame(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 5);
-    out.push(0);
-    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    out.extend_from_slice(message);
-    out
-}
-
-/// The trailer frame (flag 0x80) of a grpc-web body, as lower-case name/value pairs.
-pub fn grpc_web_trailers(mut body: &[u8]) -> Option<Vec<(String, String)>> {
-    while body.len() >= 5 {
-        let flag = body[0];
-        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-        let frame = body.get(5..5 + len)?;
-        if flag & 0x80 != 0 {
-            let text = std::str::from_utf8(frame).ok()?;
-            return Some(
-                text.split("\r\n")
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect(),
-            );
-        }
-        body = &body[5 + len..];
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_and_trailers_round_trip() {
-        let f = grpc_web_frame(b"abc");
-        assert_eq!(f, [0, 0, 0, 0, 3, b'a', b'b', b'c']);
-        let mut body = f.clone();
-        let t = b"grpc-status: 0\r\ngrpc-message: \r\n";
-        body.push(0x80);
-        body.extend_from_slice(&(t.len() as u32).to_be_bytes());
-        body.extend_from_slice(t);
-        let trailers = grpc_web_trailers(&body).unwrap();
-        assert!(trailers.contains(&("grpc-status".into(), "0".into())));
-        assert_eq!(grpc_web_trailers(&f), None);
-        assert_eq!(grpc_web_trailers(&[0x80, 0, 0, 0, 9, b'x']), None);
-    }
+    grpc_web::call(
+        &target.base_url,
+        &target.key,
+        "keygate.v1.UsageService/IngestUsage",
+        &req.encode_to_vec(),
+    )
+    .await
+    .map(drop)
 }

@@ -169,6 +169,23 @@ impl Versioned for RevisionRecord {
     }
 }
 
+/// The KV record of a token as the control plane describes it (`EdgeToken`): what kv-sync
+/// writes, and what a Worker builds from a `LookupEdgeToken` answer.
+#[cfg(feature = "proto")]
+pub fn token_record(t: &keygate_proto::v1::EdgeToken) -> TokenRecord {
+    TokenRecord {
+        v: 1,
+        id: t.token_id.clone(),
+        team: t.team_id.clone(),
+        scopes: t.scopes.clone(),
+        exp: t
+            .expires_at
+            .as_ref()
+            .map(|ts| ts.seconds * 1000 + i64::from(ts.nanos) / 1_000_000),
+        rpm: t.rate_limit_per_minute,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

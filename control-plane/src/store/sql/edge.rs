@@ -189,6 +189,21 @@ impl SqlStore {
         Ok(out)
     }
 
+    pub(super) async fn edge_token_by_hash_impl(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<EdgeToken>> {
+        let sql = format!(
+            "SELECT {EDGE_TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL AND token_hash = $1"
+        );
+        let row = sqlx::query_as::<_, EdgeTokenRow>(AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.map(EdgeToken::try_from).transpose()
+    }
+
     pub(super) async fn edge_routes_impl(&self) -> StoreResult<Vec<EdgeRouteSource>> {
         let mut conn = self.read.acquire().await.map_err(db_err)?;
         routes_with_secrets(&mut conn).await

@@ -46,6 +46,13 @@ impl FeedStore for SqlStore {
         self.edge_tokens_impl(ids).await
     }
 
+    async fn edge_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<crate::sync::EdgeToken>> {
+        self.edge_token_by_hash_impl(token_hash).await
+    }
+
     async fn edge_routes(&self) -> StoreResult<Vec<crate::sync::EdgeRouteSource>> {
         self.edge_routes_impl().await
     }

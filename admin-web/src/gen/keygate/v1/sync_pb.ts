@@ -12,7 +12,52 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keygate/v1/sync.proto.
  */
 export const file_keygate_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("ChVrZXlnYXRlL3YxL3N5bmMucHJvdG8SCmtleWdhdGUudjEioQEKCUVkZ2VUb2tlbhISCgp0b2tlbl9oYXNoGAEgASgJEhAKCHRva2VuX2lkGAIgASgJEg8KB3RlYW1faWQYAyABKAkSDgoGc2NvcGVzGAQgAygJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFXJhdGVfbGltaXRfcGVyX21pbnV0ZRgGIAEoDSJdCg9FZGdlQmFja2VuZEF1dGgSDAoEdHlwZRgBIAEoCRITCgtoZWFkZXJfbmFtZRgCIAEoCRIQCgh1c2VybmFtZRgDIAEoCRIVCg1zZWFsZWRfc2VjcmV0GAQgASgJIrECCglFZGdlUm91dGUSEAoIcm91dGVfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd0ZWFtX2lkGAMgASgJEhMKC3BhdGhfcHJlZml4GAQgASgJEhMKC2JhY2tlbmRfdXJsGAUgASgJEgwKBHRhZ3MYBiADKAkSDwoHbWV0aG9kcxgHIAMoCRIUCgxzdHJpcF9wcmVmaXgYCCABKAgSEgoKdGltZW91dF9tcxgJIAEoDRIxCgxiYWNrZW5kX2F1dGgYCiABKAsyGy5rZXlnYXRlLnYxLkVkZ2VCYWNrZW5kQXV0aBIYChBhbGxvd2VkX3RlYW1faWRzGAsgAygJEhQKDGNvcnNfb3JpZ2lucxgMIAMoCRIdChVyYXRlX2xpbWl0X3Blcl9taW51dGUYDSABKA0iNwoORWRnZVJvdXRlVGFibGUSJQoGcm91dGVzGAEgAygLMhUua2V5Z2F0ZS52MS5FZGdlUm91dGUiNwoMV2F0Y2hSZXF1ZXN0EhUKDWZyb21fcmV2aXNpb24YASABKAMSEAoIZm9sbG93ZXIYAiABKAki5wEKCkVkZ2VDaGFuZ2USEAoIcmV2aXNpb24YASABKAMSMAoMY29tbWl0dGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgx0b2tlbl91cHNlcnQYAyABKAsyFS5rZXlnYXRlLnYxLkVkZ2VUb2tlbkgAEhsKEXRva2VuX2RlbGV0ZV9oYXNoGAQgASgJSAASLAoGcm91dGVzGAUgASgLMhoua2V5Z2F0ZS52MS5FZGdlUm91dGVUYWJsZUgAEhEKB25vdGhpbmcYBiABKAhIAEIICgZjaGFuZ2UiTwoNV2F0Y2hSZXNwb25zZRInCgdjaGFuZ2VzGAEgAygLMhYua2V5Z2F0ZS52MS5FZGdlQ2hhbmdlEhUKDWhlYWRfcmV2aXNpb24YAiABKAMiEQoPU25hcHNob3RSZXF1ZXN0IqQBChBTbmFwc2hvdFJlc3BvbnNlEhIKCHJldmlzaW9uGAEgASgDSAASKwoGdG9rZW5zGAIgASgLMhkua2V5Z2F0ZS52MS5FZGdlVG9rZW5QYWdlSAASLAoGcm91dGVzGAMgASgLMhoua2V5Z2F0ZS52MS5FZGdlUm91dGVUYWJsZUgAEhkKD2VuZF90b2tlbl9jb3VudBgEIAEoBEgAQgYKBHBhcnQiNgoNRWRnZVRva2VuUGFnZRIlCgZ0b2tlbnMYASADKAsyFS5rZXlnYXRlLnYxLkVkZ2VUb2tlbiJuChNSZXBvcnRTdGF0dXNSZXF1ZXN0EhAKCGZvbGxvd2VyGAEgASgJEhgKEGFwcGxpZWRfcmV2aXNpb24YAiABKAMSEgoKbGFzdF9lcnJvchgDIAEoCRIXCg9hcHBsaWVkX2NoYW5nZXMYBCABKAQiRwoUUmVwb3J0U3RhdHVzUmVzcG9uc2USGAoQcmVzeW5jX3JlcXVlc3RlZBgBIAEoCBIVCg1oZWFkX3JldmlzaW9uGAIgASgDIhYKFEdldFN5bmNTdGF0dXNSZXF1ZXN0IssBCg5Gb2xsb3dlclN0YXR1cxIQCghmb2xsb3dlchgBIAEoCRIYChBhcHBsaWVkX3JldmlzaW9uGAIgASgDEhUKDWxhZ19yZXZpc2lvbnMYAyABKAMSEgoKbGFzdF9lcnJvchgEIAEoCRIvCgtyZXBvcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPYXBwbGllZF9jaGFuZ2VzGAYgASgEEhgKEHJlc3luY19yZXF1ZXN0ZWQYByABKAgieQoVR2V0U3luY1N0YXR1c1Jlc3BvbnNlEhUKDWhlYWRfcmV2aXNpb24YASABKAMSGgoSY29tcGFjdGVkX3JldmlzaW9uGAIgASgDEi0KCWZvbGxvd2VycxgDIAMoCzIaLmtleWdhdGUudjEuRm9sbG93ZXJTdGF0dXMiKAoUUmVxdWVzdFJlc3luY1JlcXVlc3QSEAoIZm9sbG93ZXIYASABKAkiKgoVUmVxdWVzdFJlc3luY1Jlc3BvbnNlEhEKCWZvbGxvd2VycxgBIAEoDTKVAwoLU3luY1NlcnZpY2USPgoFV2F0Y2gSGC5rZXlnYXRlLnYxLldhdGNoUmVxdWVzdBoZLmtleWdhdGUudjEuV2F0Y2hSZXNwb25zZTABEkcKCFNuYXBzaG90Ehsua2V5Z2F0ZS52MS5TbmFwc2hvdFJlcXVlc3QaHC5rZXlnYXRlLnYxLlNuYXBzaG90UmVzcG9uc2UwARJRCgxSZXBvcnRTdGF0dXMSHy5rZXlnYXRlLnYxLlJlcG9ydFN0YXR1c1JlcXVlc3QaIC5rZXlnYXRlLnYxLlJlcG9ydFN0YXR1c1Jlc3BvbnNlElQKDUdldFN5bmNTdGF0dXMSIC5rZXlnYXRlLnYxLkdldFN5bmNTdGF0dXNSZXF1ZXN0GiEua2V5Z2F0ZS52MS5HZXRTeW5jU3RhdHVzUmVzcG9uc2USVAoNUmVxdWVzdFJlc3luYxIgLmtleWdhdGUudjEuUmVxdWVzdFJlc3luY1JlcXVlc3QaIS5rZXlnYXRlLnYxLlJlcXVlc3RSZXN5bmNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChVrZXlnYXRlL3YxL3N5bmMucHJvdG8SCmtleWdhdGUudjEiLAoWTG9va3VwRWRnZVRva2VuUmVxdWVzdBISCgp0b2tlbl9oYXNoGAEgASgJIlYKF0xvb2t1cEVkZ2VUb2tlblJlc3BvbnNlEiQKBXRva2VuGAEgASgLMhUua2V5Z2F0ZS52MS5FZGdlVG9rZW4SFQoNaGVhZF9yZXZpc2lvbhgCIAEoAyKhAQoJRWRnZVRva2VuEhIKCnRva2VuX2hhc2gYASABKAkSEAoIdG9rZW5faWQYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRIOCgZzY29wZXMYBCADKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmF0ZV9saW1pdF9wZXJfbWludXRlGAYgASgNIl0KD0VkZ2VCYWNrZW5kQXV0aBIMCgR0eXBlGAEgASgJEhMKC2hlYWRlcl9uYW1lGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEhUKDXNlYWxlZF9zZWNyZXQYBCABKAkisQIKCUVkZ2VSb3V0ZRIQCghyb3V0ZV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3RlYW1faWQYAyABKAkSEwoLcGF0aF9wcmVmaXgYBCABKAkSEwoLYmFja2VuZF91cmwYBSABKAkSDAoEdGFncxgGIAMoCRIPCgdtZXRob2RzGAcgAygJEhQKDHN0cmlwX3ByZWZpeBgIIAEoCBISCgp0aW1lb3V0X21zGAkgASgNEjEKDGJhY2tlbmRfYXV0aBgKIAEoCzIbLmtleWdhdGUudjEuRWRnZUJhY2tlbmRBdXRoEhgKEGFsbG93ZWRfdGVhbV9pZHMYCyADKAkSFAoMY29yc19vcmlnaW5zGAwgAygJEh0KFXJhdGVfbGltaXRfcGVyX21pbnV0ZRgNIAEoDSI3Cg5FZGdlUm91dGVUYWJsZRIlCgZyb3V0ZXMYASADKAsyFS5rZXlnYXRlLnYxLkVkZ2VSb3V0ZSI3CgxXYXRjaFJlcXVlc3QSFQoNZnJvbV9yZXZpc2lvbhgBIAEoAxIQCghmb2xsb3dlchgCIAEoCSLnAQoKRWRnZUNoYW5nZRIQCghyZXZpc2lvbhgBIAEoAxIwCgxjb21taXR0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KDHRva2VuX3Vwc2VydBgDIAEoCzIVLmtleWdhdGUudjEuRWRnZVRva2VuSAASGwoRdG9rZW5fZGVsZXRlX2hhc2gYBCABKAlIABIsCgZyb3V0ZXMYBSABKAsyGi5rZXlnYXRlLnYxLkVkZ2VSb3V0ZVRhYmxlSAASEQoHbm90aGluZxgGIAEoCEgAQggKBmNoYW5nZSJPCg1XYXRjaFJlc3BvbnNlEicKB2NoYW5nZXMYASADKAsyFi5rZXlnYXRlLnYxLkVkZ2VDaGFuZ2USFQoNaGVhZF9yZXZpc2lvbhgCIAEoAyIRCg9TbmFwc2hvdFJlcXVlc3QipAEKEFNuYXBzaG90UmVzcG9uc2USEgoIcmV2aXNpb24YASABKANIABIrCgZ0b2tlbnMYAiABKAsyGS5rZXlnYXRlLnYxLkVkZ2VUb2tlblBhZ2VIABIsCgZyb3V0ZXMYAyABKAsyGi5rZXlnYXRlLnYxLkVkZ2VSb3V0ZVRhYmxlSAASGQoPZW5kX3Rva2VuX2NvdW50GAQgASgESABCBgoEcGFydCI2Cg1FZGdlVG9rZW5QYWdlEiUKBnRva2VucxgBIAMoCzIVLmtleWdhdGUudjEuRWRnZVRva2VuIm4KE1JlcG9ydFN0YXR1c1JlcXVlc3QSEAoIZm9sbG93ZXIYASABKAkSGAoQYXBwbGllZF9yZXZpc2lvbhgCIAEoAxISCgpsYXN0X2Vycm9yGAMgASgJEhcKD2FwcGxpZWRfY2hhbmdlcxgEIAEoBCJHChRSZXBvcnRTdGF0dXNSZXNwb25zZRIYChByZXN5bmNfcmVxdWVzdGVkGAEgASgIEhUKDWhlYWRfcmV2aXNpb24YAiABKAMiFgoUR2V0U3luY1N0YXR1c1JlcXVlc3QiywEKDkZvbGxvd2VyU3RhdHVzEhAKCGZvbGxvd2VyGAEgASgJEhgKEGFwcGxpZWRfcmV2aXNpb24YAiABKAMSFQoNbGFnX3JldmlzaW9ucxgDIAEoAxISCgpsYXN0X2Vycm9yGAQgASgJEi8KC3JlcG9ydGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hcHBsaWVkX2NoYW5nZXMYBiABKAQSGAoQcmVzeW5jX3JlcXVlc3RlZBgHIAEoCCJ5ChVHZXRTeW5jU3RhdHVzUmVzcG9uc2USFQoNaGVhZF9yZXZpc2lvbhgBIAEoAxIaChJjb21wYWN0ZWRfcmV2aXNpb24YAiABKAMSLQoJZm9sbG93ZXJzGAMgAygLMhoua2V5Z2F0ZS52MS5Gb2xsb3dlclN0YXR1cyIoChRSZXF1ZXN0UmVzeW5jUmVxdWVzdBIQCghmb2xsb3dlchgBIAEoCSIqChVSZXF1ZXN0UmVzeW5jUmVzcG9uc2USEQoJZm9sbG93ZXJzGAEgASgNMvEDCgtTeW5jU2VydmljZRI+CgVXYXRjaBIYLmtleWdhdGUudjEuV2F0Y2hSZXF1ZXN0Ghkua2V5Z2F0ZS52MS5XYXRjaFJlc3BvbnNlMAESRwoIU25hcHNob3QSGy5rZXlnYXRlLnYxLlNuYXBzaG90UmVxdWVzdBocLmtleWdhdGUudjEuU25hcHNob3RSZXNwb25zZTABElEKDFJlcG9ydFN0YXR1cxIfLmtleWdhdGUudjEuUmVwb3J0U3RhdHVzUmVxdWVzdBogLmtleWdhdGUudjEuUmVwb3J0U3RhdHVzUmVzcG9uc2USVAoNR2V0U3luY1N0YXR1cxIgLmtleWdhdGUudjEuR2V0U3luY1N0YXR1c1JlcXVlc3QaIS5rZXlnYXRlLnYxLkdldFN5bmNTdGF0dXNSZXNwb25zZRJUCg1SZXF1ZXN0UmVzeW5jEiAua2V5Z2F0ZS52MS5SZXF1ZXN0UmVzeW5jUmVxdWVzdBohLmtleWdhdGUudjEuUmVxdWVzdFJlc3luY1Jlc3BvbnNlEloKD0xvb2t1cEVkZ2VUb2tlbhIiLmtleWdhdGUudjEuTG9va3VwRWRnZVRva2VuUmVxdWVzdBojLmtleWdhdGUudjEuTG9va3VwRWRnZVRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message keygate.v1.LookupEdgeTokenRequest
+ */
+export type LookupEdgeTokenRequest = Message<"keygate.v1.LookupEdgeTokenRequest"> & {
+  /**
+   * Lowercase hex SHA-256 of the presented key (64 characters).
+   *
+   * @generated from field: string token_hash = 1;
+   */
+  tokenHash: string;
+};
+
+/**
+ * Describes the message keygate.v1.LookupEdgeTokenRequest.
+ * Use `create(LookupEdgeTokenRequestSchema)` to create a new message.
+ */
+export const LookupEdgeTokenRequestSchema: GenMessage<LookupEdgeTokenRequest> = /*@__PURE__*/
+  messageDesc(file_keygate_v1_sync, 0);
+
+/**
+ * @generated from message keygate.v1.LookupEdgeTokenResponse
+ */
+export type LookupEdgeTokenResponse = Message<"keygate.v1.LookupEdgeTokenResponse"> & {
+  /**
+   * The live (not revoked) token with that hash; absent when there is none.
+   *
+   * @generated from field: keygate.v1.EdgeToken token = 1;
+   */
+  token?: EdgeToken | undefined;
+
+  /**
+   * The control plane's head revision when it answered.
+   *
+   * @generated from field: int64 head_revision = 2;
+   */
+  headRevision: bigint;
+};
+
+/**
+ * Describes the message keygate.v1.LookupEdgeTokenResponse.
+ * Use `create(LookupEdgeTokenResponseSchema)` to create a new message.
+ */
+export const LookupEdgeTokenResponseSchema: GenMessage<LookupEdgeTokenResponse> = /*@__PURE__*/
+  messageDesc(file_keygate_v1_sync, 1);
 
 /**
  * What the gateway needs about a token. Its key in KV is derived from `token_hash`.
@@ -60,7 +105,7 @@ export type EdgeToken = Message<"keygate.v1.EdgeToken"> & {
  * Use `create(EdgeTokenSchema)` to create a new message.
  */
 export const EdgeTokenSchema: GenMessage<EdgeToken> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 0);
+  messageDesc(file_keygate_v1_sync, 2);
 
 /**
  * Backend credential as the gateway receives it: the secret sealed to the edge key.
@@ -98,7 +143,7 @@ export type EdgeBackendAuth = Message<"keygate.v1.EdgeBackendAuth"> & {
  * Use `create(EdgeBackendAuthSchema)` to create a new message.
  */
 export const EdgeBackendAuthSchema: GenMessage<EdgeBackendAuth> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 1);
+  messageDesc(file_keygate_v1_sync, 3);
 
 /**
  * @generated from message keygate.v1.EdgeRoute
@@ -181,7 +226,7 @@ export type EdgeRoute = Message<"keygate.v1.EdgeRoute"> & {
  * Use `create(EdgeRouteSchema)` to create a new message.
  */
 export const EdgeRouteSchema: GenMessage<EdgeRoute> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 2);
+  messageDesc(file_keygate_v1_sync, 4);
 
 /**
  * The whole route table (the gateway loads it as one record).
@@ -200,7 +245,7 @@ export type EdgeRouteTable = Message<"keygate.v1.EdgeRouteTable"> & {
  * Use `create(EdgeRouteTableSchema)` to create a new message.
  */
 export const EdgeRouteTableSchema: GenMessage<EdgeRouteTable> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 3);
+  messageDesc(file_keygate_v1_sync, 5);
 
 /**
  * @generated from message keygate.v1.WatchRequest
@@ -224,7 +269,7 @@ export type WatchRequest = Message<"keygate.v1.WatchRequest"> & {
  * Use `create(WatchRequestSchema)` to create a new message.
  */
 export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 4);
+  messageDesc(file_keygate_v1_sync, 6);
 
 /**
  * @generated from message keygate.v1.EdgeChange
@@ -283,7 +328,7 @@ export type EdgeChange = Message<"keygate.v1.EdgeChange"> & {
  * Use `create(EdgeChangeSchema)` to create a new message.
  */
 export const EdgeChangeSchema: GenMessage<EdgeChange> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 5);
+  messageDesc(file_keygate_v1_sync, 7);
 
 /**
  * @generated from message keygate.v1.WatchResponse
@@ -309,7 +354,7 @@ export type WatchResponse = Message<"keygate.v1.WatchResponse"> & {
  * Use `create(WatchResponseSchema)` to create a new message.
  */
 export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 6);
+  messageDesc(file_keygate_v1_sync, 8);
 
 /**
  * @generated from message keygate.v1.SnapshotRequest
@@ -322,7 +367,7 @@ export type SnapshotRequest = Message<"keygate.v1.SnapshotRequest"> & {
  * Use `create(SnapshotRequestSchema)` to create a new message.
  */
 export const SnapshotRequestSchema: GenMessage<SnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 7);
+  messageDesc(file_keygate_v1_sync, 9);
 
 /**
  * @generated from message keygate.v1.SnapshotResponse
@@ -371,7 +416,7 @@ export type SnapshotResponse = Message<"keygate.v1.SnapshotResponse"> & {
  * Use `create(SnapshotResponseSchema)` to create a new message.
  */
 export const SnapshotResponseSchema: GenMessage<SnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 8);
+  messageDesc(file_keygate_v1_sync, 10);
 
 /**
  * @generated from message keygate.v1.EdgeTokenPage
@@ -388,7 +433,7 @@ export type EdgeTokenPage = Message<"keygate.v1.EdgeTokenPage"> & {
  * Use `create(EdgeTokenPageSchema)` to create a new message.
  */
 export const EdgeTokenPageSchema: GenMessage<EdgeTokenPage> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 9);
+  messageDesc(file_keygate_v1_sync, 11);
 
 /**
  * @generated from message keygate.v1.ReportStatusRequest
@@ -422,7 +467,7 @@ export type ReportStatusRequest = Message<"keygate.v1.ReportStatusRequest"> & {
  * Use `create(ReportStatusRequestSchema)` to create a new message.
  */
 export const ReportStatusRequestSchema: GenMessage<ReportStatusRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 10);
+  messageDesc(file_keygate_v1_sync, 12);
 
 /**
  * @generated from message keygate.v1.ReportStatusResponse
@@ -444,7 +489,7 @@ export type ReportStatusResponse = Message<"keygate.v1.ReportStatusResponse"> & 
  * Use `create(ReportStatusResponseSchema)` to create a new message.
  */
 export const ReportStatusResponseSchema: GenMessage<ReportStatusResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 11);
+  messageDesc(file_keygate_v1_sync, 13);
 
 /**
  * @generated from message keygate.v1.GetSyncStatusRequest
@@ -457,7 +502,7 @@ export type GetSyncStatusRequest = Message<"keygate.v1.GetSyncStatusRequest"> & 
  * Use `create(GetSyncStatusRequestSchema)` to create a new message.
  */
 export const GetSyncStatusRequestSchema: GenMessage<GetSyncStatusRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 12);
+  messageDesc(file_keygate_v1_sync, 14);
 
 /**
  * @generated from message keygate.v1.FollowerStatus
@@ -504,7 +549,7 @@ export type FollowerStatus = Message<"keygate.v1.FollowerStatus"> & {
  * Use `create(FollowerStatusSchema)` to create a new message.
  */
 export const FollowerStatusSchema: GenMessage<FollowerStatus> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 13);
+  messageDesc(file_keygate_v1_sync, 15);
 
 /**
  * @generated from message keygate.v1.GetSyncStatusResponse
@@ -531,7 +576,7 @@ export type GetSyncStatusResponse = Message<"keygate.v1.GetSyncStatusResponse"> 
  * Use `create(GetSyncStatusResponseSchema)` to create a new message.
  */
 export const GetSyncStatusResponseSchema: GenMessage<GetSyncStatusResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 14);
+  messageDesc(file_keygate_v1_sync, 16);
 
 /**
  * @generated from message keygate.v1.RequestResyncRequest
@@ -550,7 +595,7 @@ export type RequestResyncRequest = Message<"keygate.v1.RequestResyncRequest"> & 
  * Use `create(RequestResyncRequestSchema)` to create a new message.
  */
 export const RequestResyncRequestSchema: GenMessage<RequestResyncRequest> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 15);
+  messageDesc(file_keygate_v1_sync, 17);
 
 /**
  * @generated from message keygate.v1.RequestResyncResponse
@@ -567,7 +612,7 @@ export type RequestResyncResponse = Message<"keygate.v1.RequestResyncResponse"> 
  * Use `create(RequestResyncResponseSchema)` to create a new message.
  */
 export const RequestResyncResponseSchema: GenMessage<RequestResyncResponse> = /*@__PURE__*/
-  messageDesc(file_keygate_v1_sync, 16);
+  messageDesc(file_keygate_v1_sync, 18);
 
 /**
  * The change feed that edge followers (kv-sync) use. Callers need a service account with the
@@ -628,6 +673,18 @@ export const SyncService: GenService<{
     methodKind: "unary";
     input: typeof RequestResyncRequestSchema;
     output: typeof RequestResyncResponseSchema;
+  },
+  /**
+   * One token's edge record by the hash of its key, for a gateway that found no record in its
+   * KV (a Worker whose location cached a miss). GATEWAY capability; rate-bounded per control
+   * plane (RESOURCE_EXHAUSTED beyond it). Absent `token`: no live token has that hash.
+   *
+   * @generated from rpc keygate.v1.SyncService.LookupEdgeToken
+   */
+  lookupEdgeToken: {
+    methodKind: "unary";
+    input: typeof LookupEdgeTokenRequestSchema;
+    output: typeof LookupEdgeTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keygate_v1_sync, 0);
