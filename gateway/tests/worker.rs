@@ -156,6 +156,9 @@ struct Seen {
     method: String,
     uri: String,
     headers: Vec<(String, String)>,
+    /// The request body, and when each of its chunks arrived (after the head).
+    body: Vec<u8>,
+    chunk_at: Vec<Duration>,
 }
 
 impl Seen {
@@ -195,10 +198,20 @@ async fn upstream_serve(
             .iter()
             .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
             .collect(),
+        body: Vec::new(),
+        chunk_at: Vec::new(),
     };
     let stream = s.uri.contains("/stream");
+    let mut s = s;
+    let head_at = Instant::now();
+    let mut body = req.into_body();
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            s.body.extend_from_slice(&data);
+            s.chunk_at.push(head_at.elapsed());
+        }
+    }
     seen.lock().unwrap().push(s);
-    let _ = req.into_body().collect().await;
     if stream {
         let chunks = futures::stream::unfold(0u32, |i| async move {
             if i == 5 {
@@ -1091,4 +1104,50 @@ async fn a_kv_miss_asks_the_control_plane_when_opted_in() {
         }
     }
     assert_eq!(up.take().len(), 1);
+}
+
+/// A request body streams through the Worker: the upstream receives the caller's chunks as
+/// they are sent (5 chunks 400 ms apart), byte for byte, not once the upload ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_streams_through_the_worker() {
+    use base64::Engine;
+    let up = Upstream::start().await;
+    let edge_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let h = Harness::start(
+        &[("KEYGATE_EDGE_KEY", &edge_key)],
+        &[("KEYGATE_USAGE", "off")],
+    )
+    .await;
+    let key = new_key();
+    seed(&h, &up, 0, &[(&key, 0)]).await;
+    let chunks = futures::stream::unfold(0u32, |i| async move {
+        if i == 5 {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(format!("part{i}-").repeat(100))),
+            i + 1,
+        ))
+    });
+    let r = http()
+        .post(format!("{}/echo/upload", h.info.worker))
+        .header("x-api-key", &key)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = up.take();
+    assert_eq!(seen.len(), 1);
+    let want: String = (0..5).map(|i| format!("part{i}-").repeat(100)).collect();
+    assert_eq!(String::from_utf8(seen[0].body.clone()).unwrap(), want);
+    let at = &seen[0].chunk_at;
+    eprintln!("upload chunks reached the upstream at {at:?}");
+    assert!(
+        at.len() >= 2 && *at.last().unwrap() - at[0] >= Duration::from_millis(1200),
+        "the request body was buffered: {at:?}"
+    );
 }
