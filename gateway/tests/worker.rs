@@ -35,6 +35,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+mod common;
+
 fn worker_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("worker")
 }
@@ -659,14 +661,12 @@ async fn get(base: &str, path: &str, key: &str) -> (u16, String) {
 /// REST stand-in on Miniflare's storage -> the Worker in workerd -> an upstream on 127.0.0.1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_to_worker_end_to_end() {
-    use base64::Engine;
     let cp = TestServer::start(Backend::Sqlite).await;
     let admin = cp.admin_key.clone();
     let sync_key = cp.capability_key(Capability::Sync).await;
     let gateway_key = cp.capability_key(Capability::Gateway).await;
     let up = Upstream::start().await;
-    // The test control plane seals route secrets to the edge key [7; 32].
-    let edge_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let edge_key = edge_key();
     let h = Harness::start(
         &[
             ("KEYGATE_EDGE_KEY", &edge_key),
@@ -875,26 +875,8 @@ async fn control_plane_to_worker_end_to_end() {
 /// Records for one plain route to `up` and the given tokens (plaintext, rpm), written to the
 /// Worker's KV through kv-sync's cloudflare client.
 async fn seed(h: &Harness, up: &Upstream, route_rpm: u32, tokens: &[(&str, u32)]) {
-    let mut route = rec::RouteRecord {
-        id: "rte_echo".into(),
-        name: "echo".into(),
-        team: "alpha".into(),
-        prefix: "/echo".into(),
-        backend: format!("http://{}/base", up.addr),
-        tags: vec![],
-        methods: vec![],
-        strip: true,
-        timeout_ms: 5000,
-        auth: rec::BackendAuth {
-            kind: "none".into(),
-            header: String::new(),
-            username: String::new(),
-            sealed: String::new(),
-        },
-        allowed_teams: vec![],
-        cors_origins: vec![],
-        rpm: 0,
-    };
+    let mut route = common::plain_route("echo", "/echo", &format!("http://{}/base", up.addr));
+    route.team = "alpha".into();
     route.rpm = route_rpm;
     let mut puts = vec![(
         rec::ROUTES_KEY.to_owned(),
@@ -928,6 +910,12 @@ async fn seed(h: &Harness, up: &Upstream, route_rpm: u32, tokens: &[(&str, u32)]
     h.kv().put_many(&puts).await.unwrap();
 }
 
+/// The edge key the test control plane seals route secrets to ([7; 32]), base64.
+fn edge_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+}
+
 fn new_key() -> String {
     keygate_contracts::token::NewToken::generate("kg")
         .expose()
@@ -938,10 +926,9 @@ fn new_key() -> String {
 /// secret value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_answers_503_and_forwards_nothing() {
-    use base64::Engine;
     let up = Upstream::start().await;
     let key = new_key();
-    let edge_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let edge_key = edge_key();
     // No edge key at all.
     let h = Harness::start(&[], &[("KEYGATE_USAGE", "off")]).await;
     seed(&h, &up, 0, &[(&key, 0)]).await;
@@ -983,9 +970,8 @@ async fn a_missing_secret_answers_503_and_forwards_nothing() {
 /// refuse with the native gateway's 429 body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_use_the_binding_ladder_or_the_isolate_gcra() {
-    use base64::Engine;
     let up = Upstream::start().await;
-    let edge_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let edge_key = edge_key();
     let h = Harness::start(
         &[("KEYGATE_EDGE_KEY", &edge_key)],
         &[("KEYGATE_USAGE", "off")],
@@ -1045,7 +1031,6 @@ async fn rate_limits_use_the_binding_ladder_or_the_isolate_gcra() {
 /// plane (a token kv-sync has not written yet); without it, KV's answer stands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kv_miss_asks_the_control_plane_when_opted_in() {
-    use base64::Engine;
     let cp = TestServer::start(Backend::Sqlite).await;
     let admin = cp.admin_key.clone();
     let gateway_key = cp.capability_key(Capability::Gateway).await;
@@ -1077,7 +1062,7 @@ async fn a_kv_miss_asks_the_control_plane_when_opted_in() {
         .unwrap()
         .into_inner()
         .plaintext;
-    let edge_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let edge_key = edge_key();
     let secrets = [
         ("KEYGATE_EDGE_KEY", edge_key.as_str()),
         ("KEYGATE_GATEWAY_KEY", gateway_key.as_str()),
@@ -1110,9 +1095,8 @@ async fn a_kv_miss_asks_the_control_plane_when_opted_in() {
 /// they are sent (5 chunks 400 ms apart), byte for byte, not once the upload ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_body_streams_through_the_worker() {
-    use base64::Engine;
     let up = Upstream::start().await;
-    let edge_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let edge_key = edge_key();
     let h = Harness::start(
         &[("KEYGATE_EDGE_KEY", &edge_key)],
         &[("KEYGATE_USAGE", "off")],
