@@ -3,7 +3,10 @@
 //!
 //! Every read uses `cacheTtl` [`CACHE_TTL_SECS`]: a location serves a value (or a miss) it
 //! read up to that long ago, so a new token can be refused and a revoked one accepted for up
-//! to `cacheTtl` plus KV's own propagation (README "Freshness").
+//! to `cacheTtl` plus KV's own propagation (README "Freshness"). On top of that, an isolate
+//! keeps what it read for a moment, so a busy isolate does not pay two KV reads per request:
+//! the revision marker is re-read at most every [`REVISION_CHECK_MS`], a token record (or its
+//! absence) is kept [`TOKEN_KEEP_MS`]. Both add to the freshness bound above.
 
 use keygate_gateway_core::{EdgeKey, EdgeToken, Routes, TokenHash};
 use keygate_kv_record as rec;
@@ -13,12 +16,20 @@ use worker::kv::KvStore;
 
 /// Seconds a location caches a KV read (Cloudflare's minimum is 30).
 pub const CACHE_TTL_SECS: u64 = 30;
+/// How often an isolate re-reads `v1/meta/revision` (ms).
+pub const REVISION_CHECK_MS: i64 = 1_000;
+/// How long an isolate keeps a token record or a miss it read (ms).
+pub const TOKEN_KEEP_MS: i64 = 5_000;
+/// Token answers an isolate keeps at most.
+const TOKENS_KEPT: usize = 20_000;
 
 /// A route table compiled for one revision.
 pub struct Compiled {
     pub revision: i64,
     /// The marker's text: the table is reused while it reads the same.
     marker: Vec<u8>,
+    /// When the marker was last read (ms).
+    checked_at: std::cell::Cell<i64>,
     pub routes: Routes,
 }
 
@@ -33,8 +44,12 @@ pub enum TableError {
     Broken(String),
 }
 
+/// Token answers this isolate read: (when, the record or `None` for a miss).
+type Kept = rustc_hash::FxHashMap<TokenHash, (i64, Option<EdgeToken>)>;
+
 thread_local! {
     static COMPILED: RefCell<Option<Rc<Compiled>>> = const { RefCell::new(None) };
+    static TOKENS: RefCell<Kept> = RefCell::new(Kept::default());
 }
 
 async fn get(kv: &KvStore, key: &str) -> Result<Option<Vec<u8>>, String> {
@@ -48,15 +63,21 @@ async fn get(kv: &KvStore, key: &str) -> Result<Option<Vec<u8>>, String> {
 /// The route table for the current revision: this isolate's compiled table when the marker
 /// is unchanged, else the table read and compiled anew. A table that does not compile keeps
 /// the previous one in force (as in the native gateway).
-pub async fn routes(kv: &KvStore, edge_key: &str) -> Result<Rc<Compiled>, TableError> {
+pub async fn routes(kv: &KvStore, edge_key: &str, now_ms: i64) -> Result<Rc<Compiled>, TableError> {
+    let current = COMPILED.with(|c| c.borrow().clone());
+    if let Some(c) = &current
+        && now_ms - c.checked_at.get() < REVISION_CHECK_MS
+    {
+        return Ok(c.clone());
+    }
     let marker = get(kv, rec::REVISION_KEY)
         .await
         .map_err(TableError::Broken)?
         .ok_or(TableError::Missing)?;
-    let current = COMPILED.with(|c| c.borrow().clone());
     if let Some(c) = &current
         && c.marker == marker
     {
+        c.checked_at.set(now_ms);
         return Ok(c.clone());
     }
     let revision: rec::RevisionRecord =
@@ -73,6 +94,7 @@ pub async fn routes(kv: &KvStore, edge_key: &str) -> Result<Rc<Compiled>, TableE
             let c = Rc::new(Compiled {
                 revision: revision.revision,
                 marker,
+                checked_at: std::cell::Cell::new(now_ms),
                 routes,
             });
             COMPILED.with(|slot| *slot.borrow_mut() = Some(c.clone()));
@@ -98,9 +120,37 @@ pub async fn routes(kv: &KvStore, edge_key: &str) -> Result<Rc<Compiled>, TableE
     }
 }
 
-/// The live token whose key hashes to `hash`, if KV has one. A record that does not decode
-/// counts as no token (and is logged).
-pub async fn token(kv: &KvStore, hash: &TokenHash) -> Result<Option<EdgeToken>, String> {
+/// The live token whose key hashes to `hash`, if KV has one: this isolate's answer when it
+/// read it less than [`TOKEN_KEEP_MS`] ago, else read from KV (and kept). A record that does
+/// not decode counts as no token (and is logged).
+pub async fn token(
+    kv: &KvStore,
+    hash: &TokenHash,
+    now_ms: i64,
+) -> Result<Option<EdgeToken>, String> {
+    let kept = TOKENS.with(|t| {
+        t.borrow()
+            .get(hash)
+            .filter(|(at, _)| now_ms - at < TOKEN_KEEP_MS)
+            .map(|(_, token)| token.clone())
+    });
+    if let Some(token) = kept {
+        return Ok(token);
+    }
+    let token = read_token(kv, hash).await?;
+    TOKENS.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.len() >= TOKENS_KEPT {
+            t.retain(|_, (at, _)| now_ms - *at < TOKEN_KEEP_MS);
+        }
+        if t.len() < TOKENS_KEPT {
+            t.insert(*hash, (now_ms, token.clone()));
+        }
+    });
+    Ok(token)
+}
+
+async fn read_token(kv: &KvStore, hash: &TokenHash) -> Result<Option<EdgeToken>, String> {
     let hex = hash.hex();
     let key = rec::token_key(&hex).map_err(|e| e.to_string())?;
     let Some(bytes) = get(kv, &key).await? else {

@@ -200,9 +200,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 
     // The route table (per isolate and revision) and the presented key's record, together.
     let hash = core::key_hash_of(&incoming, &settings.core).ok();
-    let (table, token) = futures_util::join!(kv::routes(&kv, &settings.edge_key), async {
+    let (table, token) = futures_util::join!(kv::routes(&kv, &settings.edge_key, now), async {
         match &hash {
-            Some(h) => kv::token(&kv, h).await,
+            Some(h) => kv::token(&kv, h, now).await,
             None => Ok(None),
         }
     });
