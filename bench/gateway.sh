@@ -43,10 +43,8 @@ set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
-# shellcheck source=scripts/lib/ensure.sh
-source "$KG_ROOT/scripts/lib/ensure.sh"
-# shellcheck source=scripts/lib/pg.sh
-source "$KG_ROOT/scripts/lib/pg.sh" # kg_free_port
+# shellcheck source=bench/lib.sh
+source "$KG_ROOT/bench/lib.sh"
 
 usage() { sed -n '2,39s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
@@ -106,8 +104,6 @@ done
 
 cd "$KG_ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-$KG_ROOT/target}
-BENCH_BIN=$TARGET_DIR/release/keygate-bench
-LUA=$KG_ROOT/bench/gateway/requests.lua
 
 # --------------------------------------------------------------- targets
 
@@ -147,17 +143,8 @@ GATEWAY_BIN=${GATEWAY_BIN:-$TARGET_DIR/gateway/keygate-gateway}
 
 # ------------------------------------------------------------- tools
 
-ensure_bench_tools() {
-    local want=()
-    kg_have wrk || want+=(wrk)
-    kg_have nginx || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light)
-    kg_have curl || want+=(curl)
-    ensure_apt_packages "${want[@]}"
-    kg_have wrk || kg_die "wrk still missing after installing it"
-}
-ensure_bench_tools
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-CLK_TCK=$(getconf CLK_TCK)
+# wrk, nginx, curl; the work directory and the cleanup that stops what is started here.
+bench_init keygate-gwbench
 
 if [[ -n "$BUILD" ]]; then
     kg_log "building keygate-bench (release)"
@@ -171,7 +158,6 @@ if [[ -n "$BUILD" ]]; then
         nice -n 10 cargo build --release -p keygate-control-plane
     fi
 fi
-CP_BIN=$TARGET_DIR/release/keygate-control-plane
 [[ -x "$BENCH_BIN" ]] || kg_die "$BENCH_BIN not found: cargo build --release -p keygate-bench"
 if has_target c; then
     [[ -x "$GATEWAY_BIN" ]] || kg_die "$GATEWAY_BIN not found: cargo build --profile gateway -p keygate-gateway"
@@ -180,88 +166,6 @@ if [[ -n "$USAGE" ]]; then
     has_target c || kg_die "--usage needs target c (the keygate gateway)"
     [[ -x "$CP_BIN" ]] || kg_die "$CP_BIN not found: cargo build --release -p keygate-control-plane"
 fi
-
-# -------------------------------------------------- processes and cleanup
-
-WORK=$(mktemp -d /tmp/keygate-gwbench.XXXXXX)
-# nginx workers may run as an unprivileged user; they must reach their temp directories.
-chmod 711 "$WORK"
-STARTED_PIDS=()
-
-# stop_pid PID — TERM, wait up to 5 s, then KILL; also its children (nginx workers).
-stop_pid() {
-    local pid=$1 kids i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kids=$(pgrep -P "$pid" || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kg_warn "process $pid did not stop on TERM; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    for i in $kids; do
-        kill -KILL "$i" 2>/dev/null || true
-    done
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local i
-    for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
-        stop_pid "${STARTED_PIDS[i]}"
-    done
-    if [[ -n "$KEEP" ]]; then
-        kg_info "kept the work directory: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-kg_on_exit cleanup
-
-# show_log FILE — the end of a log, indented.
-show_log() {
-    [[ -s "$1" ]] || return 0
-    kg_info "last lines of $1:"
-    tail -n 30 "$1" | sed 's/^/    | /' >&2
-}
-
-# http_code URL [curl args...] — the status code, or 000 when nothing answered.
-http_code() {
-    local url=$1
-    shift
-    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" || true
-}
-
-# wait_http NAME PID URL LOG — poll URL until it answers 200, while PID lives (60 s cap).
-wait_http() {
-    local name=$1 pid=$2 url=$3 log=$4 deadline=$((SECONDS + 60)) code
-    while :; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            show_log "$log"
-            kg_die "$name exited before it was ready"
-        fi
-        code=$(http_code "$url")
-        [[ "$code" == 200 ]] && return 0
-        if ((SECONDS >= deadline)); then
-            show_log "$log"
-            kg_die "$name not ready after 60 s ($url answered $code)"
-        fi
-        sleep 0.1
-    done
-}
-
-# nginx_temp_paths DIR — temp path directives under DIR, for the modules this nginx has.
-nginx_temp_paths() {
-    local dir=$1 v m
-    v=$("$NGINX" -V 2>&1)
-    echo "    client_body_temp_path $dir/tmp/body;"
-    echo "    proxy_temp_path $dir/tmp/proxy;"
-    for m in fastcgi uwsgi scgi; do
-        [[ "$v" == *"--without-http_${m}_module"* ]] || echo "    ${m}_temp_path $dir/tmp/$m;"
-    done
-}
 
 # nginx_forwarding_headers — with --nginx-headers same, the forwarding contract the gateway
 # keeps, so both proxies do the same work per request: client address, scheme and host to
@@ -277,78 +181,13 @@ nginx_forwarding_headers() {
 EOF
 }
 
-# start_nginx NAME DIR — run nginx in the foreground of a background job with DIR/nginx.conf;
-# sets NGINX_PID (the master).
-start_nginx() {
-    local name=$1 dir=$2
-    mkdir -p "$dir/tmp"
-    chmod 755 "$dir" "$dir/tmp"
-    "$NGINX" -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" 2>"$dir/test.log" || {
-        show_log "$dir/test.log"
-        kg_die "$name: nginx rejected its configuration ($dir/nginx.conf)"
-    }
-    "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
-    NGINX_PID=$!
-    STARTED_PIDS+=("$NGINX_PID")
-}
-
 # ----------------------------------------------------------- upstream
 
-UP_DIR=$WORK/upstream
-UP_PORT=$(kg_free_port)
-mkdir -p "$UP_DIR"
-cat >"$UP_DIR/nginx.conf" <<EOF
-# The upstream: answers 200 and a small JSON body to any method and path. The body echoes
-# the path it got and whether an X-API-Key reached it, so the script can check each proxy.
-daemon off;
-worker_processes 1;
-pid $UP_DIR/nginx.pid;
-error_log $UP_DIR/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-$(nginx_temp_paths "$UP_DIR")
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    map \$http_x_api_key \$kg_key_sent { "" no; default yes; }
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        default_type application/json;
-        location / { return 200 '{"ok":true,"from":"upstream","uri":"\$uri","key_sent":"\$kg_key_sent"}'; }
-    }
-}
-EOF
-kg_log "upstream: nginx (1 worker) on 127.0.0.1:$UP_PORT"
-start_nginx upstream "$UP_DIR"
-UP_PID=$NGINX_PID
-wait_http upstream "$UP_PID" "http://127.0.0.1:$UP_PORT/" "$UP_DIR/error.log"
-UPSTREAM=http://127.0.0.1:$UP_PORT
+start_upstream
 
 # --------------------------------------------------------------- seed
 
-SEED=$WORK/seed
-kg_log "seeding $TOKENS tokens and $ROUTES routes (keygate-bench gateway-seed)"
-"$BENCH_BIN" gateway-seed --kv "$WORK/kv.db" --edge-key "$WORK/edge.key" --out "$SEED" \
-    --tokens "$TOKENS" --routes "$ROUTES" --upstream "$UPSTREAM"
-KEY0=$(head -n 1 "$SEED/keys.txt")
-PATH0=$(head -n 1 "$SEED/paths.txt")
-
-# check_target NAME BASE_URL — a seeded key reaches the upstream with the route prefix
-# stripped and without the key; a wrong key or none is refused with 401.
-check_target() {
-    local name=$1 base=$2 body code want_uri=/${PATH0#/*/}
-    body=$(curl -s --max-time 5 -H "X-API-Key: $KEY0" "$base$PATH0") || true
-    [[ "$body" == *'"from":"upstream"'* ]] ||
-        kg_die "$name: a seeded key on $PATH0 did not reach the upstream (got: ${body:0:200})"
-    [[ "$body" == *"\"uri\":\"$want_uri\""* ]] ||
-        kg_die "$name: $PATH0 reached the upstream as something else than $want_uri (got: ${body:0:200})"
-    [[ "$body" == *'"key_sent":"no"'* ]] ||
-        kg_die "$name: the X-API-Key header was forwarded to the upstream"
-    code=$(http_code "$base$PATH0" -H "X-API-Key: kg_not_a_real_key")
-    [[ "$code" == 401 ]] || kg_die "$name: a wrong key got HTTP $code, not 401"
-    code=$(http_code "$base$PATH0")
-    [[ "$code" == 401 ]] || kg_die "$name: a request without a key got HTTP $code, not 401"
-}
+seed_gateway "$TOKENS" "$ROUTES"
 
 declare -A PORT PROXY_PID
 PORT[a]=$UP_PORT
@@ -425,81 +264,26 @@ if has_target c; then
     # c: usage reporting off (no gateway key). With --usage, d beside it: a control plane of
     # its own (SQLite in the work directory) writes a GATEWAY key for the embedded stack and
     # takes d's rollups and events. The edge key comes from the seeded file either way.
-    start_gateway() { # start_gateway TARGET ADMIN_PORT ENV...
-        local t=$1 admin=$2 log=$WORK/gateway-$1.log
-        shift 2
-        env -u KEYGATE_GATEWAY_KEY -u KEYGATE_GATEWAY_KEY_FILE -u KEYGATE_EDGE_KEY \
-            "$@" \
-            KEYGATE_GATEWAY_LISTEN="127.0.0.1:${PORT[$t]}" \
-            KEYGATE_GATEWAY_ADMIN_LISTEN="127.0.0.1:$admin" \
-            KEYGATE_KV_PATH="$WORK/kv.db" \
-            KEYGATE_EDGE_KEY_FILE="$WORK/edge.key" \
-            KEYGATE_LOG=warn \
-            "$GATEWAY_BIN" >"$log" 2>&1 &
-        PROXY_PID[$t]=$!
-        STARTED_PIDS+=("${PROXY_PID[$t]}")
-        wait_http "gateway $t" "${PROXY_PID[$t]}" "http://127.0.0.1:$admin/readyz" "$log"
-        check_target "$t (${LABEL[$t]})" "http://127.0.0.1:${PORT[$t]}"
-    }
-    start_gateway c "$ADMIN_PORT"
+    start_native_gateway c "$ADMIN_PORT"
     if [[ -n "$USAGE" ]]; then
-        CP_PORT=$(kg_free_port)
-        CP_LOG=$WORK/control-plane.log
-        kg_log "control plane ($CP_BIN) on 127.0.0.1:$CP_PORT, for d's usage"
-        env -u DATABASE_URL -u KEYGATE_MASTER_KEY \
-            KEYGATE_DATA_DIR="$WORK/cp" KEYGATE_LISTEN="127.0.0.1:$CP_PORT" \
-            KEYGATE_EMBEDDED_SERVICE_KEYS=true KEYGATE_LOG=warn \
-            "$CP_BIN" >"$CP_LOG" 2>&1 &
-        CP_PID=$!
-        STARTED_PIDS+=("$CP_PID")
-        deadline=$((SECONDS + 60))
-        until [[ -s "$WORK/cp/gateway.key" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$CP_PORT") 2>/dev/null; do
-            kill -0 "$CP_PID" 2>/dev/null || {
-                show_log "$CP_LOG"
-                kg_die "the control plane exited before it was ready"
-            }
-            ((SECONDS < deadline)) || {
-                show_log "$CP_LOG"
-                kg_die "the control plane was not ready after 60 s"
-            }
-            sleep 0.1
-        done
+        start_control_plane
         PORT[d]=$(kg_free_port)
         ADMIN_PORT_D=$(kg_free_port)
         kg_log "d: keygate gateway, usage on, on 127.0.0.1:${PORT[d]}, admin 127.0.0.1:$ADMIN_PORT_D"
-        start_gateway d "$ADMIN_PORT_D" KEYGATE_ADDR="http://127.0.0.1:$CP_PORT" \
+        start_native_gateway d "$ADMIN_PORT_D" KEYGATE_ADDR="http://127.0.0.1:$CP_PORT" \
             KEYGATE_GATEWAY_KEY_FILE="$WORK/cp/gateway.key" KEYGATE_GATEWAY_NAME=bench
     fi
 fi
 
 # ---------------------------------------------------------- measuring
 
-# cpu_ticks PID... — utime + stime of these processes, in clock ticks. Fields 14 and 15 of
-# /proc/PID/stat, counted after the ")" that ends the command name.
-cpu_ticks() {
-    local pid total=0 t
-    for pid in "$@"; do
-        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) ||
-            kg_die "process $pid is gone"
-        total=$((total + t))
-    done
-    echo "$total"
-}
-
-# pids_of PID — the process and its children (an nginx master and its workers).
-pids_of() {
-    {
-        echo "$1"
-        pgrep -P "$1" || true
-    } | tr '\n' ' '
-}
-
 ROUNDS_TSV=$WORK/rounds.tsv
+declare -A WRK
 : >"$ROUNDS_TSV"
 
 # run_wrk TARGET SECONDS ROUND — one wrk run; ROUND 0 is the warm-up (not recorded).
 run_wrk() {
-    local t=$1 secs=$2 round=$3 out kv proxy_pids up_pids p0 p1 u0 u1 rc
+    local t=$1 secs=$2 round=$3 out proxy_pids up_pids p0 p1 u0 u1
     out=$WORK/wrk-$t-r$round.txt
     up_pids=$(pids_of "$UP_PID")
     proxy_pids=
@@ -509,44 +293,14 @@ run_wrk() {
         u0=$(cpu_ticks $up_pids)
         p0=$(cpu_ticks $proxy_pids)
     }
-    set +e
-    timeout -k 5 $((secs + 30)) wrk -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --timeout 5s \
-        --latency -s "$LUA" "http://127.0.0.1:${PORT[$t]}" -- \
-        "$SEED/keys.txt" "$SEED/paths.txt" "$THREADS" >"$out" 2>&1
-    rc=$?
-    set -e
+    wrk_run "round $round, target $t" "$out" "$secs" "http://127.0.0.1:${PORT[$t]}"
     # shellcheck disable=SC2086
     {
         u1=$(cpu_ticks $up_pids)
         p1=$(cpu_ticks $proxy_pids)
     }
-    if ((rc != 0)); then
-        sed 's/^/    | /' "$out" >&2
-        kg_die "wrk against $t failed (exit $rc)"
-    fi
-    kv=$(sed -n 's/^KGWRK //p' "$out")
-    [[ -n "$kv" ]] || {
-        sed 's/^/    | /' "$out" >&2
-        kg_die "wrk against $t printed no KGWRK line"
-    }
-    local -A w=()
-    local pair
-    for pair in $kv; do
-        w[${pair%%=*}]=${pair#*=}
-    done
-    local requests=${w[requests]} duration_us=${w[duration_us]} p50_us=${w[p50_us]} \
-        p75_us=${w[p75_us]} p90_us=${w[p90_us]} p99_us=${w[p99_us]} max_us=${w[max_us]} \
-        non2xx=${w[non2xx]} connect=${w[connect]} read=${w[read]} write=${w[write]} \
-        timeout=${w[timeout]}
-    if ((non2xx > 0)) || grep -q 'Non-2xx or 3xx responses' "$out"; then
-        sed 's/^/    | /' "$out" >&2
-        kg_die "round $round, target $t: $non2xx non-2xx responses out of $requests; the figures would be worthless"
-    fi
-    if ((connect + read + write + timeout > 0)); then
-        sed 's/^/    | /' "$out" >&2
-        kg_die "round $round, target $t: socket errors (connect $connect, read $read, write $write, timeout $timeout)"
-    fi
-    ((requests > 0)) || kg_die "round $round, target $t: no requests completed"
+    local requests=${WRK[requests]} duration_us=${WRK[duration_us]} p50_us=${WRK[p50_us]} \
+        p75_us=${WRK[p75_us]} p90_us=${WRK[p90_us]} p99_us=${WRK[p99_us]} max_us=${WRK[max_us]}
     ((round > 0)) || return 0
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$t" "$requests" "$duration_us" \
         "$p50_us" "$p75_us" "$p90_us" "$p99_us" "$max_us" $((p1 - p0)) $((u1 - u0)) >>"$ROUNDS_TSV"
@@ -587,19 +341,10 @@ if [[ -n "$USAGE" ]]; then
         curl -fsS "http://127.0.0.1:$ADMIN_PORT_D/metrics" |
             awk -v n="keygate_gateway_$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.0f\n", s }'
     }
-    stored_sum() { # the control plane's count of d's requests (its gateway series, day tier)
-        python3 - "$WORK/cp/keygate.db" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-row = db.execute("SELECT COALESCE(SUM(calls), 0) FROM usage_series_day "
-                 "WHERE dim = 'gateway' AND dim_key = 'bench'").fetchone()
-print(row[0])
-PY
-    }
     deadline=$((SECONDS + 60))
     while :; do
         D_ANSWERED=$(metric_sum requests_total)
-        D_STORED=$(stored_sum)
+        D_STORED=$(stored_usage_calls bench)
         [[ "$D_STORED" == "$D_ANSWERED" ]] && break
         ((SECONDS < deadline)) || break
         sleep 1
@@ -625,23 +370,12 @@ awk -F'\t' -v hz="$CLK_TCK" 'BEGIN { OFS = "\t" } {
           $10 / hz, ($2 == "a" ? "null" : $10 / hz / n * 1e5), $11 / hz / n * 1e5, n, d
 }' "$ROUNDS_TSV" >"$DERIVED"
 
-# median TARGET COLUMN — median over rounds of one column of $DERIVED.
-median() {
-    awk -F'\t' -v t="$1" -v c="$2" '$2 == t && $c != "null" { v[++n] = $c } END {
-        if (n == 0) { print "null"; exit }
-        for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
-        m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-        printf "%.4f\n", m
-    }' "$DERIVED"
-}
 declare -A MED
 for t in "${TARGETS[@]}"; do
     for col in 3:rps 4:p50 7:p99 5:p75 6:p90 10:cpu 11:upcpu; do
-        MED[$t.${col#*:}]=$(median "$t" "${col%:*}")
+        MED[$t.${col#*:}]=$(median "$DERIVED" "$t" "${col%:*}")
     done
 done
-
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "null" || v == "") print "-"; else printf f, v }'; }
 
 echo
 printf '== gateway benchmark: medians of %d rounds x %d s, %d connections, %d wrk threads, %d tokens, %d routes, nginx headers %s ==\n' \
@@ -661,7 +395,6 @@ for t in a b c d; do
 done
 
 # Ratios keygate / nginx, of the medians; and the verdicts.
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (x == "null" || y == "null" || y + 0 == 0) print "null"; else printf "%.4f\n", x / y }'; }
 R_RPS=null R_P99=null R_CPU=null V_RPS="not run" V_P99="not run"
 if has_target b && has_target c; then
     R_RPS=$(ratio "${MED[c.rps]}" "${MED[b.rps]}")
@@ -693,19 +426,13 @@ fi
 if [[ "$V_RPS" == "not run" ]]; then
     echo "(targets not judged: both b and c must run; ${SKIPPED_C:-see --only})"
 fi
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=false
-git diff --quiet HEAD 2>/dev/null || DIRTY=true
-CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+machine_info
 printf '\n%s, commit %s%s, %s CPUs (%s), kernel %s, loadavg %s -> %s, %d s measuring\n' \
     "$DATE_UTC" "$COMMIT" "$([[ $DIRTY == true ]] && echo ' (working tree modified)')" "$(nproc)" \
     "$CPU_MODEL" "$(uname -r)" "$LOAD_START" "$LOAD_END" "$ELAPSED"
 
 # ---------------------------------------------------------------- JSON
 
-json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
-# Values from median() and ratio() are already JSON numbers ("%.4f") or null.
-json_num() { echo "${1:-null}"; }
 if [[ "$JSON_OUT" != - ]]; then
     mkdir -p "$(dirname "$JSON_OUT")"
     {
