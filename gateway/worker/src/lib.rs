@@ -112,6 +112,22 @@ impl<'a> DecisionHeaders<'a> {
     }
 }
 
+thread_local! {
+    /// The isolate's settings, read from its environment at its first request (a new secret
+    /// or var is a new deployment, hence new isolates).
+    static SETTINGS: std::cell::RefCell<Option<Rc<Settings>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This isolate's settings; an error is not kept (the next request reads again).
+fn settings(env: &Env) -> Result<Rc<Settings>, settings::Unconfigured> {
+    if let Some(s) = SETTINGS.with(|s| s.borrow().clone()) {
+        return Ok(s);
+    }
+    let s = Rc::new(Settings::from_env(env)?);
+    SETTINGS.with(|slot| *slot.borrow_mut() = Some(s.clone()));
+    Ok(s)
+}
+
 /// A gateway answer as a Worker response.
 fn to_response(a: core::Answer) -> worker::Result<Response> {
     let headers = worker::Headers::new();
@@ -154,7 +170,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         revision: 0,
     };
 
-    let settings = match Settings::from_env(&env) {
+    let settings = match settings(&env) {
         Ok(s) => s,
         Err(e) => {
             // Nothing is forwarded without the secrets; the binding is named, never a value.
@@ -365,12 +381,24 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             ex.finish(&sink, subject.subject(), sent.get(), received.get());
         })
     };
-    let response = match backend.body() {
-        Some(b) => {
+    // A body of declared length passes through untouched (the runtime streams it; nothing
+    // crosses into wasm per chunk) and is counted by its `Content-Length`; any other body is
+    // streamed through a counter.
+    let declared = backend_headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+    let response = match (backend.body(), declared) {
+        (Some(b), Some(len)) => {
+            received.set(len);
+            finish();
+            worker::ResponseBuilder::new().stream(b)
+        }
+        (Some(b), None) => {
             let counted = Counted::new(worker::ByteStream::from(b), received, Some(finish));
             Response::from_stream(counted)?
         }
-        None => {
+        (None, _) => {
             finish();
             Response::empty()?
         }
