@@ -315,20 +315,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE_UTC=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 [[ -z "$USAGE" ]] || CP_TICKS0=$(cpu_ticks "$CP_PID")
 STARTED=$SECONDS
-if ((WARMUP > 0)); then
-    kg_log "warm-up: ${WARMUP} s per target (${TARGETS[*]})"
-    for t in "${TARGETS[@]}"; do
-        run_wrk "$t" "$WARMUP" 0
-    done
-fi
-kg_log "measuring: $ROUNDS rounds x ${DURATION} s per target, $CONNECTIONS connections, $THREADS wrk threads"
-for ((r = 1; r <= ROUNDS; r++)); do
-    # Rotate the order each round so no target always runs first or last.
-    n=${#TARGETS[@]}
-    for ((k = 0; k < n; k++)); do
-        run_wrk "${TARGETS[(k + r - 1) % n]}" "$DURATION" "$r"
-    done
-done
+bench_rounds
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$((SECONDS - STARTED))
 

@@ -331,3 +331,24 @@ machine_info() {
     git -C "$KG_ROOT" diff --quiet HEAD 2>/dev/null || DIRTY=true
     CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 }
+
+# The measurement plan both benchmarks follow: a warm-up of WARMUP s per target, then ROUNDS
+# interleaved rounds of DURATION s, the order rotated each round so no target always runs
+# first or last. The caller defines `run_wrk TARGET SECONDS ROUND` (round 0: warm-up) and
+# sets TARGETS, WARMUP, ROUNDS, DURATION, CONNECTIONS, THREADS.
+bench_rounds() {
+    local t r k nt
+    if ((WARMUP > 0)); then
+        kg_log "warm-up: ${WARMUP} s per target (${TARGETS[*]})"
+        for t in "${TARGETS[@]}"; do
+            run_wrk "$t" "$WARMUP" 0
+        done
+    fi
+    kg_log "measuring: $ROUNDS rounds x ${DURATION} s per target, $CONNECTIONS connections, $THREADS wrk threads"
+    nt=${#TARGETS[@]}
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for ((k = 0; k < nt; k++)); do
+            run_wrk "${TARGETS[(k + r - 1) % nt]}" "$DURATION" "$r"
+        done
+    done
+}
