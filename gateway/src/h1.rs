@@ -297,7 +297,7 @@ async fn exchange(
     };
     let snap = &current.snap;
     let decision = {
-        let incoming = host::incoming(req.method, req.path, req.query, &req.decision);
+        let incoming = req.decision.incoming(req.method, req.path, req.query);
         core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
     };
     if let Decision::Forward(f) = &decision

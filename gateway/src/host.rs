@@ -20,6 +20,7 @@ use crate::snapshot::ConfigState;
 use crate::usage::UsageHub;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use keygate_gateway_core as core;
+pub use keygate_gateway_pipeline::DecisionHeaders;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,72 +167,23 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Every value of one request header, on the stack for the usual zero to two values.
-type Values<'a> = smallvec::SmallVec<[&'a [u8]; 2]>;
-
-/// The request headers the decision reads, gathered in one pass over the map (cheaper than
-/// one hashed lookup per name).
-#[derive(Default)]
-pub struct DecisionHeaders<'a> {
-    api_key: Values<'a>,
-    authorization: Values<'a>,
-    /// The first value, as `HeaderMap::get` gives.
-    origin: Option<&'a [u8]>,
-    preflight_method: Option<&'a [u8]>,
-}
-
-impl<'a> DecisionHeaders<'a> {
-    /// Takes one header of a raw head (`name` in any case) if the decision reads it; whether
-    /// it did.
-    pub fn offer(&mut self, name: &str, v: &'a [u8]) -> bool {
-        match name.len() {
-            9 if name.eq_ignore_ascii_case("x-api-key") => self.api_key.push(v),
-            13 if name.eq_ignore_ascii_case("authorization") => self.authorization.push(v),
-            6 if name.eq_ignore_ascii_case("origin") => {
-                self.origin.get_or_insert(v);
-            }
-            29 if name.eq_ignore_ascii_case("access-control-request-method") => {
-                self.preflight_method.get_or_insert(v);
-            }
-            _ => return false,
+/// The request headers the decision reads ([`DecisionHeaders`], the pipeline's), gathered in
+/// one pass over the map (typed name comparisons: cheaper than one hashed lookup per name).
+pub fn decision_headers(h: &HeaderMap) -> DecisionHeaders<'_> {
+    let mut d = DecisionHeaders::default();
+    for (name, value) in h {
+        let v = value.as_bytes();
+        if name == X_API_KEY {
+            d.api_key.push(v);
+        } else if name == header::AUTHORIZATION {
+            d.authorization.push(v);
+        } else if name == header::ORIGIN {
+            d.origin.get_or_insert(v);
+        } else if name == header::ACCESS_CONTROL_REQUEST_METHOD {
+            d.preflight_method.get_or_insert(v);
         }
-        true
     }
-
-    pub fn of(h: &'a HeaderMap) -> Self {
-        let mut d = Self::default();
-        for (name, value) in h {
-            let v = value.as_bytes();
-            if name == X_API_KEY {
-                d.api_key.push(v);
-            } else if name == header::AUTHORIZATION {
-                d.authorization.push(v);
-            } else if name == header::ORIGIN {
-                d.origin.get_or_insert(v);
-            } else if name == header::ACCESS_CONTROL_REQUEST_METHOD {
-                d.preflight_method.get_or_insert(v);
-            }
-        }
-        d
-    }
-}
-
-/// The request headers the decision reads, as the core wants them.
-pub fn incoming<'a>(
-    method: &'a str,
-    path: &'a str,
-    query: Option<&'a str>,
-    h: &'a DecisionHeaders<'_>,
-) -> core::Incoming<'a> {
-    core::Incoming {
-        method,
-        path,
-        query,
-        api_key: h.api_key.as_slice(),
-        authorization: h.authorization.as_slice(),
-        origin: h.origin,
-        preflight_method: h.preflight_method,
-    }
+    d
 }
 
 #[cfg(test)]
@@ -259,7 +211,7 @@ mod tests {
             for (k, v) in *case {
                 h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
             }
-            let d = DecisionHeaders::of(&h);
+            let d = decision_headers(&h);
             let all = |n: &HeaderName| -> Vec<&[u8]> {
                 h.get_all(n).iter().map(|v| v.as_bytes()).collect()
             };

@@ -7,7 +7,7 @@
 //! not: hold a request rule (the core and the pipeline do).
 
 use crate::body::{Counted, OnDone};
-use crate::host::{App, Arrived, DecisionHeaders, Exchange, Peer, Worker, incoming, now_ms};
+use crate::host::{App, Arrived, Exchange, Peer, Worker, decision_headers, now_ms};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -60,13 +60,8 @@ pub async fn handle(
     let revision = snap.revision;
 
     let decision = {
-        let h = DecisionHeaders::of(req.headers());
-        let incoming = incoming(
-            req.method().as_str(),
-            req.uri().path(),
-            req.uri().query(),
-            &h,
-        );
+        let h = decision_headers(req.headers());
+        let incoming = h.incoming(req.method().as_str(), req.uri().path(), req.uri().query());
         core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
     };
     let facts = Facts { revision, ..facts };

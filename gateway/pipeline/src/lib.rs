@@ -30,11 +30,13 @@
 
 mod admit;
 mod exchange;
+mod headers;
 mod host;
 mod limits;
 
 pub use admit::{Admission, Admitted};
 pub use exchange::{Exchange, Facts, OwnedSubject, Subject, UsageEvent, error_answer};
+pub use headers::DecisionHeaders;
 pub use host::{Failure, Keep, RateLimiter, Started, UsageSink, wanted};
 pub use limits::{LocalLimiter, TokenLimits};
 

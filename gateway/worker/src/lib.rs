@@ -22,8 +22,8 @@ mod vectors;
 use forward::{Counted, JsHeaders, SendError};
 use keygate_gateway_core::{self as core, EdgeToken, TokenHash};
 use keygate_gateway_pipeline::{
-    Admission, Admitted, Exchange, Facts, Failure, LocalLimiter, OwnedSubject, RateLimiter,
-    Started, Subject,
+    Admission, Admitted, DecisionHeaders, Exchange, Facts, Failure, LocalLimiter, OwnedSubject,
+    RateLimiter, Started, Subject,
 };
 use settings::Settings;
 use std::cell::Cell;
@@ -85,31 +85,21 @@ impl core::TokenSource for OneToken {
     }
 }
 
-/// The request headers the decision reads.
-#[derive(Default)]
-struct DecisionHeaders<'a> {
-    api_key: Vec<&'a [u8]>,
-    authorization: Vec<&'a [u8]>,
-    origin: Option<&'a [u8]>,
-    preflight_method: Option<&'a [u8]>,
-}
-
-impl<'a> DecisionHeaders<'a> {
-    /// The runtime joins repeated headers with `, `; the key headers are split back so that
-    /// two keys are seen as two (`ambiguous_key`), as the native gateway sees them.
-    fn of(headers: &'a [(String, String)]) -> Self {
-        let mut d = Self::default();
-        for (k, v) in headers {
-            match k.as_str() {
-                "x-api-key" => d.api_key.extend(v.split(", ").map(str::as_bytes)),
-                "authorization" => d.authorization.extend(v.split(", ").map(str::as_bytes)),
-                "origin" => d.origin = Some(v.as_bytes()),
-                "access-control-request-method" => d.preflight_method = Some(v.as_bytes()),
-                _ => {}
+/// The request headers the decision reads. The runtime joins repeated headers with `, `; the
+/// key headers are split back so that two keys are seen as two (`ambiguous_key`), as the
+/// native gateway sees them.
+fn decision_headers(headers: &[(String, String)]) -> DecisionHeaders<'_> {
+    let mut d = DecisionHeaders::default();
+    for (k, v) in headers {
+        if k == "x-api-key" || k == "authorization" {
+            for part in v.split(", ") {
+                d.offer(k, part.as_bytes());
             }
+        } else {
+            d.offer(k, v.as_bytes());
         }
-        d
     }
+    d
 }
 
 thread_local! {
@@ -203,16 +193,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 
     let url = req.url()?;
     let (path, query) = (url.path().to_owned(), url.query().map(str::to_owned));
-    let dh = DecisionHeaders::of(&headers);
-    let incoming = core::Incoming {
-        method: &method,
-        path: &path,
-        query: query.as_deref(),
-        api_key: &dh.api_key,
-        authorization: &dh.authorization,
-        origin: dh.origin,
-        preflight_method: dh.preflight_method,
-    };
+    let dh = decision_headers(&headers);
+    let incoming = dh.incoming(&method, &path, query.as_deref());
 
     // The route table (per isolate and revision) and the presented key's record, together.
     let hash = core::key_hash_of(&incoming, &settings.core).ok();
