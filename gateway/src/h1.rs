@@ -751,7 +751,7 @@ fn write_head(
             && wire::is_header_value(h.value)
             && let Ok(loc) = std::str::from_utf8(h.value)
         {
-            let public = core::public_base(x.app.public_url.as_deref(), host);
+            let public = core::public_base(x.app.public_url.as_deref(), "http", host);
             if let Some(new) = core::rewrite_location(loc, x.fwd.route, &public)
                 && wire::is_header_value(new.as_bytes())
             {

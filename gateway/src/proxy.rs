@@ -188,7 +188,7 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
     {
         let host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
-        let public = core::public_base(app.public_url.as_deref(), host);
+        let public = core::public_base(app.public_url.as_deref(), "http", host);
         if let Some(new) = core::rewrite_location(loc, fwd.route, &public)
             && let Ok(v) = HeaderValue::from_str(&new)
         {

@@ -173,7 +173,9 @@ impl Seen {
 }
 
 /// A real HTTP upstream on 127.0.0.1:0 that records what it receives. `/…/stream` answers 5
-/// chunks 400 ms apart; everything else 200 `ok`.
+/// chunks 400 ms apart; `/…/slow` answers after 1.5 s; `/…/redirect` answers 302 with a
+/// `Location` under the upstream's `/base`, two `Set-Cookie`, and an `X-Request-Id` and
+/// `X-Keygate-Revision` of its own; everything else 200 `ok`.
 struct Upstream {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -213,7 +215,25 @@ async fn upstream_serve(
             s.chunk_at.push(head_at.elapsed());
         }
     }
+    let (slow, redirect) = (s.uri.contains("/slow"), s.uri.contains("/redirect"));
+    let host = s.header("host").unwrap_or_default().to_owned();
     seen.lock().unwrap().push(s);
+    if slow {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    if redirect {
+        let r = Response::builder()
+            .status(302)
+            .header("location", format!("http://{host}/base/next?x=1"))
+            .header("set-cookie", "a=1; Path=/")
+            .header("set-cookie", "b=2; Path=/")
+            .header("x-request-id", "from-the-backend")
+            .header("x-keygate-revision", "999")
+            .header("x-backend", "kept")
+            .body(Full::new(Bytes::from_static(b"moved")).boxed())
+            .unwrap();
+        return Ok(r);
+    }
     if stream {
         let chunks = futures::stream::unfold(0u32, |i| async move {
             if i == 5 {
@@ -875,9 +895,19 @@ async fn control_plane_to_worker_end_to_end() {
 /// Records for one plain route to `up` and the given tokens (plaintext, rpm), written to the
 /// Worker's KV through kv-sync's cloudflare client.
 async fn seed(h: &Harness, up: &Upstream, route_rpm: u32, tokens: &[(&str, u32)]) {
+    seed_with(h, up, tokens, |route| route.rpm = route_rpm).await;
+}
+
+/// [`seed`], with the route changed by `edit` first.
+async fn seed_with(
+    h: &Harness,
+    up: &Upstream,
+    tokens: &[(&str, u32)],
+    edit: impl FnOnce(&mut rec::RouteRecord),
+) {
     let mut route = common::plain_route("echo", "/echo", &format!("http://{}/base", up.addr));
     route.team = "alpha".into();
-    route.rpm = route_rpm;
+    edit(&mut route);
     let mut puts = vec![(
         rec::ROUTES_KEY.to_owned(),
         rec::encode(&rec::RouteTable {
@@ -1133,5 +1163,81 @@ async fn a_request_body_streams_through_the_worker() {
     assert!(
         at.len() >= 2 && *at.last().unwrap() - at[0] >= Duration::from_millis(1200),
         "the request body was buffered: {at:?}"
+    );
+}
+
+/// The answer to a forward follows the core's header rules in the Worker too: the backend's
+/// `Location` under the route's backend is made public, its own `X-Request-Id` and
+/// `X-Keygate-Revision` are replaced by the gateway's, repeated `Set-Cookie` and other headers
+/// pass. A backend slower than the route's `timeout_ms` to send its head gets 504; a streamed
+/// body that outlasts the timeout (its head came in time) arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_follow_the_core_header_rules_and_the_route_timeout() {
+    let up = Upstream::start().await;
+    let edge_key = edge_key();
+    let h = Harness::start(
+        &[("KEYGATE_EDGE_KEY", &edge_key)],
+        &[("KEYGATE_USAGE", "off")],
+    )
+    .await;
+    let key = new_key();
+    seed_with(&h, &up, &[(&key, 0)], |route| route.timeout_ms = 800).await;
+    let worker = h.info.worker.clone();
+
+    let r = http()
+        .get(format!("{worker}/echo/redirect"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let hv = |name: &str| -> Vec<String> {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(hv("location"), [format!("{worker}/echo/next?x=1")]);
+    assert_eq!(hv("set-cookie"), ["a=1; Path=/", "b=2; Path=/"]);
+    assert_eq!(hv("x-backend"), ["kept"]);
+    assert_eq!(hv("x-keygate-revision"), ["3"]);
+    let ids = hv("x-request-id");
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(
+        ids[0].starts_with("wk-"),
+        "the gateway's request id: {ids:?}"
+    );
+    assert_eq!(r.text().await.unwrap(), "moved");
+
+    let started = Instant::now();
+    let r = http()
+        .get(format!("{worker}/echo/slow"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 504);
+    assert!(r.headers().contains_key("x-request-id"));
+    assert!(
+        waited < Duration::from_millis(1400),
+        "answered after {waited:?}, not at the route's 800 ms timeout"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "gateway_timeout", "{body}");
+
+    // The head comes at once; the body takes 1.6 s, twice the timeout, and is not cut.
+    let r = http()
+        .get(format!("{worker}/echo/stream"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert_eq!(
+        text,
+        (0..5).map(|i| format!("chunk{i}\n")).collect::<String>()
     );
 }

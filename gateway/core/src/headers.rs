@@ -232,10 +232,15 @@ pub fn put_error_headers(
 }
 
 /// The public base URL that rewritten `Location` headers point at: the configured public URL
-/// of the gateway, else `http://` + the host the caller asked for.
-pub fn public_base<'a>(public_url: Option<&'a str>, host: &str) -> std::borrow::Cow<'a, str> {
+/// of the gateway, else `proto://` + the host the caller asked for (`proto`: the scheme the
+/// caller used, as in [`Client::proto`]).
+pub fn public_base<'a>(
+    public_url: Option<&'a str>,
+    proto: &str,
+    host: &str,
+) -> std::borrow::Cow<'a, str> {
     match public_url {
         Some(u) => std::borrow::Cow::Borrowed(u),
-        None => std::borrow::Cow::Owned(format!("http://{host}")),
+        None => std::borrow::Cow::Owned(format!("{proto}://{host}")),
     }
 }

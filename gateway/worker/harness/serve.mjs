@@ -7,6 +7,11 @@
 //
 //   node harness/serve.mjs --build build-test [--dev-vars FILE] [--var NAME=VALUE]...
 //                          [--kv-token TOKEN] [--no-ratelimits] [--script FILE]
+//                          [--inspector-port PORT]
+//
+// --inspector-port opens workerd's V8 inspector on 127.0.0.1:PORT (Chrome DevTools protocol;
+// the Worker's target is ws://127.0.0.1:PORT/core:user:keygate-gateway), e.g. to take a CPU
+// profile of the Worker under load (bench/README.md "Cloudflare Worker").
 //
 // Prints one JSON line on stdout once both listen on 127.0.0.1:
 //   {"worker":"http://127.0.0.1:P","kv_api":"http://127.0.0.1:Q/client/v4",
@@ -24,7 +29,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
 
 function parseArgs(argv) {
-  const o = { build: "build", vars: {}, devVars: null, kvToken: "standin-token", ratelimits: true, script: null };
+  const o = { build: "build", vars: {}, devVars: null, kvToken: "standin-token", ratelimits: true, script: null, inspectorPort: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -39,6 +44,11 @@ function parseArgs(argv) {
     } else if (a === "--kv-token") o.kvToken = next();
     else if (a === "--no-ratelimits") o.ratelimits = false;
     else if (a === "--script") o.script = next();
+    else if (a === "--inspector-port") {
+      o.inspectorPort = Number(next());
+      if (!Number.isInteger(o.inspectorPort) || o.inspectorPort < 1 || o.inspectorPort > 65535)
+        throw new Error("--inspector-port must be a port number (1-65535)");
+    }
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -88,6 +98,7 @@ const mf = new Miniflare({
   port: 0,
   // KV in memory: nothing is written outside the process.
   kvPersist: false,
+  inspectorPort: opts.inspectorPort,
 });
 
 const workerUrl = await mf.ready;

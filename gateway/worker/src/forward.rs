@@ -3,7 +3,7 @@
 //! (`redirect: "manual"`), and the route's `timeout_ms` enforced with an `AbortController`
 //! until the response head arrives.
 
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use keygate_gateway_core::{self as core, HeaderSink};
 use std::cell::Cell;
 use std::pin::Pin;
@@ -11,7 +11,43 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use wasm_bindgen::JsCast;
-use worker::{ByteStream, Delay, Headers};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::{ByteStream, Headers};
+
+#[wasm_bindgen(module = "/js/io.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = headersText)]
+    fn headers_text(headers: &web_sys::Headers) -> String;
+    #[wasm_bindgen(js_name = fetchHead)]
+    fn fetch_head(
+        url: &str,
+        method: &str,
+        headers: &web_sys::Headers,
+        body: Option<&web_sys::ReadableStream>,
+        ms: f64,
+    ) -> js_sys::Promise;
+}
+
+/// A head's headers as the runtime lists them (lower-case names; repeated headers joined by
+/// `, ` except `set-cookie`), read in one call (`js/io.js`).
+pub struct HeaderList(String);
+
+impl HeaderList {
+    pub fn of(headers: &web_sys::Headers) -> Self {
+        Self(headers_text(headers))
+    }
+
+    /// `(name, value)` pairs in the runtime's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut lines = self.0.split('\n');
+        std::iter::from_fn(move || Some((lines.next()?, lines.next()?)))
+    }
+
+    /// The first value of `name` (lower-case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
 
 /// `worker::Headers` as the core's [`HeaderSink`]: appended; a name or value the runtime
 /// refuses is left out.
@@ -25,29 +61,31 @@ impl HeaderSink for JsHeaders<'_> {
     }
 }
 
-/// The request headers for the backend: the caller's, filtered by the core's rule
-/// ([`core::forwards_request_header`]), then the core's additions.
+/// The request headers for the backend: the caller's `Headers` copied by the runtime in one
+/// step, less every name the core's rule ([`core::forwards_request_header`]) does not forward
+/// (`entries`: the same headers as read), then the core's additions.
 pub fn outgoing_headers(
-    incoming: &[(String, String)],
+    caller: &web_sys::Headers,
+    entries: &HeaderList,
     credential: Option<(&str, &str)>,
     client: &core::Client,
     request_id: &str,
-) -> Headers {
+) -> worker::Result<Headers> {
     let named = core::connection_named(
-        incoming
+        entries
             .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+            .filter(|(k, _)| *k == "connection")
             .map(|(_, v)| v.as_bytes()),
     );
     let credential_name = credential.map(|(n, _)| n);
-    let out = Headers::new();
-    for (k, v) in incoming {
-        if core::forwards_request_header(k, &named, credential_name) {
-            let _ = out.append(k, v);
+    let out = Headers(web_sys::Headers::new_with_headers(caller)?);
+    for (k, _) in entries.iter() {
+        if !core::forwards_request_header(k, &named, credential_name) {
+            out.delete(k)?;
         }
     }
     core::put_forward_additions(&mut JsHeaders(&out), client, request_id, credential);
-    out
+    Ok(out)
 }
 
 /// A body passing through, its bytes added to a shared counter; `on_end` runs once, when the
@@ -96,16 +134,20 @@ impl<S: Stream<Item = worker::Result<Vec<u8>>> + Unpin> Stream for Counted<S> {
     }
 }
 
-/// The caller's body as a stream `fetch` can send, counted into `bytes`.
-pub fn request_body(body: web_sys::ReadableStream, bytes: Rc<Cell<u64>>) -> wasm_bindgen::JsValue {
-    let counted = Counted::new(ByteStream::from(body), bytes, None).map(|r| {
+/// `body` passing through a [`Counted`] stream, as a stream the runtime can send or answer
+/// with.
+pub fn counted(
+    body: web_sys::ReadableStream,
+    bytes: Rc<Cell<u64>>,
+    on_end: Option<Box<dyn FnOnce()>>,
+) -> web_sys::ReadableStream {
+    let counted = Counted::new(ByteStream::from(body), bytes, on_end).map(|r| {
         r.map(|chunk| js_sys::Uint8Array::from(chunk.as_slice()).into())
             .map_err(|e| wasm_bindgen::JsValue::from(e.to_string()))
     });
     wasm_streams::ReadableStream::from_stream(counted)
         .into_raw()
         .unchecked_into::<web_sys::ReadableStream>()
-        .into()
 }
 
 /// How a forward ended before a response head.
@@ -116,40 +158,28 @@ pub enum SendError {
     Backend(String),
 }
 
-/// Sends `request` and waits for the response head at most `timeout`; on timeout the fetch is
-/// aborted.
+/// Sends the request and waits for the response head at most `timeout`; on timeout the fetch
+/// is aborted (`js/io.js` `fetchHead`: the timer lives beside the fetch, in one call).
 pub async fn send(
     url: &str,
     method: &str,
     headers: Headers,
-    body: Option<wasm_bindgen::JsValue>,
+    body: Option<web_sys::ReadableStream>,
     timeout: Duration,
 ) -> Result<web_sys::Response, SendError> {
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    init.set_headers(headers.as_ref());
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    let controller = web_sys::AbortController::new()
-        .map_err(|_| SendError::Backend("no AbortController".into()))?;
-    init.set_signal(Some(&controller.signal()));
-    if let Some(b) = &body {
-        init.set_body(b);
-    }
-    let request = web_sys::Request::new_with_str_and_init(url, &init)
-        .map_err(|e| SendError::Backend(format!("request not built: {e:?}")))?;
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let fetch = wasm_bindgen_futures::JsFuture::from(global.fetch_with_request(&request));
-    let delay = Delay::from(timeout);
-    futures_util::select_biased! {
-        r = fetch.fuse() => match r {
-            Ok(v) => v
-                .dyn_into::<web_sys::Response>()
-                .map_err(|_| SendError::Backend("fetch gave no Response".into())),
-            Err(e) => Err(SendError::Backend(format!("{e:?}"))),
-        },
-        _ = delay.fuse() => {
-            controller.abort();
-            Err(SendError::Timeout)
-        }
+    let ms = timeout.as_millis() as f64;
+    let head = wasm_bindgen_futures::JsFuture::from(fetch_head(
+        url,
+        method,
+        &headers.0,
+        body.as_ref(),
+        ms,
+    ));
+    match head.await {
+        Ok(v) if v.is_undefined() => Err(SendError::Timeout),
+        Ok(v) => v
+            .dyn_into::<web_sys::Response>()
+            .map_err(|_| SendError::Backend("fetch gave no Response".into())),
+        Err(e) => Err(SendError::Backend(format!("{e:?}"))),
     }
 }

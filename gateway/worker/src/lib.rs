@@ -19,7 +19,7 @@ pub mod usage;
 #[cfg(feature = "vectors")]
 mod vectors;
 
-use forward::{Counted, JsHeaders, SendError};
+use forward::{HeaderList, JsHeaders, SendError};
 use keygate_gateway_core::{self as core, EdgeToken, TokenHash};
 use keygate_gateway_pipeline::{
     Admission, Admitted, DecisionHeaders, Exchange, Facts, Failure, LocalLimiter, OwnedSubject,
@@ -29,7 +29,8 @@ use settings::Settings;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{Context, Env, Request, Response, event};
+use wasm_bindgen::JsCast;
+use worker::{Context, Env, event};
 
 /// One isolate's state: request ids, GCRA limits (when no binding applies) and usage.
 struct Isolate {
@@ -88,9 +89,9 @@ impl core::TokenSource for OneToken {
 /// The request headers the decision reads. The runtime joins repeated headers with `, `; the
 /// key headers are split back so that two keys are seen as two (`ambiguous_key`), as the
 /// native gateway sees them.
-fn decision_headers(headers: &[(String, String)]) -> DecisionHeaders<'_> {
+fn decision_headers(headers: &HeaderList) -> DecisionHeaders<'_> {
     let mut d = DecisionHeaders::default();
-    for (k, v) in headers {
+    for (k, v) in headers.iter() {
         if k == "x-api-key" || k == "authorization" {
             for part in v.split(", ") {
                 d.offer(k, part.as_bytes());
@@ -118,40 +119,43 @@ fn settings(env: &Env) -> Result<Rc<Settings>, settings::Unconfigured> {
     Ok(s)
 }
 
-/// A gateway answer as a Worker response.
-fn to_response(a: core::Answer) -> worker::Result<Response> {
+/// A gateway answer as a runtime `Response`.
+fn to_response(a: core::Answer) -> worker::Result<web_sys::Response> {
     let headers = worker::Headers::new();
     a.put_headers(&mut JsHeaders(&headers));
+    let init = web_sys::ResponseInit::new();
+    init.set_status(a.status);
+    init.set_headers(headers.as_ref());
     let r = if a.body.is_empty() {
-        Response::empty()?
+        web_sys::Response::new_with_opt_str_and_init(None, &init)
     } else {
-        Response::from_bytes(a.body.into_bytes())?
+        let mut body = a.body.into_bytes();
+        web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut body), &init)
     };
-    Ok(r.with_status(a.status).with_headers(headers))
+    Ok(r?)
 }
 
+// The runtime's own `Request` and `Response` objects are used as they are (no conversion to
+// `worker::Request`, which would read `request.cf` and re-parse the URL on every request):
+// each runtime object or call made per request costs more than the gateway's rules do.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let arrival = js_sys::Date::now();
     let now = arrival as i64;
     let iso = isolate();
     let request_id = iso.request_id();
 
+    let url = worker::Url::parse(&req.url())?;
     #[cfg(feature = "vectors")]
-    if req.path() == vectors::PATH {
-        return vectors::serve(req).await;
+    if url.path() == vectors::PATH {
+        return Ok(vectors::serve(worker::Request::from(req)).await?.into());
     }
 
-    let method = req.method().to_string();
-    let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let user_agent = headers
-        .iter()
-        .find(|(k, _)| k == "user-agent")
-        .map_or("", |(_, v)| v.as_str());
-    let client_ip = headers
-        .iter()
-        .find(|(k, _)| k == "cf-connecting-ip")
-        .map_or("", |(_, v)| v.as_str());
+    let method = req.method();
+    let req_headers = req.headers();
+    let headers = HeaderList::of(&req_headers);
+    let user_agent = headers.get("user-agent").unwrap_or("");
+    let client_ip = headers.get("cf-connecting-ip").unwrap_or("");
     let facts = Facts {
         method: &method,
         client_ip,
@@ -178,9 +182,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     if let Some(target) = settings.usage.clone()
         && iso.usage.claim_flush()
     {
-        let colo = req
-            .cf()
-            .map(|cf| cf.colo())
+        let colo = js_sys::Reflect::get(&req, &"cf".into())
+            .and_then(|cf| js_sys::Reflect::get(&cf, &"colo".into()))
+            .ok()
+            .and_then(|c| c.as_string())
             .unwrap_or_else(|| "unknown".into());
         ctx.wait_until(async move {
             let iso = isolate();
@@ -191,7 +196,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     }
     let kv = env.kv(settings::KV_BINDING)?;
 
-    let url = req.url()?;
     let (path, query) = (url.path().to_owned(), url.query().map(str::to_owned));
     let dh = decision_headers(&headers);
     let incoming = dh.incoming(&method, &path, query.as_deref());
@@ -282,12 +286,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         proto: url.scheme(),
         host: &host,
     };
-    let out_headers = forward::outgoing_headers(&headers, fwd.credential(), &client, &request_id);
+    let out_headers = forward::outgoing_headers(
+        &req_headers,
+        &headers,
+        fwd.credential(),
+        &client,
+        &request_id,
+    )?;
     let sent = Rc::new(Cell::new(0u64));
-    let body = req
-        .inner()
-        .body()
-        .map(|b| forward::request_body(b, sent.clone()));
+    let body = req.body().map(|b| forward::counted(b, sent.clone(), None));
     let timeout = Duration::from_millis(u64::from(fwd.route.timeout_ms.max(1)));
     let backend = match forward::send(&fwd.url, &method, out_headers, body, timeout).await {
         Ok(r) => r,
@@ -323,32 +330,14 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         extra: &rate_headers,
         cors_origin: fwd.cors_origin.as_deref(),
     };
-    let backend_headers: Vec<(String, String)> =
-        worker::Headers(backend.headers()).entries().collect();
+    let backend_headers = HeaderList::of(&backend.headers());
     let named = core::connection_named(
         backend_headers
             .iter()
-            .filter(|(k, _)| k == "connection")
+            .filter(|(k, _)| *k == "connection")
             .map(|(_, v)| v.as_bytes()),
     );
-    let out = worker::Headers::new();
-    let public = core::public_base(
-        settings.public_url.as_deref(),
-        &format!("{}://{host}", url.scheme()),
-    );
-    for (k, v) in &backend_headers {
-        if !answer.passes(k, &named, false) {
-            continue;
-        }
-        if k == "location"
-            && let Some(new) = core::rewrite_location(v, fwd.route, &public)
-        {
-            let _ = out.append(k, &new);
-            continue;
-        }
-        let _ = out.append(k, v);
-    }
-    answer.put(&mut JsHeaders(&out));
+    let public = core::public_base(settings.public_url.as_deref(), url.scheme(), &host);
 
     ex.head_done(&sink, status, Subject::forward(&fwd), &facts);
     let subject = OwnedSubject::of(Subject::forward(&fwd));
@@ -367,24 +356,37 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     // crosses into wasm per chunk) and is counted by its `Content-Length`; any other body is
     // streamed through a counter.
     let declared = backend_headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok());
-    let response = match (backend.body(), declared) {
+        .get("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = match (backend.body(), declared) {
         (Some(b), Some(len)) => {
             received.set(len);
             finish();
-            worker::ResponseBuilder::new().stream(b)
+            Some(b)
         }
-        (Some(b), None) => {
-            let counted = Counted::new(worker::ByteStream::from(b), received, Some(finish));
-            Response::from_stream(counted)?
-        }
+        (Some(b), None) => Some(forward::counted(b, received, Some(finish))),
         (None, _) => {
             finish();
-            Response::empty()?
+            None
         }
     };
 
-    Ok(response.with_status(status).with_headers(out))
+    // The answer: the backend's status and headers (copied by the runtime in one step), less
+    // those the core's rule drops, redirects made public, then the gateway's own headers.
+    let response = web_sys::Response::new_with_opt_readable_stream_and_init(
+        body.as_ref(),
+        backend.unchecked_ref(),
+    )?;
+    let out = response.headers();
+    for (k, v) in backend_headers.iter() {
+        if !answer.passes(k, &named, false) {
+            out.delete(k)?;
+        } else if k == "location"
+            && let Some(new) = core::rewrite_location(v, fwd.route, &public)
+        {
+            out.set(k, &new)?;
+        }
+    }
+    answer.put(&mut JsHeaders(&worker::Headers(out)));
+    Ok(response)
 }
