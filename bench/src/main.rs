@@ -663,14 +663,7 @@ fn kv_sync_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 async fn kv_sync_bench(a: KvSyncArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    keygate_logging::init_stderr("warn", keygate_logging::Format::Text);
     let backends = match a.backend {
         BackendArg::Sqlite => vec![Backend::Sqlite],
         BackendArg::Postgres => vec![Backend::Postgres],

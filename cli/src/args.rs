@@ -191,6 +191,19 @@ pub enum Command {
     /// the database, change feed and gateways (`status`, system admins).
     #[command(subcommand)]
     System(SystemCommand),
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    ///
+    /// bash: `keygate completions bash > ~/.local/share/bash-completion/completions/keygate`;
+    /// zsh: `keygate completions zsh > "${fpath[1]}/_keygate"`;
+    /// fish: `keygate completions fish > ~/.config/fish/completions/keygate.fish`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +238,7 @@ impl Command {
                 | Command::Setup(_)
                 | Command::Invite(InviteCommand::Accept(_))
                 | Command::System(SystemCommand::Info)
+                | Command::Completions(_)
         )
     }
 }

@@ -78,6 +78,12 @@ pub async fn run_with_env(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
+    // Completions need no configuration, credential or network.
+    if let Command::Completions(args) = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(args.shell, &mut command, "keygate", out);
+        return Ok(());
+    }
     let config = Config::resolve(&cli.global, &env)?;
     let needs_credentials = cli.command.needs_credentials();
     if needs_credentials {
@@ -111,6 +117,8 @@ pub async fn run_with_env(
         Command::Alert(command) => alerts::run(command, &mut ctx).await,
         Command::Dashboard(args) => dashboard::run(args, &mut ctx).await,
         Command::System(command) => system::run(command, &mut ctx).await,
+        // Answered above, before the configuration is read.
+        Command::Completions(_) => Ok(()),
     };
     // The command's own error matters more than a failed flush after it.
     let flushed = ctx.out.flush();

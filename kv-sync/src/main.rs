@@ -11,13 +11,7 @@ use std::time::Duration;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .init();
+    keygate_logging::init("info", keygate_logging::Format::Text);
     tracing::info!(config = ?config, "starting");
     let key = config.sync_key().map_err(anyhow::Error::msg)?;
     let kv: Arc<dyn KvBackend> = match config.kv {

@@ -31,13 +31,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "keygate_kv_standin=info".into()),
-        )
-        .init();
+    keygate_logging::init_stderr("keygate_kv_standin=info", keygate_logging::Format::Text);
     let args = Args::parse();
     let mut cfg = StandInConfig::new(args.token, args.account, args.namespace);
     cfg.listen = args.listen;
