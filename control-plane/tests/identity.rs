@@ -724,7 +724,22 @@ async fn invitations_create_accounts_once(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists);
-    assert!(!actions(&s, "invitation.accept").await.is_empty());
+    // The acceptance is done by the person it created: both of its audit rows name them
+    // (the call itself carries no credentials).
+    for action in ["invitation.accept", "user.accept_invitation"] {
+        let rows = actions(&s, action).await;
+        assert_eq!(rows.len(), 1, "{action}: {rows:?}");
+        let who = (
+            rows[0].actor_type.as_str(),
+            rows[0].actor_id.as_str(),
+            rows[0].actor_name.as_str(),
+        );
+        assert_eq!(
+            who,
+            ("user", user.id.as_str(), "new.person@example.test"),
+            "{action}"
+        );
+    }
 }
 
 async fn service_accounts_act_with_their_team_role_only(backend: Backend) {

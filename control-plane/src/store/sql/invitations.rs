@@ -4,7 +4,7 @@ use super::log::{Entry, Op, append};
 use super::rows::{INVITATION_COLUMNS, InvitationRow, roles_json};
 use super::users::insert_user;
 use super::{Db, SqlStore, Tx, db_err};
-use crate::context::RequestContext;
+use crate::context::{Actor, RequestContext};
 use crate::ids::{InvitationId, TeamId};
 use crate::invitations::{Invitation, NewInvitation};
 use crate::store::{InvitationStore, StoreError, StoreResult};
@@ -225,6 +225,13 @@ impl InvitationStore for SqlStore {
             return Err(invalid());
         }
         let inv = load(&mut tx, &id).await?;
+        // The call is anonymous (the code is the credential); what it does is done by the
+        // person it creates, so both audit rows name the new user as actor.
+        let ctx = &ctx.as_actor(Actor {
+            kind: "user",
+            id: u.id.0.clone(),
+            name: inv.email.clone(),
+        });
         let user = insert_user(
             &mut tx,
             ctx,
