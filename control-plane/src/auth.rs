@@ -3,17 +3,19 @@
 //! cookie under [`crate::browser`]'s CSRF rule, opens the request's tracing span, and stamps
 //! `x-request-id` on every response (errors included). Handlers find the caller in the
 //! request extensions as a [`Caller`] (with its team roles) and [`RequestMeta`]; they never
-//! parse credentials themselves. Permission checks are [`crate::policy`]'s.
+//! parse credentials themselves. Permission checks are [`crate::policy`]'s; the one asked
+//! here is [`policy::may_call`] (a SYNC key calls the sync service only), refused and
+//! audited as `authz.denied` before any handler runs.
 //!
 //! Public (no credentials): health, reflection, `AuthService.SignIn`, `CompleteSetup`,
 //! `AcceptInvitation`, and `SystemService.GetServerInfo`.
 
 use crate::browser::{self, BrowserSettings, Transport};
-use crate::context::{Actor, RequestMeta};
-use crate::error::ApiError;
-use crate::policy::{Caller, Principal};
+use crate::context::{Actor, RequestContext, RequestMeta};
+use crate::error::{ApiError, ErrorCode};
+use crate::policy::{self, Caller, Principal};
 use crate::sessions::SESSION_PREFIX;
-use crate::store::DynStore;
+use crate::store::{AuditRecord, DynStore};
 use crate::time::now_ms;
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, Response};
@@ -213,6 +215,40 @@ fn is_public(path: &str) -> bool {
         )
 }
 
+/// Records a call refused by [`policy::may_call`] as `authz.denied` (reads too: a key used
+/// outside its service is worth an audit row whatever it asked).
+async fn refuse_service(
+    store: &DynStore,
+    caller: &Caller,
+    meta: Option<RequestMeta>,
+    method: &str,
+    denied: &policy::Denied,
+) {
+    tracing::warn!(reason = %denied, "permission denied");
+    let meta = meta.unwrap_or(RequestMeta {
+        request_id: String::new(),
+        source_ip: String::new(),
+        user_agent: String::new(),
+        transport: Transport::default(),
+    });
+    let ctx = RequestContext {
+        request_id: meta.request_id,
+        actor: caller.actor.clone(),
+        source_ip: meta.source_ip,
+        user_agent: meta.user_agent,
+    };
+    let record = AuditRecord {
+        action: "authz.denied",
+        entity_type: "service",
+        entity_id: method.trim_start_matches('/').to_owned(),
+        team_id: String::new(),
+        detail: serde_json::json!({"attempted": [null, method], "reason": [null, denied.0]}),
+    };
+    if let Err(e) = store.record_event(&ctx, record).await {
+        tracing::error!(error = %e, "could not audit a refused call");
+    }
+}
+
 fn with_request_id(mut resp: Response<Body>, id: &str) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert(REQUEST_ID, v);
@@ -271,6 +307,17 @@ where
                 match resolved {
                     Ok(caller) => {
                         span.record("actor", tracing::field::display(caller.actor.reference()));
+                        let service = method.trim_start_matches('/').split('/').next();
+                        if let Err(denied) = policy::may_call(&caller, service.unwrap_or("")) {
+                            let meta = req.extensions().get::<RequestMeta>().cloned();
+                            refuse_service(&store, &caller, meta, &method, &denied)
+                                .instrument(span.clone())
+                                .await;
+                            let status: tonic::Status =
+                                ApiError::new(ErrorCode::PermissionDenied, denied.to_string())
+                                    .into();
+                            return Ok(with_request_id(status.into_http(), &id));
+                        }
                         req.extensions_mut().insert(caller);
                     }
                     Err((e, stale_cookie)) => {

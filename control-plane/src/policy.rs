@@ -14,7 +14,8 @@
 //! - service accounts act with their role in their one team on resources only: they never
 //!   manage people, invitations, other service accounts, or create teams;
 //! - capabilities add one power each: SYNC follows the change feed, GATEWAY reports usage
-//!   (IngestUsage). Usage events are read like tokens: VIEWER+ of their team.
+//!   (IngestUsage). Usage events are read like tokens: VIEWER+ of their team. A SYNC
+//!   account calls nothing but the sync service ([`may_call`]).
 //! - alert rules and their deliveries are read by VIEWER+ of the rule's team and created,
 //!   changed, deleted and tested by MANAGER+; rules with a system-wide condition (sync lag,
 //!   gateway health) only by system admins.
@@ -414,6 +415,22 @@ pub fn check(c: &Caller, action: &Action<'_>) -> Result<(), Denied> {
     }
 }
 
+/// The one service a service account with the SYNC capability may call.
+pub const SYNC_SERVICE: &str = "keygate.v1.SyncService";
+
+/// Whether `c` may call `service` (`keygate.v1.TokenService`, ...) at all, asked by the auth
+/// layer before any handler runs: a service account with the SYNC capability is kv-sync's
+/// key and calls the sync service only, whatever its team role, so a leaked feed key reads
+/// and changes nothing else. Inside a service [`check`] decides each call.
+pub fn may_call(c: &Caller, service: &str) -> Result<(), Denied> {
+    if c.capability == Capability::Sync && service != SYNC_SERVICE {
+        return deny(format!(
+            "a service account with the SYNC capability may only call {SYNC_SERVICE}"
+        ));
+    }
+    Ok(())
+}
+
 /// A named permission the admin UI asks about (`GetCurrentUser`). Each stands for one
 /// [`Action`] and is answered by [`check`] alone: this is a list of questions, not a second
 /// copy of the rules.
@@ -795,6 +812,23 @@ mod tests {
         sys.system_admin = true;
         assert!(check(&sys, &Action::IngestUsage).is_ok());
         assert!(check(&sys, &Action::ReadGateways).is_ok());
+    }
+
+    #[test]
+    fn sync_keys_call_the_sync_service_only() {
+        let mut sync = user(&[("a", Role::Admin)]);
+        sync.principal = Principal::ServiceAccount {
+            id: ServiceAccountId("sa_1".into()),
+            key: KeyId("mk_1".into()),
+        };
+        sync.capability = Capability::Sync;
+        assert!(may_call(&sync, SYNC_SERVICE).is_ok());
+        for other in ["keygate.v1.TokenService", "keygate.v1.AuthService", ""] {
+            assert!(may_call(&sync, other).is_err(), "{other}");
+        }
+        sync.capability = Capability::Gateway;
+        assert!(may_call(&sync, "keygate.v1.UsageService").is_ok());
+        assert!(may_call(&user(&[]), "keygate.v1.TokenService").is_ok());
     }
 
     #[test]

@@ -1124,9 +1124,10 @@ async fn usage_ingest_and_list(backend: Backend) {
         ["5", "2", "1"]
     );
 
-    // Only GATEWAY service accounts report usage; a refusal is audited.
+    // Only GATEWAY service accounts report usage; a refusal is audited. A SYNC key is
+    // refused by the auth layer (it calls SyncService only), a person by the handler.
     let sync = service_account_key(&s, "ops", "syncer", pb::ServiceAccountCapability::Sync).await;
-    for key in [&sync, &ops_dev.token] {
+    for (key, why) in [(&sync, "SyncService"), (&ops_dev.token, "GATEWAY")] {
         let e = usage
             .ingest_usage(with_key(
                 key,
@@ -1139,22 +1140,24 @@ async fn usage_ingest_and_list(backend: Backend) {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{}", e.message());
-        assert!(e.message().contains("GATEWAY"), "{}", e.message());
+        assert!(e.message().contains(why), "{}", e.message());
     }
-    let (denials, _) = s
-        .store
-        .list_audit(&keygate_control_plane::audit::AuditPage {
-            filter: keygate_control_plane::audit::AuditFilter {
-                action: Some("authz.denied".into()),
-                entity_id: Some("forged".into()),
-                ..Default::default()
-            },
-            limit: 10,
-            before_seq: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(denials.items.len(), 2);
+    for (target, n) in [("forged", 1), ("keygate.v1.UsageService/IngestUsage", 1)] {
+        let (denials, _) = s
+            .store
+            .list_audit(&keygate_control_plane::audit::AuditPage {
+                filter: keygate_control_plane::audit::AuditFilter {
+                    action: Some("authz.denied".into()),
+                    entity_id: Some(target.into()),
+                    ..Default::default()
+                },
+                limit: 10,
+                before_seq: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(denials.items.len(), n, "{target}");
+    }
     assert!(
         list_usage_ids(
             &mut usage,
