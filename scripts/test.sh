@@ -169,4 +169,14 @@ fi
 kg_step "cargo nextest run" \
     cargo nextest run --workspace --locked --profile ci "${NEXTEST_FILTER[@]}" "${NEXTEST_ARGS[@]}"
 
+# The run command as a user runs it (scripts/test-run-supervisor.sh): ./scripts/run.sh with
+# debug binaries on free ports, kill -9 of each service under a request loop through the
+# gateway, a token created during kv-sync's outage, the restart limit. Bounded (8 minutes
+# after its build); fails if it cannot run.
+kg_step "run command: supervised restarts (kill -9 each service)" \
+    "$KG_ROOT/scripts/test-run-supervisor.sh"
+# deploy/ (docs/deploy.md): systemd-analyze verify of the units, container files linted.
+kg_step "deploy: systemd units (systemd-analyze verify), container files" \
+    "$KG_ROOT/scripts/check-deploy.sh"
+
 ((KG_FAILED_STEPS == 0))
