@@ -1,6 +1,11 @@
 //! kv-sync end to end: a real control plane on 127.0.0.1:0, real KV stores (the local SQLite
 //! KV, and the Cloudflare stand-in over HTTP), faults injected. Every test ends by comparing
 //! every key of the KV with what the control plane says the edge state is.
+//!
+//! Each test runs twice: `sqlite::NAME` with the control plane on SQLite and `postgres::NAME`
+//! with it on PostgreSQL (a fresh database on the server named by `KEYGATE_TEST_PG_URL`;
+//! without it those tests fail, they are not skipped; `./scripts/test.sh` starts a throwaway
+//! server).
 
 use keygate_control_plane::service_accounts::Capability;
 use keygate_control_plane::testing::{Backend, TestServer};
@@ -16,6 +21,16 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+keygate_control_plane::on_both_backends!(
+    local_kv_follows_revocations_team_deletion_and_sealed_secrets,
+    follower_far_behind_after_compaction_resyncs_without_resurrecting,
+    cloudflare_standin_with_429s_and_500s_converges,
+    random_operations_with_random_crashes_converge,
+    sigkill_mid_stream_then_restart_converges,
+    control_plane_restart_while_following,
+    cloudflare_backlog_goes_out_in_full_bulk_calls,
+);
 
 /// A SYNC service account key.
 async fn sync_key(s: &TestServer) -> String {
@@ -214,9 +229,8 @@ impl Api {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_kv_follows_revocations_team_deletion_and_sealed_secrets() {
-    let s = TestServer::start(Backend::Sqlite).await;
+async fn local_kv_follows_revocations_team_deletion_and_sealed_secrets(backend: Backend) {
+    let s = TestServer::start(backend).await;
     let key = sync_key(&s).await;
     let dir = tempfile::tempdir().unwrap();
     let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
@@ -290,9 +304,8 @@ async fn local_kv_follows_revocations_team_deletion_and_sealed_secrets() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn follower_far_behind_after_compaction_resyncs_without_resurrecting() {
-    let s = TestServer::start(Backend::Sqlite).await;
+async fn follower_far_behind_after_compaction_resyncs_without_resurrecting(backend: Backend) {
+    let s = TestServer::start(backend).await;
     let key = sync_key(&s).await;
     let dir = tempfile::tempdir().unwrap();
     let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
@@ -333,14 +346,13 @@ async fn follower_far_behind_after_compaction_resyncs_without_resurrecting() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cloudflare_standin_with_429s_and_500s_converges() {
+async fn cloudflare_standin_with_429s_and_500s_converges(backend: Backend) {
     use keygate_kv_standin::{StandIn, StandInConfig};
     let _ = tracing_subscriber::fmt()
         .with_env_filter("warn")
         .with_test_writer()
         .try_init();
-    let s = TestServer::start(Backend::Sqlite).await;
+    let s = TestServer::start(backend).await;
     let key = sync_key(&s).await;
     let account = "0123456789abcdef0123456789abcdef";
     let ns = "fedcba9876543210fedcba9876543210";
@@ -367,8 +379,11 @@ async fn cloudflare_standin_with_429s_and_500s_converges() {
         None,
     )
     .unwrap()
-    .with_batch_window(Duration::from_secs(1));
-    let (_stop, _h) = spawn(Arc::new(f));
+    // A short window, so that the follower itself would write the checkpoint key more often
+    // than once a second: only the client's per-key gate keeps those writes apart.
+    .with_batch_window(Duration::from_millis(50));
+    let f = Arc::new(f);
+    let (_stop, _h) = spawn(f.clone());
     let held = || async {
         let mut m = standin.snapshot();
         let cp = m
@@ -378,16 +393,34 @@ async fn cloudflare_standin_with_429s_and_500s_converges() {
     };
     converge_with(&s, &key, Duration::from_secs(30), held).await;
     standin.fail_next(3, 500, None);
-    for id in ids.iter().take(7) {
+    for (i, id) in ids.iter().take(7).enumerate() {
+        let before = f.state.batches.load(std::sync::atomic::Ordering::Relaxed);
         api.revoke(id).await;
+        // The first three each in a batch of their own (each one checkpointed), the rest
+        // at once.
+        if i < 3 {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while f.state.batches.load(std::sync::atomic::Ordering::Relaxed) == before {
+                assert!(Instant::now() < deadline, "revocation {i} was not applied");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
     converge_with(&s, &key, Duration::from_secs(30), held).await;
-    if let Some((k, gap)) = standin.min_write_gap() {
-        assert!(
-            gap >= Duration::from_millis(950),
-            "key {k} written twice within {gap:?}"
-        );
-    }
+    // The pacing was put to the test: the checkpoint key was written by the snapshot and
+    // after each of the three single-revocation batches, back to back.
+    let checkpoints = standin.write_times(rec::REVISION_KEY).len();
+    assert!(
+        checkpoints >= 4,
+        "the checkpoint key was written {checkpoints} times, expected at least 4"
+    );
+    let (k, gap) = standin
+        .min_write_gap()
+        .expect("some key was written twice (the pacing was exercised)");
+    assert!(
+        gap >= Duration::from_millis(950),
+        "key {k} written twice within {gap:?}"
+    );
     assert!(
         kv.stats().retries >= 3,
         "retries happened: {:?}",
@@ -402,11 +435,10 @@ async fn cloudflare_standin_with_429s_and_500s_converges() {
 
 /// Random creates / updates / revokes / team deletions with the follower killed at random
 /// points (its task aborted mid-batch) always converge to the control plane's state.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_operations_with_random_crashes_converge() {
+async fn random_operations_with_random_crashes_converge(backend: Backend) {
     for seed in [7u64, 42, 1234] {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let s = TestServer::start(Backend::Sqlite).await;
+        let s = TestServer::start(backend).await;
         let key = sync_key(&s).await;
         let dir = tempfile::tempdir().unwrap();
         let kv: Arc<dyn KvBackend> =
@@ -470,9 +502,8 @@ async fn random_operations_with_random_crashes_converge() {
 }
 
 /// The real binary, SIGKILLed in the middle of a stream of changes and restarted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_stream_then_restart_converges() {
-    let s = TestServer::start(Backend::Sqlite).await;
+async fn sigkill_mid_stream_then_restart_converges(backend: Backend) {
+    let s = TestServer::start(backend).await;
     let key = sync_key(&s).await;
     let dir = tempfile::tempdir().unwrap();
     let kv_path = dir.path().join("kv.db");
@@ -520,9 +551,8 @@ async fn sigkill_mid_stream_then_restart_converges() {
 
 /// The control plane restarts (same database, same address) while kv-sync follows: the
 /// follower reconnects from its checkpoint and misses nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn control_plane_restart_while_following() {
-    let mut s = TestServer::start(Backend::Sqlite).await;
+async fn control_plane_restart_while_following(backend: Backend) {
+    let mut s = TestServer::start(backend).await;
     let key = sync_key(&s).await;
     let dir = tempfile::tempdir().unwrap();
     let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
@@ -592,10 +622,9 @@ impl KvBackend for Recording {
 
 /// A backlog larger than one bulk call is pushed in full batches of exactly the bulk size
 /// (one call each), and the checkpoint is written once the feed goes quiet, not per batch.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cloudflare_backlog_goes_out_in_full_bulk_calls() {
+async fn cloudflare_backlog_goes_out_in_full_bulk_calls(backend: Backend) {
     use keygate_kv_standin::{StandIn, StandInConfig};
-    let s = TestServer::start(Backend::Sqlite).await;
+    let s = TestServer::start(backend).await;
     let key = sync_key(&s).await;
     let account = "0123456789abcdef0123456789abcdef";
     let ns = "fedcba9876543210fedcba9876543210";
