@@ -433,72 +433,319 @@ async fn cloudflare_standin_with_429s_and_500s_converges(backend: Backend) {
     assert_eq!(normalize(held), normalize(want));
 }
 
-/// Random creates / updates / revokes / team deletions with the follower killed at random
-/// points (its task aborted mid-batch) always converge to the control plane's state.
-async fn random_operations_with_random_crashes_converge(backend: Backend) {
-    for seed in [7u64, 42, 1234] {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let s = TestServer::start(backend).await;
-        let key = sync_key(&s).await;
-        let dir = tempfile::tempdir().unwrap();
-        let kv: Arc<dyn KvBackend> =
-            Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
-        let mut api = Api::new(&s).await;
-        let teams = ["t-a", "t-b", "t-c"];
-        for t in teams {
-            api.team(t).await;
+/// Environment variable: the seeds `random_operations_with_random_crashes_converge` runs.
+const SEED_ENV: &str = "KEYGATE_KV_SYNC_CRASH_SEEDS";
+
+/// Fault injection over the real KV, one per follower instance. It writes every bulk write
+/// one key at a time (as a KV without multi-key transactions does: Workers KV, or any store
+/// once a batch spans two bulk calls), so a crash can land between two keys of one batch. It
+/// records what actually reached the KV — data keys written since this follower's last
+/// checkpoint, and how far the bulk write in progress got — so a test can tell where each
+/// crash landed instead of assuming it. Armed with a trap, it stops forever (a crash point)
+/// after the n-th key of its next bulk data write and says so through `trapped`.
+struct CrashKv {
+    inner: Arc<dyn KvBackend>,
+    seen: std::sync::Mutex<Landing>,
+    trapped: tokio::sync::Notify,
+}
+
+/// Where a follower's writes stood when it died.
+#[derive(Debug, Default, Clone, Copy)]
+struct Landing {
+    /// Data keys written (put or deleted) after the follower's last checkpoint write.
+    uncovered: usize,
+    /// Keys of the bulk data write in progress that reached the KV, and its size (0 and 0
+    /// when none is in progress).
+    written: usize,
+    size: usize,
+    /// Stop after this many keys of the next bulk data write (`None`: never).
+    trap_after: Option<usize>,
+}
+
+impl Landing {
+    /// Data reached the KV and its checkpoint did not.
+    fn mid_batch(&self) -> bool {
+        self.uncovered > 0
+    }
+    /// Inside one bulk write: some of its keys reached the KV, some did not.
+    fn inside_a_write(&self) -> bool {
+        self.written > 0 && self.written < self.size
+    }
+}
+
+enum Op<'a> {
+    Put(&'a (String, Vec<u8>)),
+    Delete(&'a String),
+}
+
+impl CrashKv {
+    fn new(inner: Arc<dyn KvBackend>, trap_after: Option<usize>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            seen: std::sync::Mutex::new(Landing {
+                trap_after,
+                ..Landing::default()
+            }),
+            trapped: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn landing(&self) -> Landing {
+        *self.seen.lock().unwrap()
+    }
+
+    async fn write(&self, ops: Vec<Op<'_>>) -> Result<(), keygate_kv::KvError> {
+        let size = ops
+            .iter()
+            .filter(|op| !matches!(op, Op::Put((k, _)) if k == rec::REVISION_KEY))
+            .count();
+        {
+            let mut s = self.seen.lock().unwrap();
+            s.written = 0;
+            s.size = size;
         }
-        let mut live: Vec<(String, &str)> = Vec::new();
-        let mut dead_teams = Vec::new();
-        let mut task = Some(spawn(follower(&s, &key, kv.clone())));
-        for _ in 0..60 {
-            match rng.random_range(0..10) {
-                0..=4 => {
-                    let t = teams[rng.random_range(0..teams.len())];
-                    if !dead_teams.contains(&t) {
-                        let (id, _) = api.token(t, &["*"]).await;
-                        live.push((id, t));
+        for op in ops {
+            let checkpoint = match op {
+                Op::Put(pair) => {
+                    self.inner.put_many(std::slice::from_ref(pair)).await?;
+                    pair.0 == rec::REVISION_KEY
+                }
+                Op::Delete(key) => {
+                    self.inner.delete_many(std::slice::from_ref(key)).await?;
+                    false
+                }
+            };
+            let hold = {
+                let mut s = self.seen.lock().unwrap();
+                if checkpoint {
+                    s.uncovered = 0;
+                    false
+                } else {
+                    s.uncovered += 1;
+                    s.written += 1;
+                    let hit = s.trap_after.is_some_and(|n| s.written >= n.min(s.size));
+                    if hit {
+                        s.trap_after = None;
                     }
+                    hit
                 }
-                5 | 6 if !live.is_empty() => {
-                    let (id, _) = live.swap_remove(rng.random_range(0..live.len()));
-                    api.revoke(&id).await;
-                }
-                7 if !live.is_empty() => {
-                    let (id, _) = &live[rng.random_range(0..live.len())];
-                    let r = api.r(pb::UpdateTokenRequest {
-                        id: id.clone(),
-                        scopes: Some(pb::StringList {
-                            values: vec!["tag:x".into()],
-                        }),
-                        ..Default::default()
-                    });
-                    api.tokens.update_token(r).await.unwrap();
-                }
-                8 if dead_teams.len() < 2 => {
-                    let t = teams[dead_teams.len()];
-                    let r = api.r(pb::DeleteTeamRequest {
-                        id: t.into(),
-                        cascade: true,
-                    });
-                    api.teams.delete_team(r).await.unwrap();
-                    live.retain(|(_, team)| *team != t);
-                    dead_teams.push(t);
-                }
-                _ => {
-                    // Crash: abort the follower wherever it is, then start a new one.
-                    if let Some((_stop, h)) = task.take() {
-                        tokio::time::sleep(Duration::from_millis(rng.random_range(0..20))).await;
-                        h.abort();
-                        let _ = h.await;
-                    }
-                    task = Some(spawn(follower(&s, &key, kv.clone())));
-                }
+            };
+            if hold {
+                self.trapped.notify_one();
+                std::future::pending::<()>().await;
             }
         }
-        converge(&s, &key, kv.as_ref(), Duration::from_secs(15)).await;
-        drop(task);
+        let mut s = self.seen.lock().unwrap();
+        (s.written, s.size) = (0, 0);
+        Ok(())
     }
+}
+
+#[async_trait::async_trait]
+impl KvBackend for CrashKv {
+    async fn put_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), keygate_kv::KvError> {
+        self.write(pairs.iter().map(Op::Put).collect()).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<(), keygate_kv::KvError> {
+        self.write(keys.iter().map(Op::Delete).collect()).await
+    }
+    async fn apply_batch(
+        &self,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), keygate_kv::KvError> {
+        let ops = puts.iter().map(Op::Put);
+        self.write(ops.chain(deletes.iter().map(Op::Delete)).collect())
+            .await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, keygate_kv::KvError> {
+        self.inner.get(key).await
+    }
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, keygate_kv::KvError> {
+        self.inner.list_keys(prefix).await
+    }
+    fn stats(&self) -> keygate_kv::KvStats {
+        self.inner.stats()
+    }
+    fn max_batch_keys(&self) -> Option<usize> {
+        self.inner.max_batch_keys()
+    }
+}
+
+/// A follower task over its own [`CrashKv`] around the shared KV.
+struct Running {
+    kv: Arc<CrashKv>,
+    _stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(s: &TestServer, key: &str, kv: &Arc<dyn KvBackend>, trap: Option<usize>) -> Self {
+        let crash = CrashKv::new(kv.clone(), trap);
+        let (stop, task) = spawn(follower(s, key, crash.clone()));
+        Self {
+            kv: crash,
+            _stop: stop,
+            task,
+        }
+    }
+
+    /// Kills the follower (its task aborted wherever it is) and says where its writes stood.
+    async fn kill(self) -> Landing {
+        self.task.abort();
+        let _ = self.task.await;
+        self.kv.landing()
+    }
+}
+
+/// Prints the seed when the test fails with it.
+struct SeedOnFailure(u64, Backend);
+
+impl Drop for SeedOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "random crashes FAILED on {:?} with seed {}: re-run with {SEED_ENV}={} \
+                 cargo nextest run -p keygate-kv-sync --test follow random_operations",
+                self.1, self.0, self.0
+            );
+        }
+    }
+}
+
+/// Random creates / updates / revokes / team deletions with the follower killed at random
+/// points always converge to the control plane's state.
+///
+/// A crash step kills the running follower at a random moment (often while it is idle,
+/// between batches), makes two changes while nothing follows, then starts a follower armed
+/// to stop after the first key of its first bulk write (the backlog, or its first snapshot)
+/// and kills it there. Where every crash landed is read from what reached the KV, not
+/// assumed: each seed must have had a crash mid-batch (data written, its checkpoint not)
+/// and one inside a bulk write (some of its keys written, some not), or the test fails.
+///
+/// Seeds: 7, 42 and a fresh random one per run; a failing seed is printed. To re-run given
+/// seeds (comma-separated): `KEYGATE_KV_SYNC_CRASH_SEEDS=1234,99 cargo nextest run
+/// -p keygate-kv-sync --test follow random_operations` (with `KEYGATE_TEST_PG_URL` set for
+/// the PostgreSQL half).
+async fn random_operations_with_random_crashes_converge(backend: Backend) {
+    let seeds: Vec<u64> = match std::env::var(SEED_ENV) {
+        Ok(v) => v
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{SEED_ENV}={v}: not a list of seeds"))
+            })
+            .collect(),
+        Err(_) => vec![7, 42, rand::random()],
+    };
+    for seed in seeds {
+        let _report = SeedOnFailure(seed, backend);
+        random_crashes(backend, seed).await;
+    }
+}
+
+async fn random_crashes(backend: Backend, seed: u64) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let s = TestServer::start(backend).await;
+    let key = sync_key(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
+    let mut api = Api::new(&s).await;
+    let teams = ["t-a", "t-b", "t-c"];
+    for t in teams {
+        api.team(t).await;
+    }
+    let mut live: Vec<(String, &str)> = Vec::new();
+    let mut dead_teams = Vec::new();
+    let mut running = Running::start(&s, &key, &kv, None);
+    let mut landings = Vec::new();
+    // 60 random steps, then always one crash step.
+    for step in 0..=60 {
+        let op = if step == 60 {
+            9
+        } else {
+            rng.random_range(0..10)
+        };
+        match op {
+            0..=4 => {
+                let t = teams[rng.random_range(0..teams.len())];
+                if !dead_teams.contains(&t) {
+                    let (id, _) = api.token(t, &["*"]).await;
+                    live.push((id, t));
+                }
+            }
+            5 | 6 if !live.is_empty() => {
+                let (id, _) = live.swap_remove(rng.random_range(0..live.len()));
+                api.revoke(&id).await;
+            }
+            7 if !live.is_empty() => {
+                let (id, _) = &live[rng.random_range(0..live.len())];
+                let r = api.r(pb::UpdateTokenRequest {
+                    id: id.clone(),
+                    scopes: Some(pb::StringList {
+                        values: vec!["tag:x".into()],
+                    }),
+                    ..Default::default()
+                });
+                api.tokens.update_token(r).await.unwrap();
+            }
+            8 if dead_teams.len() < 2 => {
+                let t = teams[dead_teams.len()];
+                let r = api.r(pb::DeleteTeamRequest {
+                    id: t.into(),
+                    cascade: true,
+                });
+                api.teams.delete_team(r).await.unwrap();
+                live.retain(|(_, team)| *team != t);
+                dead_teams.push(t);
+            }
+            _ => {
+                // At a random moment.
+                tokio::time::sleep(Duration::from_millis(rng.random_range(0..20))).await;
+                landings.push(("random", running.kill().await));
+                // Trapped: a backlog of two changes, stopped after its first key.
+                let t = *teams.iter().find(|t| !dead_teams.contains(t)).unwrap();
+                for _ in 0..2 {
+                    let (id, _) = api.token(t, &["*"]).await;
+                    live.push((id, t));
+                }
+                let trapped = Running::start(&s, &key, &kv, Some(1));
+                // If the trap is not reached in time, the kill lands wherever it lands (and
+                // counts for what it is).
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), trapped.kv.trapped.notified())
+                        .await;
+                landings.push(("trapped", trapped.kill().await));
+                running = Running::start(&s, &key, &kv, None);
+            }
+        }
+    }
+    converge(&s, &key, &*kv, Duration::from_secs(15)).await;
+    let count = |kind: &str, f: fn(&Landing) -> bool| {
+        landings
+            .iter()
+            .filter(|(k, l)| (kind.is_empty() || *k == kind) && f(l))
+            .count()
+    };
+    let mid_batch = count("", Landing::mid_batch);
+    let inside = count("", Landing::inside_a_write);
+    eprintln!(
+        "seed {seed} on {backend:?}: {} crashes, {mid_batch} mid-batch ({} of them at a random \
+         moment), {inside} inside a bulk write ({} at a random moment)",
+        landings.len(),
+        count("random", Landing::mid_batch),
+        count("random", Landing::inside_a_write),
+    );
+    assert!(
+        mid_batch > 0,
+        "seed {seed}: no crash landed mid-batch (data written, its checkpoint not): {landings:?}"
+    );
+    assert!(
+        inside > 0,
+        "seed {seed}: no crash landed inside a bulk write: {landings:?}"
+    );
+    running.kill().await;
 }
 
 /// The real binary, SIGKILLed in the middle of a stream of changes and restarted.
