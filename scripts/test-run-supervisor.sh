@@ -98,8 +98,8 @@ stop_run_group() {
 }
 
 # shellcheck disable=SC2317 # called from the EXIT trap
+TEST_OK=0 # set when every check passed: only then is the temp directory removed
 cleanup() {
-    local rc=$?
     if [[ -n "$LOOP_PID" ]]; then
         touch "$WORK/loop.stop"
         kill_wait "$LOOP_PID" TERM 5 || kill_wait "$LOOP_PID" KILL 2 || true
@@ -108,7 +108,7 @@ cleanup() {
     if [[ -n "$NGINX_PID" ]]; then
         kill_wait "$NGINX_PID" TERM 5 || kill_wait "$NGINX_PID" KILL 2 || true
     fi
-    if ((rc != 0)) || [[ "${KEYGATE_RUN_TEST_KEEP:-0}" == 1 ]]; then
+    if ((TEST_OK == 0)) || [[ "${KEYGATE_RUN_TEST_KEEP:-0}" == 1 ]]; then
         kg_info "kept $WORK (run.sh output: $WORK/run.out, service logs: $DATA/logs/)"
     else
         rm -rf "$WORK"
@@ -126,12 +126,16 @@ check_deadline() {
 }
 
 # poll SECS DESCRIPTION CMD... — run CMD every 0.1 s until it succeeds; 1 after SECS (or
-# at the overall deadline).
+# at the overall deadline); 2 at once if CMD returns 2 (it will never succeed).
 poll() {
-    local secs=$1 what=$2 deadline
+    local secs=$1 what=$2 deadline rc
     shift 2
     deadline=$((SECONDS + secs))
-    while ! "$@"; do
+    while :; do
+        rc=0
+        "$@" || rc=$?
+        ((rc != 0)) || return 0
+        ((rc != 2)) || return 2
         if ((SECONDS >= deadline)); then
             kg_warn "timed out after ${secs}s: $what"
             return 1
@@ -170,7 +174,9 @@ summary_and_exit() {
         for line in "${FAILURES[@]}"; do printf '    - %s\n' "$line" >&2; done
         exit 1
     fi
-    printf '==> OK: every service came back after kill -9; no failed request across the control-plane and kv-sync kills\n' >&2
+    printf '==> OK: every service came back after kill -9; no failed request across the control-plane and kv-sync kills (%ss after the build)\n' \
+        $((SECONDS - START_S)) >&2
+    TEST_OK=1
     exit 0
 }
 
@@ -182,8 +188,10 @@ timeout --kill-after=20 "$BUILD_SECS" \
     kg_die "cargo build failed or took longer than ${BUILD_SECS}s"
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
     grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)
-KG=${TARGET_DIR:-$KG_ROOT/target}/debug/keygate
-[[ -x "$KG" ]] || kg_die "no CLI at $KG"
+KG_BIN=${TARGET_DIR:-$KG_ROOT/target}/debug/keygate
+[[ -x "$KG_BIN" ]] || kg_die "no CLI at $KG_BIN"
+KG=kg_cli
+kg_cli() { timeout --kill-after=5 30 "$KG_BIN" "$@"; } # every CLI call bounded
 START_S=$SECONDS # the deadline covers everything after the build
 
 # ------------------------------------------------------------------- upstream
@@ -227,12 +235,15 @@ kg_info "upstream: nginx (pid $NGINX_PID) on 127.0.0.1:$UP_PORT"
 
 # ------------------------------------------------------------------- run.sh
 
-CP_PORT=$(free_port)
-GW_PORT=$(free_port)
-GWA_PORT=$(free_port)
-SYNC_PORT=$(free_port)
-GW=http://127.0.0.1:$GW_PORT
-export KEYGATE_ADDR=http://127.0.0.1:$CP_PORT KEYGATE_CONFIG_DIR=$CLI_DIR
+export KEYGATE_CONFIG_DIR=$CLI_DIR
+choose_ports() {
+    CP_PORT=$(free_port)
+    GW_PORT=$(free_port)
+    GWA_PORT=$(free_port)
+    SYNC_PORT=$(free_port)
+    GW=http://127.0.0.1:$GW_PORT
+    export KEYGATE_ADDR=http://127.0.0.1:$CP_PORT
+}
 
 start_run() { # OUTFILE
     # setsid: run.sh leads its own process group, which the test stops at the end.
@@ -250,22 +261,41 @@ start_run() { # OUTFILE
     [[ "$pgid" == "$RUN_PID" ]] || kg_die "run.sh (pid $RUN_PID) is not its own process group leader (pgid $pgid)"
 }
 
+RUN_OUT=
 banner_up() {
     kill -0 "$RUN_PID" 2>/dev/null || {
         kg_warn "run.sh exited before its banner"
         return 2
     }
-    grep -q 'Keygate is running' "$WORK/run.out"
+    grep -q 'Keygate is running' "$RUN_OUT"
+}
+
+# start_run_ready OUTFILE — start run.sh on free ports and wait for its banner. A port taken
+# by someone else between choosing and binding (run.sh refuses a busy port) is retried
+# with new ports, at most 3 times.
+start_run_ready() {
+    local try rc
+    RUN_OUT=$1
+    for try in 1 2 3; do
+        choose_ports
+        start_run "$RUN_OUT"
+        rc=0
+        poll "$READY_SECS" "run.sh banner" banner_up || rc=$?
+        ((rc != 0)) || return 0
+        stop_run_group || true
+        if ((rc == 2)) && grep -q 'is already in use' "$RUN_OUT"; then
+            kg_info "a chosen port was taken meanwhile (try $try); new ports"
+            continue
+        fi
+        break
+    done
+    fail "run.sh did not print its banner within ${READY_SECS}s ($RUN_OUT)"
+    tail -n 20 "$RUN_OUT" | sed 's/^/    | /' >&2
+    summary_and_exit
 }
 
 kg_log "starting ./scripts/run.sh (KEYGATE_BUILD_PROFILE=dev) with data in $DATA"
-start_run "$WORK/run.out"
-rc=0
-poll "$READY_SECS" "run.sh banner" banner_up || rc=$?
-if ((rc != 0)); then
-    fail "run.sh did not print its banner within ${READY_SECS}s"
-    summary_and_exit
-fi
+start_run_ready "$WORK/run.out"
 pass "run.sh is up (banner printed, pid $RUN_PID)"
 
 pid_of() { cat "$DATA/run/$1.pid" 2>/dev/null || true; }
@@ -281,7 +311,7 @@ done
 
 # ------------------------------------------------------- admin, team, route, token
 
-kg_log "first admin, team, route and token with the CLI ($KG)"
+kg_log "first admin, team, route and token with the CLI ($KG_BIN)"
 PASSWORD='supervisor-test-password-1'
 printf '%s\n' "$PASSWORD" | "$KG" setup --code-file "$DATA/setup-code" --email ops@example.com \
     --name Ops --password-stdin >/dev/null
@@ -521,17 +551,7 @@ RUN_PID=
 
 kg_log "restart limit: kill kv-sync each time it comes back until run.sh gives up"
 SEEN_PIDS=()
-start_run "$WORK/run2.out"
-banner2_up() {
-    kill -0 "$RUN_PID" 2>/dev/null || return 2
-    grep -q 'Keygate is running' "$WORK/run2.out"
-}
-rc=0
-poll "$READY_SECS" "second run.sh banner" banner2_up || rc=$?
-if ((rc != 0)); then
-    fail "the second run.sh did not come up"
-    summary_and_exit
-fi
+start_run_ready "$WORK/run2.out"
 for s in control-plane kv-sync gateway; do remember "$(pid_of "$s")"; done
 KILLS=0
 LAST=
@@ -565,6 +585,8 @@ for p in "${SEEN_PIDS[@]}"; do
         fail "service pid $p still alive after run.sh gave up"
     fi
 done
+# Whatever happened above, nothing of this run.sh may outlive the test.
+stop_run_group || fail "the second run.sh group needed KILL"
 RUN_PID=
 
 summary_and_exit
