@@ -30,6 +30,7 @@ keygate_control_plane::on_both_backends!(
     sigkill_mid_stream_then_restart_converges,
     control_plane_restart_while_following,
     cloudflare_backlog_goes_out_in_full_bulk_calls,
+    kv_holds_records_built_by_hand_after_a_crash_mid_snapshot,
 );
 
 /// A SYNC service account key.
@@ -746,6 +747,325 @@ async fn random_crashes(backend: Backend, seed: u64) {
         "seed {seed}: no crash landed inside a bulk write: {landings:?}"
     );
     running.kill().await;
+}
+
+/// The revision the control plane's feed is at (only the revision part of a snapshot).
+async fn head_revision(s: &TestServer, key: &str) -> i64 {
+    let mut client =
+        keygate_proto::v1::sync_service_client::SyncServiceClient::new(s.channel().await);
+    let mut stream = client
+        .snapshot(keygate_control_plane::testing::with_key(
+            key,
+            pb::SnapshotRequest {},
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut revision = None;
+    while let Some(m) = stream.message().await.unwrap() {
+        if let Some(pb::snapshot_response::Part::Revision(r)) = m.part {
+            revision = Some(r);
+        }
+    }
+    revision.expect("a snapshot starts with its revision")
+}
+
+/// What the KV must hold, written by hand as JSON from the management API's view (GetToken,
+/// ListRoutes) and the test's own inputs (plaintexts, backend secrets by route name),
+/// following the v1 record format: `v1/token/<sha256 of the plaintext>` for each active
+/// token, `v1/routes` with every route by name, empty and zero fields left out, each secret
+/// shown as `opens-to:<plaintext>`.
+async fn records_by_hand(
+    api: &mut Api,
+    tokens: &[(String, String)],
+    secrets: &BTreeMap<&str, &str>,
+) -> BTreeMap<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut out = BTreeMap::new();
+    for (id, plaintext) in tokens {
+        let r = api.r(pb::GetTokenRequest { id: id.clone() });
+        let t = api
+            .tokens
+            .get_token(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .token
+            .unwrap();
+        if t.status != pb::TokenStatus::Active as i32 {
+            continue;
+        }
+        let mut v = json!({"v": 1, "id": t.id, "team": t.team_id, "scopes": t.scopes});
+        if let Some(e) = t.expires_at {
+            v["exp"] = json!(e.seconds * 1000 + i64::from(e.nanos) / 1_000_000);
+        }
+        if t.rate_limit_per_minute != 0 {
+            v["rpm"] = json!(t.rate_limit_per_minute);
+        }
+        let hash = keygate_contracts::token::sha256_hex(plaintext);
+        out.insert(format!("v1/token/{hash}"), v);
+    }
+    let r = api.r(pb::ListRoutesRequest {
+        sort_by: pb::RouteSortField::Name as i32,
+        page_size: 500,
+        ..Default::default()
+    });
+    let listed = api.routes.list_routes(r).await.unwrap().into_inner().routes;
+    let mut routes = Vec::new();
+    for r in listed {
+        let mut v = json!({
+            "id": r.id, "name": r.name, "team": r.team_id, "prefix": r.path_prefix,
+            "backend": r.backend_url, "timeout_ms": r.timeout_ms,
+        });
+        let put_list = |v: &mut Value, field: &str, list: Vec<String>| {
+            if !list.is_empty() {
+                v[field] = json!(list);
+            }
+        };
+        put_list(&mut v, "tags", r.tags);
+        put_list(&mut v, "methods", r.methods);
+        if r.strip_prefix {
+            v["strip"] = json!(true);
+        }
+        let a = r.backend_auth.unwrap_or_default();
+        let kind = match pb::BackendAuthType::try_from(a.r#type) {
+            Ok(pb::BackendAuthType::Bearer) => "bearer",
+            Ok(pb::BackendAuthType::ApiKey) => "api_key",
+            Ok(pb::BackendAuthType::Basic) => "basic",
+            _ => "none",
+        };
+        let mut auth = json!({ "type": kind });
+        if !a.header_name.is_empty() {
+            auth["header"] = json!(a.header_name);
+        }
+        if !a.username.is_empty() {
+            auth["username"] = json!(a.username);
+        }
+        if a.secret_set {
+            auth["sealed"] = json!(format!("opens-to:{}", secrets[r.name.as_str()]));
+        }
+        v["auth"] = auth;
+        put_list(
+            &mut v,
+            "allowed_teams",
+            r.allowed_team_ids.into_iter().collect(),
+        );
+        put_list(&mut v, "cors_origins", r.cors_origins);
+        if r.rate_limit_per_minute != 0 {
+            v["rpm"] = json!(r.rate_limit_per_minute);
+        }
+        routes.push(v);
+    }
+    out.insert("v1/routes".into(), json!({"v": 1, "routes": routes}));
+    out
+}
+
+/// The KV as plain JSON (not through the record crate), each sealed secret replaced by what
+/// it opens to under the edge key and the route's AAD; and the checkpoint's JSON apart.
+async fn kv_as_json(
+    kv: &dyn KvBackend,
+) -> (
+    BTreeMap<String, serde_json::Value>,
+    Option<serde_json::Value>,
+) {
+    let edge = keygate_control_plane::secrets::MasterKey::from_bytes(&[7; 32]);
+    let mut out = BTreeMap::new();
+    for k in kv.list_keys("v1/").await.unwrap() {
+        let raw = kv.get(&k).await.unwrap().expect("a listed key has a value");
+        let mut v: serde_json::Value = serde_json::from_slice(&raw)
+            .unwrap_or_else(|e| panic!("{k} is not JSON ({e}): {raw:?}"));
+        if k == "v1/routes" {
+            for r in v["routes"].as_array_mut().into_iter().flatten() {
+                let slot = match r["auth"]["type"].as_str() {
+                    Some("bearer") => "bearer_token",
+                    Some("api_key") => "api_key",
+                    _ => "basic_password",
+                };
+                let aad = format!("{}/{slot}", r["id"].as_str().unwrap_or_default());
+                if let Some(sealed) = r["auth"]["sealed"].as_str() {
+                    let opened = match edge.open(&aad, sealed) {
+                        Ok(p) => format!("opens-to:{}", p.expose()),
+                        Err(e) => format!("does not open under the edge key ({e}): {sealed}"),
+                    };
+                    r["auth"]["sealed"] = serde_json::json!(opened);
+                }
+            }
+        }
+        out.insert(k, v);
+    }
+    let checkpoint = out.remove("v1/meta/revision");
+    (out, checkpoint)
+}
+
+/// The KV checked against records built by hand, independently of kv-sync's encoder (and of
+/// `expected()` above, which uses it): every expected value is written here as JSON from the
+/// test's own inputs and the management API's answers (GetToken, ListRoutes — not the sync
+/// feed), and the KV is read as plain JSON, not with the record crate. A mistake shared by
+/// kv-sync's encoder and `expected()` cannot hide here.
+///
+/// Faults: the first follower is killed after the first key of its first snapshot (nothing
+/// checkpointed); while nothing follows a token is revoked, one updated, one created, a route
+/// changed and another deleted; a second follower must leave exactly the expected records.
+async fn kv_holds_records_built_by_hand_after_a_crash_mid_snapshot(backend: Backend) {
+    use pb::backend_auth::Kind;
+    let s = TestServer::start(backend).await;
+    let key = sync_key(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&dir.path().join("kv.db")).await.unwrap());
+    let mut api = Api::new(&s).await;
+    api.team("alpha").await;
+    api.team("beta").await;
+    let secrets: BTreeMap<&str, &str> = [
+        ("billing", "bearer-secret-1"),
+        ("search", "api-key-secret-2"),
+        ("ledger", "basic-secret-3"),
+    ]
+    .into();
+    let routes = [
+        pb::CreateRouteRequest {
+            name: "billing".into(),
+            team_id: "alpha".into(),
+            path_prefix: "/billing".into(),
+            backend_url: "http://127.0.0.1:9/api".into(),
+            tags: vec!["money".into()],
+            methods: vec!["GET".into(), "POST".into()],
+            strip_prefix: true,
+            timeout_ms: 1500,
+            backend_auth: Some(pb::BackendAuth {
+                kind: Some(Kind::Bearer(pb::BearerAuth {
+                    token: secrets["billing"].into(),
+                })),
+            }),
+            allowed_team_ids: vec!["alpha".into()],
+            cors_origins: vec!["https://app.example.com".into()],
+            rate_limit_per_minute: 120,
+            ..Default::default()
+        },
+        pb::CreateRouteRequest {
+            name: "search".into(),
+            team_id: "beta".into(),
+            path_prefix: "/search".into(),
+            backend_url: "http://127.0.0.1:9/".into(),
+            backend_auth: Some(pb::BackendAuth {
+                kind: Some(Kind::ApiKey(pb::ApiKeyAuth {
+                    header_name: "X-Api-Key".into(),
+                    value: secrets["search"].into(),
+                })),
+            }),
+            ..Default::default()
+        },
+        pb::CreateRouteRequest {
+            name: "ledger".into(),
+            team_id: "alpha".into(),
+            path_prefix: "/ledger".into(),
+            backend_url: "https://127.0.0.1:9/".into(),
+            backend_auth: Some(pb::BackendAuth {
+                kind: Some(Kind::Basic(pb::BasicAuth {
+                    username: "svc".into(),
+                    password: secrets["ledger"].into(),
+                })),
+            }),
+            ..Default::default()
+        },
+        pb::CreateRouteRequest {
+            name: "public".into(),
+            team_id: "beta".into(),
+            path_prefix: "/public".into(),
+            backend_url: "http://127.0.0.1:9/".into(),
+            ..Default::default()
+        },
+    ];
+    for r in routes {
+        let r = api.r(r);
+        api.routes.create_route(r).await.unwrap();
+    }
+    let mut tokens: Vec<(String, String)> = Vec::new();
+    let mut create = async |api: &mut Api, team: &str, scopes: &[&str], days: u32, rpm: u32| {
+        let r = api.r(pb::CreateTokenRequest {
+            name: "t".into(),
+            team_id: team.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            expiry: Some(if days == 0 {
+                pb::create_token_request::Expiry::NeverExpires(true)
+            } else {
+                pb::create_token_request::Expiry::ExpiresInDays(days)
+            }),
+            rate_limit_per_minute: rpm,
+            ..Default::default()
+        });
+        let out = api.tokens.create_token(r).await.unwrap().into_inner();
+        let id = out.token.unwrap().id;
+        tokens.push((id.clone(), out.plaintext));
+        id
+    };
+    let updated = create(&mut api, "alpha", &["billing"], 30, 60).await;
+    create(&mut api, "beta", &["tag:money"], 0, 0).await;
+    let revoked = create(&mut api, "alpha", &["*"], 7, 0).await;
+
+    // The first follower dies after the first key of its snapshot.
+    let first = Running::start(&s, &key, &kv, Some(1));
+    tokio::time::timeout(Duration::from_secs(10), first.kv.trapped.notified())
+        .await
+        .expect("the first follower reached its first bulk write");
+    let landing = first.kill().await;
+    assert!(
+        landing.inside_a_write() && landing.written == 1,
+        "{landing:?}"
+    );
+    assert_eq!(
+        kv.list_keys("v1/").await.unwrap().len(),
+        1,
+        "one key, no checkpoint"
+    );
+
+    // Changes while nothing follows.
+    api.revoke(&revoked).await;
+    let r = api.r(pb::UpdateTokenRequest {
+        id: updated,
+        scopes: Some(pb::StringList {
+            values: vec!["billing".into(), "tag:money".into()],
+        }),
+        rate_limit_per_minute: Some(90),
+        ..Default::default()
+    });
+    api.tokens.update_token(r).await.unwrap();
+    create(&mut api, "beta", &["search"], 1, 5).await;
+    let r = api.r(pb::UpdateRouteRequest {
+        id: "billing".into(),
+        timeout_ms: Some(2500),
+        methods: Some(pb::StringList {
+            values: vec!["GET".into()],
+        }),
+        ..Default::default()
+    });
+    api.routes.update_route(r).await.unwrap();
+    let r = api.r(pb::DeleteRouteRequest {
+        id: "public".into(),
+    });
+    api.routes.delete_route(r).await.unwrap();
+
+    let second = Running::start(&s, &key, &kv, None);
+    let want = records_by_hand(&mut api, &tokens, &secrets).await;
+    assert_eq!(want.len(), 4, "three live tokens and the route table");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let head = head_revision(&s, &key).await;
+        let (got, checkpoint) = kv_as_json(&*kv).await;
+        let at = checkpoint.as_ref().map(|c| (&c["v"], &c["revision"]));
+        if got == want && at == Some((&serde_json::json!(1), &serde_json::json!(head))) {
+            break;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the KV does not hold the records built by hand (checkpoint {checkpoint:?}, \
+                 head {head})\n want: {}\n got:  {}",
+                serde_json::to_string_pretty(&want).unwrap(),
+                serde_json::to_string_pretty(&got).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    second.kill().await;
 }
 
 /// The real binary, SIGKILLed in the middle of a stream of changes and restarted.
