@@ -206,18 +206,36 @@ impl World {
         }
     }
 
-    /// The teams `who` holds a role in now (`None` for the system admin: every team). The
-    /// matrix's own cells add the people to other teams (mirror teams, created or claimed
-    /// ones); service accounts stay in alpha.
+    /// The teams where `who` holds a role now (`None` for the system admin: every team).
+    /// The matrix's own cells add the people to other teams (mirror teams, created or
+    /// claimed ones); service accounts stay in alpha.
     async fn teams_of(&self, who: &str) -> Option<BTreeSet<String>> {
+        self.teams_with(who, Role::Viewer).await
+    }
+
+    /// The teams where `who` holds at least `min` now (`None` for the system admin).
+    async fn teams_with(&self, who: &str, min: Role) -> Option<BTreeSet<String>> {
         if who == "sys" {
             return None;
         }
-        let Some(u) = self.users.get(who) else {
-            return Some(["alpha".to_string()].into());
+        let roles = match self.users.get(who) {
+            Some(u) => self.s.store.user_roles(&u.id).await.unwrap(),
+            None => {
+                let role = if who == "robot" {
+                    Role::Admin
+                } else {
+                    Role::Viewer
+                };
+                vec![(TeamId("alpha".into()), role)]
+            }
         };
-        let roles = self.s.store.user_roles(&u.id).await.unwrap();
-        Some(roles.into_iter().map(|(t, _)| t.0).collect())
+        Some(
+            roles
+                .into_iter()
+                .filter(|(_, r)| *r >= min)
+                .map(|(t, _)| t.0)
+                .collect(),
+        )
     }
 
     fn fresh(&self) -> u32 {
@@ -357,13 +375,17 @@ impl World {
     }
 
     async fn service_account(&self, role: Role) -> ServiceAccountId {
+        self.service_account_in(role, "alpha").await
+    }
+
+    async fn service_account_in(&self, role: Role, team: &str) -> ServiceAccountId {
         self.s
             .store
             .create_service_account(
                 &sys_ctx(),
                 NewServiceAccount {
                     id: ServiceAccountId::generate(),
-                    team_id: TeamId("alpha".into()),
+                    team_id: TeamId(team.into()),
                     name: format!("sa{}", self.fresh()),
                     description: String::new(),
                     role,
@@ -665,6 +687,37 @@ impl World {
                     self.teams_of(who).await,
                     case,
                     r.rules.into_iter().map(|x| x.team_id),
+                )
+            }
+            "AlertService.ListAlertDeliveries:all" => {
+                self.in_both_teams().await;
+                let r = alert_client(&ch)
+                    .list_alert_deliveries(self.req(
+                        who,
+                        pb::ListAlertDeliveriesRequest {
+                            page_size: 500,
+                            ..Default::default()
+                        },
+                    ))
+                    .await?
+                    .into_inner();
+                only_visible(
+                    self.teams_of(who).await,
+                    case,
+                    r.deliveries.into_iter().map(|d| d.team_id),
+                )
+            }
+            // Service accounts are read by MANAGER+ of their team.
+            "ServiceAccountService.ListServiceAccounts:all" => {
+                self.in_both_teams().await;
+                let r = accounts
+                    .list_service_accounts(self.req(who, pb::ListServiceAccountsRequest::default()))
+                    .await?
+                    .into_inner();
+                only_visible(
+                    self.teams_with(who, Role::Manager).await,
+                    case,
+                    r.service_accounts.into_iter().map(|a| a.team_id),
                 )
             }
             // Teams and routes are catalogues every signed-in caller reads whole.
@@ -1413,7 +1466,15 @@ impl World {
     async fn in_both_teams(&self) {
         for team in ["alpha", "beta"] {
             let t = self.token_in(&self.sys_actor(), team).await;
-            self.alert_rule_in(false, team).await;
+            let rule = self.alert_rule_in(false, team).await;
+            // A delivery row: the target is loopback and not allow-listed, so the try is
+            // refused before any connection and listed with that outcome.
+            // Its audit row is setup's: the request id marks it so.
+            let mut req = self.req("sys", pb::TestWebhookRequest { rule_id: rule.0 });
+            req.metadata_mut()
+                .insert("x-request-id", "matrix".parse().unwrap());
+            alert_client(&self.ch).test_webhook(req).await.unwrap();
+            self.service_account_in(Role::Viewer, team).await;
             let n = self.fresh();
             self.s
                 .store
