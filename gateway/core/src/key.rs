@@ -87,7 +87,7 @@ const MIN_KEY_LEN: usize = 1 + 1 + 43;
 /// `query` (raw, without `?`) with every field that carries a Keygate key removed, so a
 /// caller's key given in the URL (`?api_key=<key>`) never reaches a backend: a field goes
 /// when its name or its value, percent-decoded (a value also after a `Bearer ` scheme), is
-/// a well-formed key (checksum included). Fields are split at `&` and at `;`, as some
+/// a well-formed key (checksum included), also when `+` is read as a space. Fields are split at `&` and at `;`, as some
 /// backends split at either. `None` when no field is left; the query unchanged (borrowed)
 /// when it holds no key.
 pub fn query_without_keys<'q>(query: &'q str, config: &Config) -> Option<Cow<'q, str>> {
@@ -100,14 +100,22 @@ pub fn query_without_keys<'q>(query: &'q str, config: &Config) -> Option<Cow<'q,
             if part.len() < MIN_KEY_LEN {
                 return false;
             }
-            let Ok(decoded) = percent_decode_str(part).decode_utf8() else {
-                return false;
-            };
-            let decoded = decoded.trim();
-            well_formed(decoded, config)
-                || bearer(decoded.as_bytes())
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .is_some_and(|k| well_formed(k, config))
+            // As a backend may read it: percent-decoded, and also with `+` as a space (form
+            // decoding), so `Bearer+<key>` and `+<key>+` are keys too (found by fuzzing).
+            let plus = part.contains('+').then(|| part.replace('+', " "));
+            [Some(part), plus.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    let Ok(decoded) = percent_decode_str(p).decode_utf8() else {
+                        return false;
+                    };
+                    let decoded = decoded.trim();
+                    well_formed(decoded, config)
+                        || bearer(decoded.as_bytes())
+                            .and_then(|k| std::str::from_utf8(k).ok())
+                            .is_some_and(|k| well_formed(k, config))
+                })
         })
     };
     let fields = || query.split(['&', ';']);
