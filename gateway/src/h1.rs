@@ -14,7 +14,7 @@
 //! decides it afresh.
 
 mod backend;
-mod wire;
+pub mod wire;
 
 pub use backend::Pool;
 
@@ -188,11 +188,39 @@ fn lower<'s>(name: &str, scratch: &'s mut [u8; 64], long: &'s mut String) -> &'s
     }
 }
 
+/// The decision for a request the fast path takes: RFC 9112 §3.2 first (an HTTP/1.1 request
+/// needs exactly one `Host`: `bad_request` otherwise), then the core's.
+pub fn decide<'r>(
+    req: &wire::Request<'_, '_>,
+    routes: &'r core::Routes,
+    tokens: &'r impl core::TokenSource,
+    now_ms: i64,
+    config: &core::Config,
+) -> Decision<'r> {
+    // The fast path takes only HTTP/1.1 requests.
+    if let Some(r) = core::check_host_fields(true, req.host_fields) {
+        return Decision::Reject(r);
+    }
+    let incoming = req.decision.incoming(req.method, req.path, req.query);
+    core::decide_with(&incoming, routes, tokens, now_ms, config)
+}
+
+/// A forwarded `http://` URL as the backend's authority and the origin-form target the
+/// fast path sends (`None` when it has no authority or has userinfo: not forwardable).
+pub fn split_backend_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, target) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    (!authority.is_empty() && !authority.contains('@')).then_some((authority, target))
+}
+
 /// The backend's request head: `<method> <target> HTTP/1.1`, `host` (the backend's), the
 /// caller's headers [`core::forwards_request_header`] keeps (names lower-case, in the
 /// caller's order), then what the gateway adds, in [`core::forward_headers`]'s order
 /// (`x-forwarded-for`, `-proto`, `-host`, `x-request-id`, the route's credential).
-fn write_backend_head(
+pub fn write_backend_head(
     out: &mut Vec<u8>,
     req: &wire::Request<'_, '_>,
     target: &str,
@@ -296,10 +324,7 @@ async fn exchange(
         return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
     };
     let snap = &current.snap;
-    let decision = {
-        let incoming = req.decision.incoming(req.method, req.path, req.query);
-        core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
-    };
+    let decision = decide(&req, &snap.routes, &snap.tokens, now, &app.core);
     if let Decision::Forward(f) = &decision
         && !f.url.starts_with("http://")
     {
@@ -325,12 +350,7 @@ async fn exchange(
 
     // The backend's request head: `<method> <path?query> HTTP/1.1`, its Host, the caller's
     // headers the core's rule forwards, then what the gateway adds (as the hyper path).
-    let rest = &fwd.url["http://".len()..];
-    let (authority, target) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') {
+    let Some((authority, target)) = split_backend_url(&fwd.url) else {
         let resp = x.failed(
             app,
             pipeline::Failure::Unforwardable,
@@ -342,7 +362,7 @@ async fn exchange(
         drop(req);
         buf.advance(head_len);
         return answer(stream, &mut bufs.out, &resp, head_only, refuse_close).await;
-    }
+    };
     write_backend_head(
         &mut bufs.out,
         &req,

@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 pub type RespBody = Either<Full<Bytes>, OnDone<Counted<Incoming>, Box<dyn FnOnce() + Send>>>;
 
 /// What the gateway adds to a forwarded request besides the route's credential.
-struct Added<'a> {
+pub struct Added<'a> {
     /// `X-Forwarded-For`: the TCP peer's address.
-    ip: &'a str,
-    /// `X-Forwarded-Host`: the caller's `Host` (or HTTP/2 `:authority`), if any.
-    host: Option<HeaderValue>,
-    request_id: &'a str,
+    pub ip: &'a str,
+    /// `X-Forwarded-Host`: the caller's host ([`caller_host`]), if any.
+    pub host: Option<HeaderValue>,
+    pub request_id: &'a str,
 }
 
 /// Handles one request with `backends`, the calling worker thread's own connection pool
@@ -59,11 +59,7 @@ pub async fn handle(
     let snap = &current.snap;
     let revision = snap.revision;
 
-    let decision = {
-        let h = decision_headers(req.headers());
-        let incoming = h.incoming(req.method().as_str(), req.uri().path(), req.uri().query());
-        core::decide_with(&incoming, &snap.routes, &snap.tokens, now, &app.core)
-    };
+    let decision = decide(&req, &snap.routes, &snap.tokens, now, &app.core);
     let facts = Facts { revision, ..facts };
     let Admitted {
         mut fwd,
@@ -87,13 +83,7 @@ pub async fn handle(
         request_id: &request_id,
         revision,
     };
-    // The caller's Host (HTTP/2: :authority), kept as the header value it arrived as.
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    let host = caller_host(&parts.uri, &parts.headers);
     let upgrade = parts.headers.get(header::UPGRADE).cloned();
     // Bytes are only counted for usage.
     let request_bytes = keep.then(|| Arc::new(AtomicU64::new(0)));
@@ -218,6 +208,38 @@ pub async fn handle(
     Ok(Response::from_parts(rparts, Either::Right(body)))
 }
 
+/// The decision for a request hyper serves: RFC 9112 §3.2 first (an HTTP/1.1 request needs
+/// exactly one `Host`, any request at most one: `bad_request` otherwise; HTTP/1.0 may omit
+/// it, HTTP/2 carries `:authority`), then the core's on the target's path and query (an
+/// absolute-form target's authority is not routed on).
+pub fn decide<'r, B, T: core::TokenSource>(
+    req: &Request<B>,
+    routes: &'r core::Routes,
+    tokens: &'r T,
+    now_ms: i64,
+    config: &core::Config,
+) -> core::Decision<'r> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if let Some(r) = core::check_host_fields(req.version() == http::Version::HTTP_11, hosts) {
+        return core::Decision::Reject(r);
+    }
+    let h = decision_headers(req.headers());
+    let incoming = h.incoming(req.method().as_str(), req.uri().path(), req.uri().query());
+    core::decide_with(&incoming, routes, tokens, now_ms, config)
+}
+
+/// The host the caller addressed, for `X-Forwarded-Host` and redirects: an absolute-form
+/// target's authority (RFC 9112 §3.2.2: it wins over `Host`; HTTP/2: `:authority`), without
+/// userinfo, else the `Host` header as it arrived.
+pub fn caller_host(uri: &http::Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    uri.authority()
+        .and_then(|a| {
+            let host = a.as_str().rsplit('@').next().unwrap_or("");
+            HeaderValue::from_str(host).ok()
+        })
+        .or_else(|| headers.get(header::HOST).cloned())
+}
+
 /// A gateway answer as hyper's response.
 fn to_response(a: core::Answer) -> Response<RespBody> {
     let mut r = Response::new(full(a.body));
@@ -250,7 +272,7 @@ fn full(b: impl Into<Bytes>) -> RespBody {
 /// The request headers for the backend: the caller's map filtered in place by the core's rule
 /// ([`core::forwards_request_header`]), then the same additions in the same order as
 /// [`core::forward_headers`] (kept equal by a test).
-fn outgoing_headers(
+pub fn outgoing_headers(
     mut h: HeaderMap,
     credential: Option<(&str, &str)>,
     added: Added<'_>,

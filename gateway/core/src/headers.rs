@@ -31,6 +31,21 @@ pub const NOT_FORWARDED: &[&str] = &[
     "host",
 ];
 
+/// RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without a `Host` header field
+/// and to any request with more than one. `http_1_1`: the request's version is HTTP/1.1
+/// (HTTP/1.0 may omit `Host`; HTTP/2 carries `:authority` instead and is not checked here);
+/// `host_fields`: how many `Host` field lines the request carried. Both front ends apply it
+/// before the decision, also to absolute-form targets (whose authority wins over `Host`).
+/// `Some`: the `bad_request` to answer.
+pub fn check_host_fields(http_1_1: bool, host_fields: usize) -> Option<crate::Reject> {
+    let message = match host_fields {
+        0 if http_1_1 => "an HTTP/1.1 request needs a Host header",
+        0 | 1 => return None,
+        _ => "more than one Host header",
+    };
+    Some(crate::Reject::new(crate::GatewayError::BadRequest, message))
+}
+
 /// Whether `name` (any case) is a hop-by-hop header.
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
@@ -242,5 +257,30 @@ pub fn public_base<'a>(
     match public_url {
         Some(u) => std::borrow::Cow::Borrowed(u),
         None => std::borrow::Cow::Owned(format!("{proto}://{host}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 9112 §3.2: exactly one `Host` on HTTP/1.1; none is fine on HTTP/1.0; never two.
+    #[test]
+    fn host_fields() {
+        for (http_1_1, n, ok) in [
+            (true, 0, false),
+            (true, 1, true),
+            (true, 2, false),
+            (true, 3, false),
+            (false, 0, true),
+            (false, 1, true),
+            (false, 2, false),
+        ] {
+            let got = check_host_fields(http_1_1, n);
+            assert_eq!(got.is_none(), ok, "http/1.1 {http_1_1}, {n} Host fields");
+            if let Some(r) = got {
+                assert_eq!((r.status, r.error), (400, "bad_request"));
+            }
+        }
     }
 }

@@ -53,9 +53,9 @@ pub use decide::{
 };
 pub use error::{GatewayError, Reject, code, error_body};
 pub use headers::{
-    AnswerHeaders, Client, HOP_BY_HOP, HeaderSink, NOT_FORWARDED, connection_named,
-    forward_headers, forwards_request_header, is_hop_by_hop, public_base, put_error_headers,
-    put_forward_additions,
+    AnswerHeaders, Client, HOP_BY_HOP, HeaderSink, NOT_FORWARDED, check_host_fields,
+    connection_named, forward_headers, forwards_request_header, is_hop_by_hop, public_base,
+    put_error_headers, put_forward_additions,
 };
 pub use path::{PathError, check_query, normalize_path};
 pub use rate::{Limit, RateDecision, RateState, default_burst, gcra, gcra_all, ratelimit_headers};

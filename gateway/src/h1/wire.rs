@@ -16,6 +16,8 @@ pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Where a head ends in `buf`, if it is complete. `Err` when it is malformed or too large
 /// for the fast path.
+// `Err(())`: nothing more to say, hyper answers such a head (public for the fuzz targets).
+#[allow(clippy::result_unit_err)]
 pub fn head_end(buf: &[u8]) -> Result<Option<usize>, ()> {
     if let Some(i) = memchr::memmem::find(buf, b"\r\n\r\n") {
         return Ok(Some(i + 4));
@@ -46,6 +48,8 @@ pub struct Request<'h, 'b> {
     pub decision: DecisionHeaders<'b>,
     pub user_agent: &'b [u8],
     pub host: Option<&'b [u8]>,
+    /// How many `Host` field lines the head carried (RFC 9112 §3.2 wants exactly one).
+    pub host_fields: usize,
     /// Request body length (0: none).
     pub content_length: u64,
     /// The caller asked to close the connection after this exchange.
@@ -89,6 +93,7 @@ pub fn parse_request<'h, 'b>(
         decision: DecisionHeaders::default(),
         user_agent: b"",
         host: None,
+        host_fields: 0,
         content_length: 0,
         close: false,
         connection_named: Vec::new(),
@@ -102,6 +107,7 @@ pub fn parse_request<'h, 'b>(
         }
         match name.len() {
             4 if name.eq_ignore_ascii_case("host") => {
+                r.host_fields += 1;
                 r.host.get_or_insert(v);
             }
             10 if name.eq_ignore_ascii_case("user-agent") && r.user_agent.is_empty() => {
