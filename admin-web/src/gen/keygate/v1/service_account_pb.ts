@@ -472,7 +472,9 @@ export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE_
   messageDesc(file_keygate_v1_service_account, 17);
 
 /**
- * What a service account may do beyond its team role. Granting one needs a system admin.
+ * A service account's capability. GATEWAY adds to its team role; SYNC replaces it (a SYNC key
+ * is refused every service but SyncService, whatever its role). Granting one needs a system
+ * admin.
  *
  * @generated from enum keygate.v1.ServiceAccountCapability
  */
@@ -485,14 +487,15 @@ export enum ServiceAccountCapability {
   UNSPECIFIED = 0,
 
   /**
-   * May follow the change feed (SyncService): kv-sync.
+   * May follow the change feed (SyncService) and call nothing else: kv-sync.
    *
    * @generated from enum value: SERVICE_ACCOUNT_CAPABILITY_SYNC = 1;
    */
   SYNC = 1,
 
   /**
-   * May report gateway usage.
+   * May report gateway usage and look up edge tokens, besides its team role; never follows
+   * the change feed.
    *
    * @generated from enum value: SERVICE_ACCOUNT_CAPABILITY_GATEWAY = 2;
    */
