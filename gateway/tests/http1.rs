@@ -765,6 +765,13 @@ impl Gateway {
         self.head("GET", path, &[])
     }
 
+    /// Caller connections the fast path handed to hyper so far.
+    fn handoffs(&self) -> u64 {
+        self.running
+            .as_ref()
+            .map_or(0, |r| r.app.metrics.handoffs.get())
+    }
+
     async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             let _ = tokio::time::timeout(Duration::from_secs(15), r.shutdown()).await;
@@ -1770,5 +1777,221 @@ async fn gateway_error_answers_keep_the_connection_usable() {
         up.seen().iter().all(|s| s.head.target() != "/inner"),
         "a refused request's body was served as a request"
     );
+    gw.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host (RFC 9112 §3.2) and absolute-form targets (§3.2.2)
+// ---------------------------------------------------------------------------------------------
+
+/// `r` is the gateway's own 400: `{"error":"bad_request","message","request_id"}` with the
+/// request id of its `X-Request-Id`.
+fn assert_bad_request(r: &Resp, what: &str) {
+    assert_eq!(r.status(), 400, "{what}: {}", describe(r));
+    let v = r.json();
+    assert_eq!(v["error"], "bad_request", "{what}: {}", describe(r));
+    assert!(
+        v["message"].as_str().is_some_and(|m| m.contains("Host")),
+        "{what}: {}",
+        describe(r)
+    );
+    assert_eq!(
+        v["request_id"].as_str(),
+        r.get("x-request-id"),
+        "{what}: {}",
+        describe(r)
+    );
+    assert_eq!(v.as_object().map(|o| o.len()), Some(3), "{what}");
+    assert_eq!(r.get("content-type"), Some("application/json"), "{what}");
+}
+
+/// RFC 9112 §3.2 on the fast path: an HTTP/1.1 request without `Host`, or with two (also two
+/// equal ones), is answered 400 `bad_request` in the gateway's error shape before anything
+/// else is checked (no key: still 400, not 401), nothing reaches the backend, and the
+/// connection serves the next request; with one `Host` the request is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_path_refuses_http_1_1_without_exactly_one_host() {
+    let up = Upstream::serve(|s| ok(s.head.target().as_bytes())).await;
+    let gw = Gateway::start(vec![route("/r", &up.url())]).await;
+    let key = gw.key.clone();
+    let mut c = gw.client().await;
+    for (what, req) in [
+        (
+            "no Host",
+            format!("GET /r/none HTTP/1.1\r\nX-API-Key: {key}\r\n\r\n"),
+        ),
+        (
+            "two Hosts",
+            format!(
+                "GET /r/two HTTP/1.1\r\nHost: gateway.test\r\nX-API-Key: {key}\r\nHost: other.test\r\n\r\n"
+            ),
+        ),
+        (
+            "two equal Hosts",
+            format!(
+                "GET /r/same HTTP/1.1\r\nHost: gateway.test\r\nhost: gateway.test\r\nX-API-Key: {key}\r\n\r\n"
+            ),
+        ),
+        (
+            "no Host and no key",
+            "GET /r/nokey HTTP/1.1\r\n\r\n".to_owned(),
+        ),
+    ] {
+        c.send(req.as_bytes()).await;
+        let r = c.response("GET").await;
+        assert_bad_request(&r, what);
+        assert!(r.persistent(), "{what}: {}", r.head.text());
+    }
+    c.send(&gw.get("/r/fine")).await;
+    let r = c.response("GET").await;
+    assert_eq!(
+        (r.status(), &r.body[..]),
+        (200, &b"/fine"[..]),
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(
+        gw.handoffs(),
+        0,
+        "the fast path answered every one of these"
+    );
+    let targets: Vec<String> = up
+        .seen()
+        .iter()
+        .map(|s| s.head.target().to_owned())
+        .collect();
+    assert_eq!(targets, ["/fine"]);
+    gw.stop().await;
+}
+
+/// The same rule on the hyper path, and absolute-form targets over the wire (RFC 9112 §3.2.2;
+/// the fast path leaves them to hyper). Each case is the first request of its own connection,
+/// one the fast path does not take (a chunked upload, an absolute-form target, HTTP/1.0), so
+/// hyper serves it (counted by the handoff metric). Without `Host` or with two: 400
+/// `bad_request`, nothing reaches the backend. With one: the backend gets the route's
+/// origin-form target and its own `Host`, and `X-Forwarded-Host` is the target's authority,
+/// which wins over `Host`. HTTP/1.0 may omit `Host`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_path_refuses_http_1_1_without_exactly_one_host_and_takes_absolute_form() {
+    let up = Upstream::serve(|s| ok(s.head.target().as_bytes())).await;
+    let gw = Gateway::start(vec![route("/r", &up.url())]).await;
+    let key = gw.key.clone();
+    let chunked = "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let refused = [
+        (
+            "chunked, no Host",
+            "POST",
+            format!("POST /r/c1 HTTP/1.1\r\nX-API-Key: {key}\r\n{chunked}"),
+        ),
+        (
+            "chunked, two Hosts",
+            "POST",
+            format!(
+                "POST /r/c2 HTTP/1.1\r\nHost: gateway.test\r\nHost: other.test\r\nX-API-Key: {key}\r\n{chunked}"
+            ),
+        ),
+        (
+            "absolute-form, no Host",
+            "GET",
+            format!("GET http://gateway.test/r/a1 HTTP/1.1\r\nX-API-Key: {key}\r\n\r\n"),
+        ),
+        (
+            "absolute-form, two Hosts",
+            "GET",
+            format!(
+                "GET http://gateway.test/r/a2 HTTP/1.1\r\nHost: gateway.test\r\nHost: gateway.test\r\nX-API-Key: {key}\r\n\r\n"
+            ),
+        ),
+        (
+            "HTTP/1.0, two Hosts",
+            "GET",
+            format!(
+                "GET /r/h2 HTTP/1.0\r\nHost: gateway.test\r\nHost: other.test\r\nX-API-Key: {key}\r\n\r\n"
+            ),
+        ),
+    ];
+    for (what, method, req) in &refused {
+        let mut c = gw.client().await;
+        c.send(req.as_bytes()).await;
+        let r = c.response(method).await;
+        assert_bad_request(&r, what);
+    }
+    assert_eq!(
+        gw.handoffs(),
+        refused.len() as u64,
+        "hyper answered every one of these"
+    );
+    assert!(
+        up.seen().is_empty(),
+        "a refused request reached the backend"
+    );
+
+    // Accepted: absolute-form with a Host that names another host, and a query.
+    let mut c = gw.client().await;
+    c.send(
+        format!(
+            "GET http://gateway.test:8080/r/abs?q=1 HTTP/1.1\r\nHost: other.test\r\nX-API-Key: {key}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    let r = c.response("GET").await;
+    assert_eq!(
+        (r.status(), &r.body[..]),
+        (200, &b"/abs?q=1"[..]),
+        "{}",
+        describe(&r)
+    );
+    // Accepted: HTTP/1.0 without Host; a chunked upload with one Host.
+    let mut c = gw.client().await;
+    c.send(format!("GET /r/old HTTP/1.0\r\nX-API-Key: {key}\r\n\r\n").as_bytes())
+        .await;
+    let r = c.response("GET").await;
+    assert_eq!(
+        (r.status(), &r.body[..]),
+        (200, &b"/old"[..]),
+        "{}",
+        describe(&r)
+    );
+    let mut c = gw.client().await;
+    c.send(
+        format!("POST /r/up HTTP/1.1\r\nHost: gateway.test\r\nX-API-Key: {key}\r\n{chunked}")
+            .as_bytes(),
+    )
+    .await;
+    let r = c.response("POST").await;
+    assert_eq!(
+        (r.status(), &r.body[..]),
+        (200, &b"/up"[..]),
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(gw.handoffs(), refused.len() as u64 + 3);
+
+    up.settled().await;
+    let seen = up.seen();
+    let targets: Vec<&str> = seen.iter().map(|s| s.head.target()).collect();
+    assert_eq!(targets, ["/abs?q=1", "/old", "/up"]);
+    let abs = &seen[0].head;
+    assert_eq!(abs.method(), "GET");
+    assert_eq!(
+        abs.all("host"),
+        [up.addr.to_string().as_str()],
+        "the backend's own Host, never the caller's: {}",
+        abs.text()
+    );
+    assert_eq!(
+        abs.all("x-forwarded-host"),
+        ["gateway.test:8080"],
+        "the absolute-form target's authority wins over Host: {}",
+        abs.text()
+    );
+    assert!(!abs.has("x-api-key"), "{}", abs.text());
+    assert!(
+        seen[1].head.all("x-forwarded-host").is_empty(),
+        "HTTP/1.0 without Host: no X-Forwarded-Host: {}",
+        seen[1].head.text()
+    );
+    assert_eq!(seen[2].body, b"hello");
     gw.stop().await;
 }
