@@ -75,6 +75,7 @@ STABLE_SECS=60
 RESTART_LIMIT=5
 RESTART_WINDOW_SECS=60
 POLL_SECS=0.2
+exec {STDERR_FD}>&2 # the terminal, for messages from the trap (see stop_services)
 
 # ------------------------------------------------------------ services
 #
@@ -187,6 +188,8 @@ secs() { kg_fmt_us "$1"; } # MICROSECONDS -> "1.2s"
 # shellcheck disable=SC2317 # called from the EXIT/INT/TERM trap
 stop_services() {
     local i pid deadline
+    # A signal may arrive while supervise has stderr on /dev/null: say what we do.
+    exec 2>&"$STDERR_FD"
     ((${#SERVICE_PIDS[@]} > 0)) || return 0
     kg_log "stopping services"
     for i in "${!SERVICE_PIDS[@]}"; do
@@ -328,7 +331,9 @@ supervise() {
                 restart "$i"
             fi
         done
-        sleep "$POLL_SECS"
+        # bash announces a killed background job ("line N: PID Killed ( eval ... )") on
+        # stderr when it reaps it, mostly during this sleep; the line above says it better.
+        { sleep "$POLL_SECS"; } 2>/dev/null
     done
 }
 
