@@ -9,7 +9,10 @@ fn keygate(args: &[&str]) -> std::process::Output {
         // No credential, an unreachable control plane: completions must not need either.
         .env_remove("KEYGATE_TOKEN")
         .env("KEYGATE_ADDR", "http://127.0.0.1:9")
-        .env("KEYGATE_CONFIG_DIR", std::env::temp_dir().join("keygate-completions-none"))
+        .env(
+            "KEYGATE_CONFIG_DIR",
+            std::env::temp_dir().join("keygate-completions-none"),
+        )
         .output()
         .expect("run keygate")
 }
@@ -26,11 +29,18 @@ fn each_shell_gets_a_script_naming_the_subcommands() {
         let out = keygate(&["completions", shell]);
         assert!(out.status.success(), "{shell}: {out:?}");
         let script = String::from_utf8(out.stdout).unwrap();
-        assert!(script.contains(marker), "{shell}: no {marker:?} in the script");
+        assert!(
+            script.contains(marker),
+            "{shell}: no {marker:?} in the script"
+        );
         for sub in ["token", "route", "service-account", "completions"] {
             assert!(script.contains(sub), "{shell}: subcommand {sub} missing");
         }
-        assert!(out.stderr.is_empty(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
