@@ -52,8 +52,8 @@ where
 {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let ansi = format == Format::Text
-        && colour_wanted(terminal, std::env::var_os("NO_COLOR").as_deref());
+    let ansi =
+        format == Format::Text && colour_wanted(terminal, std::env::var_os("NO_COLOR").as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -80,7 +80,11 @@ mod tests {
             (false, Some(OsStr::new("")), false),
         ];
         for (terminal, no_color, want) in cases {
-            assert_eq!(colour_wanted(terminal, no_color), want, "{terminal} {no_color:?}");
+            assert_eq!(
+                colour_wanted(terminal, no_color),
+                want,
+                "{terminal} {no_color:?}"
+            );
         }
     }
 
