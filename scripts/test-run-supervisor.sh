@@ -75,7 +75,8 @@ kill_wait() { # PID SIGNAL SECS — signal PID, wait for it to be gone (reaped i
     ! kill -0 "$pid" 2>/dev/null
 }
 
-group_alive() { [[ -n "$(ps -o pid= -g "$1" 2>/dev/null)" ]]; }
+# group_alive PGID — some process is in that process group.
+group_alive() { ps -eo pgid= | awk -v g="$1" '$1 == g { found = 1 } END { exit !found }'; }
 
 # stop_run_group — TERM to the run.sh process group (run.sh stops its services), wait, KILL
 # what is left of the group; returns 1 if anything of it survived.
