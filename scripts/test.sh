@@ -14,6 +14,7 @@
 #   (neither set)                       a throwaway server (scripts/lib/pg.sh)
 #   KEYGATE_TEST_SKIP_LINT=1            skip cargo fmt --check and clippy
 #   KEYGATE_TEST_SKIP_DOC=1             skip the doctests
+#   KEYGATE_FUZZ_SECONDS=45             seconds per fuzz target (scripts/fuzz.sh)
 #
 # Every step runs even if an earlier check failed (except setup steps); the
 # exit status is non-zero if any step failed, and a summary with durations is
@@ -132,6 +133,14 @@ test_gateway_worker() {
     kg_step "gateway/worker: tests in workerd" worker_tests
 }
 
+# fuzz/ (docs/fuzzing.md): each cargo-fuzz target for KEYGATE_FUZZ_SECONDS (default 45) from
+# its corpus and seeds, built without a sanitizer (build time). Installs nightly and
+# cargo-fuzz when missing; fails on any crash, and fails closed when fuzz/ exists but the
+# targets cannot be built or run (scripts/fuzz.sh).
+fuzz_short_runs() {
+    "$KG_ROOT/scripts/fuzz.sh" short "${KEYGATE_FUZZ_SECONDS:-45}"
+}
+
 # ------------------------------------------------------------------- run
 
 kg_step_fatal "install missing tools" install_tools
@@ -168,6 +177,10 @@ fi
 
 kg_step "cargo nextest run" \
     cargo nextest run --workspace --locked --profile ci "${NEXTEST_FILTER[@]}" "${NEXTEST_ARGS[@]}"
+
+if [[ -d "$KG_ROOT/fuzz" ]]; then
+    kg_step "fuzz: short runs (cargo-fuzz, ${KEYGATE_FUZZ_SECONDS:-45} s per target)" fuzz_short_runs
+fi
 
 # The run command as a user runs it (scripts/test-run-supervisor.sh): ./scripts/run.sh with
 # debug binaries on free ports, kill -9 of each service under a request loop through the
