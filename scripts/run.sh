@@ -27,7 +27,10 @@
 # keep running. Each restart is logged here and in the service's log. More than
 # 5 restarts of one service within 60 s: the whole stack stops, saying why.
 # Only Ctrl-C / TERM (or that limit) stops everything, and then exactly the PIDs
-# this script started (restarts included) are stopped.
+# this script started (restarts included) are stopped. The gateway's public
+# socket is opened by this script (with python3) and handed to each gateway
+# process (LISTEN_FDS): while a killed gateway restarts, callers wait in the
+# socket's backlog instead of being refused.
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
@@ -65,6 +68,32 @@ case "$BUILD_UI" in
 esac
 STARTUP_DEADLINE_SECS=60
 STOP_GRACE_SECS=10
+
+# The gateway's public socket is opened once, here, and handed to every gateway process this
+# script starts (socket activation: LISTEN_FDS=1, the socket on fd 3). It outlives a killed
+# gateway, so while the supervisor restarts it, callers' connections wait in the socket's
+# backlog instead of being refused. Bash cannot open a listening socket: python3 opens it,
+# puts it on fd GATEWAY_FD and runs this script again (same PID, same arguments and stdin).
+GATEWAY_FD=9
+if [[ -z "${KEYGATE_RUN_GATEWAY_SOCKET:-}" ]]; then
+    kg_have python3 || kg_die "python3 is needed to hold the gateway's socket (apt-get install -y python3)"
+    exec python3 -c '
+import os, socket, sys
+addr, fd, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+host, _, port = addr.rpartition(":")
+host = host.strip("[]") or "0.0.0.0"
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind((host, int(port)))
+except (OSError, ValueError) as e:
+    sys.exit(f"error: gateway: cannot listen on {addr}: {e} (another ./scripts/run.sh? set KEYGATE_GATEWAY_LISTEN)")
+s.listen(1024)
+os.dup2(s.fileno(), fd)
+os.environ["KEYGATE_RUN_GATEWAY_SOCKET"] = addr
+os.execvp("bash", ["bash", script] + sys.argv[4:])
+' "$GATEWAY_LISTEN" "$GATEWAY_FD" "$KG_ROOT/scripts/run.sh" "$@"
+fi
 
 # Supervision: backoff before restart attempt n is min(1 s * 2^(n-1), 30 s); a service
 # that stayed up STABLE_SECS starts again at attempt 1. At most RESTART_LIMIT restarts of
@@ -120,8 +149,11 @@ svc_note() {
 # launch I — start service I's stored command in the background; record and publish its PID.
 launch() {
     local i=$1 pid
-    # exec: the PID we record is the service's own, not a wrapper's.
-    (eval "exec ${SERVICE_CMDS[i]}") >>"${SERVICE_LOGS[i]}" 2>&1 </dev/null &
+    # exec: the PID we record is the service's own, not a wrapper's. Only the gateway gets
+    # the held socket (as fd 3); the others do not keep it open.
+    local fds="$GATEWAY_FD<&-"
+    [[ "${SERVICE_NAMES[i]}" != gateway ]] || fds="3<&$GATEWAY_FD $fds"
+    (eval "exec ${SERVICE_CMDS[i]} $fds") >>"${SERVICE_LOGS[i]}" 2>&1 </dev/null &
     pid=$!
     SERVICE_PIDS[i]=$pid
     SERVICE_UP_US[i]=$(kg_now_us)
@@ -380,7 +412,7 @@ kg_log "starting services"
 # In dependency order, each with a readiness wait. The admin UI is served by the control plane.
 ensure_port_free control-plane "$KEYGATE_LISTEN"
 ensure_port_free kv-sync "$SYNC_METRICS_LISTEN"
-ensure_port_free gateway "$GATEWAY_LISTEN"
+# (The gateway's own address is held by this script since its start.)
 ensure_port_free gateway-admin "$GATEWAY_ADMIN_LISTEN"
 
 DATA_ABS=$(cd "$KEYGATE_DATA_DIR" && pwd)
@@ -408,7 +440,10 @@ start_service kv-sync "$SYNC_METRICS_LISTEN" \
     "$BIN_DIR/keygate-kv-sync"
 wait_ready kv-sync
 
-start_service gateway "$GATEWAY_LISTEN" \
+# Ready when its admin listener answers: the public socket accepts connections (into its
+# backlog) whether or not a gateway runs.
+start_service gateway "$GATEWAY_ADMIN_LISTEN" \
+    LISTEN_FDS=1 \
     KEYGATE_ADDR="http://$URL_HOST" \
     KEYGATE_GATEWAY_KEY_FILE="$DATA_ABS/gateway.key" \
     KEYGATE_EDGE_KEY_FILE="$DATA_ABS/edge.key" \

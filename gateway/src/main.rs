@@ -6,15 +6,26 @@ use keygate_gateway::Config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    // Before any thread starts: it reads and clears LISTEN_FDS / LISTEN_PID.
+    let inherited = keygate_gateway::server::inherited_listener()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(config, inherited))
+}
+
+async fn run(
+    config: Config,
+    inherited: Option<keygate_gateway::server::Inherited>,
+) -> anyhow::Result<()> {
     keygate_logging::init(
         "info",
         keygate_logging::Format::from_name(&config.log_format),
     );
     tracing::info!(config = ?config, "starting");
-    let running = keygate_gateway::start(config).await?;
+    let running = keygate_gateway::server::start_with(config, inherited).await?;
     println!(
         "keygate-gateway listening on http://{} (admin: http://{}/readyz, /metrics)",
         running.addr, running.admin_addr

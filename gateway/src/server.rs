@@ -83,6 +83,37 @@ fn worker_count(configured: usize) -> usize {
 /// Starts everything from `config`. Fails on configuration errors (bad edge key, port in
 /// use); a missing or unreadable KV is not an error: the gateway answers 503 until it loads.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with(config, None).await
+}
+
+/// A public listener handed over by whoever started the gateway (systemd socket activation,
+/// `scripts/run.sh`), taken by [`inherited_listener`].
+pub struct Inherited(std::net::TcpListener);
+
+/// The public listener passed by the socket-activation protocol (`LISTEN_FDS=1`, the socket
+/// at fd 3; `LISTEN_PID`, when set, must be this process), if any. Reads and clears those
+/// variables, so call it once, before any other thread starts. A passed socket outlives the
+/// gateway process: while a supervisor restarts the gateway, new connections wait in the
+/// socket's backlog instead of being refused.
+pub fn inherited_listener() -> anyhow::Result<Option<Inherited>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        fds.len() == 1,
+        "LISTEN_FDS={}: the gateway takes exactly one socket (its public listener)",
+        fds.len()
+    );
+    let l = fds
+        .take_tcp_listener(0)
+        .context("LISTEN_FDS: fd 3 is not a listening TCP socket")?
+        .context("LISTEN_FDS: fd 3 was already taken")?;
+    Ok(Some(Inherited(l)))
+}
+
+/// [`start`], serving on `inherited` (when given) instead of binding `config.listen`.
+pub async fn start_with(config: Config, inherited: Option<Inherited>) -> anyhow::Result<Running> {
     let key_text = config.edge_key_text().map_err(anyhow::Error::msg)?;
     let edge_key =
         core::EdgeKey::from_base64(&key_text).map_err(|e| anyhow::anyhow!("edge key: {e}"))?;
@@ -146,13 +177,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // The public listener: one thread per worker, each with a single-threaded runtime, its
     // own SO_REUSEPORT listener and its own backend pool, so a request never changes threads
     // (the way nginx runs one event loop per worker process).
-    let first = reuseport_listener(config.listen)
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..worker_count(config.workers) {
-        listeners.push(reuseport_listener(addr).with_context(|| format!("listening on {addr}"))?);
-    }
+    // A handed-over socket is shared by the workers (each accepts on its own clone of it).
+    let mut listeners = Vec::new();
+    let addr = match inherited {
+        Some(Inherited(l)) => {
+            l.set_nonblocking(true)?;
+            let addr = l.local_addr()?;
+            for _ in 1..worker_count(config.workers) {
+                listeners.push(l.try_clone()?);
+            }
+            listeners.push(l);
+            tracing::info!(%addr, "serving on the listener handed over (LISTEN_FDS)");
+            addr
+        }
+        None => {
+            let first = reuseport_listener(config.listen)
+                .with_context(|| format!("listening on {}", config.listen))?;
+            let addr = first.local_addr()?;
+            listeners.push(first);
+            for _ in 1..worker_count(config.workers) {
+                listeners.push(
+                    reuseport_listener(addr).with_context(|| format!("listening on {addr}"))?,
+                );
+            }
+            addr
+        }
+    };
     let mut workers = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         let app = app.clone();
