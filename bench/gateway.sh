@@ -70,18 +70,16 @@ ORIG_ARGS="$*"
 
 need_value() { (($# >= 2)) || kg_die "$1 needs a value"; }
 while (($# > 0)); do
+    bench_load_option "$@"
+    if ((BENCH_SHIFT > 0)); then
+        shift "$BENCH_SHIFT"
+        continue
+    fi
     case "$1" in
     -h | --help)
         usage
         exit 0
         ;;
-    --duration) need_value "$@"; DURATION=$2; shift 2 ;;
-    --rounds) need_value "$@"; ROUNDS=$2; shift 2 ;;
-    --connections) need_value "$@"; CONNECTIONS=$2; shift 2 ;;
-    --threads) need_value "$@"; THREADS=$2; shift 2 ;;
-    --warmup) need_value "$@"; WARMUP=$2; shift 2 ;;
-    --tokens) need_value "$@"; TOKENS=$2; shift 2 ;;
-    --routes) need_value "$@"; ROUTES=$2; shift 2 ;;
     --only) need_value "$@"; ONLY=$2; shift 2 ;;
     --gateway-bin) need_value "$@"; GATEWAY_BIN=$2; shift 2 ;;
     --json-out) need_value "$@"; JSON_OUT=$2; shift 2 ;;
@@ -93,14 +91,9 @@ while (($# > 0)); do
     esac
 done
 
-for v in DURATION ROUNDS CONNECTIONS THREADS TOKENS ROUTES; do
-    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || kg_die "--${v,,} must be a positive integer"
-done
-[[ "$WARMUP" =~ ^[0-9]+$ ]] || kg_die "--warmup must be a whole number of seconds"
+bench_check_load_options
 [[ "$NGINX_HEADERS" == same || "$NGINX_HEADERS" == minimal ]] ||
     kg_die "--nginx-headers must be 'same' or 'minimal' (got '$NGINX_HEADERS')"
-((CONNECTIONS >= THREADS)) || kg_die "--connections must be at least --threads"
-((ROUTES <= 1000)) || kg_die "--routes must be at most 1000"
 
 cd "$KG_ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-$KG_ROOT/target}

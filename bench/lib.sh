@@ -17,6 +17,36 @@ source "$KG_ROOT/scripts/lib/ensure.sh"
 # shellcheck source=scripts/lib/pg.sh
 source "$KG_ROOT/scripts/lib/pg.sh" # kg_free_port
 
+# bench_load_option ARGS... — the load options both benchmarks take (--duration, --rounds,
+# --connections, --threads, --warmup, --tokens, --routes): when $1 is one, sets its variable
+# (DURATION, ROUNDS, ...) from $2 and BENCH_SHIFT=2; otherwise BENCH_SHIFT=0.
+bench_load_option() {
+    local var
+    case "$1" in
+    --duration | --rounds | --connections | --threads | --warmup | --tokens | --routes) ;;
+    *)
+        BENCH_SHIFT=0
+        return 0
+        ;;
+    esac
+    (($# >= 2)) || kg_die "$1 needs a value"
+    var=${1#--}
+    printf -v "${var^^}" '%s' "$2"
+    BENCH_SHIFT=2
+}
+
+# bench_check_load_options — the load options are valid (positive integers, warm-up a whole
+# number of seconds, at least one connection per thread, at most 1000 routes).
+bench_check_load_options() {
+    local v
+    for v in DURATION ROUNDS CONNECTIONS THREADS TOKENS ROUTES; do
+        [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || kg_die "--${v,,} must be a positive integer"
+    done
+    [[ "$WARMUP" =~ ^[0-9]+$ ]] || kg_die "--warmup must be a whole number of seconds"
+    ((CONNECTIONS >= THREADS)) || kg_die "--connections must be at least --threads"
+    ((ROUTES <= 1000)) || kg_die "--routes must be at most 1000"
+}
+
 # bench_init PREFIX — tools (wrk, nginx, curl), the work directory /tmp/PREFIX.XXXXXX and the
 # cleanup that stops every started process.
 bench_init() {
