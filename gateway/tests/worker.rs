@@ -71,6 +71,15 @@ struct Harness {
 }
 
 impl Harness {
+    /// The test build with only the edge key as secret and usage off.
+    async fn with_edge_key(edge_key: &str) -> Self {
+        Self::start(
+            &[("KEYGATE_EDGE_KEY", edge_key)],
+            &[("KEYGATE_USAGE", "off")],
+        )
+        .await
+    }
+
     /// Starts the test build with `secrets` in a `.dev.vars` file and `vars` as overrides.
     async fn start(secrets: &[(&str, &str)], vars: &[(&str, &str)]) -> Self {
         let build = worker_dir().join("build-test/index.js");
@@ -469,11 +478,7 @@ async fn decide_vectors_replay_over_http_through_the_worker() {
         .unwrap();
     let fixture = file.fixture.clone().unwrap();
     let up = Upstream::start().await;
-    let h = Harness::start(
-        &[("KEYGATE_EDGE_KEY", &fixture.edge_key)],
-        &[("KEYGATE_USAGE", "off")],
-    )
-    .await;
+    let h = Harness::with_edge_key(&fixture.edge_key).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -1001,12 +1006,7 @@ async fn a_missing_secret_answers_503_and_forwards_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_use_the_binding_ladder_or_the_isolate_gcra() {
     let up = Upstream::start().await;
-    let edge_key = edge_key();
-    let h = Harness::start(
-        &[("KEYGATE_EDGE_KEY", &edge_key)],
-        &[("KEYGATE_USAGE", "off")],
-    )
-    .await;
+    let h = Harness::with_edge_key(&edge_key()).await;
     let (ladder, below) = (new_key(), new_key());
     seed(&h, &up, 0, &[(&ladder, 25), (&below, 3)]).await;
 
@@ -1126,12 +1126,7 @@ async fn a_kv_miss_asks_the_control_plane_when_opted_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_body_streams_through_the_worker() {
     let up = Upstream::start().await;
-    let edge_key = edge_key();
-    let h = Harness::start(
-        &[("KEYGATE_EDGE_KEY", &edge_key)],
-        &[("KEYGATE_USAGE", "off")],
-    )
-    .await;
+    let h = Harness::with_edge_key(&edge_key()).await;
     let key = new_key();
     seed(&h, &up, 0, &[(&key, 0)]).await;
     let chunks = futures::stream::unfold(0u32, |i| async move {
@@ -1174,12 +1169,7 @@ async fn a_request_body_streams_through_the_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_follow_the_core_header_rules_and_the_route_timeout() {
     let up = Upstream::start().await;
-    let edge_key = edge_key();
-    let h = Harness::start(
-        &[("KEYGATE_EDGE_KEY", &edge_key)],
-        &[("KEYGATE_USAGE", "off")],
-    )
-    .await;
+    let h = Harness::with_edge_key(&edge_key()).await;
     let key = new_key();
     seed_with(&h, &up, &[(&key, 0)], |route| route.timeout_ms = 800).await;
     let worker = h.info.worker.clone();
