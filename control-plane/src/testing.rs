@@ -2,6 +2,8 @@
 //! fresh database on the PostgreSQL server named by `KEYGATE_TEST_PG_URL`) and a real control
 //! plane on `127.0.0.1:0`. Not used by the binary.
 
+pub mod old_system;
+
 use crate::alerts::AlertSettings;
 use crate::context::RequestContext;
 use crate::ids::{SessionId, TeamId, UserId};
