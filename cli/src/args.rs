@@ -44,7 +44,8 @@ macro_rules! exit_codes_text {
   2  usage error: bad flags, no credentials, a refused confirmation
   3  Unauthenticated, PermissionDenied
   4  NotFound
-  5  InvalidArgument, AlreadyExists, FailedPrecondition, OutOfRange
+  5  InvalidArgument, AlreadyExists, FailedPrecondition, OutOfRange;
+     `import old-system`: a problem left unresolved (nothing written)
   6  Unavailable, DeadlineExceeded, or the control plane cannot be reached
   7  ResourceExhausted: rate limited (e.g. too many sign-in attempts); retry later"
     };
@@ -184,6 +185,11 @@ pub enum Command {
     /// deliveries.
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// Move from the old system (its PostgreSQL database, KV namespace and user export)
+    /// without re-issuing a key: plan with --dry-run, then apply; runs again apply only what
+    /// changed. Runs on the control plane's machine: it writes to its database directly.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// The home page in one call: token, route, team and user counts, today's traffic,
     /// tokens expiring soon, unused or never used, tokens created per day, recent audit.
     Dashboard(DashboardArgs),
@@ -197,6 +203,15 @@ pub enum Command {
     /// zsh: `keygate completions zsh > "${fpath[1]}/_keygate"`;
     /// fish: `keygate completions fish > ~/.config/fish/completions/keygate.fish`.
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import the old token manager: teams, routes with their secrets, tokens keeping their
+    /// `ntk_` keys, users as invitations, optionally usage and audit history
+    /// (docs/migrating.md). Exit 5 when a problem is unresolved (nothing written).
+    #[command(name = "old-system")]
+    OldSystem(Box<keygate_control_plane::import::run::Args>),
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +254,7 @@ impl Command {
                 | Command::Invite(InviteCommand::Accept(_))
                 | Command::System(SystemCommand::Info)
                 | Command::Completions(_)
+                | Command::Import(_)
         )
     }
 }
@@ -376,6 +392,11 @@ pub struct TokenListArgs {
     /// Only tokens never used.
     #[arg(long)]
     pub never_used: bool,
+    /// Only tokens imported from the old system that still work with their old key
+    /// (`ntk_...`), with their last use: the keys to replace before legacy keys are turned
+    /// off (docs/migrating.md). Active ones unless --status says otherwise.
+    #[arg(long)]
+    pub legacy: bool,
     /// Sort field (default: created, newest first). Never-used tokens sort as the oldest
     /// use; tokens that never expire after every expiry.
     #[arg(long, value_enum)]

@@ -94,6 +94,9 @@ pub enum CliError {
     /// The command ran but its outcome is a failure, e.g. a broken audit chain.
     #[error("{0}")]
     Failed(String),
+    /// `import old-system` found problems no `--resolve` covers; nothing was written.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The refused fields, one per line, when there are more than the message shows.
@@ -125,6 +128,7 @@ impl CliError {
             CliError::Rpc { code, .. } => exit_code(*code),
             CliError::Unreachable { .. } => exit_code(Code::Unavailable),
             CliError::Usage(_) => EXIT_USAGE,
+            CliError::Refused(_) => 5,
             CliError::Io { .. } | CliError::Output(_) | CliError::Failed(_) => 1,
         }
     }

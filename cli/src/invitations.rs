@@ -225,6 +225,7 @@ mod tests {
             created_by: "usr_1".into(),
             accepted_at: None,
             revoked_at: None,
+            system_admin: false,
         }
     }
 

@@ -84,6 +84,21 @@ pub async fn run_with_env(
         clap_complete::generate(args.shell, &mut command, "keygate", out);
         return Ok(());
     }
+    // The importer writes to the control plane's database directly: no credential.
+    if let Command::Import(args::ImportCommand::OldSystem(args)) = &cli.command {
+        use keygate_control_plane::import::run::{Outcome, run};
+        let outcome = run(args, out)
+            .await
+            .map_err(|e| CliError::Failed(format!("{e:#}")))?;
+        out.flush()?;
+        return match outcome {
+            Outcome::Refused => Err(CliError::Refused(
+                "import refused: problems are unresolved (listed above); nothing was written"
+                    .into(),
+            )),
+            Outcome::Applied | Outcome::Planned => Ok(()),
+        };
+    }
     let config = Config::resolve(&cli.global, &env)?;
     let needs_credentials = cli.command.needs_credentials();
     if needs_credentials {
@@ -118,7 +133,7 @@ pub async fn run_with_env(
         Command::Dashboard(args) => dashboard::run(args, &mut ctx).await,
         Command::System(command) => system::run(command, &mut ctx).await,
         // Answered above, before the configuration is read.
-        Command::Completions(_) => Ok(()),
+        Command::Completions(_) | Command::Import(_) => Ok(()),
     };
     // The command's own error matters more than a failed flush after it.
     let flushed = ctx.out.flush();

@@ -125,7 +125,11 @@ fn update_request(args: TokenUpdateArgs) -> UpdateTokenRequest {
 }
 
 fn list_request(args: &TokenListArgs, now: SystemTime) -> ListTokensRequest {
-    let status = args.status.map_or(TokenStatus::Unspecified, |s| match s {
+    // --legacy alone: the ones that still work.
+    let status = args
+        .status
+        .or(args.legacy.then_some(TokenStatusArg::Active));
+    let status = status.map_or(TokenStatus::Unspecified, |s| match s {
         TokenStatusArg::Active => TokenStatus::Active,
         TokenStatusArg::Expired => TokenStatus::Expired,
         TokenStatusArg::Revoked => TokenStatus::Revoked,
@@ -145,6 +149,7 @@ fn list_request(args: &TokenListArgs, now: SystemTime) -> ListTokensRequest {
             .unused_days
             .map(|days| (now - Duration::from_secs(u64::from(days) * 86_400)).into()),
         never_used: args.never_used,
+        legacy: args.legacy,
         sort_by: sort_field(args.sort, args.desc) as i32,
         descending: args.desc,
     }
@@ -305,6 +310,7 @@ fn token_fields(t: &Token) -> Vec<(&'static str, String)> {
         ("scopes", output::list(&t.scopes)),
         ("rate limit", rate_limit_label(t.rate_limit_per_minute)),
         ("preview", output::or_none(&t.preview)),
+        ("legacy key", output::or_none(&t.legacy_prefix)),
         ("expires", output::time_or(t.expires_at.as_ref(), "never")),
         (
             "last used",
@@ -355,6 +361,7 @@ pub fn token_json(t: &Token) -> Value {
         "rotated_from_id": t.rotated_from_id,
         "replaced_by_id": t.replaced_by_id,
         "rate_limit_per_minute": t.rate_limit_per_minute,
+        "legacy_prefix": t.legacy_prefix,
     })
 }
 
@@ -390,6 +397,7 @@ mod tests {
             replaced_by_id: String::new(),
             rate_limit_per_minute: 0,
             caller_can_change: false,
+            legacy_prefix: String::new(),
         }
     }
 

@@ -152,10 +152,7 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// The database URL to open.
     pub fn database_url(&self) -> String {
-        match &self.database_url {
-            Some(u) if !u.is_empty() => u.clone(),
-            _ => format!("sqlite://{}", self.data_dir.join("keygate.db").display()),
-        }
+        database_url_for(&self.data_dir, self.database_url.as_deref())
     }
 
     /// The database URL without any password, for logs.
@@ -289,6 +286,15 @@ pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()
+}
+
+/// The database a control plane with this data directory and `DATABASE_URL` uses: the URL
+/// if set, else `keygate.db` in the data directory (SQLite).
+pub fn database_url_for(data_dir: &std::path::Path, database_url: Option<&str>) -> String {
+    match database_url {
+        Some(u) if !u.is_empty() => u.to_owned(),
+        _ => format!("sqlite://{}", data_dir.join("keygate.db").display()),
+    }
 }
 
 #[cfg(test)]

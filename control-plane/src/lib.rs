@@ -32,6 +32,7 @@ pub mod web;
 pub mod alerts;
 pub mod audit;
 pub mod dashboard;
+pub mod import;
 pub mod invitations;
 pub mod routes;
 pub mod service_accounts;

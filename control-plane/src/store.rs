@@ -23,6 +23,7 @@ use crate::dashboard::DashboardCounts;
 use crate::ids::{
     AlertRuleId, InvitationId, KeyId, RouteId, ServiceAccountId, SessionId, TeamId, TokenId, UserId,
 };
+use crate::import::{Applied, ImportBatch, MapRow, Progress};
 use crate::invitations::{Invitation, NewInvitation};
 use crate::policy::Role;
 use crate::routes::{NewRoute, Route, RouteFilter, RoutePatch};
@@ -103,6 +104,7 @@ pub trait Store:
     + DashboardStore
     + AlertStore
     + SystemStore
+    + ImportStore
 {
 }
 
@@ -123,7 +125,24 @@ impl<T> Store for T where
         + DashboardStore
         + AlertStore
         + SystemStore
+        + ImportStore
 {
+}
+
+/// `keygate import old-system` (crate::import): its mapping table and its one-transaction
+/// apply. Every entity written gets its audit row (`<entity>.import`, the context's actor)
+/// and change event like any change; old audit rows become historical entries after a marker.
+#[async_trait::async_trait]
+pub trait ImportStore: Send + Sync + 'static {
+    /// The mapping rows of `source`.
+    async fn import_map(&self, source: &str) -> StoreResult<Vec<MapRow>>;
+    /// Applies the whole batch in ONE transaction: all of it or nothing.
+    async fn apply_import(
+        &self,
+        ctx: &RequestContext,
+        batch: &ImportBatch,
+        progress: Progress<'_>,
+    ) -> StoreResult<Applied>;
 }
 
 #[async_trait::async_trait]

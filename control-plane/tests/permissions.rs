@@ -430,6 +430,7 @@ impl World {
                     roles: vec![(TeamId("alpha".into()), Role::Developer)],
                     code_hash: code.hash(),
                     expires_at: now_ms() + 3_600_000,
+                    system_admin: false,
                 },
             )
             .await

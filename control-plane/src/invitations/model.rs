@@ -24,6 +24,8 @@ pub struct Invitation {
     pub created_by: String,
     pub accepted_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
+    /// The person becomes a system admin on accepting (only imports set it).
+    pub system_admin: bool,
 }
 
 impl From<Invitation> for pb::Invitation {
@@ -37,6 +39,7 @@ impl From<Invitation> for pb::Invitation {
             created_by: i.created_by,
             accepted_at: to_timestamp_opt(i.accepted_at),
             revoked_at: to_timestamp_opt(i.revoked_at),
+            system_admin: i.system_admin,
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct NewInvitation {
     pub roles: Vec<(TeamId, Role)>,
     pub code_hash: String,
     pub expires_at: Millis,
+    /// Only `keygate import old-system` sets it (an old super-admin); CreateInvitation cannot.
+    pub system_admin: bool,
 }
 
 /// Validated CreateInvitation input.

@@ -68,6 +68,7 @@ impl InvitationService for InvitationApi {
                     roles,
                     code_hash: code.hash(),
                     expires_at: now_ms() + i64::from(hours) * 3_600_000,
+                    system_admin: false,
                 },
             )
             .await

@@ -3,7 +3,7 @@
 use crate::ids::{RouteId, TeamId};
 use crate::pagination;
 use crate::policy::{self, Action, Caller};
-use crate::secrets::SecretString;
+use crate::secrets::{MasterKey, SecretString};
 use crate::time::{Millis, to_timestamp};
 use keygate_contracts::{FieldError, FieldErrors, names, route as rules};
 use keygate_proto::v1 as pb;
@@ -167,6 +167,26 @@ pub struct AuthInput {
     pub header_name: String,
     pub username: String,
     pub secret: SecretString,
+}
+
+impl AuthInput {
+    /// Seals the secret (if one was given) to `route` and its slot with `key`.
+    pub fn seal(self, key: &MasterKey, route: &RouteId) -> AuthChange {
+        let secret = match self.kind.secret_slot() {
+            Some(slot) if !self.secret.is_empty() => Some(SealedSecret {
+                slot,
+                sealed: key.seal(&format!("{route}/{slot}"), &self.secret),
+                key_id: key.id().to_owned(),
+            }),
+            _ => None,
+        };
+        AuthChange {
+            kind: self.kind,
+            header_name: self.header_name,
+            username: self.username,
+            secret,
+        }
+    }
 }
 
 /// A sealed secret ready to store.
@@ -359,6 +379,29 @@ pub struct CreateRouteInput {
     pub allowed_team_ids: Vec<TeamId>,
     pub cors_origins: Vec<String>,
     pub rate_limit_per_minute: u32,
+}
+
+impl CreateRouteInput {
+    /// The route to insert as `id`, its secret sealed with `key`.
+    pub fn into_new_route(self, id: RouteId, key: &MasterKey) -> NewRoute {
+        let auth = self.auth.seal(key, &id);
+        NewRoute {
+            id,
+            team_id: self.team_id,
+            name: self.name,
+            path_prefix: self.path_prefix,
+            backend_url: self.backend_url,
+            description: self.description,
+            tags: self.tags,
+            methods: self.methods,
+            strip_prefix: self.strip_prefix,
+            timeout_ms: self.timeout_ms,
+            auth,
+            allowed_team_ids: self.allowed_team_ids,
+            cors_origins: self.cors_origins,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+        }
+    }
 }
 
 fn validate_teams(field: &str, raw: &[String]) -> Result<Vec<TeamId>, FieldErrors> {

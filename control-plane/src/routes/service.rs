@@ -1,8 +1,6 @@
 //! `RouteService` RPCs: validate, seal secrets, call the store, map the error.
 
-use super::model::{
-    AuthChange, AuthInput, CreateRouteInput, NewRoute, RouteFilter, RoutePatch, SealedSecret,
-};
+use super::model::{AuthChange, AuthInput, CreateRouteInput, RouteFilter, RoutePatch};
 use crate::authz;
 use crate::context;
 use crate::error::ApiError;
@@ -23,23 +21,8 @@ impl RouteApi {
     pub fn new(store: DynStore, key: MasterKey) -> Self {
         Self { store, key }
     }
-
-    /// Seals the secret (if one was given) to this route and slot.
     fn seal(&self, route: &RouteId, a: AuthInput) -> AuthChange {
-        let secret = match a.kind.secret_slot() {
-            Some(slot) if !a.secret.is_empty() => Some(SealedSecret {
-                slot,
-                sealed: self.key.seal(&format!("{route}/{slot}"), &a.secret),
-                key_id: self.key.id().to_owned(),
-            }),
-            _ => None,
-        };
-        AuthChange {
-            kind: a.kind,
-            header_name: a.header_name,
-            username: a.username,
-            secret,
-        }
+        a.seal(&self.key, route)
     }
 }
 
@@ -60,24 +43,7 @@ impl RouteService for RouteApi {
             &input.name,
         )
         .await?;
-        let id = RouteId::generate();
-        let auth = self.seal(&id, input.auth);
-        let route = NewRoute {
-            id,
-            team_id: input.team_id,
-            name: input.name,
-            path_prefix: input.path_prefix,
-            backend_url: input.backend_url,
-            description: input.description,
-            tags: input.tags,
-            methods: input.methods,
-            strip_prefix: input.strip_prefix,
-            timeout_ms: input.timeout_ms,
-            auth,
-            allowed_team_ids: input.allowed_team_ids,
-            cors_origins: input.cors_origins,
-            rate_limit_per_minute: input.rate_limit_per_minute,
-        };
+        let route = input.into_new_route(RouteId::generate(), &self.key);
         let route = self
             .store
             .create_route(&ctx, route)

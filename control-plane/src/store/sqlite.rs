@@ -48,11 +48,47 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.read_only(true).pragma("cache_size", "-16384"))
+            .connect_with(opts.clone().read_only(true).pragma("cache_size", "-16384"))
             .await
             .map_err(sql::db_err)?;
-        Ok(Self::new(write, read))
+        let store = Self::new(write, read);
+        watch_other_writers(&store, opts);
+        Ok(store)
     }
+}
+
+/// How often the store looks for commits made by another process on the same file.
+const OTHER_WRITERS_POLL: Duration = Duration::from_millis(250);
+
+/// Commits by another process on the same file (`keygate import old-system` writes directly)
+/// do not pass through this store's wake-up, so change-feed watchers would only see them at
+/// their next heartbeat. `PRAGMA data_version` changes when any other connection commits;
+/// polling it on a connection of its own wakes the watchers within [`OTHER_WRITERS_POLL`].
+/// Ends when the store is dropped.
+fn watch_other_writers(store: &SqliteStore, opts: SqliteConnectOptions) {
+    use sqlx::Connection;
+    let commits = store.commits_weak();
+    tokio::spawn(async move {
+        let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&opts.read_only(true)).await else {
+            return;
+        };
+        let mut last: Option<i64> = None;
+        loop {
+            tokio::time::sleep(OTHER_WRITERS_POLL).await;
+            let Some(commits) = commits.upgrade() else {
+                return;
+            };
+            if let Ok((v,)) = sqlx::query_as::<_, (i64,)>("PRAGMA data_version")
+                .fetch_one(&mut conn)
+                .await
+            {
+                if last.is_some_and(|l| l != v) {
+                    commits.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                last = Some(v);
+            }
+        }
+    });
 }
 
 #[cfg(test)]

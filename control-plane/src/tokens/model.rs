@@ -34,6 +34,8 @@ pub struct Token {
     pub replaced_by_id: Option<TokenId>,
     /// Requests per minute the gateway allows this token over all routes; 0: no limit.
     pub rate_limit_per_minute: u32,
+    /// Key format prefix of a token imported with its old key (`ntk`); empty otherwise.
+    pub legacy_prefix: String,
 }
 
 /// Lifecycle state, derived at read time.
@@ -105,6 +107,7 @@ impl From<Token> for pb::Token {
             rotated_from_id: t.rotated_from_id.map(|i| i.0).unwrap_or_default(),
             replaced_by_id: t.replaced_by_id.map(|i| i.0).unwrap_or_default(),
             rate_limit_per_minute: t.rate_limit_per_minute,
+            legacy_prefix: t.legacy_prefix,
             // Only a caller-aware conversion (`to_pb_for`) can answer it.
             caller_can_change: false,
         }
@@ -363,6 +366,8 @@ pub struct TokenFilter {
     pub last_used_before: Option<Millis>,
     /// Only tokens never used.
     pub never_used: bool,
+    /// Only tokens imported with their old key format (`legacy_prefix` set).
+    pub legacy: bool,
     pub query: Option<String>,
     /// Only tokens of these teams (`None`: every team). Set from the caller, not the request.
     pub visible_teams: Option<Vec<TeamId>>,
@@ -384,6 +389,7 @@ impl Default for TokenFilter {
             expiring_before: None,
             last_used_before: None,
             never_used: false,
+            legacy: false,
             query: None,
             visible_teams: None,
             sort: TokenSort::CreatedAt,
@@ -478,6 +484,7 @@ impl TryFrom<pb::ListTokensRequest> for TokenFilter {
             expiring_before: r.expiring_before.as_ref().map(from_timestamp),
             last_used_before: r.last_used_before.as_ref().map(from_timestamp),
             never_used: r.never_used,
+            legacy: r.legacy,
             query: (!r.query.trim().is_empty()).then(|| r.query.trim().to_owned()),
             visible_teams: None,
             sort,
@@ -576,6 +583,7 @@ mod tests {
             rotated_from_id: None,
             replaced_by_id: None,
             rate_limit_per_minute: 0,
+            legacy_prefix: String::new(),
         };
         assert_eq!(t.status(99), TokenStatus::Active);
         assert_eq!(t.status(100), TokenStatus::Expired);
@@ -665,6 +673,7 @@ mod tests {
             rotated_from_id: None,
             replaced_by_id: None,
             rate_limit_per_minute: 0,
+            legacy_prefix: String::new(),
         };
         let by_use = TokenFilter {
             sort: TokenSort::LastUsedAt,

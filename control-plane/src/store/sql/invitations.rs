@@ -50,6 +50,65 @@ fn entry(action: &'static str, inv: &Invitation, diff: serde_json::Value, op: Op
     }
 }
 
+/// Inserts an invitation (refused for an email that has an account; its teams must exist)
+/// and returns it with the audit entry to append as `action`.
+pub(super) async fn create_in(
+    tx: &mut Tx,
+    ctx: &RequestContext,
+    i: &NewInvitation,
+    action: &'static str,
+) -> StoreResult<(Invitation, Entry)> {
+    let taken: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE lower(email) = $1")
+        .bind(i.email.to_lowercase())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    if taken.is_some() {
+        return Err(StoreError::AlreadyExists(format!(
+            "email: \"{}\" already has an account; add them as a member instead",
+            i.email
+        )));
+    }
+    for (team, _) in &i.roles {
+        super::teams::require_team(tx, team).await?;
+    }
+    sqlx::query(
+        "INSERT INTO invitations (id, email, code_hash, roles, created_at, expires_at, created_by, system_admin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(i.id.as_str())
+    .bind(&i.email)
+    .bind(&i.code_hash)
+    .bind(roles_json(&i.roles))
+    .bind(now_ms())
+    .bind(i.expires_at)
+    .bind(ctx.actor.reference())
+    .bind(i.system_admin)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    for (team, _) in &i.roles {
+        sqlx::query("INSERT INTO invitation_teams (invitation_id, team_id) VALUES ($1, $2)")
+            .bind(i.id.as_str())
+            .bind(team.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    let inv = load(tx, &i.id).await?;
+    let roles: Vec<String> = inv
+        .roles
+        .iter()
+        .map(|(t, r)| format!("{t}:{}", r.as_str()))
+        .collect();
+    let mut diff = json!({"email": [null, inv.email], "roles": [null, roles], "expires_at": [null, inv.expires_at]});
+    if inv.system_admin {
+        diff["system_admin"] = json!([null, true]);
+    }
+    let e = entry(action, &inv, diff, Op::Upsert);
+    Ok((inv, e))
+}
+
 #[async_trait::async_trait]
 impl InvitationStore for SqlStore {
     async fn create_invitation(
@@ -58,55 +117,8 @@ impl InvitationStore for SqlStore {
         i: NewInvitation,
     ) -> StoreResult<Invitation> {
         let mut tx = self.begin().await?;
-        let taken: Option<(String,)> =
-            sqlx::query_as("SELECT id FROM users WHERE lower(email) = $1")
-                .bind(i.email.to_lowercase())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if taken.is_some() {
-            return Err(StoreError::AlreadyExists(format!(
-                "email: \"{}\" already has an account; add them as a member instead",
-                i.email
-            )));
-        }
-        for (team, _) in &i.roles {
-            super::teams::require_team(&mut tx, team).await?;
-        }
-        sqlx::query(
-            "INSERT INTO invitations (id, email, code_hash, roles, created_at, expires_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(i.id.as_str())
-        .bind(&i.email)
-        .bind(&i.code_hash)
-        .bind(roles_json(&i.roles))
-        .bind(now_ms())
-        .bind(i.expires_at)
-        .bind(ctx.actor.reference())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        for (team, _) in &i.roles {
-            sqlx::query("INSERT INTO invitation_teams (invitation_id, team_id) VALUES ($1, $2)")
-                .bind(i.id.as_str())
-                .bind(team.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        let inv = load(&mut tx, &i.id).await?;
-        let roles: Vec<String> = inv
-            .roles
-            .iter()
-            .map(|(t, r)| format!("{t}:{}", r.as_str()))
-            .collect();
-        append(
-            &mut tx,
-            ctx,
-            vec![entry("invitation.create", &inv, json!({"email": [null, inv.email], "roles": [null, roles], "expires_at": [null, inv.expires_at]}), Op::Upsert)],
-        )
-        .await?;
+        let (inv, entry) = create_in(&mut tx, ctx, &i, "invitation.create").await?;
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
         Ok(inv)
     }
@@ -237,7 +249,7 @@ impl InvitationStore for SqlStore {
             ctx,
             &NewUser {
                 email: inv.email.clone(),
-                system_admin: false,
+                system_admin: inv.system_admin,
                 ..u
             },
             &inv.roles,

@@ -13,6 +13,7 @@ mod audit;
 mod dashboard;
 mod edge;
 mod feed;
+mod import;
 mod invitations;
 mod keys;
 mod log;
@@ -71,6 +72,12 @@ impl SqlStore {
     /// Wakes live usage tails (new events were stored).
     fn usage_stored(&self) {
         self.usage_commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The change-feed wake-up, held weakly (a watcher task must not keep the store alive).
+    #[allow(dead_code)] // compiled per dialect; only the SQLite store uses it
+    pub(super) fn commits_weak(&self) -> std::sync::Weak<tokio::sync::watch::Sender<u64>> {
+        std::sync::Arc::downgrade(&self.commits)
     }
 
     /// Wakes change-feed watchers (something may have committed).

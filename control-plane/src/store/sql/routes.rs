@@ -208,6 +208,181 @@ async fn apply_auth(
     Ok(ch.secret.is_some())
 }
 
+/// Inserts a route (its team, unique name and path checked in the transaction) and returns
+/// it with the audit entry to append as `action`.
+pub(super) async fn create_in(
+    tx: &mut Tx,
+    ctx: &RequestContext,
+    r: NewRoute,
+    action: &'static str,
+) -> StoreResult<(Route, Entry)> {
+    require_team(tx, &r.team_id).await?;
+    check_unique(tx, &r.name, &r.path_prefix, None).await?;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO routes (id, team_id, name, path_prefix, backend_url, description, tags, methods, \
+         strip_prefix, timeout_ms, auth_type, auth_header_name, auth_username, created_at, updated_at, created_by, \
+         cors_origins, rate_limit_per_minute) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
+    )
+    .bind(r.id.as_str())
+    .bind(r.team_id.as_str())
+    .bind(&r.name)
+    .bind(&r.path_prefix)
+    .bind(&r.backend_url)
+    .bind(&r.description)
+    .bind(json_list(&r.tags))
+    .bind(json_list(&r.methods))
+    .bind(r.strip_prefix)
+    .bind(i64::from(r.timeout_ms))
+    .bind(r.auth.kind.as_str())
+    .bind(&r.auth.header_name)
+    .bind(&r.auth.username)
+    .bind(now)
+    .bind(ctx.actor.reference())
+    .bind(json_list(&r.cors_origins))
+    .bind(i64::from(r.rate_limit_per_minute))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    write_tags(tx, &r.id, &r.tags).await?;
+    write_allowed(tx, &r.id, &r.allowed_team_ids).await?;
+    let secret_changed = apply_auth(tx, &r.id, Some(r.auth.kind), &r.auth).await?;
+    let route = load(tx, r.id.as_str())
+        .await?
+        .ok_or_else(|| not_found(r.id.as_str()))?;
+    let entry = Entry {
+        action,
+        entity_type: "route",
+        entity_id: r.id.0.clone(),
+        team_id: r.team_id.0.clone(),
+        diff: route_diff(None, Some(&route), secret_changed),
+        op: Op::Upsert,
+        payload: json!({"name": route.name}),
+    };
+    Ok((route, entry))
+}
+
+/// Applies `p`; `None` for the entry when nothing changed (the caller rolls back: the
+/// statement did run and bumped `updated_at`).
+pub(super) async fn update_in(
+    tx: &mut Tx,
+    id: &RouteId,
+    p: RoutePatch,
+    action: &'static str,
+) -> StoreResult<(Route, Option<Entry>)> {
+    let before = load(tx, id.as_str())
+        .await?
+        .ok_or_else(|| not_found(id.as_str()))?;
+    let name = p.name.unwrap_or_else(|| before.name.clone());
+    let path = p.path_prefix.unwrap_or_else(|| before.path_prefix.clone());
+    if name != before.name || path != before.path_prefix {
+        check_unique(tx, &name, &path, Some(id)).await?;
+    }
+    let tags = p.tags.unwrap_or_else(|| before.tags.clone());
+    let methods = p.methods.unwrap_or_else(|| before.methods.clone());
+    let (kind, header, user) = match &p.auth {
+        Some(a) => (a.kind, a.header_name.clone(), a.username.clone()),
+        None => (
+            before.backend_auth.kind,
+            before.backend_auth.header_name.clone(),
+            before.backend_auth.username.clone(),
+        ),
+    };
+    sqlx::query(
+        "UPDATE routes SET name = $1, path_prefix = $2, backend_url = $3, description = $4, tags = $5, \
+         methods = $6, strip_prefix = $7, timeout_ms = $8, auth_type = $9, auth_header_name = $10, \
+         auth_username = $11, updated_at = $12, cors_origins = $14, rate_limit_per_minute = $15 \
+         WHERE id = $13",
+    )
+    .bind(&name)
+    .bind(&path)
+    .bind(p.backend_url.as_ref().unwrap_or(&before.backend_url))
+    .bind(p.description.as_ref().unwrap_or(&before.description))
+    .bind(json_list(&tags))
+    .bind(json_list(&methods))
+    .bind(p.strip_prefix.unwrap_or(before.strip_prefix))
+    .bind(i64::from(p.timeout_ms.unwrap_or(before.timeout_ms)))
+    .bind(kind.as_str())
+    .bind(&header)
+    .bind(&user)
+    .bind(now_ms())
+    .bind(id.as_str())
+    .bind(json_list(
+        p.cors_origins.as_ref().unwrap_or(&before.cors_origins),
+    ))
+    .bind(i64::from(
+        p.rate_limit_per_minute
+            .unwrap_or(before.rate_limit_per_minute),
+    ))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if tags != before.tags {
+        write_tags(tx, id, &tags).await?;
+    }
+    if let Some(allowed) = &p.allowed_team_ids
+        && *allowed != before.allowed_team_ids
+    {
+        write_allowed(tx, id, allowed).await?;
+    }
+    let secret_changed = match &p.auth {
+        Some(a) => apply_auth(tx, id, Some(before.backend_auth.kind), a).await?,
+        None => false,
+    };
+    let after = load(tx, id.as_str())
+        .await?
+        .ok_or_else(|| not_found(id.as_str()))?;
+    let mut unchanged = before.clone();
+    unchanged.updated_at = after.updated_at;
+    if unchanged == after && !secret_changed {
+        return Ok((before, None));
+    }
+    let entry = Entry {
+        action,
+        entity_type: "route",
+        entity_id: id.0.clone(),
+        team_id: after.team_id.0.clone(),
+        diff: route_diff(Some(&before), Some(&after), secret_changed),
+        op: Op::Upsert,
+        payload: json!({"name": after.name}),
+    };
+    Ok((after, Some(entry)))
+}
+
+/// Deletes a route and its secrets; returns it as it was with the audit entry.
+pub(super) async fn delete_in(
+    tx: &mut Tx,
+    id: &RouteId,
+    action: &'static str,
+) -> StoreResult<(Route, Entry)> {
+    let before = load(tx, id.as_str())
+        .await?
+        .ok_or_else(|| not_found(id.as_str()))?;
+    for stmt in [
+        "DELETE FROM route_allowed_teams WHERE route_id = $1",
+        "DELETE FROM route_secrets WHERE route_id = $1",
+        "DELETE FROM route_tags WHERE route_id = $1",
+        "DELETE FROM routes WHERE id = $1",
+    ] {
+        sqlx::query(stmt)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    let entry = Entry {
+        action,
+        entity_type: "route",
+        entity_id: id.0.clone(),
+        team_id: before.team_id.0.clone(),
+        diff: route_diff(Some(&before), None, false),
+        op: Op::Delete,
+        payload: json!({"name": before.name}),
+    };
+    Ok((before, entry))
+}
+
 fn route_diff(before: Option<&Route>, after: Option<&Route>, secret_changed: bool) -> Value {
     let mut d = diff(before.map(snapshot).as_ref(), after.map(snapshot).as_ref());
     if let Some(o) = d.as_object_mut() {
@@ -246,55 +421,8 @@ fn from_filtered(f: &RouteFilter, select: &str) -> QueryBuilder<super::Db> {
 impl RouteStore for SqlStore {
     async fn create_route(&self, ctx: &RequestContext, r: NewRoute) -> StoreResult<Route> {
         let mut tx = self.begin().await?;
-        require_team(&mut tx, &r.team_id).await?;
-        check_unique(&mut tx, &r.name, &r.path_prefix, None).await?;
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO routes (id, team_id, name, path_prefix, backend_url, description, tags, methods, \
-             strip_prefix, timeout_ms, auth_type, auth_header_name, auth_username, created_at, updated_at, created_by, \
-             cors_origins, rate_limit_per_minute) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
-        )
-        .bind(r.id.as_str())
-        .bind(r.team_id.as_str())
-        .bind(&r.name)
-        .bind(&r.path_prefix)
-        .bind(&r.backend_url)
-        .bind(&r.description)
-        .bind(json_list(&r.tags))
-        .bind(json_list(&r.methods))
-        .bind(r.strip_prefix)
-        .bind(i64::from(r.timeout_ms))
-        .bind(r.auth.kind.as_str())
-        .bind(&r.auth.header_name)
-        .bind(&r.auth.username)
-        .bind(now)
-        .bind(ctx.actor.reference())
-        .bind(json_list(&r.cors_origins))
-        .bind(i64::from(r.rate_limit_per_minute))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        write_tags(&mut tx, &r.id, &r.tags).await?;
-        write_allowed(&mut tx, &r.id, &r.allowed_team_ids).await?;
-        let secret_changed = apply_auth(&mut tx, &r.id, Some(r.auth.kind), &r.auth).await?;
-        let route = load(&mut tx, r.id.as_str())
-            .await?
-            .ok_or_else(|| not_found(r.id.as_str()))?;
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "route.create",
-                entity_type: "route",
-                entity_id: r.id.0.clone(),
-                team_id: r.team_id.0.clone(),
-                diff: route_diff(None, Some(&route), secret_changed),
-                op: Op::Upsert,
-                payload: json!({"name": route.name}),
-            }],
-        )
-        .await?;
+        let (route, entry) = create_in(&mut tx, ctx, r, "route.create").await?;
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
         Ok(route)
     }
@@ -361,124 +489,21 @@ impl RouteStore for SqlStore {
         p: RoutePatch,
     ) -> StoreResult<Route> {
         let mut tx = self.begin().await?;
-        let before = load(&mut tx, id.as_str())
-            .await?
-            .ok_or_else(|| not_found(id.as_str()))?;
-        let name = p.name.unwrap_or_else(|| before.name.clone());
-        let path = p.path_prefix.unwrap_or_else(|| before.path_prefix.clone());
-        if name != before.name || path != before.path_prefix {
-            check_unique(&mut tx, &name, &path, Some(id)).await?;
-        }
-        let tags = p.tags.unwrap_or_else(|| before.tags.clone());
-        let methods = p.methods.unwrap_or_else(|| before.methods.clone());
-        let (kind, header, user) = match &p.auth {
-            Some(a) => (a.kind, a.header_name.clone(), a.username.clone()),
-            None => (
-                before.backend_auth.kind,
-                before.backend_auth.header_name.clone(),
-                before.backend_auth.username.clone(),
-            ),
-        };
-        sqlx::query(
-            "UPDATE routes SET name = $1, path_prefix = $2, backend_url = $3, description = $4, tags = $5, \
-             methods = $6, strip_prefix = $7, timeout_ms = $8, auth_type = $9, auth_header_name = $10, \
-             auth_username = $11, updated_at = $12, cors_origins = $14, rate_limit_per_minute = $15 \
-             WHERE id = $13",
-        )
-        .bind(&name)
-        .bind(&path)
-        .bind(p.backend_url.as_ref().unwrap_or(&before.backend_url))
-        .bind(p.description.as_ref().unwrap_or(&before.description))
-        .bind(json_list(&tags))
-        .bind(json_list(&methods))
-        .bind(p.strip_prefix.unwrap_or(before.strip_prefix))
-        .bind(i64::from(p.timeout_ms.unwrap_or(before.timeout_ms)))
-        .bind(kind.as_str())
-        .bind(&header)
-        .bind(&user)
-        .bind(now_ms())
-        .bind(id.as_str())
-        .bind(json_list(
-            p.cors_origins.as_ref().unwrap_or(&before.cors_origins),
-        ))
-        .bind(i64::from(
-            p.rate_limit_per_minute
-                .unwrap_or(before.rate_limit_per_minute),
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if tags != before.tags {
-            write_tags(&mut tx, id, &tags).await?;
-        }
-        if let Some(allowed) = &p.allowed_team_ids
-            && *allowed != before.allowed_team_ids
-        {
-            write_allowed(&mut tx, id, allowed).await?;
-        }
-        let secret_changed = match &p.auth {
-            Some(a) => apply_auth(&mut tx, id, Some(before.backend_auth.kind), a).await?,
-            None => false,
-        };
-        let after = load(&mut tx, id.as_str())
-            .await?
-            .ok_or_else(|| not_found(id.as_str()))?;
-        let mut unchanged = before.clone();
-        unchanged.updated_at = after.updated_at;
-        if unchanged == after && !secret_changed {
+        let (route, entry) = update_in(&mut tx, id, p, "route.update").await?;
+        let Some(entry) = entry else {
             // Nothing changed: leave no trace.
             tx.rollback().await.map_err(db_err)?;
-            return Ok(before);
-        }
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "route.update",
-                entity_type: "route",
-                entity_id: id.0.clone(),
-                team_id: after.team_id.0.clone(),
-                diff: route_diff(Some(&before), Some(&after), secret_changed),
-                op: Op::Upsert,
-                payload: json!({"name": after.name}),
-            }],
-        )
-        .await?;
+            return Ok(route);
+        };
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
-        Ok(after)
+        Ok(route)
     }
 
     async fn delete_route(&self, ctx: &RequestContext, id: &RouteId) -> StoreResult<Route> {
         let mut tx = self.begin().await?;
-        let before = load(&mut tx, id.as_str())
-            .await?
-            .ok_or_else(|| not_found(id.as_str()))?;
-        for stmt in [
-            "DELETE FROM route_allowed_teams WHERE route_id = $1",
-            "DELETE FROM route_secrets WHERE route_id = $1",
-            "DELETE FROM route_tags WHERE route_id = $1",
-            "DELETE FROM routes WHERE id = $1",
-        ] {
-            sqlx::query(stmt)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "route.delete",
-                entity_type: "route",
-                entity_id: id.0.clone(),
-                team_id: before.team_id.0.clone(),
-                diff: route_diff(Some(&before), None, false),
-                op: Op::Delete,
-                payload: json!({"name": before.name}),
-            }],
-        )
-        .await?;
+        let (before, entry) = delete_in(&mut tx, id, "route.delete").await?;
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
         Ok(before)
     }

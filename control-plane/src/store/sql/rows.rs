@@ -28,12 +28,12 @@ pub(super) fn rate_limit(table: &str, v: i64) -> Result<u32, StoreError> {
 
 pub const TOKEN_COLUMNS: &str = "id, team_id, name, description, scopes, preview, created_at, \
     updated_at, expires_at, revoked_at, last_used_at, created_by, rotated_from_id, replaced_by_id, \
-    rate_limit_per_minute";
+    rate_limit_per_minute, legacy_prefix";
 
 /// [`TOKEN_COLUMNS`] qualified with the alias `t` (for joins).
 pub const TOKEN_COLUMNS_T: &str = "t.id, t.team_id, t.name, t.description, t.scopes, t.preview, \
     t.created_at, t.updated_at, t.expires_at, t.revoked_at, t.last_used_at, t.created_by, \
-    t.rotated_from_id, t.replaced_by_id, t.rate_limit_per_minute";
+    t.rotated_from_id, t.replaced_by_id, t.rate_limit_per_minute, t.legacy_prefix";
 
 #[derive(sqlx::FromRow)]
 pub struct TokenRow {
@@ -52,6 +52,7 @@ pub struct TokenRow {
     rotated_from_id: Option<String>,
     replaced_by_id: Option<String>,
     rate_limit_per_minute: i64,
+    legacy_prefix: String,
 }
 
 impl TryFrom<TokenRow> for Token {
@@ -74,6 +75,7 @@ impl TryFrom<TokenRow> for Token {
             rotated_from_id: r.rotated_from_id.map(TokenId),
             replaced_by_id: r.replaced_by_id.map(TokenId),
             rate_limit_per_minute: rate_limit("tokens", r.rate_limit_per_minute)?,
+            legacy_prefix: r.legacy_prefix,
         })
     }
 }
@@ -388,7 +390,7 @@ impl TryFrom<ServiceAccountRow> for ServiceAccount {
 }
 
 pub const INVITATION_COLUMNS: &str =
-    "id, email, roles, created_at, expires_at, created_by, accepted_at, revoked_at";
+    "id, email, roles, created_at, expires_at, created_by, accepted_at, revoked_at, system_admin";
 
 #[derive(sqlx::FromRow)]
 pub struct InvitationRow {
@@ -400,6 +402,7 @@ pub struct InvitationRow {
     created_by: String,
     accepted_at: Option<i64>,
     revoked_at: Option<i64>,
+    system_admin: bool,
 }
 
 /// `[{"team_id": ..., "role": ...}]` <-> role pairs.
@@ -434,6 +437,7 @@ impl TryFrom<InvitationRow> for Invitation {
             created_by: r.created_by,
             accepted_at: r.accepted_at,
             revoked_at: r.revoked_at,
+            system_admin: r.system_admin,
         })
     }
 }

@@ -71,6 +71,119 @@ fn name_list(items: &[String]) -> String {
     s
 }
 
+/// Inserts a team (`creator`, if any, becomes its ADMIN) and returns it with the audit
+/// entries to append (the team's as `action`).
+pub(super) async fn create_in(
+    tx: &mut Tx,
+    ctx: &RequestContext,
+    t: NewTeam,
+    creator: Option<&UserId>,
+    action: &'static str,
+) -> StoreResult<(Team, Vec<Entry>)> {
+    if fetch_team(&mut **tx, &t.id).await?.is_some() {
+        return Err(StoreError::AlreadyExists(format!(
+            "team \"{}\" already exists",
+            t.id
+        )));
+    }
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO teams (id, name, description, color, icon, created_at, updated_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+    )
+    .bind(t.id.as_str())
+    .bind(&t.name)
+    .bind(&t.description)
+    .bind(&t.color)
+    .bind(&t.icon)
+    .bind(now)
+    .bind(ctx.actor.reference())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if let Some(user) = creator {
+        super::members::insert_member(tx, &t.id, user, Role::Admin).await?;
+    }
+    let team = fetch_team(&mut **tx, &t.id)
+        .await?
+        .ok_or_else(|| not_found(&t.id))?;
+    let mut entries = vec![Entry {
+        action,
+        entity_type: "team",
+        entity_id: t.id.0.clone(),
+        team_id: t.id.0.clone(),
+        diff: diff(None, Some(&snapshot(&team))),
+        op: Op::Upsert,
+        payload: json!({}),
+    }];
+    if let Some(user) = creator {
+        entries.push(Entry {
+            action: "member.add",
+            entity_type: "member",
+            entity_id: user.0.clone(),
+            team_id: t.id.0.clone(),
+            diff: json!({"role": [null, "ADMIN"], "reason": [null, "team creator"]}),
+            op: Op::Upsert,
+            payload: json!({}),
+        });
+    }
+    Ok((team, entries))
+}
+
+/// Applies `p`; `None` for the entry when nothing changed (nothing written).
+pub(super) async fn update_in(
+    tx: &mut Tx,
+    id: &TeamId,
+    p: TeamPatch,
+    action: &'static str,
+) -> StoreResult<(Team, Option<Entry>)> {
+    let before = fetch_team(&mut **tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let name = p.name.unwrap_or_else(|| before.name.clone());
+    let description = p.description.unwrap_or_else(|| before.description.clone());
+    let color = p.color.unwrap_or_else(|| before.color.clone());
+    let icon = p.icon.unwrap_or_else(|| before.icon.clone());
+    if (&name, &description, &color, &icon)
+        == (
+            &before.name,
+            &before.description,
+            &before.color,
+            &before.icon,
+        )
+    {
+        return Ok((before, None));
+    }
+    sqlx::query(
+        "UPDATE teams SET name = $1, description = $2, color = $3, icon = $4, updated_at = $5 \
+         WHERE id = $6",
+    )
+    .bind(&name)
+    .bind(&description)
+    .bind(&color)
+    .bind(&icon)
+    .bind(now_ms())
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let after = fetch_team(&mut **tx, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let mut d = diff(Some(&snapshot(&before)), Some(&snapshot(&after)));
+    d.as_object_mut().map(|o| o.remove("updated_at"));
+    let entry = Entry {
+        action,
+        entity_type: "team",
+        entity_id: id.0.clone(),
+        team_id: id.0.clone(),
+        diff: d,
+        op: Op::Upsert,
+        payload: json!({}),
+    };
+    Ok((after, Some(entry)))
+}
+
 #[async_trait::async_trait]
 impl TeamStore for SqlStore {
     async fn create_team(
@@ -80,53 +193,7 @@ impl TeamStore for SqlStore {
         creator: Option<&UserId>,
     ) -> StoreResult<Team> {
         let mut tx = self.begin().await?;
-        if fetch_team(&mut *tx, &t.id).await?.is_some() {
-            return Err(StoreError::AlreadyExists(format!(
-                "team \"{}\" already exists",
-                t.id
-            )));
-        }
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO teams (id, name, description, color, icon, created_at, updated_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-        )
-        .bind(t.id.as_str())
-        .bind(&t.name)
-        .bind(&t.description)
-        .bind(&t.color)
-        .bind(&t.icon)
-        .bind(now)
-        .bind(ctx.actor.reference())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if let Some(user) = creator {
-            super::members::insert_member(&mut tx, &t.id, user, Role::Admin).await?;
-        }
-        let team = fetch_team(&mut *tx, &t.id)
-            .await?
-            .ok_or_else(|| not_found(&t.id))?;
-        let mut entries = vec![Entry {
-            action: "team.create",
-            entity_type: "team",
-            entity_id: t.id.0.clone(),
-            team_id: t.id.0.clone(),
-            diff: diff(None, Some(&snapshot(&team))),
-            op: Op::Upsert,
-            payload: json!({}),
-        }];
-        if let Some(user) = creator {
-            entries.push(Entry {
-                action: "member.add",
-                entity_type: "member",
-                entity_id: user.0.clone(),
-                team_id: t.id.0.clone(),
-                diff: json!({"role": [null, "ADMIN"], "reason": [null, "team creator"]}),
-                op: Op::Upsert,
-                payload: json!({}),
-            });
-        }
+        let (team, entries) = create_in(&mut tx, ctx, t, creator, "team.create").await?;
         append(&mut tx, ctx, entries).await?;
         self.commit(tx).await?;
         Ok(team)
@@ -175,57 +242,13 @@ impl TeamStore for SqlStore {
         p: TeamPatch,
     ) -> StoreResult<Team> {
         let mut tx = self.begin().await?;
-        let before = fetch_team(&mut *tx, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let name = p.name.unwrap_or_else(|| before.name.clone());
-        let description = p.description.unwrap_or_else(|| before.description.clone());
-        let color = p.color.unwrap_or_else(|| before.color.clone());
-        let icon = p.icon.unwrap_or_else(|| before.icon.clone());
-        if (&name, &description, &color, &icon)
-            == (
-                &before.name,
-                &before.description,
-                &before.color,
-                &before.icon,
-            )
-        {
-            return Ok(before);
-        }
-        sqlx::query(
-            "UPDATE teams SET name = $1, description = $2, color = $3, icon = $4, updated_at = $5 \
-             WHERE id = $6",
-        )
-        .bind(&name)
-        .bind(&description)
-        .bind(&color)
-        .bind(&icon)
-        .bind(now_ms())
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let after = fetch_team(&mut *tx, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let mut d = diff(Some(&snapshot(&before)), Some(&snapshot(&after)));
-        d.as_object_mut().map(|o| o.remove("updated_at"));
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "team.update",
-                entity_type: "team",
-                entity_id: id.0.clone(),
-                team_id: id.0.clone(),
-                diff: d,
-                op: Op::Upsert,
-                payload: json!({}),
-            }],
-        )
-        .await?;
+        let (team, entry) = update_in(&mut tx, id, p, "team.update").await?;
+        let Some(entry) = entry else {
+            return Ok(team);
+        };
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
-        Ok(after)
+        Ok(team)
     }
 
     async fn delete_team(

@@ -115,8 +115,8 @@ async fn insert(
     t: &NewTokenRecord,
     scopes: &[String],
     rotated_from: Option<&TokenId>,
+    now: i64,
 ) -> StoreResult<()> {
-    let now = now_ms();
     sqlx::query(
         "INSERT INTO tokens (id, team_id, name, description, scopes, token_hash, preview, \
          created_at, updated_at, expires_at, created_by, rotated_from_id, rate_limit_per_minute) \
@@ -138,6 +138,135 @@ async fn insert(
     .await
     .map_err(db_err)?;
     write_scopes(tx, &t.id, scopes, now, true).await
+}
+
+/// Inserts a token created at `created_at` (its team and the routes its scopes name are
+/// checked in the transaction) and returns it with the audit entry to append as `action`.
+pub(super) async fn create_in(
+    tx: &mut Tx,
+    ctx: &RequestContext,
+    t: &NewTokenRecord,
+    created_at: i64,
+    action: &'static str,
+) -> StoreResult<(Token, Entry)> {
+    require_team(tx, &t.team_id).await?;
+    check_route_scopes(tx, &t.team_id, &t.scopes).await?;
+    let scopes: Vec<String> = t.scopes.iter().map(Scope::to_string).collect();
+    insert(tx, ctx, t, &scopes, None, created_at).await?;
+    let token = fetch(&mut **tx, &t.id)
+        .await?
+        .ok_or_else(|| not_found(&t.id))?;
+    let entry = Entry {
+        action,
+        entity_type: "token",
+        entity_id: t.id.0.clone(),
+        team_id: t.team_id.0.clone(),
+        diff: token_diff(None, Some(&token)),
+        op: Op::Upsert,
+        payload: json!({"token_hash": t.token_hash}),
+    };
+    Ok((token, entry))
+}
+
+/// Applies `p` to a live token; `None` for the entry when nothing changed (nothing written).
+pub(super) async fn update_in(
+    tx: &mut Tx,
+    id: &TokenId,
+    p: TokenPatch,
+    action: &'static str,
+) -> StoreResult<(Token, Option<Entry>)> {
+    let before = fetch(&mut **tx, id).await?.ok_or_else(|| not_found(id))?;
+    if before.revoked_at.is_some() {
+        return Err(StoreError::Precondition(format!(
+            "token \"{id}\" is revoked and cannot be changed"
+        )));
+    }
+    if let Some(scopes) = &p.scopes {
+        check_route_scopes(tx, &before.team_id, scopes).await?;
+    }
+    let name = p.name.unwrap_or_else(|| before.name.clone());
+    let description = p.description.unwrap_or_else(|| before.description.clone());
+    let scopes: Vec<String> = match &p.scopes {
+        Some(s) => s.iter().map(Scope::to_string).collect(),
+        None => before.scopes.clone(),
+    };
+    let expires_at = p.expires_at.unwrap_or(before.expires_at);
+    let rpm = p
+        .rate_limit_per_minute
+        .unwrap_or(before.rate_limit_per_minute);
+    if name == before.name
+        && description == before.description
+        && scopes == before.scopes
+        && expires_at == before.expires_at
+        && rpm == before.rate_limit_per_minute
+    {
+        return Ok((before, None));
+    }
+    sqlx::query(
+        "UPDATE tokens SET name = $1, description = $2, scopes = $3, expires_at = $4, updated_at = $5, \
+         rate_limit_per_minute = $7 WHERE id = $6",
+    )
+    .bind(&name)
+    .bind(&description)
+    .bind(super::json_list(&scopes))
+    .bind(expires_at)
+    .bind(now_ms())
+    .bind(id.as_str())
+    .bind(i64::from(rpm))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if scopes != before.scopes {
+        write_scopes(tx, id, &scopes, before.created_at, false).await?;
+    }
+    let after = fetch(&mut **tx, id).await?.ok_or_else(|| not_found(id))?;
+    let hash = hash_of(tx, id).await?;
+    let entry = Entry {
+        action,
+        entity_type: "token",
+        entity_id: id.0.clone(),
+        team_id: after.team_id.0.clone(),
+        diff: token_diff(Some(&before), Some(&after)),
+        op: Op::Upsert,
+        payload: json!({"token_hash": hash}),
+    };
+    Ok((after, Some(entry)))
+}
+
+/// Revokes a token; `None` for the entry when it was already revoked (nothing written).
+pub(super) async fn revoke_in(
+    tx: &mut Tx,
+    id: &TokenId,
+    reason: &str,
+    action: &'static str,
+) -> StoreResult<(Token, Option<Entry>)> {
+    let before = fetch(&mut **tx, id).await?.ok_or_else(|| not_found(id))?;
+    if before.revoked_at.is_some() {
+        return Ok((before, None));
+    }
+    let now = now_ms();
+    sqlx::query("UPDATE tokens SET revoked_at = $1, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let after = fetch(&mut **tx, id).await?.ok_or_else(|| not_found(id))?;
+    let hash = hash_of(tx, id).await?;
+    let mut d = token_diff(Some(&before), Some(&after));
+    if !reason.is_empty() {
+        d["revoke_reason"] = json!([null, reason]);
+    }
+    let entry = Entry {
+        action,
+        entity_type: "token",
+        entity_id: id.0.clone(),
+        team_id: after.team_id.0.clone(),
+        diff: d,
+        op: Op::Delete,
+        payload: json!({"token_hash": hash}),
+    };
+    Ok((after, Some(entry)))
 }
 
 /// Audit diff without bookkeeping noise.
@@ -219,6 +348,9 @@ fn from_filtered(
     if f.never_used {
         qb.push(" AND t.last_used_at IS NULL");
     }
+    if f.legacy {
+        qb.push(" AND t.legacy_prefix <> ''");
+    }
     if let Some(q) = &f.query {
         push_text_filter(&mut qb, q, text);
     }
@@ -299,27 +431,8 @@ fn fts_phrase(q: &str) -> String {
 impl TokenStore for SqlStore {
     async fn create_token(&self, ctx: &RequestContext, t: NewTokenRecord) -> StoreResult<Token> {
         let mut tx = self.begin().await?;
-        require_team(&mut tx, &t.team_id).await?;
-        check_route_scopes(&mut tx, &t.team_id, &t.scopes).await?;
-        let scopes: Vec<String> = t.scopes.iter().map(Scope::to_string).collect();
-        insert(&mut tx, ctx, &t, &scopes, None).await?;
-        let token = fetch(&mut *tx, &t.id)
-            .await?
-            .ok_or_else(|| not_found(&t.id))?;
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "token.create",
-                entity_type: "token",
-                entity_id: t.id.0.clone(),
-                team_id: t.team_id.0.clone(),
-                diff: token_diff(None, Some(&token)),
-                op: Op::Upsert,
-                payload: json!({"token_hash": t.token_hash}),
-            }],
-        )
-        .await?;
+        let (token, entry) = create_in(&mut tx, ctx, &t, now_ms(), "token.create").await?;
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
         Ok(token)
     }
@@ -387,66 +500,11 @@ impl TokenStore for SqlStore {
         p: TokenPatch,
     ) -> StoreResult<Token> {
         let mut tx = self.begin().await?;
-        let before = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
-        if before.revoked_at.is_some() {
-            return Err(StoreError::Precondition(format!(
-                "token \"{id}\" is revoked and cannot be changed"
-            )));
-        }
-        if let Some(scopes) = &p.scopes {
-            check_route_scopes(&mut tx, &before.team_id, scopes).await?;
-        }
-        let name = p.name.unwrap_or_else(|| before.name.clone());
-        let description = p.description.unwrap_or_else(|| before.description.clone());
-        let scopes: Vec<String> = match &p.scopes {
-            Some(s) => s.iter().map(Scope::to_string).collect(),
-            None => before.scopes.clone(),
+        let (after, entry) = update_in(&mut tx, id, p, "token.update").await?;
+        let Some(entry) = entry else {
+            return Ok(after);
         };
-        let expires_at = p.expires_at.unwrap_or(before.expires_at);
-        let rpm = p
-            .rate_limit_per_minute
-            .unwrap_or(before.rate_limit_per_minute);
-        if name == before.name
-            && description == before.description
-            && scopes == before.scopes
-            && expires_at == before.expires_at
-            && rpm == before.rate_limit_per_minute
-        {
-            return Ok(before);
-        }
-        sqlx::query(
-            "UPDATE tokens SET name = $1, description = $2, scopes = $3, expires_at = $4, updated_at = $5, \
-             rate_limit_per_minute = $7 WHERE id = $6",
-        )
-        .bind(&name)
-        .bind(&description)
-        .bind(super::json_list(&scopes))
-        .bind(expires_at)
-        .bind(now_ms())
-        .bind(id.as_str())
-        .bind(i64::from(rpm))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if scopes != before.scopes {
-            write_scopes(&mut tx, id, &scopes, before.created_at, false).await?;
-        }
-        let after = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
-        let hash = hash_of(&mut tx, id).await?;
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "token.update",
-                entity_type: "token",
-                entity_id: id.0.clone(),
-                team_id: after.team_id.0.clone(),
-                diff: token_diff(Some(&before), Some(&after)),
-                op: Op::Upsert,
-                payload: json!({"token_hash": hash}),
-            }],
-        )
-        .await?;
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
         Ok(after)
     }
@@ -458,37 +516,11 @@ impl TokenStore for SqlStore {
         reason: &str,
     ) -> StoreResult<Token> {
         let mut tx = self.begin().await?;
-        let before = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
-        if before.revoked_at.is_some() {
-            return Ok(before);
-        }
-        let now = now_ms();
-        sqlx::query("UPDATE tokens SET revoked_at = $1, updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let after = fetch(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
-        let hash = hash_of(&mut tx, id).await?;
-        let mut d = token_diff(Some(&before), Some(&after));
-        if !reason.is_empty() {
-            d["revoke_reason"] = json!([null, reason]);
-        }
-        append(
-            &mut tx,
-            ctx,
-            vec![Entry {
-                action: "token.revoke",
-                entity_type: "token",
-                entity_id: id.0.clone(),
-                team_id: after.team_id.0.clone(),
-                diff: d,
-                op: Op::Delete,
-                payload: json!({"token_hash": hash}),
-            }],
-        )
-        .await?;
+        let (after, entry) = revoke_in(&mut tx, id, reason, "token.revoke").await?;
+        let Some(entry) = entry else {
+            return Ok(after);
+        };
+        append(&mut tx, ctx, vec![entry]).await?;
         self.commit(tx).await?;
         Ok(after)
     }
@@ -537,7 +569,7 @@ impl TokenStore for SqlStore {
             expires_at: old.expires_at,
             rate_limit_per_minute: old.rate_limit_per_minute,
         };
-        insert(&mut tx, ctx, &record, &old.scopes, Some(id)).await?;
+        insert(&mut tx, ctx, &record, &old.scopes, Some(id), now).await?;
         let cut = old
             .expires_at
             .map_or(new.grace_until, |e| e.min(new.grace_until));
