@@ -13,6 +13,8 @@
 #   KEYGATE_LISTEN     control plane gRPC + grpc-web + admin UI address (default 127.0.0.1:7000)
 #   KEYGATE_GATEWAY_LISTEN        gateway address (default 127.0.0.1:8080)
 #   KEYGATE_GATEWAY_ADMIN_LISTEN  gateway /readyz, /metrics (default 127.0.0.1:9465)
+#   KEYGATE_LEGACY_PREFIXES       gateway: also accept old keys with these prefixes (`ntk` after
+#                                 `keygate import old-system`; docs/migrating.md)
 #   KEYGATE_SYNC_METRICS_LISTEN   kv-sync /metrics (default 127.0.0.1:9464)
 #   KEYGATE_BUILD_PROFILE  release (default: release binaries, the gateway with its
 #                      own LTO profile; slow first build) or dev (debug binaries from

@@ -440,7 +440,82 @@ async fn import_end_to_end(backend: Backend) {
         401
     );
 
-    // 6. Nothing changed since: nothing written.
+    // 6. A secret changed in the old KV is written again; one rotated here since is kept.
+    let put = reqwest::Client::new()
+        .put(format!(
+            "{}/accounts/{KV_ACCOUNT}/storage/kv/namespaces/{KV_NAMESPACE}/values/secret%3ABILLING_TOKEN",
+            kv.url()
+        ))
+        .bearer_auth(KV_TOKEN)
+        .body(r#"{"value":"bill-secret-2"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let (outcome, report) = import(&a).await;
+    assert_eq!(outcome, Outcome::Applied, "{report:#}");
+    assert_eq!(count(&report, "routes", "update"), 1, "{report:#}");
+    assert_eq!(
+        report["applied"]["audit_rows"], 2,
+        "marker and the route: {report:#}"
+    );
+    let bearer = |want: &'static str| {
+        let (http, url, key, seen) = (
+            &http,
+            format!("{gw}/api/billing/s"),
+            old.key("billing"),
+            &seen,
+        );
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let r = http
+                    .get(&url)
+                    .header("X-API-Key", key)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                let got = header(&last_seen(seen).1, "authorization").map(str::to_owned);
+                if got.as_deref() == Some(want) || Instant::now() > deadline {
+                    return got;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(
+        bearer("Bearer bill-secret-2").await.as_deref(),
+        Some("Bearer bill-secret-2")
+    );
+    let billing = cp.store.get_route("billing").await.unwrap();
+    let rotated = keygate_control_plane::routes::AuthInput {
+        kind: keygate_control_plane::routes::AuthKind::Bearer,
+        header_name: String::new(),
+        username: String::new(),
+        secret: keygate_control_plane::secrets::SecretString::new("rotated-here"),
+    }
+    .seal(&cp.master_key, &billing.id);
+    cp.store
+        .update_route(
+            &keygate_control_plane::context::RequestContext::system("test"),
+            &billing.id,
+            keygate_control_plane::routes::RoutePatch {
+                auth: Some(rotated),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (outcome, report) = import(&a).await;
+    assert_eq!(outcome, Outcome::Applied, "{report:#}");
+    assert_eq!(count(&report, "routes", "update"), 0, "kept: {report:#}");
+    assert_eq!(
+        bearer("Bearer rotated-here").await.as_deref(),
+        Some("Bearer rotated-here")
+    );
+
+    // 7. Nothing changed since: nothing written.
     let audit_before = audit_rows(&cp).await;
     let (outcome, report) = import(&a).await;
     assert_eq!(outcome, Outcome::Applied, "{report:#}");

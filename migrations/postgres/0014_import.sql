@@ -20,6 +20,10 @@ CREATE TABLE import_map (
     old_id      TEXT NOT NULL,
     new_id      TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
+    -- Routes: the backend secret this import last wrote, sealed like route_secrets (AAD
+    -- `<route id>/<slot>`), so a later run can tell a secret changed in the old KV (written
+    -- again) from one changed here since (kept).
+    secret      TEXT NOT NULL DEFAULT '',
     run_id      TEXT NOT NULL,
     updated_at  BIGINT NOT NULL,
     PRIMARY KEY (source, kind, old_id)

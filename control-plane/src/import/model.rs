@@ -19,6 +19,9 @@ pub struct MapRow {
     pub old_id: String,
     pub new_id: String,
     pub fingerprint: String,
+    /// Routes: the backend secret the import last wrote, sealed (AAD `<route id>/<slot>`);
+    /// empty otherwise.
+    pub secret: String,
 }
 
 /// A team change.

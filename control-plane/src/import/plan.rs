@@ -184,8 +184,6 @@ pub struct Existing {
     pub team_ids: BTreeSet<String>,
     /// Routes not created by an import: `(name, path)`.
     pub foreign_routes: Vec<(String, String)>,
-    /// Imported routes' current secrets, opened: route id -> slot -> value.
-    pub route_secrets: HashMap<String, BTreeMap<String, SecretString>>,
     /// Imported tokens: id -> (team, revoked here). A revoked one is never brought back.
     pub imported_tokens: HashMap<String, (String, bool)>,
     /// Emails that already have an account or a pending invitation.
@@ -411,6 +409,7 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
             old_id: t.id.clone(),
             new_id: t.id.clone(),
             fingerprint: fp,
+            secret: String::new(),
         });
     }
 
@@ -680,13 +679,18 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
         match route_map.get(old_id.as_str()) {
             Some(row) => {
                 let id = RouteId(row.new_id.clone());
-                let stored = existing.route_secrets.get(&row.new_id);
+                // Written again only when the old KV's value differs from what the last run
+                // wrote: a secret rotated here since is kept unless the old one changed too.
+                let last = |slot: &str| {
+                    (!row.secret.is_empty())
+                        .then(|| key.open(&format!("{id}/{slot}"), &row.secret).ok())
+                        .flatten()
+                };
                 let secret_same = match &m.secret {
                     None => true,
-                    Some((slot, v)) => stored
-                        .and_then(|s| s.get(slot))
-                        .is_some_and(|cur| cur.expose() == v.expose()),
+                    Some((slot, v)) => last(slot).is_some_and(|l| l.expose() == v.expose()),
                 };
+                let mut secret = row.secret.clone();
                 if row.fingerprint == m.fingerprint && secret_same {
                     plan.count("routes").unchanged += 1;
                 } else {
@@ -694,6 +698,12 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
                     let mut auth = input.auth.seal(key, &id);
                     if secret_same {
                         auth.secret = None;
+                    } else {
+                        secret = auth
+                            .secret
+                            .as_ref()
+                            .map(|s| s.sealed.clone())
+                            .unwrap_or_default();
                     }
                     b.routes.push(RouteOp::Update(
                         id.clone(),
@@ -715,18 +725,25 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
                     old_id,
                     new_id: id.0,
                     fingerprint: m.fingerprint,
+                    secret,
                 });
             }
             None => {
                 let id = RouteId::generate();
+                let route = m.input.into_new_route(id.clone(), key);
                 b.map.push(MapRow {
                     kind: "route".into(),
                     old_id,
-                    new_id: id.0.clone(),
+                    new_id: id.0,
                     fingerprint: m.fingerprint,
+                    secret: route
+                        .auth
+                        .secret
+                        .as_ref()
+                        .map(|s| s.sealed.clone())
+                        .unwrap_or_default(),
                 });
-                b.routes
-                    .push(RouteOp::Create(m.input.into_new_route(id, key)));
+                b.routes.push(RouteOp::Create(route));
                 plan.count("routes").create += 1;
             }
         }
@@ -927,6 +944,7 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
                         old_id: hash,
                         new_id: m.new_id.clone(),
                         fingerprint: m.fingerprint.clone(),
+                        secret: String::new(),
                     });
                     continue;
                 }
@@ -956,6 +974,7 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
                     old_id: hash,
                     new_id: m.new_id.clone(),
                     fingerprint: fp,
+                    secret: String::new(),
                 });
             }
             None => {
@@ -966,6 +985,7 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
                     old_id: hash.clone(),
                     new_id: id.0.clone(),
                     fingerprint: fp,
+                    secret: String::new(),
                 });
                 b.tokens.push(TokenOp::Create {
                     record: NewTokenRecord {
@@ -1047,6 +1067,7 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
             old_id: "token_usage_logs".into(),
             new_id: old.usage.max_id.to_string(),
             fingerprint: String::new(),
+            secret: String::new(),
         });
     }
 
@@ -1070,24 +1091,18 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
             old_id: "audit_logs".into(),
             new_id: last.id.to_string(),
             fingerprint: String::new(),
+            secret: String::new(),
         });
     }
 
     // Only mapping rows that are new or changed are written.
-    let known: BTreeMap<(&str, &str), (&str, &str)> = existing
+    let known: BTreeMap<(&str, &str), &MapRow> = existing
         .map
         .iter()
-        .map(|m| {
-            (
-                (m.kind.as_str(), m.old_id.as_str()),
-                (m.new_id.as_str(), m.fingerprint.as_str()),
-            )
-        })
+        .map(|m| ((m.kind.as_str(), m.old_id.as_str()), m))
         .collect();
-    b.map.retain(|m| {
-        known.get(&(m.kind.as_str(), m.old_id.as_str()))
-            != Some(&(m.new_id.as_str(), m.fingerprint.as_str()))
-    });
+    b.map
+        .retain(|m| known.get(&(m.kind.as_str(), m.old_id.as_str())) != Some(&m));
 
     b.summary = json!({
         "source": opts.source,
@@ -1193,6 +1208,7 @@ fn plan_user(
         old_id: u.id.clone(),
         new_id: id.0,
         fingerprint: String::new(),
+        secret: String::new(),
     });
     plan.invitation_codes
         .push((email, SecretString::new(code.expose()), u.system_admin));

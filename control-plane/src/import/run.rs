@@ -21,7 +21,7 @@ use std::path::PathBuf;
 pub const SOURCE: &str = "old-system";
 
 /// `keygate import old-system`.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Clone)]
 #[command(
     after_help = "Problem classes and their --resolve actions:\n  see `keygate import old-system --list-classes` and docs/migrating.md"
 )]
@@ -92,6 +92,35 @@ pub struct Args {
     pub master_key: Option<String>,
 }
 
+/// Leaves out the old database URL (it may hold a password), the KV API token and the
+/// master key.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field(
+                "old_database_url",
+                &self
+                    .old_database_url
+                    .as_deref()
+                    .map(crate::config::redact_url),
+            )
+            .field("old_kv_account", &self.old_kv_account)
+            .field("old_kv_namespace", &self.old_kv_namespace)
+            .field("old_kv_url", &self.old_kv_url)
+            .field("idp_users", &self.idp_users)
+            .field("route_team", &self.route_team)
+            .field("usage_days", &self.usage_days)
+            .field("resolve", &self.resolve)
+            .field("dry_run", &self.dry_run)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::config::redact_url),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a run ended, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -134,7 +163,7 @@ fn progress_line(json: bool) -> impl Fn(&str, usize, usize) + Send + Sync {
 }
 
 /// Reads what the plan depends on from this installation.
-async fn existing(store: &DynStore, key: &MasterKey) -> anyhow::Result<Existing> {
+async fn existing(store: &DynStore) -> anyhow::Result<Existing> {
     let map = store.import_map(SOURCE).await?;
     let mut ex = Existing {
         map,
@@ -163,15 +192,13 @@ async fn existing(store: &DynStore, key: &MasterKey) -> anyhow::Result<Existing>
         limit: 500,
         ..RouteFilter::default()
     };
-    let mut route_secrets = Vec::new();
+    let mut foreign = Vec::new();
     loop {
         let page = store.list_routes(&f).await?;
         let last = page.items.last().map(|r| (r.name.clone(), r.id.clone()));
         for r in page.items {
-            if imported_routes.contains(r.id.as_str()) {
-                route_secrets.push(r.id.clone());
-            } else {
-                ex.foreign_routes.push((r.name, r.path_prefix));
+            if !imported_routes.contains(r.id.as_str()) {
+                foreign.push((r.name, r.path_prefix));
             }
         }
         match (page.more, last) {
@@ -179,15 +206,7 @@ async fn existing(store: &DynStore, key: &MasterKey) -> anyhow::Result<Existing>
             _ => break,
         }
     }
-    for id in route_secrets {
-        let mut slots = std::collections::BTreeMap::new();
-        for (slot, sealed) in store.route_secrets(&id).await? {
-            if let Ok(v) = key.open(&format!("{id}/{slot}"), &sealed) {
-                slots.insert(slot, v);
-            }
-        }
-        ex.route_secrets.insert(id.0, slots);
-    }
+    ex.foreign_routes = foreign;
     let mut f = TokenFilter {
         legacy: true,
         limit: 500,
@@ -257,7 +276,7 @@ pub async fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             crate::config::redact_url(&url)
         )
     })?;
-    let existing = existing(&store, &key).await?;
+    let existing = existing(&store).await?;
     anyhow::ensure!(
         existing.team_ids.contains(&args.route_team) || args.route_team == "core-team",
         "--route-team {}: no such team here (and the old system has only its own teams)",

@@ -24,16 +24,18 @@ async fn write_map(tx: &mut Tx, b: &ImportBatch) -> StoreResult<()> {
     let now = now_ms();
     for m in &b.map {
         sqlx::query(
-            "INSERT INTO import_map (source, kind, old_id, new_id, fingerprint, run_id, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO import_map (source, kind, old_id, new_id, fingerprint, secret, run_id, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (source, kind, old_id) DO UPDATE SET new_id = excluded.new_id, \
-             fingerprint = excluded.fingerprint, run_id = excluded.run_id, updated_at = excluded.updated_at",
+             fingerprint = excluded.fingerprint, secret = excluded.secret, run_id = excluded.run_id, \
+             updated_at = excluded.updated_at",
         )
         .bind(&b.source)
         .bind(&m.kind)
         .bind(&m.old_id)
         .bind(&m.new_id)
         .bind(&m.fingerprint)
+        .bind(&m.secret)
         .bind(&b.run_id)
         .bind(now)
         .execute(&mut **tx)
@@ -66,8 +68,8 @@ async fn write_map(tx: &mut Tx, b: &ImportBatch) -> StoreResult<()> {
 #[async_trait::async_trait]
 impl ImportStore for SqlStore {
     async fn import_map(&self, source: &str) -> StoreResult<Vec<MapRow>> {
-        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT kind, old_id, new_id, fingerprint FROM import_map WHERE source = $1 \
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT kind, old_id, new_id, fingerprint, secret FROM import_map WHERE source = $1 \
              ORDER BY kind, old_id",
         )
         .bind(source)
@@ -76,11 +78,12 @@ impl ImportStore for SqlStore {
         .map_err(db_err)?;
         Ok(rows
             .into_iter()
-            .map(|(kind, old_id, new_id, fingerprint)| MapRow {
+            .map(|(kind, old_id, new_id, fingerprint, secret)| MapRow {
                 kind,
                 old_id,
                 new_id,
                 fingerprint,
+                secret,
             })
             .collect())
     }
