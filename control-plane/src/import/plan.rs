@@ -1214,3 +1214,163 @@ fn plan_user(
         .push((email, SecretString::new(code.expose()), u.system_admin));
     plan.count("users").create += 1;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::old::{OldTeam, OldToken};
+
+    fn opts(resolve: &[&str]) -> Options {
+        Options {
+            source: "old-system".into(),
+            run_id: "imp_test".into(),
+            now: 1_800_000_000_000,
+            route_team: TeamId("core-team".into()),
+            legacy_prefix: "ntk".into(),
+            invitation_hours: 720,
+            resolutions: Resolutions::parse(
+                &resolve.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap(),
+        }
+    }
+
+    fn team(id: &str) -> OldTeam {
+        OldTeam {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            color: "#8b5cf6".into(),
+            icon: String::new(),
+        }
+    }
+
+    fn route(id: i32, name: &str, path: &str) -> OldRoute {
+        OldRoute {
+            id,
+            name: Some(name.into()),
+            path: path.into(),
+            backend_url: "http://127.0.0.1:9/x".into(),
+            description: String::new(),
+            tags: vec!["money".into()],
+            auth_type: "none".into(),
+            auth_config: Value::Null,
+        }
+    }
+
+    fn token(id: i32, team: &str, scopes: &[&str]) -> OldToken {
+        OldToken {
+            id: Some(id),
+            hash: format!("{id:064x}"),
+            name: format!("t{id}"),
+            team_id: Some(team.into()),
+            description: String::new(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            created_at: 1_700_000_000_000,
+            expires_at: None,
+            last_used: None,
+        }
+    }
+
+    fn key() -> MasterKey {
+        MasterKey::from_bytes(&[1; 32])
+    }
+
+    #[test]
+    fn resolutions_name_the_class_and_the_action() {
+        assert!(Resolutions::parse(&["orphan_token=team:core".into()]).is_ok());
+        let e = Resolutions::parse(&["orphan_token=team:".into()]).unwrap_err();
+        assert!(e.contains("not an action of orphan_token"), "{e}");
+        let e = Resolutions::parse(&["x".into()]).unwrap_err();
+        assert!(e.contains("expected CLASS=ACTION"), "{e}");
+    }
+
+    #[test]
+    fn scopes_by_name_path_and_service_translate_to_route_names() {
+        let old = OldSystem {
+            teams: vec![team("core-team")],
+            routes: vec![
+                route(1, "Billing API", "/api/billing/"),
+                route(2, "files", "/api/files"),
+                route(3, "files-admin", "/api/files-admin"),
+            ],
+            tokens: vec![
+                token(1, "core-team", &["Billing API"]),
+                token(2, "core-team", &["/api/files"]),
+                token(3, "core-team", &["billing", "tag:money"]),
+                token(4, "core-team", &["gone"]),
+            ],
+            ..OldSystem::default()
+        };
+        let p = plan(
+            &old,
+            &Existing::default(),
+            &key(),
+            &opts(&[
+                "invalid_route_name=rename",
+                "path_conflict=accept",
+                "deleted_route_scope=skip",
+            ]),
+        );
+        assert_eq!(p.unresolved(), 0, "{:?}", p.problems);
+        let scopes: BTreeMap<String, Vec<String>> = p
+            .batch
+            .tokens
+            .iter()
+            .filter_map(|t| match t {
+                TokenOp::Create { record, .. } => Some((
+                    record.name.clone(),
+                    record.scopes.iter().map(Scope::to_string).collect(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            scopes["t1"],
+            ["billing-api"],
+            "renamed route, by its old name"
+        );
+        assert_eq!(scopes["t2"], ["files"], "by path");
+        // The old "service name": the path's second segment.
+        assert_eq!(scopes["t3"], ["billing-api", "tag:money"]);
+        assert!(!scopes.contains_key("t4"), "skipped: scope names no route");
+        assert!(
+            p.problems
+                .iter()
+                .any(|q| q.class == "path_conflict" && q.old_row == "routes/3")
+        );
+    }
+
+    #[test]
+    fn a_second_plan_over_its_own_map_changes_nothing_and_a_team_change_is_refused() {
+        let mut old = OldSystem {
+            teams: vec![team("core-team"), team("ops")],
+            routes: vec![route(1, "billing", "/api/billing")],
+            tokens: vec![token(1, "core-team", &["billing"])],
+            ..OldSystem::default()
+        };
+        let first = plan(&old, &Existing::default(), &key(), &opts(&[]));
+        assert_eq!(first.unresolved(), 0);
+        let token_id = first
+            .batch
+            .map
+            .iter()
+            .find(|m| m.kind == "token")
+            .unwrap()
+            .new_id
+            .clone();
+        let existing = Existing {
+            map: first.batch.map.clone(),
+            team_ids: ["core-team", "ops"].map(String::from).into(),
+            imported_tokens: [(token_id, ("core-team".to_owned(), false))].into(),
+            ..Existing::default()
+        };
+        let again = plan(&old, &existing, &key(), &opts(&[]));
+        assert!(!again.has_changes(), "{:?}", again.batch);
+        old.tokens[0].team_id = Some("ops".into());
+        let moved = plan(&old, &existing, &key(), &opts(&[]));
+        assert_eq!(moved.problems.len(), 1);
+        assert_eq!(moved.problems[0].class, "team_changed");
+        assert!(moved.batch.tokens.is_empty());
+    }
+}

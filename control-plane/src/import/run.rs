@@ -277,11 +277,6 @@ pub async fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         )
     })?;
     let existing = existing(&store).await?;
-    anyhow::ensure!(
-        existing.team_ids.contains(&args.route_team) || args.route_team == "core-team",
-        "--route-team {}: no such team here (and the old system has only its own teams)",
-        args.route_team
-    );
 
     let cursor = |name: &str| {
         existing
@@ -323,6 +318,12 @@ pub async fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         let names = plan::secret_names(&old.routes);
         old.kv = Some(old::read_kv(&src, &hashes, &names).await?);
     }
+    anyhow::ensure!(
+        existing.team_ids.contains(&args.route_team)
+            || old.teams.iter().any(|t| t.id == args.route_team),
+        "--route-team {}: no such team, here or in the old system",
+        args.route_team
+    );
     if let Some(path) = &args.idp_users {
         old.users = old::read_users(path)?;
         say(format!("read {} users", old.users.len()));
