@@ -13,9 +13,9 @@ use keygate_control_plane::testing::{Backend, TestServer, with_key};
 use keygate_gateway::Running;
 
 mod common;
-use common::{plain_route, put_records, test_config};
-use keygate_kv::{KvBackend, SqliteKv};
-use keygate_kv_sync::follow::Follower;
+use common::{follow_into, plain_route, put_records, test_config};
+use keygate_kv::SqliteKv;
+
 use keygate_proto::v1 as pb;
 use keygate_proto::v1::route_service_client::RouteServiceClient;
 use keygate_proto::v1::team_service_client::TeamServiceClient;
@@ -303,26 +303,9 @@ impl Stack {
 
     async fn start_opts(o: Options) -> Self {
         let cp = TestServer::start(o.backend).await;
-        let sync_key = cp.capability_key(Capability::Sync).await;
         let dir = tempfile::tempdir().unwrap();
         let kv_path = dir.path().join("kv.db");
-        let kv: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&kv_path).await.unwrap());
-        let follower = Arc::new(
-            Follower::new(
-                &cp.url(),
-                &sync_key,
-                kv,
-                "e2e".into(),
-                Duration::from_secs(1),
-                None,
-            )
-            .unwrap(),
-        );
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let handle = tokio::spawn(async move {
-            let _keep = stop_tx;
-            follower.run(stop_rx).await
-        });
+        let handle = follow_into(&cp, &kv_path, "e2e").await;
         let mut config = test_config(kv_path);
         let mut relay = None;
         if o.usage {

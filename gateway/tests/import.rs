@@ -8,20 +8,17 @@
 mod common;
 
 use base64::Engine;
-use common::test_config;
+use common::{follow_into, test_config};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keygate_control_plane::import::run::{Args, Outcome, run};
-use keygate_control_plane::service_accounts::Capability;
 use keygate_control_plane::testing::old_system::{self, OldFixture, OldKv};
 use keygate_control_plane::testing::{Backend, TestServer, pg_admin_url};
 use keygate_control_plane::tokens::TokenFilter;
-use keygate_kv::{KvBackend, SqliteKv};
 use keygate_kv_standin::{StandIn, StandInConfig};
-use keygate_kv_sync::follow::Follower;
 use serde_json::Value;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -294,23 +291,9 @@ async fn import_end_to_end(backend: Backend) {
     assert_eq!(bot.created_by, format!("import:{run1}"));
 
     // 4. kv-sync -> local KV -> native gateway accepting `ntk_` keys.
-    let sync_key = cp.capability_key(Capability::Sync).await;
     let kv_dir = tempfile::tempdir().unwrap();
     let kv_path = kv_dir.path().join("kv.db");
-    let local: Arc<dyn KvBackend> = Arc::new(SqliteKv::open(&kv_path).await.unwrap());
-    let follower = Arc::new(
-        Follower::new(
-            &cp.url(),
-            &sync_key,
-            local,
-            "import".into(),
-            Duration::from_secs(1),
-            None,
-        )
-        .unwrap(),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let follow = tokio::spawn(async move { follower.run(stop_rx).await });
+    let follow = follow_into(&cp, &kv_path, "import").await;
     let mut config = test_config(kv_path);
     config.legacy_prefixes = vec!["ntk".into()];
     let gateway = keygate_gateway::start(config).await.unwrap();
@@ -525,8 +508,7 @@ async fn import_end_to_end(backend: Backend) {
     );
     assert_eq!(audit_rows(&cp).await, audit_before);
 
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), follow).await;
+    follow.abort();
     gateway.shutdown().await;
     cp.stop().await;
     kv.shutdown().await;

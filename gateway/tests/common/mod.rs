@@ -79,3 +79,33 @@ pub fn plain_route(name: &str, prefix: &str, backend: &str) -> keygate_kv_record
         rpm: 0,
     }
 }
+
+/// kv-sync following `cp` into a new local KV at `kv_path` (in-process, as `name`), until the
+/// returned task is aborted or the test ends.
+pub async fn follow_into(
+    cp: &keygate_control_plane::testing::TestServer,
+    kv_path: &std::path::Path,
+    name: &str,
+) -> tokio::task::JoinHandle<()> {
+    let sync_key = cp
+        .capability_key(keygate_control_plane::service_accounts::Capability::Sync)
+        .await;
+    let kv: std::sync::Arc<dyn KvBackend> =
+        std::sync::Arc::new(SqliteKv::open(kv_path).await.unwrap());
+    let follower = std::sync::Arc::new(
+        keygate_kv_sync::follow::Follower::new(
+            &cp.url(),
+            &sync_key,
+            kv,
+            name.into(),
+            std::time::Duration::from_secs(1),
+            None,
+        )
+        .unwrap(),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _keep = stop_tx;
+        follower.run(stop_rx).await
+    })
+}
