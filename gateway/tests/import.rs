@@ -243,6 +243,45 @@ async fn import_end_to_end(backend: Backend) {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    // An imported super-admin becomes a system admin with the old team roles on accepting.
+    let code = csv
+        .lines()
+        .find(|l| l.starts_with("alice@example.com,"))
+        .and_then(|l| l.rsplit(',').next())
+        .unwrap()
+        .to_owned();
+    keygate_proto::v1::auth_service_client::AuthServiceClient::new(cp.channel().await)
+        .accept_invitation(keygate_proto::v1::AcceptInvitationRequest {
+            code,
+            display_name: "Alice Admin".into(),
+            password: "correct horse battery staple".into(),
+        })
+        .await
+        .unwrap();
+    let (alice, _) = cp
+        .store
+        .find_user_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(alice.system_admin);
+    let mut roles: Vec<(String, &str)> = cp
+        .store
+        .user_roles(&alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(t, r)| (t.0, r.as_str()))
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            ("core-team".to_owned(), "ADMIN"),
+            ("payments".to_owned(), "ADMIN")
+        ]
+    );
+
     // Audit: every imported entity by the import's actor, marker first.
     let page = cp
         .store
