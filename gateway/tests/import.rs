@@ -329,6 +329,32 @@ async fn import_end_to_end(backend: Backend) {
     assert!(bot.last_used_at.is_some(), "last use kept");
     assert_eq!(bot.created_by, format!("import:{run1}"));
 
+    // The last 7 days of usage logs became rollups of the imported token: the 50 rows of the
+    // last 3 days (every 10th a 502); the rows of 40 days ago were not read.
+    assert_eq!(report["usage_rows"], 55, "50 of billing-bot, 5 of no token");
+    use keygate_control_plane::usage::analytics::{AnalyticsStore, UsageScope};
+    let now = keygate_control_plane::time::now_ms();
+    let day = 86_400_000;
+    let usage = cp
+        .store
+        .usage_series(
+            &UsageScope {
+                token_id: Some(bot.id.clone()),
+                start: (now / day - 8) * day,
+                end: (now / day + 1) * day,
+                ..Default::default()
+            },
+            day,
+        )
+        .await
+        .unwrap();
+    assert_eq!(usage.total.calls, 50);
+    assert_eq!(usage.total.errors, 5);
+    assert!(
+        usage.total.latency_max_us >= usage.total.latency_min_us
+            && usage.total.latency_min_us >= 5_000
+    );
+
     // 4. kv-sync -> local KV -> native gateway accepting `ntk_` keys.
     let kv_dir = tempfile::tempdir().unwrap();
     let kv_path = kv_dir.path().join("kv.db");
