@@ -332,7 +332,7 @@ async fn import_end_to_end(backend: Backend) {
     // The last 7 days of usage logs became rollups of the imported token: the 50 rows of the
     // last 3 days (every 10th a 502); the rows of 40 days ago were not read.
     assert_eq!(report["usage_rows"], 55, "50 of billing-bot, 5 of no token");
-    use keygate_control_plane::usage::analytics::{AnalyticsStore, UsageScope};
+    use keygate_control_plane::usage::analytics::UsageScope;
     let now = keygate_control_plane::time::now_ms();
     let day = 86_400_000;
     let usage = cp
