@@ -5,7 +5,7 @@
 //! ([`control_plane`]), the kv-sync propagation and throughput benchmark ([`kv_sync`]), the
 //! gateway benchmark's KV and wrk/nginx inputs ([`gateway`]; `bench/gateway.sh` runs it),
 //! Revoke -> gateway refusal latency through the real binaries ([`gateway_propagation`]),
-//! the usage analytics query latency and ingestion storage cost ([`usage`]), the admin UI
+//! `keygate import old-system` at scale through the real binaries ([`import`]), the usage analytics query latency and ingestion storage cost ([`usage`]), the admin UI
 //! benchmark's database ([`ui_seed`]; `admin-web/bench/ui.mjs` measures the UI), percentile
 //! maths ([`stats`]) and presenting results ([`report`]).
 //! Must not: be depended on by product code, judge anything in CI, or put load anywhere but
@@ -16,6 +16,7 @@ pub mod control_plane;
 pub mod dataset;
 pub mod gateway;
 pub mod gateway_propagation;
+pub mod import;
 pub mod kv_sync;
 pub mod process;
 pub mod report;

@@ -7,6 +7,7 @@ use keygate_bench::control_plane::setup::{Place, Serve};
 use keygate_bench::control_plane::{self, Options};
 use keygate_bench::gateway::{self, SeedOptions};
 use keygate_bench::gateway_propagation::{self as gw_prop, report as gw_report};
+use keygate_bench::import as import_bench;
 use keygate_bench::kv_sync::follower::FollowerKind;
 use keygate_bench::kv_sync::{self, propagation, report as kv_report, throughput};
 use keygate_bench::report::{self, Code, Machine, Report};
@@ -51,6 +52,10 @@ enum Command {
     /// the control-plane data set plus last use, routes to an upstream and a few real keys;
     /// prints what the rows add up to as JSON.
     UiSeed(UiSeedArgs),
+    /// `keygate import old-system` through the real binaries: an old PostgreSQL database
+    /// (tokens, routes, usage rows) imported into a fresh control plane with kv-sync following
+    /// it into a local KV; import wall time, peak RSS, and propagation to the KV.
+    Import(ImportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -342,6 +347,72 @@ struct UsageStorageArgs {
     json_out: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ImporterOutputArg {
+    /// The text output: plan, problems, and progress lines on stderr (timed per phase).
+    Text,
+    /// `--json`: one JSON report, no progress lines.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportArgs {
+    /// Tokens in the old database.
+    #[arg(long, default_value_t = 100_000)]
+    tokens: u32,
+    /// Routes in the old database.
+    #[arg(long, default_value_t = 1000)]
+    routes: u32,
+    /// Usage log rows in the old database (over the last 30 days).
+    #[arg(long, default_value_t = 1_000_000)]
+    usage_rows: u64,
+    /// Keygate storage backend(s) to import into.
+    #[arg(long, value_enum, default_value = "both")]
+    backend: BackendArg,
+    /// `--usage-days` for the importer.
+    #[arg(long, default_value_t = 30)]
+    usage_days: u32,
+    /// `--resolve CLASS=ACTION` for the importer (repeatable; replaces the default set, which
+    /// resolves every problem the bulk data has).
+    #[arg(long)]
+    resolve: Vec<String>,
+    /// How the importer reports: text (progress lines, timed per phase) or its `--json`.
+    #[arg(long, value_enum, default_value = "text")]
+    importer_output: ImporterOutputArg,
+    /// Where the release binaries `keygate`, `keygate-control-plane` and `keygate-kv-sync`
+    /// are (`cargo build --release -p keygate-cli -p keygate-control-plane -p keygate-kv-sync`).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// How often the KV is read while the imported tokens propagate, in ms.
+    #[arg(long, default_value_t = 100)]
+    poll_ms: u64,
+    /// Longest wait for the propagation, in seconds.
+    #[arg(long, default_value_t = 600)]
+    propagation_timeout_secs: u64,
+    /// Longest the importer may run, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    import_timeout_secs: u64,
+    /// PostgreSQL admin URL: the old database (and Keygate's on PostgreSQL) are created and
+    /// dropped there.
+    #[arg(long, env = PG_ENV)]
+    pg_url: Option<String>,
+    /// Directory for the data directories and KV files (default: the system temp directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+/// What the bulk old database needs resolved: routes with a bearer secret (every 4th) have
+/// no old KV to read it from, `/svc1` is a raw prefix of `/svc10`, and tokens scoped to a
+/// skipped route lose that scope.
+const IMPORT_RESOLVE: &[&str] = &[
+    "missing_secret=skip",
+    "deleted_route_scope=drop",
+    "path_conflict=accept",
+];
+
 #[derive(clap::Args, Debug)]
 struct UiSeedArgs {
     /// The SQLite file to create (must not exist); the control plane then runs on it with
@@ -373,6 +444,7 @@ async fn main() -> anyhow::Result<()> {
         Command::UsageQueries(args) => usage_queries_bench(args).await,
         Command::UsageStorage(args) => usage_storage_bench(args).await,
         Command::UiSeed(args) => ui_seed(args).await,
+        Command::Import(args) => import_bench_run(args).await,
     }
 }
 
@@ -905,6 +977,121 @@ async fn gateway_propagation_bench(a: GatewayPropagationArgs) -> anyhow::Result<
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The `--json-out` document of `keygate-bench import`.
+#[derive(serde::Serialize)]
+struct ImportReport {
+    date_utc: String,
+    command: String,
+    code: Code,
+    machine: Machine,
+    options: import_bench::Options,
+    results: Vec<import_bench::ImportResult>,
+    /// Backends whose run failed, and why.
+    errors: Vec<(&'static str, String)>,
+}
+
+async fn import_bench_run(a: ImportArgs) -> anyhow::Result<()> {
+    let Some(pg_url) = a.pg_url.clone() else {
+        bail!(
+            "import reads the old system from PostgreSQL: set {PG_ENV} or --pg-url \
+             (`source scripts/lib/pg.sh && pg_start_throwaway` starts a throwaway one)"
+        );
+    };
+    if a.tokens == 0 || a.routes == 0 {
+        bail!("--tokens and --routes must be at least 1");
+    }
+    for bin in ["keygate", "keygate-control-plane", "keygate-kv-sync"] {
+        let p = a.bin_dir.join(bin);
+        if !p.exists() {
+            bail!(
+                "{} is missing: cargo build --release -p keygate-cli -p keygate-control-plane \
+                 -p keygate-kv-sync (or give --bin-dir)",
+                p.display()
+            );
+        }
+    }
+    let bin_dir = std::fs::canonicalize(&a.bin_dir)
+        .with_context(|| format!("--bin-dir {}", a.bin_dir.display()))?;
+    let opts = import_bench::Options {
+        tokens: a.tokens,
+        routes: a.routes,
+        usage_rows: a.usage_rows,
+        usage_days: a.usage_days,
+        resolve: if a.resolve.is_empty() {
+            IMPORT_RESOLVE.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            a.resolve.clone()
+        },
+        importer_output: match a.importer_output {
+            ImporterOutputArg::Text => import_bench::ImporterOutput::Text,
+            ImporterOutputArg::Json => import_bench::ImporterOutput::Json,
+        },
+        bin_dir,
+        poll: Duration::from_millis(a.poll_ms.max(1)),
+        propagation_timeout: Duration::from_secs(a.propagation_timeout_secs),
+        import_timeout: Duration::from_secs(a.import_timeout_secs),
+    };
+    let backends = match a.backend {
+        BackendArg::Sqlite => vec![Backend::Sqlite],
+        BackendArg::Postgres => vec![Backend::Postgres],
+        BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
+    };
+    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
+    let command = redacted_command();
+    let code = Code::describe();
+    let load_start = report::loadavg();
+    let started = Instant::now();
+    eprintln!(
+        "keygate-bench import, {date_utc}, commit {}{}, loadavg {load_start}",
+        code.commit,
+        if code.dirty { " (dirty)" } else { "" }
+    );
+    let mut results = Vec::new();
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for &backend in &backends {
+        let name = control_plane::backend_name(backend);
+        eprintln!("\n[{:>6.1} s] {name}", started.elapsed().as_secs_f64());
+        match import_bench::run(backend, &pg_url, a.work_dir.as_deref(), &opts).await {
+            Ok(r) => {
+                print!("{}", import_bench::table(&r, &opts));
+                if !r.tokens_ok {
+                    failed.push(name);
+                }
+                results.push(r);
+            }
+            Err(e) => {
+                println!("\n== import from the old system - {name}: FAILED: {e}");
+                failed.push(name);
+                errors.push((name, e.to_string()));
+            }
+        }
+    }
+    let machine = Machine::describe(load_start);
+    println!("{}", closing_line(&date_utc, &code, &machine, started));
+    if let Some(path) = &a.json_out {
+        write_json(
+            path,
+            &ImportReport {
+                date_utc,
+                command,
+                code,
+                machine,
+                options: opts,
+                results,
+                errors,
+            },
+        )?;
+    }
+    if !failed.is_empty() {
+        bail!(
+            "failed, or imported tokens are not --tokens {}, on {failed:?}",
+            a.tokens
+        );
     }
     Ok(())
 }

@@ -111,6 +111,11 @@ impl ChildFollower {
         Ok(parse_metrics(&text))
     }
 
+    /// The child's PID (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGTERM (the binary's clean stop) and up to 5 s to exit, then SIGKILL.
     pub async fn stop(mut self) {
         crate::process::terminate(&mut self.child, Duration::from_secs(5)).await;
