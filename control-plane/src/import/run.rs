@@ -339,6 +339,9 @@ pub async fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         resolutions,
     };
     let plan = plan::plan(&old, &existing, &key, &opts);
+    // The plan holds everything the apply needs; the old data (its usage buckets above all)
+    // need not stay in memory beside it.
+    drop(old);
     let unresolved = plan.unresolved();
     if args.json {
         // Written once, with the report, below.

@@ -1,11 +1,12 @@
 //! Writing usage rollups into the tiers: every rollup is added to the minute, hour and day
 //! detail tables and to the per-dimension series tables of each tier, in the ingesting
 //! transaction. Numbers add up in SQL terms, but sketches are merged in Rust, so each write
-//! reads the rows it changes first (row-value `IN`), merges, and upserts the result. The
+//! reads the rows it changes first ([`lookup`]: one index lookup per key), merges, and upserts
+//! the result. The
 //! caller serialises these read-modify-writes: SQLite has one writer; on PostgreSQL the
 //! ingesting transaction holds [`USAGE_LOCK`] (an advisory lock) first.
 
-use super::{Db, Tx, db_err};
+use super::{Db, IS_POSTGRES, Tx, db_err};
 use crate::store::StoreResult;
 use crate::usage::analytics::Tier;
 use keygate_rollup::{LatencySketch, RollupKey, RollupValue};
@@ -58,6 +59,9 @@ fn unclamp(v: i64) -> u64 {
 /// The value columns as stored, in table order.
 pub(super) const VALUE_COLUMNS: &str = "calls, request_bytes, response_bytes, latency_sum_us, \
      latency_min_us, latency_max_us, sketch";
+/// [`VALUE_COLUMNS`] of the alias `t`.
+const VALUE_COLUMNS_T: &str = "t.calls, t.request_bytes, t.response_bytes, t.latency_sum_us, \
+     t.latency_min_us, t.latency_max_us, t.sketch";
 
 /// A row's value columns.
 #[derive(sqlx::FromRow)]
@@ -198,6 +202,31 @@ struct DetailRow {
     value: ValueCols,
 }
 
+/// Ends a `SELECT <t.columns> FROM (` whose VALUES list holds the keys: joins `table` (as
+/// `t`) on `cols`, looking each key up in the table's primary key. Not a row-value
+/// `IN ((...), ...)`: PostgreSQL made that an index condition on the columns every key of a
+/// (sorted) chunk shares and filtered the rest, reading every stored row of, say, one
+/// dimension per chunk, so writing 1M rollups grew with the square of the rows
+/// (bench/README.md, "Import from the old system"). On PostgreSQL a LATERAL subquery makes
+/// the per-key lookup certain; SQLite's planner loops over the VALUES and seeks anyway.
+fn lookup(qb: &mut QueryBuilder<Db>, table: &str, cols: &[&str]) {
+    if IS_POSTGRES {
+        let conds: Vec<String> = cols.iter().map(|c| format!("x.{c} = k.{c}")).collect();
+        qb.push(format!(
+            ") AS k ({}) CROSS JOIN LATERAL (SELECT * FROM {table} x WHERE {}) t",
+            cols.join(", "),
+            conds.join(" AND ")
+        ));
+    } else {
+        let conds: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("t.{c} = k.column{}", i + 1))
+            .collect();
+        qb.push(format!(") AS k JOIN {table} t ON {}", conds.join(" AND ")));
+    }
+}
+
 async fn write_detail(
     tx: &mut Tx,
     tier: Tier,
@@ -205,26 +234,21 @@ async fn write_detail(
 ) -> StoreResult<()> {
     let table = detail_table(tier);
     let mut qb = QueryBuilder::<Db>::new(format!(
-        "SELECT bucket, token_id, team_id, route, status, error, {VALUE_COLUMNS} FROM {table} \
-         WHERE (bucket, token_id, team_id, route, status, error) IN ("
+        "SELECT t.bucket, t.token_id, t.team_id, t.route, t.status, t.error, {VALUE_COLUMNS_T} FROM ("
     ));
-    let mut first = true;
-    for (k, _) in chunk {
-        if !first {
-            qb.push(", ");
-        }
-        first = false;
-        qb.push("(");
-        let mut sep = qb.separated(", ");
+    qb.push_values(chunk, |mut sep, (k, _)| {
         sep.push_bind(k.minute)
             .push_bind(k.token_id.clone())
             .push_bind(k.team_id.clone())
             .push_bind(k.route.clone())
             .push_bind(i32::from(k.status))
             .push_bind(k.error.clone());
-        qb.push(")");
-    }
-    qb.push(")");
+    });
+    lookup(
+        &mut qb,
+        table,
+        &["bucket", "token_id", "team_id", "route", "status", "error"],
+    );
     let rows: Vec<DetailRow> = qb
         .build_query_as()
         .fetch_all(&mut **tx)
@@ -288,24 +312,15 @@ async fn write_series(
 ) -> StoreResult<()> {
     let table = series_table(tier);
     let mut qb = QueryBuilder::<Db>::new(format!(
-        "SELECT dim, dim_key, bucket, status, {VALUE_COLUMNS} FROM {table} \
-         WHERE (dim, dim_key, bucket, status) IN ("
+        "SELECT t.dim, t.dim_key, t.bucket, t.status, {VALUE_COLUMNS_T} FROM ("
     ));
-    let mut first = true;
-    for ((dim, key, bucket, status), _) in chunk {
-        if !first {
-            qb.push(", ");
-        }
-        first = false;
-        qb.push("(");
-        let mut sep = qb.separated(", ");
+    qb.push_values(chunk, |mut sep, ((dim, key, bucket, status), _)| {
         sep.push_bind(*dim)
             .push_bind(key.clone())
             .push_bind(*bucket)
             .push_bind(i32::from(*status));
-        qb.push(")");
-    }
-    qb.push(")");
+    });
+    lookup(&mut qb, table, &["dim", "dim_key", "bucket", "status"]);
     let rows: Vec<SeriesRow> = qb
         .build_query_as()
         .fetch_all(&mut **tx)
