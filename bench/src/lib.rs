@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod gateway_propagation;
 pub mod import;
 pub mod kv_sync;
+pub mod pg_database;
 pub mod process;
 pub mod report;
 pub mod stats;

@@ -10,10 +10,10 @@
 
 use crate::BenchError;
 use crate::dataset::{self, Progress, SeedTimings};
+use crate::pg_database::PgDatabase;
 use keygate_control_plane::store::postgres::PgStore;
 use keygate_control_plane::store::sqlite::SqliteStore;
 use keygate_control_plane::testing::{Backend, TestDb, TestServer};
-use sqlx::{AssertSqlSafe, Connection};
 use std::path::PathBuf;
 use tempfile::TempDir;
 
@@ -76,12 +76,6 @@ pub struct Seeded {
     pg: Option<PgDatabase>,
 }
 
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
 fn progress_printer(label: String) -> impl FnMut(Progress) {
     let mut last = 0;
     move |p: Progress| {
@@ -125,14 +119,14 @@ pub async fn seed(backend: Backend, tokens: u64, place: &Place) -> Result<Seeded
                         .into(),
                 )
             })?;
-            let db = create_pg_database(&admin_url).await?;
+            let db = PgDatabase::create(&admin_url, "cp").await?;
             let store = PgStore::connect(&db.url).await?;
             let seed = dataset::seed_postgres(store.write_pool(), tokens, &mut progress).await;
             close_briefly(store.close()).await;
             let seed = match seed {
                 Ok(s) => s,
                 Err(e) => {
-                    drop_pg_database(&db).await?;
+                    db.drop_now().await?;
                     return Err(e.into());
                 }
             };
@@ -191,7 +185,7 @@ impl Seeded {
             return Ok(Some(url));
         }
         if let Some(db) = &self.pg {
-            drop_pg_database(db).await?;
+            db.drop_now().await?;
         }
         Ok(None)
     }
@@ -203,38 +197,4 @@ impl Seeded {
 /// what is left is dropped with the database (`DROP DATABASE ... WITH (FORCE)`).
 async fn close_briefly(close: impl std::future::Future<Output = ()>) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
-}
-
-async fn create_pg_database(admin_url: &str) -> Result<PgDatabase, BenchError> {
-    let name = format!(
-        "kg_bench_{}_{}",
-        std::process::id(),
-        keygate_control_plane::time::now_ms()
-    );
-    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
-    let mut u = url::Url::parse(admin_url)
-        .map_err(|e| BenchError::Setup(format!("bad PostgreSQL URL: {e}")))?;
-    u.set_path(&format!("/{name}"));
-    Ok(PgDatabase {
-        admin_url: admin_url.to_owned(),
-        name,
-        url: u.to_string(),
-    })
-}
-
-/// Drops the database this benchmark created (closing any connection still open to it).
-async fn drop_pg_database(db: &PgDatabase) -> Result<(), BenchError> {
-    let mut conn = sqlx::PgConnection::connect(&db.admin_url).await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-        db.name
-    )))
-    .execute(&mut conn)
-    .await?;
-    conn.close().await?;
-    Ok(())
 }

@@ -378,12 +378,7 @@ const TOKENS: &[TokenSpec] = &[
 /// `upstream` is an `http://127.0.0.1:PORT` base that working routes point at.
 pub async fn build(pg_admin_url: &str, upstream: &str) -> OldFixture {
     let upstream = upstream.trim_end_matches('/').to_owned();
-    let url = create_database(pg_admin_url).await;
-    let mut conn = connect(&url).await;
-    sqlx::raw_sql(OLD_SCHEMA)
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("old fixture: creating the old schema failed: {e}"));
+    let (url, mut conn) = create_old_database(pg_admin_url).await;
 
     // Whole seconds, so the DB and the KV copies agree exactly.
     let now = crate::time::now_ms().div_euclid(1000);
@@ -817,12 +812,7 @@ pub async fn build_bulk(
         "old fixture: build_bulk needs at least one token and one route"
     );
     let upstream = upstream.trim_end_matches('/');
-    let url = create_database(pg_admin_url).await;
-    let mut conn = connect(&url).await;
-    sqlx::raw_sql(OLD_SCHEMA)
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("old fixture: creating the old schema failed: {e}"));
+    let (url, mut conn) = create_old_database(pg_admin_url).await;
     let (tokens, routes) = (i64::from(tokens), i64::from(routes));
     let usage_rows =
         i64::try_from(usage_rows).expect("old fixture: usage_rows fits in a PostgreSQL bigint");
@@ -929,6 +919,17 @@ enum Bind {
 }
 
 /// Creates `old_<16 hex>` on the server and returns its URL.
+/// A new database with the old schema, and a connection to it.
+async fn create_old_database(pg_admin_url: &str) -> (String, PgConnection) {
+    let url = create_database(pg_admin_url).await;
+    let mut conn = connect(&url).await;
+    sqlx::raw_sql(OLD_SCHEMA)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("old fixture: creating the old schema failed: {e}"));
+    (url, conn)
+}
+
 async fn create_database(pg_admin_url: &str) -> String {
     let name = format!("old_{:016x}", rand::random::<u64>());
     let mut conn = connect(pg_admin_url).await;
