@@ -24,6 +24,7 @@
 use crate::BenchError;
 use crate::kv_sync::follower::ChildFollower;
 use crate::kv_sync::plane::poll_until;
+use crate::pg_database::PgDatabase;
 use keygate_control_plane::testing::Backend;
 use keygate_control_plane::testing::old_system;
 use keygate_kv_record as rec;
@@ -195,21 +196,21 @@ pub async fn run(
 
     let keygate_db = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(create_pg_database(pg_admin_url).await),
+        Backend::Postgres => Some(PgDatabase::create(pg_admin_url, "import").await),
     };
     let (out, made) = match keygate_db {
         Some(Err(e)) => (Err(e), None),
-        Some(Ok(url)) => (
-            with_databases(backend, &old_url, Some(&url), dir.path(), opts).await,
-            Some(url),
+        Some(Ok(db)) => (
+            with_databases(backend, &old_url, Some(&db.url), dir.path(), opts).await,
+            Some(db),
         ),
         None => (
             with_databases(backend, &old_url, None, dir.path(), opts).await,
             None,
         ),
     };
-    if let Some(url) = &made
-        && let Err(e) = drop_pg_database(pg_admin_url, url).await
+    if let Some(db) = &made
+        && let Err(e) = db.drop_now().await
     {
         eprintln!("  warning: dropping the Keygate database failed: {e}");
     }
@@ -572,21 +573,19 @@ fn parse_text(stdout: &str, run: &mut ImportRun) {
         }
         match section {
             Section::Plan => {
+                // "<kind, maybe several words> <create> <update> <delete> <unchanged> <skipped>"
                 let f: Vec<&str> = t.split_whitespace().collect();
-                if let [kind, rest @ ..] = f.as_slice()
-                    && rest.len() == 5
-                    && let Ok(n) = rest
+                if f.len() > 5
+                    && let Ok(n) = f[f.len() - 5..]
                         .iter()
                         .map(|v| v.parse::<u64>())
                         .collect::<Result<Vec<_>, _>>()
                 {
-                    run.counts
-                        .insert((*kind).to_owned(), [n[0], n[1], n[2], n[3], n[4]]);
-                } else if let Some(n) = t
-                    .strip_prefix('(')
-                    .and_then(|r| r.strip_suffix(" usage log rows read)"))
-                {
-                    run.usage_rows_read = n.parse().ok();
+                    let kind = f[..f.len() - 5].join(" ");
+                    if kind == "usage log rows" {
+                        run.usage_rows_read = Some(n[0]);
+                    }
+                    run.counts.insert(kind, [n[0], n[1], n[2], n[3], n[4]]);
                 }
             }
             Section::Problems => {
@@ -996,44 +995,6 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-async fn create_pg_database(admin_url: &str) -> Result<String, BenchError> {
-    let name = format!(
-        "kg_bench_import_{}_{}",
-        std::process::id(),
-        keygate_control_plane::time::now_ms()
-    );
-    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
-    let mut u = url::Url::parse(admin_url)
-        .map_err(|e| BenchError::Setup(format!("bad PostgreSQL URL: {e}")))?;
-    u.set_path(&format!("/{name}"));
-    Ok(u.to_string())
-}
-
-async fn drop_pg_database(admin_url: &str, url: &str) -> Result<(), BenchError> {
-    let name = url::Url::parse(url)
-        .map_err(|e| BenchError::Setup(format!("bad PostgreSQL URL: {e}")))?
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    if !name.starts_with("kg_bench_import_") {
-        return Err(BenchError::Setup(format!(
-            "refusing to drop {name}: not made by this benchmark"
-        )));
-    }
-    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await?;
-    conn.close().await?;
-    Ok(())
-}
-
 /// The result as a table.
 pub fn table(r: &ImportResult, opts: &Options) -> String {
     use std::fmt::Write as _;
@@ -1164,7 +1125,7 @@ mod tests {
         let out = "PLAN\n                   create   update   delete  unchanged  skipped\n  \
                    routes                3        0        0          0        1\n  \
                    tokens               10        0        0          0        0\n  \
-                   (50 usage log rows read)\n\nPROBLEMS (2)\n  \
+                   usage log rows       50        0        0          0        0\n\nPROBLEMS (2)\n  \
                    missing_secret       routes/4               x  [resolved: skip]\n  \
                    path_conflict        routes/10              y  [resolved: accept]\n\n\
                    applied run imp_1: 14 audit rows, 13 change events (revision 20). kv-sync pushes.\n";

@@ -23,7 +23,7 @@ use crate::dashboard::DashboardCounts;
 use crate::ids::{
     AlertRuleId, InvitationId, KeyId, RouteId, ServiceAccountId, SessionId, TeamId, TokenId, UserId,
 };
-use crate::import::{Applied, ImportBatch, MapRow, Progress};
+use crate::import::{Applied, ImportBatch, MapRow, Progress, UsageFeed};
 use crate::invitations::{Invitation, NewInvitation};
 use crate::policy::Role;
 use crate::routes::{NewRoute, Route, RouteFilter, RoutePatch};
@@ -136,11 +136,13 @@ impl<T> Store for T where
 pub trait ImportStore: Send + Sync + 'static {
     /// The mapping rows of `source`.
     async fn import_map(&self, source: &str) -> StoreResult<Vec<MapRow>>;
-    /// Applies the whole batch in ONE transaction: all of it or nothing.
+    /// Applies the whole batch, and every chunk `usage` yields, in ONE transaction: all of
+    /// it or nothing.
     async fn apply_import(
         &self,
         ctx: &RequestContext,
         batch: &ImportBatch,
+        usage: Option<&mut dyn UsageFeed>,
         progress: Progress<'_>,
     ) -> StoreResult<Applied>;
 }

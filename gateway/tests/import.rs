@@ -93,6 +93,8 @@ fn args(old: &OldFixture, kv: &StandIn, cp: &TestServer, dir: &std::path::Path) 
         idp_users: Some(idp),
         route_team: "core-team".into(),
         usage_days: 7,
+        // Several chunks, so rollups of one minute are merged across chunks.
+        usage_chunk_rows: 7,
         no_history: false,
         resolve: Vec::new(),
         dry_run: true,

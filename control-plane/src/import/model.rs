@@ -74,11 +74,21 @@ pub struct ImportBatch {
     pub routes: Vec<RouteOp>,
     pub tokens: Vec<TokenOp>,
     pub invitations: Vec<NewInvitation>,
-    pub usage: Vec<(RollupKey, RollupValue)>,
     pub history: Vec<HistoryEntry>,
     pub map: Vec<MapRow>,
     /// `(kind, old_id)` rows to forget (their Keygate rows were deleted or revoked).
     pub unmap: Vec<(String, String)>,
+}
+
+/// Usage rollups made while the apply runs, a chunk at a time (a million usage rows do not fit
+/// in memory as rollups). The store adds each chunk to the tiers in the import's transaction.
+#[async_trait::async_trait]
+pub trait UsageFeed: Send {
+    /// The next rollups; `None` after the last. An error (what failed, without secrets)
+    /// aborts the import.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<(RollupKey, RollupValue)>>, String>;
+    /// `(source rows consumed, source rows in all)`, for progress.
+    fn position(&self) -> (u64, u64);
 }
 
 /// Progress of a long apply: `(what, done, total)`.

@@ -91,15 +91,17 @@ pub struct OldUser {
     pub system_admin: bool,
 }
 
-/// Usage rows rolled up per minute, token hash, route path and status, as read.
-#[derive(Debug, Clone, Default)]
+/// The usage rows a run imports, as counted in the snapshot. The rows themselves are read
+/// while the apply runs ([`UsageCursor`]): a million of them do not fit in memory as rollups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OldUsage {
     pub rows: u64,
-    /// Highest `token_usage_logs.id` read (the next run starts after it).
+    /// Highest `token_usage_logs.id` to import (the next run starts after it).
     pub max_id: i64,
-    /// `(minute ms, token hash, route path, status)` -> latencies in µs.
-    pub buckets: BTreeMap<(i64, String, String, u16), keygate_rollup::RollupValue>,
 }
+
+/// `(minute ms, token hash, route path, status)` -> latencies in µs: usage rows rolled up.
+pub type UsageBuckets = BTreeMap<(i64, String, String, u16), keygate_rollup::RollupValue>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OldAudit {
@@ -120,8 +122,6 @@ pub struct OldKvData {
     pub kv_only: Vec<OldToken>,
     /// `secret:<NAME>` values that routes name.
     pub secrets: BTreeMap<String, crate::secrets::SecretString>,
-    /// Secret names routes refer to that KV does not hold.
-    pub missing_secrets: BTreeSet<String>,
 }
 
 /// The whole old installation as read.
@@ -166,15 +166,18 @@ pub struct ReadOptions {
     pub audit_after_id: Option<i64>,
 }
 
-/// Reads the database in one read-only REPEATABLE READ transaction (one snapshot).
-pub async fn read_db(url: &str, opts: &ReadOptions) -> Result<OldSystem, ReadError> {
+/// Reads the database in one read-only REPEATABLE READ transaction (one snapshot). The usage
+/// rows are only counted; when there are any, the returned cursor keeps the transaction open
+/// and reads them in the same snapshot.
+pub async fn read_db(
+    url: &str,
+    opts: &ReadOptions,
+) -> Result<(OldSystem, Option<UsageCursor>), ReadError> {
     let mut conn = PgConnection::connect(url).await.map_err(db("connecting"))?;
     sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut conn)
         .await
         .map_err(db("starting a read-only transaction"))?;
-    // Naive timestamps are read as UTC (the old application wrote naive UTC).
-    let epoch = |c: &str| format!("(extract(epoch from {c}) * 1000)::bigint");
 
     type TeamRow = (
         String,
@@ -249,9 +252,9 @@ pub async fn read_db(url: &str, opts: &ReadOptions) -> Result<OldSystem, ReadErr
     let tokens: Vec<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, token_hash, name, team_id, description, scopes, {}, {}, {} \
          FROM tokens WHERE is_active ORDER BY id",
-        epoch("created_at"),
-        epoch("expires_at"),
-        epoch("last_used")
+        epoch_ms("created_at"),
+        epoch_ms("expires_at"),
+        epoch_ms("last_used")
     )))
     .fetch_all(&mut conn)
     .await
@@ -274,48 +277,20 @@ pub async fn read_db(url: &str, opts: &ReadOptions) -> Result<OldSystem, ReadErr
         .collect();
 
     let mut usage = OldUsage {
+        rows: 0,
         max_id: opts.usage_after_id,
-        ..OldUsage::default()
     };
-    if let Some(since) = opts.usage_since {
-        use futures::TryStreamExt;
-        let sql = format!(
-            "SELECT id, token_hash, route_path, {}, response_status, response_time_ms \
-             FROM token_usage_logs WHERE id > $1 AND used_at >= to_timestamp($2::double precision / 1000) AT TIME ZONE 'UTC'",
-            epoch("used_at")
-        );
-        let mut rows = sqlx::query_as::<
-            _,
-            (
-                i32,
-                Option<String>,
-                Option<String>,
-                Option<i64>,
-                Option<i32>,
-                Option<i32>,
-            ),
-        >(sqlx::AssertSqlSafe(sql))
-        .bind(i32::try_from(opts.usage_after_id).unwrap_or(i32::MAX))
-        .bind(since as f64)
-        .fetch(&mut conn);
-        while let Some((id, hash, path, at, status, ms)) =
-            rows.try_next().await.map_err(db("reading usage logs"))?
-        {
-            usage.rows += 1;
-            usage.max_id = usage.max_id.max(i64::from(id));
-            let key = (
-                keygate_rollup::minute_of(at.unwrap_or(0)),
-                hash.unwrap_or_default().to_ascii_lowercase(),
-                path.unwrap_or_default(),
-                u16::try_from(status.unwrap_or(0)).unwrap_or(0),
-            );
-            let latency_us = u64::try_from(ms.unwrap_or(0)).unwrap_or(0) * 1000;
-            usage
-                .buckets
-                .entry(key)
-                .or_default()
-                .record(latency_us, 0, 0);
-        }
+    let usage_since = opts.usage_since;
+    if let Some(since) = usage_since {
+        let (rows, max_id): (i64, Option<i32>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), max(id) FROM token_usage_logs WHERE {}",
+            usage_filter(opts.usage_after_id, None, since)
+        )))
+        .fetch_one(&mut conn)
+        .await
+        .map_err(db("counting usage logs"))?;
+        usage.rows = u64::try_from(rows).unwrap_or(0);
+        usage.max_id = usage.max_id.max(max_id.map_or(0, i64::from));
     }
 
     let mut audit = Vec::new();
@@ -331,7 +306,7 @@ pub async fn read_db(url: &str, opts: &ReadOptions) -> Result<OldSystem, ReadErr
         let rows: Vec<AuditRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, action, entity_type, entity_id, details::text, {} FROM audit_logs \
                  WHERE id > $1 ORDER BY id",
-            epoch("created_at")
+            epoch_ms("created_at")
         )))
         .bind(i32::try_from(after).unwrap_or(i32::MAX))
         .fetch_all(&mut conn)
@@ -353,9 +328,7 @@ pub async fn read_db(url: &str, opts: &ReadOptions) -> Result<OldSystem, ReadErr
             )
             .collect();
     }
-    let _ = sqlx::query("COMMIT").execute(&mut conn).await;
-    let _ = conn.close().await;
-    Ok(OldSystem {
+    let system = OldSystem {
         teams,
         routes,
         tokens,
@@ -363,7 +336,122 @@ pub async fn read_db(url: &str, opts: &ReadOptions) -> Result<OldSystem, ReadErr
         usage,
         audit,
         kv: None,
-    })
+    };
+    match usage_since {
+        Some(since) if usage.rows > 0 => {
+            let cursor = UsageCursor {
+                conn,
+                filter: usage_filter(opts.usage_after_id, Some(usage.max_id), since),
+                state: CursorState::NotOpened,
+            };
+            Ok((system, Some(cursor)))
+        }
+        _ => {
+            end(conn).await;
+            Ok((system, None))
+        }
+    }
+}
+
+/// `c` (a naive timestamp column) in epoch ms. Naive timestamps are read as UTC (the old
+/// application wrote naive UTC).
+fn epoch_ms(c: &str) -> String {
+    format!("(extract(epoch from {c}) * 1000)::bigint")
+}
+
+/// Ends the read-only transaction and the connection (nothing was written: errors do not
+/// matter).
+async fn end(mut conn: PgConnection) {
+    let _ = sqlx::query("COMMIT").execute(&mut conn).await;
+    let _ = conn.close().await;
+}
+
+/// The usage rows a run reads: newer than `since` (epoch ms), ids in `(after, upto]`. Only
+/// integers are formatted in (a cursor's query takes no parameters).
+fn usage_filter(after: i64, upto: Option<i64>, since: Millis) -> String {
+    let mut f = format!(
+        "id > {after} AND used_at >= to_timestamp({since}::double precision / 1000) AT TIME ZONE 'UTC'"
+    );
+    if let Some(upto) = upto {
+        f.push_str(&format!(" AND id <= {upto}"));
+    }
+    f
+}
+
+enum CursorState {
+    NotOpened,
+    Open,
+    Done,
+}
+
+/// The snapshot's usage rows, read in time order a chunk at a time through a server-side
+/// cursor in the read transaction [`read_db`] began, so a chunk's rollups share their minutes
+/// and hours and memory stays bounded by the chunk. [`UsageCursor::close`] ends it.
+pub struct UsageCursor {
+    conn: PgConnection,
+    filter: String,
+    state: CursorState,
+}
+
+impl UsageCursor {
+    /// The next `rows` usage rows rolled up, with how many rows they were; `None` after the
+    /// last.
+    pub async fn next(&mut self, rows: u32) -> Result<Option<(u64, UsageBuckets)>, ReadError> {
+        match self.state {
+            CursorState::Done => return Ok(None),
+            CursorState::NotOpened => {
+                let sql = format!(
+                    "DECLARE keygate_usage NO SCROLL CURSOR FOR \
+                     SELECT token_hash, route_path, {}, response_status, response_time_ms \
+                     FROM token_usage_logs WHERE {} ORDER BY used_at, id",
+                    epoch_ms("used_at"),
+                    self.filter
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut self.conn)
+                    .await
+                    .map_err(db("opening the usage logs"))?;
+                self.state = CursorState::Open;
+            }
+            CursorState::Open => {}
+        }
+        type Row = (
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i32>,
+            Option<i32>,
+        );
+        let fetched: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "FETCH FORWARD {rows} FROM keygate_usage"
+        )))
+        .persistent(false)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(db("reading usage logs"))?;
+        if fetched.is_empty() {
+            self.state = CursorState::Done;
+            return Ok(None);
+        }
+        let n = fetched.len() as u64;
+        let mut buckets = UsageBuckets::new();
+        for (hash, path, at, status, ms) in fetched {
+            let key = (
+                keygate_rollup::minute_of(at.unwrap_or(0)),
+                hash.unwrap_or_default().to_ascii_lowercase(),
+                path.unwrap_or_default(),
+                u16::try_from(status.unwrap_or(0)).unwrap_or(0),
+            );
+            let latency_us = u64::try_from(ms.unwrap_or(0)).unwrap_or(0) * 1000;
+            buckets.entry(key).or_default().record(latency_us, 0, 0);
+        }
+        Ok(Some((n, buckets)))
+    }
+
+    /// Ends the read transaction and the connection.
+    pub async fn close(self) {
+        end(self.conn).await;
+    }
 }
 
 /// A naive ISO time (`2025-01-02T03:04:05[.ffffff]`, optionally with `Z`) read as UTC.
@@ -436,14 +524,10 @@ pub async fn read_kv(
         let value = raw
             .and_then(|r| serde_json::from_slice::<Value>(&r).ok())
             .and_then(|v| v["value"].as_str().map(str::to_owned));
-        match value {
-            Some(v) if !v.is_empty() => {
-                out.secrets
-                    .insert(name.clone(), crate::secrets::SecretString::new(v));
-            }
-            _ => {
-                out.missing_secrets.insert(name.clone());
-            }
+        // A name with no (or an empty) value is left out: the plan reports it as missing.
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            out.secrets
+                .insert(name.clone(), crate::secrets::SecretString::new(v));
         }
     }
     Ok(out)

@@ -6,7 +6,7 @@
 //! an unresolved problem stops the run before anything is written.
 
 use super::model::{HistoryEntry, ImportBatch, MapRow, RouteOp, TeamOp, TokenOp};
-use super::old::{OldRoute, OldSystem, OldUser};
+use super::old::{OldRoute, OldSystem, OldUser, UsageBuckets};
 use crate::ids::{InvitationId, RouteId, TeamId, TokenId};
 use crate::invitations::NewInvitation;
 use crate::policy::Role;
@@ -210,7 +210,48 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// `(email, invitation code, system admin)` for the invitations this run creates.
     pub invitation_codes: Vec<(String, SecretString, bool)>,
+    /// Usage log rows this run rolls up (read while the apply runs).
     pub usage_rows: u64,
+    /// How those rows name tokens and routes; `Some` when there are rows to import.
+    pub usage: Option<UsageMap>,
+}
+
+/// How old usage rows name Keygate's tokens and routes: by token hash and by route path.
+/// Rows of unknown tokens or routes keep an empty token id or route, as the gateways record
+/// unknown ones.
+#[derive(Debug, Clone, Default)]
+pub struct UsageMap {
+    /// Token hash -> (token id, team id).
+    tokens: HashMap<String, (String, String)>,
+    /// Normalised old path -> route name.
+    routes: BTreeMap<String, String>,
+}
+
+impl UsageMap {
+    /// `buckets` as Keygate rollups.
+    pub fn rollups(&self, buckets: UsageBuckets) -> Vec<(RollupKey, RollupValue)> {
+        let mut merged: BTreeMap<RollupKey, RollupValue> = BTreeMap::new();
+        for ((minute, hash, path, status), v) in buckets {
+            let (token_id, team_id) = self.tokens.get(&hash).cloned().unwrap_or_default();
+            let route = self
+                .routes
+                .get(&normalise_path(&path))
+                .cloned()
+                .unwrap_or_default();
+            merged
+                .entry(RollupKey {
+                    minute,
+                    token_id,
+                    team_id,
+                    route,
+                    status,
+                    error: String::new(),
+                })
+                .or_default()
+                .merge(&v);
+        }
+        merged.into_iter().collect()
+    }
 }
 
 impl Plan {
@@ -229,7 +270,7 @@ impl Plan {
             && b.routes.is_empty()
             && b.tokens.is_empty()
             && b.invitations.is_empty()
-            && b.usage.is_empty()
+            && self.usage_rows == 0
             && b.history.is_empty()
             && b.map.is_empty()
             && b.unmap.is_empty())
@@ -1040,28 +1081,14 @@ pub fn plan(old: &OldSystem, existing: &Existing, key: &MasterKey, opts: &Option
     }
 
     // ---------------------------------------------------------------- usage
+    if old.usage.rows > 0 {
+        plan.count("usage log rows").create += old.usage.rows;
+        plan.usage = Some(UsageMap {
+            tokens: hash_to_token,
+            routes: by_path,
+        });
+    }
     if old.usage.rows > 0 || old.usage.max_id > 0 {
-        let mut merged: BTreeMap<RollupKey, RollupValue> = BTreeMap::new();
-        for ((minute, hash, path, status), v) in &old.usage.buckets {
-            let (token_id, team_id) = hash_to_token.get(hash).cloned().unwrap_or_default();
-            let route = by_path
-                .get(&normalise_path(path))
-                .cloned()
-                .unwrap_or_default();
-            merged
-                .entry(RollupKey {
-                    minute: *minute,
-                    token_id,
-                    team_id,
-                    route,
-                    status: *status,
-                    error: String::new(),
-                })
-                .or_default()
-                .merge(v);
-        }
-        plan.count("usage rollups").create += merged.len() as u64;
-        b.usage = merged.into_iter().collect();
         b.map.push(MapRow {
             kind: "cursor".into(),
             old_id: "token_usage_logs".into(),

@@ -1,7 +1,7 @@
 //! One run of `keygate import old-system`: its options, reading, planning, the printed plan
 //! and report, and the apply.
 
-use super::model::Applied;
+use super::model::{Applied, UsageFeed};
 use super::old::{self, KvSource, OldSystem, ReadOptions};
 use super::plan::{self, CLASSES, Existing, Options, Plan, Resolutions};
 use crate::context::{Actor, RequestContext};
@@ -57,6 +57,10 @@ pub struct Args {
     /// Import the last N days of usage logs as usage rollups (0: none).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub usage_days: u32,
+    /// Usage log rows read and rolled up at a time while the apply runs (memory grows with
+    /// it, a few KB per row; every chunk is in the one transaction).
+    #[arg(long, default_value_t = 25_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub usage_chunk_rows: u32,
     /// Do not import the old audit log as historical entries.
     #[arg(long)]
     pub no_history: bool,
@@ -110,6 +114,7 @@ impl std::fmt::Debug for Args {
             .field("idp_users", &self.idp_users)
             .field("route_team", &self.route_team)
             .field("usage_days", &self.usage_days)
+            .field("usage_chunk_rows", &self.usage_chunk_rows)
             .field("resolve", &self.resolve)
             .field("dry_run", &self.dry_run)
             .field("data_dir", &self.data_dir)
@@ -303,139 +308,187 @@ pub async fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         }
     };
     say("reading the old database".into());
-    let mut old: OldSystem = old::read_db(old_url, &read).await?;
-    say(format!(
-        "read {} teams, {} routes, {} tokens, {} usage rows, {} audit rows",
-        old.teams.len(),
-        old.routes.len(),
-        old.tokens.len(),
-        old.usage.rows,
-        old.audit.len()
-    ));
-    if let Some(src) = kv_source(args)? {
-        say("reading the old KV namespace".into());
-        let hashes = old.tokens.iter().map(|t| t.hash.clone()).collect();
-        let names = plan::secret_names(&old.routes);
-        old.kv = Some(old::read_kv(&src, &hashes, &names).await?);
-    }
-    anyhow::ensure!(
-        existing.team_ids.contains(&args.route_team)
-            || old.teams.iter().any(|t| t.id == args.route_team),
-        "--route-team {}: no such team, here or in the old system",
-        args.route_team
-    );
-    if let Some(path) = &args.idp_users {
-        old.users = old::read_users(path)?;
-        say(format!("read {} users", old.users.len()));
-    }
-    let run_id = format!("imp_{}", uuid::Uuid::now_v7().simple());
-    let opts = Options {
-        source: SOURCE.into(),
-        run_id: run_id.clone(),
-        now,
-        route_team: TeamId(args.route_team.clone()),
-        legacy_prefix: args.legacy_prefix.clone(),
-        invitation_hours: args.invitation_hours,
-        resolutions,
-    };
-    let plan = plan::plan(&old, &existing, &key, &opts);
-    // The plan holds everything the apply needs; the old data (its usage buckets above all)
-    // need not stay in memory beside it.
-    drop(old);
-    let unresolved = plan.unresolved();
-    if args.json {
-        // Written once, with the report, below.
-    } else {
-        write_plan(out, &plan, args.dry_run)?;
-    }
-    if args.dry_run || unresolved > 0 {
-        if args.json {
-            writeln!(out, "{}", json_report(&plan, args.dry_run, None))?;
+    let (mut old, mut cursor): (OldSystem, _) = old::read_db(old_url, &read).await?;
+    // Everything after the read is in this block so the old database's read transaction
+    // (kept open for the usage rows) is ended on every way out.
+    let outcome: anyhow::Result<Outcome> = async {
+        say(format!(
+            "read {} teams, {} routes, {} tokens, {} usage rows, {} audit rows",
+            old.teams.len(),
+            old.routes.len(),
+            old.tokens.len(),
+            old.usage.rows,
+            old.audit.len()
+        ));
+        if let Some(src) = kv_source(args)? {
+            say("reading the old KV namespace".into());
+            let hashes = old.tokens.iter().map(|t| t.hash.clone()).collect();
+            let names = plan::secret_names(&old.routes);
+            old.kv = Some(old::read_kv(&src, &hashes, &names).await?);
         }
-        if unresolved > 0 {
+        anyhow::ensure!(
+            existing.team_ids.contains(&args.route_team)
+                || old.teams.iter().any(|t| t.id == args.route_team),
+            "--route-team {}: no such team, here or in the old system",
+            args.route_team
+        );
+        if let Some(path) = &args.idp_users {
+            old.users = old::read_users(path)?;
+            say(format!("read {} users", old.users.len()));
+        }
+        let run_id = format!("imp_{}", uuid::Uuid::now_v7().simple());
+        let opts = Options {
+            source: SOURCE.into(),
+            run_id: run_id.clone(),
+            now,
+            route_team: TeamId(args.route_team.clone()),
+            legacy_prefix: args.legacy_prefix.clone(),
+            invitation_hours: args.invitation_hours,
+            resolutions,
+        };
+        let plan = plan::plan(&old, &existing, &key, &opts);
+        // The plan holds everything the apply needs (the usage rows come from the cursor);
+        // the old rows need not stay in memory beside it.
+        drop(old);
+        let unresolved = plan.unresolved();
+        // With --json the plan is written once, with the report, below.
+        if !args.json {
+            write_plan(out, &plan, args.dry_run)?;
+        }
+        if args.dry_run || unresolved > 0 {
+            if args.json {
+                writeln!(out, "{}", json_report(&plan, args.dry_run, None))?;
+            }
+            if unresolved > 0 {
+                if !args.json {
+                    writeln!(
+                        out,
+                        "\n{unresolved} problem(s) unresolved: nothing {}. Resolve each class with --resolve CLASS=ACTION (--list-classes), or fix the old rows, and run again.",
+                        if args.dry_run {
+                            "would be written"
+                        } else {
+                            "was written"
+                        }
+                    )?;
+                }
+                return Ok(Outcome::Refused);
+            }
             if !args.json {
+                writeln!(out, "\ndry run: nothing written.")?;
+            }
+            return Ok(Outcome::Planned);
+        }
+        if !plan.has_changes() {
+            if args.json {
                 writeln!(
                     out,
-                    "\n{unresolved} problem(s) unresolved: nothing {}. Resolve each class with --resolve CLASS=ACTION (--list-classes), or fix the old rows, and run again.",
-                    if args.dry_run {
-                        "would be written"
-                    } else {
-                        "was written"
-                    }
+                    "{}",
+                    json_report(&plan, false, Some(&Applied::default()))
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "\nnothing changed in the old system since the last run; nothing written."
                 )?;
             }
-            return Ok(Outcome::Refused);
+            return Ok(Outcome::Applied);
         }
-        if !args.json {
-            writeln!(out, "\ndry run: nothing written.")?;
-        }
-        return Ok(Outcome::Planned);
-    }
-    if !plan.has_changes() {
+        write_invitations(&args.invitations_out, &plan)?;
+        let ctx = RequestContext {
+            request_id: run_id.clone(),
+            actor: Actor {
+                kind: "import",
+                id: run_id.clone(),
+                name: "keygate import old-system".into(),
+            },
+            source_ip: String::new(),
+            user_agent: "keygate-import".into(),
+        };
+        let progress = progress_line(args.json);
+        let mut feed = match (cursor.as_mut(), plan.usage.as_ref()) {
+            (Some(cursor), Some(map)) => Some(OldUsageFeed {
+                cursor,
+                map,
+                chunk: args.usage_chunk_rows,
+                done: 0,
+                total: plan.usage_rows,
+            }),
+            _ => None,
+        };
+        let applied = store
+            .apply_import(&ctx, &plan.batch, feed.as_mut().map(|f| f as &mut dyn UsageFeed), &progress)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "applying the import failed; nothing was written (the run is one transaction): {e}"
+                )
+            })?;
         if args.json {
-            writeln!(
-                out,
-                "{}",
-                json_report(&plan, false, Some(&Applied::default()))
-            )?;
+            writeln!(out, "{}", json_report(&plan, false, Some(&applied)))?;
         } else {
             writeln!(
                 out,
-                "\nnothing changed in the old system since the last run; nothing written."
+                "\napplied run {run_id}: {} audit rows, {} change events (revision {}). kv-sync pushes the changes to the KV store.",
+                applied.audit_rows, applied.change_events, applied.head_revision
             )?;
+            if !plan.invitation_codes.is_empty() {
+                writeln!(
+                    out,
+                    "{} invitation code(s) written to {} (mode 0600): send each person theirs.",
+                    plan.invitation_codes.len(),
+                    args.invitations_out.display()
+                )?;
+            }
+            if plan
+                .batch
+                .tokens
+                .iter()
+                .any(|t| matches!(t, super::TokenOp::Create { .. }))
+            {
+                writeln!(
+                    out,
+                    "Imported tokens keep their {}_ keys: run every gateway with KEYGATE_LEGACY_PREFIXES={} until `keygate token list --legacy` is empty (docs/migrating.md).",
+                    args.legacy_prefix, args.legacy_prefix
+                )?;
+            }
         }
-        return Ok(Outcome::Applied);
+        Ok(Outcome::Applied)
     }
-    write_invitations(&args.invitations_out, &plan)?;
-    let ctx = RequestContext {
-        request_id: run_id.clone(),
-        actor: Actor {
-            kind: "import",
-            id: run_id.clone(),
-            name: "keygate import old-system".into(),
-        },
-        source_ip: String::new(),
-        user_agent: "keygate-import".into(),
-    };
-    let progress = progress_line(args.json);
-    let applied = store
-        .apply_import(&ctx, &plan.batch, &progress)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "applying the import failed; nothing was written (the run is one transaction): {e}"
-            )
-        })?;
-    if args.json {
-        writeln!(out, "{}", json_report(&plan, false, Some(&applied)))?;
-    } else {
-        writeln!(
-            out,
-            "\napplied run {run_id}: {} audit rows, {} change events (revision {}). kv-sync pushes the changes to the KV store.",
-            applied.audit_rows, applied.change_events, applied.head_revision
-        )?;
-        if !plan.invitation_codes.is_empty() {
-            writeln!(
-                out,
-                "{} invitation code(s) written to {} (mode 0600): send each person theirs.",
-                plan.invitation_codes.len(),
-                args.invitations_out.display()
-            )?;
-        }
-        if plan
-            .batch
-            .tokens
-            .iter()
-            .any(|t| matches!(t, super::TokenOp::Create { .. }))
-        {
-            writeln!(
-                out,
-                "Imported tokens keep their {}_ keys: run every gateway with KEYGATE_LEGACY_PREFIXES={} until `keygate token list --legacy` is empty (docs/migrating.md).",
-                args.legacy_prefix, args.legacy_prefix
-            )?;
+    .await;
+    if let Some(c) = cursor {
+        c.close().await;
+    }
+    outcome
+}
+
+/// The old usage rows as rollups, read chunk by chunk while the apply runs.
+struct OldUsageFeed<'a> {
+    cursor: &'a mut old::UsageCursor,
+    map: &'a plan::UsageMap,
+    /// Rows per chunk (`--usage-chunk-rows`).
+    chunk: u32,
+    done: u64,
+    total: u64,
+}
+
+#[async_trait::async_trait]
+impl UsageFeed for OldUsageFeed<'_> {
+    async fn next_chunk(
+        &mut self,
+    ) -> Result<Option<Vec<(keygate_rollup::RollupKey, keygate_rollup::RollupValue)>>, String> {
+        match self.cursor.next(self.chunk).await {
+            Ok(Some((rows, buckets))) => {
+                self.done += rows;
+                Ok(Some(self.map.rollups(buckets)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
     }
-    Ok(Outcome::Applied)
+
+    fn position(&self) -> (u64, u64) {
+        (self.done, self.total)
+    }
 }
 
 fn names_check(args: &Args) -> anyhow::Result<()> {
@@ -507,9 +560,6 @@ fn write_plan(out: &mut dyn Write, plan: &Plan, dry_run: bool) -> std::io::Resul
             "  {kind:<16} {:>8} {:>8} {:>8} {:>10} {:>8}",
             c.create, c.update, c.delete, c.unchanged, c.skipped
         )?;
-    }
-    if plan.usage_rows > 0 {
-        writeln!(out, "  ({} usage log rows read)", plan.usage_rows)?;
     }
     if !plan.problems.is_empty() {
         writeln!(out, "\nPROBLEMS ({})", plan.problems.len())?;

@@ -6,8 +6,8 @@
 use super::log::{Entry, Op, append};
 use super::{SqlStore, Tx, db_err};
 use crate::context::RequestContext;
-use crate::import::{Applied, ImportBatch, MapRow, Progress, RouteOp, TeamOp, TokenOp};
-use crate::store::{ImportStore, StoreResult};
+use crate::import::{Applied, ImportBatch, MapRow, Progress, RouteOp, TeamOp, TokenOp, UsageFeed};
+use crate::store::{ImportStore, StoreError, StoreResult};
 use crate::time::now_ms;
 use serde_json::json;
 
@@ -92,10 +92,11 @@ impl ImportStore for SqlStore {
         &self,
         ctx: &RequestContext,
         b: &ImportBatch,
+        mut usage: Option<&mut dyn UsageFeed>,
         progress: Progress<'_>,
     ) -> StoreResult<Applied> {
         let mut tx = self.begin().await?;
-        if super::IS_POSTGRES && !b.usage.is_empty() {
+        if super::IS_POSTGRES && usage.is_some() {
             // The same lock usage ingestion takes: rollup rows are read, merged and written.
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(super::rollups::USAGE_LOCK)
@@ -210,10 +211,26 @@ impl ImportStore for SqlStore {
                 super::invitations::create_in(&mut tx, ctx, inv, "invitation.import").await?;
             entries.push(e);
         }
-        if !b.usage.is_empty() {
-            progress("usage rollups", 0, b.usage.len());
-            super::rollups::write(&mut tx, &format!("import:{}", b.source), &b.usage).await?;
-            progress("usage rollups", b.usage.len(), b.usage.len());
+        if let Some(feed) = usage.as_deref_mut() {
+            let gateway = format!("import:{}", b.source);
+            let at = |f: &dyn UsageFeed| {
+                let (done, total) = f.position();
+                (
+                    usize::try_from(done).unwrap_or(usize::MAX),
+                    usize::try_from(total).unwrap_or(usize::MAX),
+                )
+            };
+            let (_, total) = at(feed);
+            progress("usage log rows", 0, total);
+            while let Some(chunk) = feed
+                .next_chunk()
+                .await
+                .map_err(|e| StoreError::Internal(format!("reading the usage to import: {e}")))?
+            {
+                super::rollups::write(&mut tx, &gateway, &chunk).await?;
+                let (done, total) = at(feed);
+                progress("usage log rows", done, total);
+            }
         }
         write_map(&mut tx, b).await?;
         let audit_rows = entries.len() as u64;
@@ -226,7 +243,7 @@ impl ImportStore for SqlStore {
             .map_err(db_err)?;
         progress("commit", 0, 1);
         self.commit(tx).await?;
-        if !b.usage.is_empty() {
+        if usage.is_some() {
             self.usage_stored();
         }
         Ok(Applied {
