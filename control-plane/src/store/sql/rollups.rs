@@ -251,6 +251,7 @@ async fn write_detail(
     );
     let rows: Vec<DetailRow> = qb
         .build_query_as()
+        .persistent(false)
         .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;
@@ -323,6 +324,7 @@ async fn write_series(
     lookup(&mut qb, table, &["dim", "dim_key", "bucket", "status"]);
     let rows: Vec<SeriesRow> = qb
         .build_query_as()
+        .persistent(false)
         .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;
