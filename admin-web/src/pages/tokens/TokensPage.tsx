@@ -1,9 +1,9 @@
 /**
- * Tokens: search, filters (team, scope, status, expiring, unused), sort, total and
+ * Tokens: search, filters (team, scope, status, expiring, unused, legacy), sort, total and
  * pagination — all in the URL — plus create, edit, rotate, revoke and bulk revoke.
  */
 import { Suspense, lazy, useEffect, useMemo, useRef, useState } from "react";
-import { Button, Menu, NativeSelect, SegmentedControl, Text } from "@mantine/core";
+import { Button, Checkbox, Menu, NativeSelect, SegmentedControl, Text } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { getRouteApi } from "@tanstack/react-router";
 import { IconKey, IconSearch } from "@tabler/icons-react";
@@ -91,7 +91,23 @@ export function TokensPage() {
         </div>
       ),
     },
-    { key: "preview", header: "Token", cell: (t) => <span className="kg-mono kg-nowrap">{t.preview}</span> },
+    {
+      key: "preview",
+      header: "Token",
+      cell: (t) => (
+        <span className="kg-row-4 kg-nowrap">
+          <span className="kg-mono">{t.preview}</span>
+          {t.legacyPrefix && (
+            <Pill
+              color="orange"
+              title={`Imported from the old system with its ${t.legacyPrefix}_ key: gateways accept it only while KEYGATE_LEGACY_PREFIXES includes ${t.legacyPrefix}. Rotate it to give the workflow a new key.`}
+            >
+              legacy
+            </Pill>
+          )}
+        </span>
+      ),
+    },
     { key: "team", header: "Team", cell: (t) => <TeamBadge teamId={t.teamId} team={teamById.get(t.teamId)} /> },
     { key: "scopes", header: "Scopes", cell: (t) => <Scopes scopes={t.scopes} /> },
     { key: "status", header: "Status", cell: (t) => <TokenStatusBadge token={t} /> },
@@ -190,6 +206,13 @@ export function TokensPage() {
             { value: "90", label: "Unused 90+ days" },
             { value: "never", label: "Never used" },
           ]}
+        />
+        <Checkbox
+          size="xs"
+          label="Legacy keys only"
+          aria-label="Legacy keys only"
+          checked={!!search.legacy}
+          onChange={(e) => setFilters({ legacy: e.currentTarget.checked ? true : undefined })}
         />
       </FilterBar>
 

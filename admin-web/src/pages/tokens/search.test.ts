@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { TokenSortField } from "../../gen/keygate/v1/token_pb";
 import { TokenStatus } from "../../gen/keygate/v1/common_pb";
 import { tsToDate } from "../../lib/format";
-import { effectiveSort, filterKey, toListTokensRequest, validateTokensSearch } from "./search";
+import { effectiveSort, filterKey, hasFilters, toListTokensRequest, validateTokensSearch } from "./search";
 
 const now = new Date("2025-06-01T00:00:00Z");
 
@@ -37,6 +37,12 @@ describe("toListTokensRequest", () => {
     const never = toListTokensRequest({ never: true }, now);
     expect(never.neverUsed).toBe(true);
     expect(never.lastUsedBefore).toBeUndefined();
+  });
+  it("legacy keys only", () => {
+    expect(validateTokensSearch({ legacy: "1" })).toEqual({ legacy: true });
+    expect(toListTokensRequest({ legacy: true }, now).legacy).toBe(true);
+    expect(toListTokensRequest({}, now).legacy).toBe(false);
+    expect(hasFilters({ legacy: true })).toBe(true);
   });
   it("sort and cursor", () => {
     const r = toListTokensRequest({ sort: "expires", cursor: "abc", size: 25 }, now);

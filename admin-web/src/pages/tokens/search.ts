@@ -20,6 +20,8 @@ export interface TokensSearch {
   unused?: number;
   /** Never used. */
   never?: true;
+  /** Only tokens imported with their old key format (`ntk_...`). */
+  legacy?: true;
   sort?: TokenSort;
   desc?: true;
   size?: number;
@@ -39,6 +41,7 @@ export function validateTokensSearch(s: Record<string, unknown>): TokensSearch {
     expiring: int(s.expiring, 1, 3650),
     unused,
     never: unused === undefined ? bool(s.never) : undefined,
+    legacy: bool(s.legacy),
     sort: oneOf(s.sort, SORTS),
     desc: bool(s.desc),
     size: int(s.size, 1, 500),
@@ -79,6 +82,7 @@ export function toListTokensRequest(s: TokensSearch, now: Date): ListTokensReque
     expiringBefore: s.expiring ? dateToTs(new Date(now.getTime() + s.expiring * DAY)) : undefined,
     lastUsedBefore: s.unused ? dateToTs(new Date(now.getTime() - s.unused * DAY)) : undefined,
     neverUsed: !s.unused && !!s.never,
+    legacy: !!s.legacy,
     sortBy: SORT_FIELD[sort.key],
     descending: sort.desc,
     pageSize: s.size ?? DEFAULT_PAGE_SIZE,
@@ -93,5 +97,5 @@ export function filterKey(s: TokensSearch): string {
 }
 
 export function hasFilters(s: TokensSearch): boolean {
-  return !!(s.q || s.team || s.scope || s.status || s.expiring || s.unused || s.never);
+  return !!(s.q || s.team || s.scope || s.status || s.expiring || s.unused || s.never || s.legacy);
 }
