@@ -1,7 +1,7 @@
 /** Pending invitations (ListInvitations) with revoke (RevokeInvitation). */
 import type { ReactNode } from "react";
 import { useMemo } from "react";
-import { ActionIcon, Group, Text, Tooltip } from "@mantine/core";
+import { ActionIcon, Badge, Group, Text, Tooltip } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { IconMailPlus, IconSearch, IconX } from "@tabler/icons-react";
 import type { Invitation } from "../../gen/keygate/v1/invitation_pb";
@@ -49,7 +49,20 @@ export function InvitationsPanel({
   const columns: Column<Invitation>[] = useMemo(
     () => [
       { key: "email", header: "Email", cell: (i) => <Text size="sm" fw={500}>{i.email}</Text> },
-      { key: "roles", header: "Teams and roles", cell: (i) => <RoleBadges roles={i.roles} teams={teams} /> },
+      {
+        key: "roles",
+        header: "Teams and roles",
+        cell: (i) => (
+          <Group gap={4} wrap="nowrap">
+            <RoleBadges roles={i.roles} teams={teams} />
+            {i.systemAdmin && (
+              <Badge color="indigo" className="kg-fit" title="Becomes a system admin on accepting (imported from the old system)">
+                System admin
+              </Badge>
+            )}
+          </Group>
+        ),
+      },
       { key: "expires", header: "Expires", cell: (i) => <TimeAgo ts={i.expiresAt} /> },
       { key: "created", header: "Invited", cell: (i) => <TimeAgo ts={i.createdAt} /> },
       {
