@@ -50,11 +50,8 @@ bench_check_load_options() {
 # bench_init PREFIX — tools (wrk, nginx, curl), the work directory /tmp/PREFIX.XXXXXX and the
 # cleanup that stops every started process.
 bench_init() {
-    local want=()
-    kg_have wrk || want+=(wrk)
-    kg_have nginx || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light)
-    kg_have curl || want+=(curl)
-    ensure_apt_packages "${want[@]}"
+    ensure_system_packages nginx curl
+    kg_have wrk || ensure_apt_packages wrk
     kg_have wrk || kg_die "wrk still missing after installing it"
     NGINX=$(command -v nginx || echo /usr/sbin/nginx)
     CLK_TCK=$(getconf CLK_TCK)

@@ -57,7 +57,7 @@ kg_on_exit 'kg_summary || true'
 # ------------------------------------------------------------------- steps
 
 install_tools() {
-    ensure_system_packages build postgres python
+    ensure_system_packages build postgres python nginx curl
     ensure_rust_components
     ensure_nextest
     ensure_chdb

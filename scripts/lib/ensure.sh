@@ -38,16 +38,30 @@ ensure_apt_packages() {
         _kg_as_root env DEBIAN_FRONTEND=noninteractive apt-get -qq update
         _KG_APT_UPDATED=1
     fi
+    # No package may start its service here (nginx's would listen on port 80, PostgreSQL's
+    # would start a cluster): while installing, the policy every maintainer script asks
+    # through invoke-rc.d answers 101, "action forbidden". Only a policy made here is removed.
+    local policy=/usr/sbin/policy-rc.d made= rc=0
+    if [[ ! -e "$policy" ]]; then
+        _kg_as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' > $policy && chmod 755 $policy"
+        made=1
+    fi
     _kg_as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get -qq -y --no-install-recommends \
         -o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-confold \
-        install "$@" >/dev/null
+        install "$@" >/dev/null || rc=$?
+    if [[ -n "$made" ]]; then
+        _kg_as_root rm -f "$policy"
+    fi
+    ((rc == 0)) || kg_die "apt-get install $* failed (exit $rc)"
 }
 
 # ensure_system_packages GROUP... — Debian packages by group:
 #   build     pkg-config (for -sys crates)
 #   postgres  the PostgreSQL 15 server binaries the tests start (initdb, pg_ctl)
 #   python    python3 with pip (the chDB test)
+#   nginx     nginx (nginx-light): the real upstream of the run-command test and the benches
+#   curl      curl (the run-command test and the benches)
 ensure_system_packages() {
     local want=() group
     for group in "$@"; do
@@ -55,6 +69,8 @@ ensure_system_packages() {
         build) kg_have pkg-config || want+=(pkg-config) ;;
         postgres) [[ -x "$KG_PG_BINDIR/initdb" ]] || want+=(postgresql-15) ;;
         python) python3 -m pip --version >/dev/null 2>&1 || want+=(python3 python3-pip) ;;
+        nginx) kg_have nginx || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light) ;;
+        curl) kg_have curl || want+=(curl) ;;
         *) kg_die "ensure_system_packages: unknown group $group" ;;
         esac
     done
@@ -62,6 +78,9 @@ ensure_system_packages() {
     for group in "$@"; do
         if [[ "$group" == postgres && ! -x "$KG_PG_BINDIR/initdb" ]]; then
             kg_die "PostgreSQL server binaries still missing at $KG_PG_BINDIR"
+        fi
+        if [[ "$group" == nginx ]] && ! kg_have nginx && [[ ! -x /usr/sbin/nginx ]]; then
+            kg_die "nginx still missing after apt-get install nginx-light"
         fi
     done
 }
