@@ -157,7 +157,9 @@ pub struct ImportResult {
     /// `VmHWM` of the control plane and kv-sync at the end, KiB.
     pub control_plane_peak_rss_kib: Option<u64>,
     pub kv_sync_peak_rss_kib: Option<u64>,
-    /// Imported tokens found in Keygate's database and in the KV equal `tokens`.
+    /// Tokens the importer's plan created (`tokens` unless a `--resolve` choice skipped some).
+    pub tokens_expected: u64,
+    /// Imported tokens found in Keygate's database and in the KV equal `tokens_expected`.
     pub tokens_ok: bool,
 }
 
@@ -302,12 +304,11 @@ async fn with_follower(
         },
     )
     .await?;
-    let expected = u64::from(opts.tokens);
     // The KV is read from the importer's `applying commit` line on (or its exit), while it
     // still runs: it may take seconds from COMMIT to exit (freeing what it read).
     let (commit_tx, commit_rx) = oneshot::channel();
     let (head_tx, head_rx) = watch::channel(None);
-    let watcher = tokio::spawn(watch_kv(kv, commit_rx, head_rx, expected, opts.clone()));
+    let watcher = tokio::spawn(watch_kv(kv, commit_rx, head_rx, opts.clone()));
     let import = run_importer(old_url, keygate_url, dir, data_dir, opts, commit_tx).await;
     let exited = Instant::now();
     let import = match import {
@@ -337,7 +338,13 @@ async fn with_follower(
             "the importer reported no head revision".into(),
         ));
     };
-    let _ = head_tx.send(Some(head));
+    // The tokens the plan creates: `--tokens` with the default resolutions, fewer when a
+    // `--resolve` choice skips some.
+    let expected = import
+        .counts
+        .get("tokens")
+        .map_or(u64::from(opts.tokens), |c| c[0]);
+    let _ = head_tx.send(Some((head, expected)));
     eprintln!(
         "  import done in {:.1} s (peak RSS {} MiB); waiting for {expected} tokens and revision {head} in the KV",
         import.wall_secs,
@@ -371,6 +378,7 @@ async fn with_follower(
         keygate_rows,
         control_plane_peak_rss_kib: None,
         kv_sync_peak_rss_kib: None,
+        tokens_expected: expected,
         tokens_ok,
     })
 }
@@ -748,14 +756,14 @@ impl Watched {
 }
 
 /// Reads the KV every `poll` from the importer's `applying commit` line (or its exit) until
-/// it holds `expected` tokens and the head revision (sent once the importer reported it), at
+/// it holds the head revision and the tokens the plan created (both sent once the importer
+/// reported them), at
 /// most `propagation_timeout` after that; ends early when the importer failed (the head's
 /// sender is dropped unsent).
 async fn watch_kv(
     mut kv: KvReader,
     commit_line: oneshot::Receiver<Instant>,
-    mut head: watch::Receiver<Option<i64>>,
-    expected: u64,
+    mut head: watch::Receiver<Option<(i64, u64)>>,
     opts: Options,
 ) -> Result<Watched, BenchError> {
     let commit_line = commit_line.await.ok();
@@ -763,6 +771,7 @@ async fn watch_kv(
     let mut samples = Vec::new();
     let mut deadline: Option<Instant> = None;
     let mut timed_out = false;
+    let mut expected = 0;
     loop {
         let revision = kv.revision().await?.unwrap_or(0);
         let tokens = kv.tokens().await?;
@@ -770,7 +779,8 @@ async fn watch_kv(
         samples.push((now, tokens, revision));
         let known = *head.borrow_and_update();
         match known {
-            Some(h) => {
+            Some((h, want)) => {
+                expected = want;
                 if revision >= h && tokens == expected {
                     break;
                 }
@@ -1080,7 +1090,8 @@ pub fn table(r: &ImportResult, opts: &Options) -> String {
     let _ = writeln!(s, "Keygate rows: {:?}", r.keygate_rows);
     let _ = writeln!(
         s,
-        "imported tokens = {}: {}",
+        "imported tokens = {} (of {} old tokens): {}",
+        r.tokens_expected,
         opts.tokens,
         if r.tokens_ok { "OK" } else { "FAIL" }
     );
