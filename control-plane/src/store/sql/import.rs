@@ -5,12 +5,12 @@
 
 use super::log::{Entry, Op, append};
 use super::{Db, SqlStore, Tx, db_err};
-use sqlx::QueryBuilder;
 use crate::context::RequestContext;
 use crate::import::{Applied, ImportBatch, MapRow, Progress, RouteOp, TeamOp, TokenOp, UsageFeed};
 use crate::store::{ImportStore, StoreError, StoreResult};
 use crate::time::now_ms;
 use serde_json::json;
+use sqlx::QueryBuilder;
 
 /// How often a long step reports progress, in entities.
 const PROGRESS_EVERY: usize = 1000;
