@@ -508,16 +508,13 @@ async fn usage_queries_bench(a: UsageQueriesArgs) -> anyhow::Result<()> {
         budget: Duration::from_secs(a.budget_secs),
         request_timeout: Duration::from_secs(a.request_timeout_secs),
     };
-    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
-    let command = redacted_command();
-    let code = Code::describe();
-    let load_start = report::loadavg();
-    let started = Instant::now();
-    eprintln!(
-        "keygate-bench usage-queries, {date_utc}, commit {}{}, loadavg {load_start}",
-        code.commit,
-        if code.dirty { " (dirty)" } else { "" }
-    );
+    let RunStart {
+        date_utc,
+        command,
+        code,
+        load_start,
+        started,
+    } = RunStart::begin("usage-queries");
     let result = usage_queries::run(&pg_url, &opts, a.keep_db)
         .await
         .context("usage-queries")?;
@@ -564,17 +561,13 @@ async fn usage_storage_bench(a: UsageStorageArgs) -> anyhow::Result<()> {
         bytes_per_event_row: a.bytes_per_event_row,
         request_timeout: Duration::from_secs(a.request_timeout_secs),
     };
-    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
-    let command = redacted_command();
-    let code = Code::describe();
-    let load_start = report::loadavg();
-    let started = Instant::now();
-    eprintln!(
-        "keygate-bench usage-storage ({}), {date_utc}, commit {}{}, loadavg {load_start}",
-        opts.backend,
-        code.commit,
-        if code.dirty { " (dirty)" } else { "" }
-    );
+    let RunStart {
+        date_utc,
+        command,
+        code,
+        load_start,
+        started,
+    } = RunStart::begin(&format!("usage-storage ({})", opts.backend));
     let rates = usage::storage::run(
         backend,
         a.pg_url.as_deref(),
@@ -1040,16 +1033,13 @@ async fn import_bench_run(a: ImportArgs) -> anyhow::Result<()> {
         BackendArg::Postgres => vec![Backend::Postgres],
         BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
     };
-    let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
-    let command = redacted_command();
-    let code = Code::describe();
-    let load_start = report::loadavg();
-    let started = Instant::now();
-    eprintln!(
-        "keygate-bench import, {date_utc}, commit {}{}, loadavg {load_start}",
-        code.commit,
-        if code.dirty { " (dirty)" } else { "" }
-    );
+    let RunStart {
+        date_utc,
+        command,
+        code,
+        load_start,
+        started,
+    } = RunStart::begin("import");
     let mut results = Vec::new();
     let mut failed = Vec::new();
     let mut errors = Vec::new();
@@ -1094,6 +1084,37 @@ async fn import_bench_run(a: ImportArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What every benchmark run records about its start: when, the command, the code, the load.
+struct RunStart {
+    date_utc: String,
+    command: String,
+    code: Code,
+    load_start: String,
+    started: Instant,
+}
+
+impl RunStart {
+    /// Records the start and prints `keygate-bench <title>, <date>, commit <c>[ (dirty)],
+    /// loadavg <l>`.
+    fn begin(title: &str) -> Self {
+        let date_utc = keygate_control_plane::time::rfc3339(keygate_control_plane::time::now_ms());
+        let code = Code::describe();
+        let load_start = report::loadavg();
+        eprintln!(
+            "keygate-bench {title}, {date_utc}, commit {}{}, loadavg {load_start}",
+            code.commit,
+            if code.dirty { " (dirty)" } else { "" }
+        );
+        Self {
+            date_utc,
+            command: redacted_command(),
+            code,
+            load_start,
+            started: Instant::now(),
+        }
+    }
 }
 
 /// The command line, without the value of `--pg-url` (it may hold a password).
